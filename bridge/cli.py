@@ -1,0 +1,235 @@
+"""The `ganbridge` command: a thin adapter over the core, like the doors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from generators.texture_train import TextureTrainer, TrainSettings
+
+    out = Path(args.out)
+    name = args.name or (args.image.split(":", 1)[1] if args.image.startswith("skimage:") else Path(args.image).stem)
+    settings = TrainSettings(
+        image=args.image,
+        out=out,
+        name=name,
+        steps=args.steps,
+        batch=args.batch,
+        crop=args.crop,
+        lr=args.lr,
+        sample_every=args.sample_every,
+        save_every=args.sample_every,
+        seed=args.seed,
+        license=args.license,
+    )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    command = "ganbridge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        trainer = TextureTrainer(settings, command)
+    except ValueError as e:
+        print(f"ganbridge train: {e}", file=sys.stderr)
+        return 2
+    weights = trainer.run(resume=not args.restart)
+    print(f"wrote {weights} and {weights.with_suffix('.json').name}; samples in {out / 'samples'}")
+    print(f"install it with: cp {weights} {weights.with_suffix('.json')} <models dir>/texture/")
+    return 0
+
+
+def _settings(args: argparse.Namespace, **overrides):
+    from bridge.config import load_settings
+
+    config = Path(args.config) if getattr(args, "config", None) else None
+    return load_settings(config, overrides)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from bridge.config import ConfigError, secure_settings
+    from bridge.server import serve_forever
+
+    try:
+        settings = _settings(
+            args,
+            host=args.host,
+            ws_port=args.ws_port,
+            osc_port=args.osc_port,
+            device=args.device,
+            token=args.token,
+            output_dir=args.output,
+            log_level=args.log_level,
+            batching=False if args.no_batching else None,
+        )
+    except ConfigError as e:
+        print(f"ganbridge serve: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    generated = secure_settings(settings)
+    if generated:
+        print(f"{settings.host} is not a loopback address, so clients need a token. Token: {generated}", flush=True)
+    try:
+        asyncio.run(serve_forever(settings))
+    except KeyboardInterrupt:
+        pass
+    except (OSError, ValueError) as e:
+        print(f"ganbridge serve: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from bridge.registry import load_generators
+    from generators.checkpoint import read_card
+
+    settings = _settings(args)
+    generators = load_generators(settings.models_dir, "cpu")
+    if not generators:
+        print("no generators installed")
+        return 1
+    for gen in generators.values():
+        print(f"{gen.name} ({gen.kind}): {gen.description}")
+        for ref in gen.checkpoints():
+            card = read_card(ref.path)
+            licence = card.get("data", {}).get("license", "?")
+            steps = card.get("training", {}).get("steps", "?")
+            print(f"  {ref.name:<12} sha256 {ref.sha256[:16]}  steps {steps}  data: {licence}")
+            print(f"  {'':<12} {ref.path}")
+    return 0
+
+
+def _cmd_protocol(args: argparse.Namespace) -> int:
+    from bridge.protocol import protocol_schema
+
+    print(json.dumps(protocol_schema(), indent=2))
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from bridge.registry import load_generators, resolve_device
+
+    settings = _settings(args)
+    generators = load_generators(settings.models_dir, resolve_device(args.device))
+    gen = generators.get(args.generator)
+    if gen is None:
+        print(f"ganbridge generate: no generator {args.generator!r} (installed: {', '.join(generators)})", file=sys.stderr)
+        return 2
+    params = {k: v for k, v in (p.split("=", 1) for p in args.param)}
+    if args.size:
+        params["width"] = params["height"] = args.size
+    for key in ("model", "width", "height", "seed", "temperature"):
+        if getattr(args, key, None) is not None:
+            params[key] = getattr(args, key)
+    if args.no_tile:
+        params["tileable"] = False
+    if args.maps:
+        params["maps"] = args.maps.split(",")
+    try:
+        p = gen.params_model.model_validate(params)
+    except ValidationError as e:
+        for err in e.errors(include_url=False):
+            print(f"ganbridge generate: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
+        return 2
+    seed = p.seed if getattr(p, "seed", None) is not None else int.from_bytes(__import__("os").urandom(4)) % 2**31
+    if "seed" in type(p).model_fields:
+        p = p.model_copy(update={"seed": seed})
+    out = gen.render([p], [gen.random_latent(p, seed)])[0]
+    target = Path(args.output or f"{args.generator}-{seed}.{out.format}")
+    target.write_bytes(out.data)
+    for name, data in out.attachments.items():
+        target.with_name(f"{target.stem}_{name}{target.suffix}").write_bytes(data)
+    print(f"wrote {target} (seed {seed})")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from bridge.bench import run_bench
+
+    return run_bench(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganbridge", description="Local bridge server for GAN generators")
+    parser.add_argument("--config", help="config file (TOML); default: the user config folder's ganbridge/config.toml")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the bridge (WebSocket + OSC)")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1; others need a token)")
+    serve.add_argument("--ws-port", type=int, help="WebSocket port (default 8765)")
+    serve.add_argument("--osc-port", type=int, help="OSC UDP port (default 9100)")
+    serve.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where generators run (default auto)")
+    serve.add_argument("--token", help="clients must send this token in hello")
+    serve.add_argument("--output", help="folder for generated files")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--no-batching", action="store_true", help="run each request alone (for comparison)")
+    serve.set_defaults(func=_cmd_serve)
+
+    models = sub.add_parser("models", help="list installed generators and checkpoints")
+    models.set_defaults(func=_cmd_models)
+
+    protocol = sub.add_parser("protocol", help="protocol v1 reference")
+    protocol.add_argument("--schema", action="store_true", required=True, help="print the JSON Schema of every message")
+    protocol.set_defaults(func=_cmd_protocol)
+
+    gen = sub.add_parser("generate", help="one-shot generation to a file, no server needed")
+    gen.add_argument("generator", help="generator name, e.g. texture")
+    gen.add_argument("--model", help="which trained model (texture: brick, grass, ...)")
+    gen.add_argument("--size", type=int, help="width = height")
+    gen.add_argument("--width", type=int)
+    gen.add_argument("--height", type=int)
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--temperature", type=float)
+    gen.add_argument("--no-tile", action="store_true", help="do not make it seamless")
+    gen.add_argument("--maps", help="extra maps, e.g. height,normal (written beside the output)")
+    gen.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="any other parameter")
+    gen.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    gen.add_argument("-o", "--output", help="output file (default GENERATOR-SEED.png)")
+    gen.set_defaults(func=_cmd_generate)
+
+    bench = sub.add_parser("bench", help="measure generator, round trip and batched throughput")
+    bench.add_argument("--size", type=int, default=512)
+    bench.add_argument("--runs", type=int, default=20, help="timed runs per figure")
+    bench.add_argument("--clients", type=int, default=16)
+    bench.add_argument("--requests", type=int, default=4, help="requests per client in the throughput test")
+    bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    bench.add_argument("--json", help="also write the figures to this JSON file")
+    bench.set_defaults(func=_cmd_bench)
+
+    train = sub.add_parser("train", help="train a generator on your own data")
+    train_kinds = train.add_subparsers(dest="kind", required=True)
+    tex = train_kinds.add_parser("texture", help="a tileable texture model from one photo or a folder")
+    tex.add_argument("--image", required=True, help="photo, folder of photos, or skimage:NAME (brick, grass, ...)")
+    tex.add_argument("--out", required=True, help="output folder (weights, model card, samples, state)")
+    tex.add_argument("--name", help="model name (default: the image's name)")
+    tex.add_argument("--steps", type=int, default=2000)
+    tex.add_argument("--batch", type=int, default=8)
+    tex.add_argument("--crop", type=int, default=128, help="training crop size, a multiple of 16")
+    tex.add_argument("--lr", type=float, default=2e-4)
+    tex.add_argument("--sample-every", type=int, default=250, help="steps between sample sheets and saves")
+    tex.add_argument("--seed", type=int, default=0)
+    tex.add_argument("--license", default="unknown (user-supplied exemplar)", help="licence of your exemplar")
+    tex.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    tex.add_argument("--restart", action="store_true", help="ignore saved state in --out and start over")
+    tex.set_defaults(func=_cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,407 @@
+"""BridgeCore: protocol v1 without sockets.
+
+A door (WebSocket, OSC, a test) creates a `Client` with an `emit` callback and feeds it
+messages through `handle`; everything the bridge says to that client comes back through
+`emit` as plain dicts, possibly from a worker thread. `handle` may block briefly (SQLite),
+so doors call it off their event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from bridge import __version__
+from bridge.config import Settings
+from bridge.protocol import (
+    PROTOCOL_VERSION,
+    Cancel,
+    ErrorCode,
+    Feedback,
+    Generate,
+    GetItem,
+    Hello,
+    Interpolate,
+    ListGenerators,
+    ProtocolError,
+    Steer,
+    Variations,
+    decode_json,
+    error_message,
+    parse_request,
+    request_id_of,
+    validation_details,
+)
+from bridge.scheduler import Job, JobScheduler, QueueFull, WorkUnit
+from bridge.store import ItemRecord, ItemStore, new_item_id
+from generators import latent as latent_ops
+from generators.base import Generator, Output, seeded_rng
+
+log = logging.getLogger("ganbridge.core")
+Emit = Callable[[dict], None]
+
+
+@dataclass(eq=False)
+class Client:
+    emit: Emit
+    name: str = ""
+    authorized: bool = False
+    id: str = field(default_factory=lambda: secrets.token_hex(6))
+
+
+def _random_seed() -> int:
+    return secrets.randbelow(2**31)
+
+
+class BridgeCore:
+    def __init__(self, settings: Settings, generators: dict[str, Generator], store: ItemStore, scheduler: JobScheduler):
+        self.settings = settings
+        self.generators = generators
+        self.store = store
+        self.scheduler = scheduler
+        self._clients_lock = threading.Lock()
+        self.clients: set[Client] = set()
+
+    # -- connection lifecycle -------------------------------------------------------------
+    def connect(self, emit: Emit, name: str = "") -> Client:
+        client = Client(emit=emit, name=name, authorized=self.settings.token is None)
+        with self._clients_lock:
+            self.clients.add(client)
+        return client
+
+    def disconnect(self, client: Client) -> None:
+        """A client that goes away has its queued and running jobs cancelled."""
+        with self._clients_lock:
+            self.clients.discard(client)
+        n = self.scheduler.cancel_client(client.id)
+        if n:
+            log.info("client %s disconnected; cancelled %d request(s)", client.name or client.id, n)
+
+    def generator_infos(self) -> list[dict[str, Any]]:
+        return [g.info() for g in self.generators.values()]
+
+    # -- entry points -----------------------------------------------------------------------
+    def handle_raw(self, client: Client, raw: str | bytes) -> None:
+        """One frame from a client. Errors go back as `error` messages; nothing is raised."""
+        request_id = None
+        try:
+            if len(raw) > self.settings.max_message_bytes:
+                raise ProtocolError(
+                    ErrorCode.TOO_LARGE,
+                    f"message of {len(raw)} bytes is over the {self.settings.max_message_bytes}-byte limit",
+                )
+            obj = decode_json(raw)
+            request_id = request_id_of(obj)
+            self.handle(client, obj)
+        except ProtocolError as e:
+            client.emit(error_message(request_id, e))
+
+    def handle(self, client: Client, obj: dict) -> None:
+        request_id = request_id_of(obj)
+        try:
+            request = parse_request(obj)
+            log.debug("%s <- %s %s", client.name or client.id, request.type, request_id or "")
+            if not client.authorized and not isinstance(request, Hello):
+                raise ProtocolError(ErrorCode.UNAUTHORIZED, "this bridge needs a token: send hello with it first")
+            self._dispatch(client, request)
+        except ProtocolError as e:
+            client.emit(error_message(request_id, e))
+        except Exception as e:  # one bad request never takes the bridge down
+            log.exception("internal error handling %s", obj.get("type"))
+            client.emit(error_message(request_id, ProtocolError(ErrorCode.INTERNAL, f"internal error: {e}")))
+
+    def _dispatch(self, client: Client, request: BaseModel) -> None:
+        handlers: dict[type, Callable[[Client, Any], None]] = {
+            Hello: self._hello,
+            ListGenerators: self._generators,
+            Generate: self._generate,
+            Variations: self._variations,
+            Interpolate: self._interpolate,
+            Feedback: self._feedback,
+            Steer: self._steer,
+            Cancel: self._cancel,
+            GetItem: self._item,
+        }
+        handlers[type(request)](client, request)
+
+    # -- simple requests ----------------------------------------------------------------------
+    def _hello(self, client: Client, msg: Hello) -> None:
+        if self.settings.token is not None and not secrets.compare_digest(msg.token or "", self.settings.token):
+            client.authorized = False
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, "wrong or missing token")
+        if msg.protocol != PROTOCOL_VERSION:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                f"this bridge speaks protocol {PROTOCOL_VERSION}, not {msg.protocol}",
+                [{"path": "protocol", "message": f"must be {PROTOCOL_VERSION}"}],
+            )
+        client.authorized = True
+        client.name = msg.client or client.name
+        client.emit(
+            {
+                "type": "welcome",
+                "id": msg.id,
+                "server": f"ganbridge {__version__}",
+                "protocol": PROTOCOL_VERSION,
+                "generators": self.generator_infos(),
+                "limits": self.settings.limits(),
+            }
+        )
+
+    def _generators(self, client: Client, msg: ListGenerators) -> None:
+        client.emit({"type": "generators", "id": msg.id, "generators": self.generator_infos()})
+
+    def _cancel(self, client: Client, msg: Cancel) -> None:
+        job = self.scheduler.cancel(client.id, msg.id)
+        if job is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_REQUEST, f"no queued or running request with id {msg.id!r}")
+        client.emit({"type": "cancelled", "id": msg.id})
+
+    def _item(self, client: Client, msg: GetItem) -> None:
+        rec = self._record(msg.item)
+        client.emit({"type": "item", "id": msg.id, **self.describe(rec)})
+
+    def describe(self, rec: ItemRecord) -> dict[str, Any]:
+        return {
+            "item": rec.id,
+            "generator": rec.generator,
+            "checkpoint": {"name": rec.checkpoint_name, "sha256": rec.checkpoint_sha256},
+            "seed": rec.seed,
+            "params": rec.params,
+            "format": rec.format,
+            "created": rec.created,
+            "session": rec.session,
+            "parents": rec.parents,
+            "origin": rec.origin,
+            "rating": self.store.latest_rating(rec.id),
+            "file": str(rec.file),
+        }
+
+    def _feedback(self, client: Client, msg: Feedback) -> None:
+        rec = self._record(msg.item)
+        self.store.add_feedback(rec.id, msg.session or rec.session or "default", msg.rating)
+        client.emit({"type": "ack", "id": msg.id})
+
+    # -- generation requests ------------------------------------------------------------------
+    def _generator(self, name: str) -> Generator:
+        gen = self.generators.get(name)
+        if gen is None:
+            known = ", ".join(self.generators) or "none installed"
+            raise ProtocolError(ErrorCode.UNKNOWN_GENERATOR, f"no generator named {name!r} (known: {known})")
+        return gen
+
+    def _record(self, item_id: str) -> ItemRecord:
+        rec = self.store.get(item_id)
+        if rec is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_ITEM, f"no item with id {item_id!r}")
+        return rec
+
+    def _params(self, gen: Generator, params: dict) -> BaseModel:
+        try:
+            return gen.params_model.model_validate(params)
+        except ValidationError as e:
+            details = validation_details(e, prefix="params")
+            summary = "; ".join(f"{d['path']}: {d['message']}" for d in details[:3])
+            raise ProtocolError(ErrorCode.INVALID_PARAMS, f"invalid params for {gen.name}: {summary}", details) from None
+
+    def _check_count(self, count: int, field_name: str = "count", limit: int | None = None) -> None:
+        limit = limit or self.settings.max_count
+        if count > limit:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"{field_name} {count} is over this bridge's limit of {limit}",
+                [{"path": field_name, "message": f"at most {limit}"}],
+            )
+
+    def _stored_params(self, gen: Generator, rec: ItemRecord, overrides: dict | None = None) -> BaseModel:
+        params = dict(rec.params)
+        params.update(overrides or {})
+        try:
+            return gen.params_model.model_validate(params)
+        except ValidationError as e:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                f"item {rec.id}'s params no longer fit generator {gen.name} (was its model removed?)",
+                validation_details(e, prefix="params"),
+            ) from None
+
+    def _generate(self, client: Client, msg: Generate) -> None:
+        gen = self._generator(msg.generator)
+        self._check_count(msg.count)
+        params = self._params(gen, msg.params)
+        base = msg.seed if msg.seed is not None else getattr(params, "seed", None)
+        base = _random_seed() if base is None else base
+        units = []
+        for i in range(msg.count):
+            seed = (base + i) % 2**31
+            p = params.model_copy(update={"seed": seed}) if "seed" in type(params).model_fields else params
+            units.append(WorkUnit(p, gen.random_latent(p, seed), seed, {"origin": "generate", "parents": []}))
+        self._submit(client, msg.id, gen, units, msg.session)
+
+    def _variations(self, client: Client, msg: Variations) -> None:
+        self._check_count(msg.count)
+        rec = self._record(msg.item)
+        gen = self._generator(rec.generator)
+        params = _derived(self._stored_params(gen, rec))
+        base = msg.seed if msg.seed is not None else _random_seed()
+        units = []
+        for i in range(msg.count):
+            seed = (base + i) % 2**31
+            z = latent_ops.perturb(rec.latent, msg.strength, seeded_rng(seed))
+            units.append(WorkUnit(params, z, seed, {"origin": "variations", "parents": [rec.id]}))
+        self._submit(client, msg.id, gen, units, msg.session or rec.session)
+
+    def _interpolate(self, client: Client, msg: Interpolate) -> None:
+        self._check_count(msg.steps, "steps", self.settings.max_steps)
+        start, end = self._record(msg.from_), self._record(msg.to)
+        if start.generator != end.generator:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                f"cannot interpolate between generators {start.generator!r} and {end.generator!r}",
+                [{"path": "to", "message": "must be an item of the same generator as 'from'"}],
+            )
+        gen = self._generator(start.generator)
+        params = _derived(self._stored_params(gen, start))
+        try:
+            latents = latent_ops.interpolate(start.latent, end.latent, msg.steps)
+        except ValueError as e:
+            raise ProtocolError(ErrorCode.INVALID_PARAMS, str(e), [{"path": "to", "message": str(e)}]) from None
+        meta = {"origin": "interpolate", "parents": [start.id, end.id]}
+        units = [WorkUnit(params, z, None, dict(meta, step=i)) for i, z in enumerate(latents)]
+        self._submit(client, msg.id, gen, units, msg.session or start.session)
+
+    def _steer(self, client: Client, msg: Steer) -> None:
+        gen = self._generator(msg.generator)
+        self._check_count(msg.count)
+        rated = self.store.rated_items(msg.session, gen.name)
+        liked = [r for r, rating in rated if rating > 0]
+        disliked = [r for r, rating in rated if rating < 0]
+        reference = (liked or [r for r, _ in rated] or [None])[0]
+        if reference is None:
+            params = self._params(gen, msg.params or {})
+        else:
+            params = self._stored_params(gen, reference, msg.params)
+        params = _derived(params)
+        seed = msg.seed if msg.seed is not None else _random_seed()
+        drawn = latent_ops.steer(
+            [r.latent for r in liked],
+            [r.latent for r in disliked],
+            gen.latent_shapes(params),
+            msg.count,
+            msg.explore,
+            seeded_rng(seed),
+        )
+        parents = [r.id for r in liked]
+        units = [WorkUnit(params, z, seed, {"origin": "steer", "how": how, "parents": parents}) for how, z in drawn]
+        self._submit(client, msg.id, gen, units, msg.session)
+
+    def _submit(self, client: Client, request_id: str, gen: Generator, units: list[WorkUnit], session: str | None) -> None:
+        listener = _JobEvents(self, client, session)
+        job = Job(client=client.id, request_id=request_id, generator=gen, units=units, listener=listener)
+        try:
+            self.scheduler.submit(job)
+        except QueueFull as e:
+            raise ProtocolError(ErrorCode.BUSY, f"{e}; try again shortly") from None
+        except KeyError as e:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS, str(e.args[0]), [{"path": "id", "message": "already in use"}]
+            ) from None
+
+    # -- results ----------------------------------------------------------------------------
+    def store_outputs(self, gen: Generator, units: list[WorkUnit], outputs: list[Output], session: str | None) -> list[dict]:
+        """Write files and recipes (worker thread); returns the protocol Items."""
+        records, items = [], []
+        now = time.time()
+        for unit, out in zip(units, outputs):
+            item_id = new_item_id()
+            path = self.store.output_path(gen.name, item_id, out.format)
+            self.store.write_file(path, out.data)
+            item: dict[str, Any] = {
+                "item": item_id,
+                "generator": gen.name,
+                "seed": unit.seed,
+                "format": out.format,
+                "mime": out.mime,
+                **out.extra,
+                "file": str(path),
+                "data": base64.b64encode(out.data).decode("ascii"),
+            }
+            if out.attachments:
+                item["maps"] = {}
+                for name, data in out.attachments.items():
+                    map_path = self.store.output_path(gen.name, item_id, out.format, f"_{name}")
+                    self.store.write_file(map_path, data)
+                    item["maps"][name] = {
+                        "format": out.format,
+                        "mime": out.mime,
+                        "file": str(map_path),
+                        "data": base64.b64encode(data).decode("ascii"),
+                    }
+            ref = gen.checkpoint_for(unit.params)
+            records.append(
+                ItemRecord(
+                    id=item_id,
+                    generator=gen.name,
+                    checkpoint_name=ref.name,
+                    checkpoint_sha256=ref.sha256,
+                    seed=unit.seed,
+                    latent=unit.latent,
+                    params=unit.params.model_dump(mode="json"),
+                    format=out.format,
+                    file=path,
+                    session=session,
+                    origin=unit.meta.get("origin", "generate"),
+                    parents=unit.meta.get("parents", []),
+                    created=now,
+                )
+            )
+            items.append(item)
+        self.store.add(records)
+        return items
+
+
+def _derived(params: BaseModel) -> BaseModel:
+    """Params of an item made from a latent, not a seed: its seed says nothing, so clear it."""
+    return params.model_copy(update={"seed": None}) if "seed" in type(params).model_fields else params
+
+
+class _JobEvents:
+    """Turns scheduler callbacks into protocol messages for one client's request."""
+
+    def __init__(self, core: BridgeCore, client: Client, session: str | None):
+        self.core = core
+        self.client = client
+        self.session = session
+
+    def _send(self, job: Job, msg: dict) -> None:
+        with job.lock:
+            if not job.cancelled:
+                self.client.emit(msg)
+
+    def accepted(self, job: Job, position: int) -> None:
+        self.client.emit({"type": "accepted", "id": job.request_id, "position": position})
+
+    def results(self, job: Job, units: list[WorkUnit], outputs: list[Output]) -> None:
+        items = self.core.store_outputs(job.generator, units, outputs, self.session)
+        self._send(job, {"type": "result", "id": job.request_id, "items": items})
+
+    def progress(self, job: Job, done: int, total: int) -> None:
+        self._send(job, {"type": "progress", "id": job.request_id, "done": done, "total": total})
+
+    def finished(self, job: Job) -> None:
+        self._send(job, {"type": "done", "id": job.request_id})
+
+    def failed(self, job: Job, error: BaseException) -> None:
+        if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
+            text = f"{job.generator.name} ran out of memory; try a smaller size or count"
+        else:
+            text = f"{job.generator.name} failed: {type(error).__name__}: {error}"
+        self._send(job, error_message(job.request_id, ProtocolError(ErrorCode.INTERNAL, text)))

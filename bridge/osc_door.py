@@ -1,0 +1,304 @@
+"""The OSC door (UDP): DESIGN.md §3 on top of BridgeCore.
+
+Each sending host is one core client. Replies go to the sender's address, or to the port
+it chose with /ganbridge/reply_to (senders such as liblo's oscsend use a new source port per
+message). Raw datagrams are checked before python-osc parses them: python-osc silently
+misparses some type tags (S, c, I, arrays), so anything outside the tags we accept gets an
+error reply instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pythonosc.osc_bundle import OscBundle
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from bridge import __version__
+from bridge.core import BridgeCore, Client
+
+log = logging.getLogger("ganbridge.osc")
+
+PREFIX = "/ganbridge/"
+ACCEPTED_TAGS = set("ifsTFhd")
+RECEIVE_BUFFER = 4 << 20  # bursts from a control surface must not overflow the default 212 KB
+CONTROL_KEYS = {"count": int, "seed": int, "session": str}
+
+
+class OscArgError(ValueError):
+    pass
+
+
+def osc_message(address: str, *args: Any) -> bytes:
+    builder = OscMessageBuilder(address=address)
+    for a in args:
+        if isinstance(a, bool):
+            builder.add_arg(a, OscMessageBuilder.ARG_TYPE_TRUE if a else OscMessageBuilder.ARG_TYPE_FALSE)
+        elif isinstance(a, int):
+            builder.add_arg(a, OscMessageBuilder.ARG_TYPE_INT)
+        elif isinstance(a, float):
+            builder.add_arg(a, OscMessageBuilder.ARG_TYPE_FLOAT)
+        else:
+            builder.add_arg(str(a), OscMessageBuilder.ARG_TYPE_STRING)
+    return builder.build().dgram
+
+
+def _osc_string_end(data: bytes, start: int) -> int:
+    end = data.index(b"\x00", start)
+    return (end + 4) & ~3
+
+
+def check_type_tags(dgram: bytes) -> tuple[str, str]:
+    """(address, tags) of a raw message; raises OscArgError for tags we do not accept."""
+    try:
+        addr_end = data_end = _osc_string_end(dgram, 0)
+        address = dgram[: dgram.index(b"\x00")].decode("utf-8")
+        if addr_end >= len(dgram):
+            return address, ""
+        data_end = dgram.index(b"\x00", addr_end)
+        tags = dgram[addr_end:data_end].decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        raise OscArgError("not a well-formed OSC message") from None
+    if not tags.startswith(","):
+        raise OscArgError(f"{address}: missing type tag string")
+    bad = sorted(set(tags[1:]) - ACCEPTED_TAGS)
+    if bad:
+        raise OscArgError(
+            f"{address}: unsupported OSC type tag(s) {''.join(bad)!r}; use i, f, s, T/F (also h, d)"
+        )
+    return address, tags[1:]
+
+
+@dataclass(eq=False)
+class OscPeer:
+    host: str
+    client: Client
+    last_port: int
+    reply_port: int | None = None
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # generator -> key -> value
+    feedback_items: dict[str, str] = field(default_factory=dict)  # request id -> item
+
+    @property
+    def reply_address(self) -> tuple[str, int]:
+        return (self.host, self.reply_port or self.last_port)
+
+
+class OscDoor(asyncio.DatagramProtocol):
+    def __init__(self, core: BridgeCore, host: str, port: int):
+        self.core = core
+        self.host = host
+        self.port = port
+        self.transport: asyncio.DatagramTransport | None = None
+        self.peers: dict[str, OscPeer] = {}
+        self._ids = itertools.count(1)
+        # One thread keeps each peer's messages in order without blocking the event loop.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="osc")
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        sock.bind((self.host, self.port))
+        await self._loop.create_datagram_endpoint(lambda: self, sock=sock)
+        self.port = sock.getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        for peer in self.peers.values():
+            self.core.disconnect(peer.client)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    # -- sending ---------------------------------------------------------------------------
+    def _send(self, peer: OscPeer, address: str, *args: Any) -> None:
+        data = osc_message(address, *args)
+        if self._loop is None or self.transport is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self.transport.sendto, data, peer.reply_address)
+        except RuntimeError:
+            log.debug("dropping an OSC reply: the event loop has shut down")
+
+    def _emit_for(self, peer: OscPeer):  # core event (dict) -> OSC replies
+        def emit(msg: dict) -> None:
+            kind, rid = msg.get("type"), msg.get("id") or ""
+            if kind == "accepted":
+                self._send(peer, PREFIX + "accepted", rid)
+            elif kind == "progress":
+                self._send(peer, PREFIX + "progress", rid, msg["done"], msg["total"])
+            elif kind == "result":
+                for item in msg["items"]:
+                    for track, pitch, velocity, start, length in item.get("notes", []):
+                        self._send(peer, PREFIX + "note", rid, track, pitch, velocity, float(start), float(length))
+                    self._send(peer, PREFIX + "result", rid, item["item"], item["file"])
+            elif kind == "done":
+                self._send(peer, PREFIX + "done", rid)
+            elif kind == "cancelled":
+                self._send(peer, PREFIX + "cancelled", rid)
+            elif kind == "ack":
+                self._send(peer, PREFIX + "ack", peer.feedback_items.pop(rid, rid))
+            elif kind == "error":
+                self._send(peer, PREFIX + "error", rid, msg["code"], msg["message"])
+
+        return emit
+
+    def _peer(self, addr: tuple) -> OscPeer:
+        host, port = addr[0], addr[1]
+        peer = self.peers.get(host)
+        if peer is None:
+            peer = OscPeer(host=host, client=Client(emit=lambda m: None), last_port=port)
+            peer.client = self.core.connect(self._emit_for(peer), name=f"osc:{host}")
+            peer.client.authorized = True  # OSC has no handshake; the door is loopback unless a token is set
+            self.peers[host] = peer
+        peer.last_port = port
+        return peer
+
+    # -- receiving -------------------------------------------------------------------------
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        peer = self._peer(addr)
+        try:
+            messages = self._unpack(data)
+        except OscArgError as e:
+            self._send(peer, PREFIX + "error", "", "bad_message", str(e))
+            return
+        for address, args in messages:
+            self._pool.submit(self._handle_safely, peer, address, args)
+
+    def _unpack(self, data: bytes) -> list[tuple[str, list[Any]]]:
+        if data.startswith(b"#bundle"):
+            try:
+                bundle = OscBundle(data)
+            except Exception as e:  # python-osc raises its own parse errors
+                raise OscArgError(f"not a well-formed OSC bundle: {e}") from None
+            out = []
+            for content in bundle:
+                out += self._unpack(content.dgram)
+            return out
+        address, _ = check_type_tags(data)
+        try:
+            return [(address, list(OscMessage(data).params))]
+        except Exception as e:
+            raise OscArgError(f"{address}: cannot parse arguments: {e}") from None
+
+    def _handle_safely(self, peer: OscPeer, address: str, args: list[Any]) -> None:
+        try:
+            self._handle(peer, address, args)
+        except OscArgError as e:
+            self._send(peer, PREFIX + "error", "", "invalid_params", str(e))
+        except Exception as e:
+            log.exception("OSC %s failed", address)
+            self._send(peer, PREFIX + "error", "", "internal", f"internal error: {e}")
+
+    def _handle(self, peer: OscPeer, address: str, args: list[Any]) -> None:
+        log.debug("osc %s <- %s %s", peer.host, address, args)
+        if not address.startswith(PREFIX):
+            raise OscArgError(f"unknown address {address}; addresses start with {PREFIX}")
+        verb = address[len(PREFIX) :]
+        handler = getattr(self, f"_osc_{verb}", None)
+        if handler is None:
+            self._send(peer, PREFIX + "error", "", "unknown_type", f"unknown address {address}")
+            return
+        handler(peer, args)
+
+    def _new_id(self) -> str:
+        return f"osc{next(self._ids)}"
+
+    def _osc_ping(self, peer: OscPeer, args: list[Any]) -> None:
+        self._send(peer, PREFIX + "pong", f"ganbridge {__version__}")
+
+    def _osc_reply_to(self, peer: OscPeer, args: list[Any]) -> None:
+        port = _arg(args, 0, int, "port")
+        if not 1 <= port <= 65535:
+            raise OscArgError(f"reply_to: port {port} is out of range 1-65535")
+        peer.reply_port = port
+        self._send(peer, PREFIX + "reply_to", port)
+
+    def _osc_generators(self, peer: OscPeer, args: list[Any]) -> None:
+        for info in self.core.generator_infos():
+            self._send(peer, PREFIX + "generator", info["name"], info["kind"], info["description"])
+
+    def _osc_set(self, peer: OscPeer, args: list[Any]) -> None:
+        generator = _arg(args, 0, str, "generator")
+        key = _arg(args, 1, str, "key")
+        if len(args) != 3:
+            raise OscArgError("set takes s:generator s:key value")
+        peer.defaults.setdefault(generator, {})[key] = args[2]
+
+    def _osc_generate(self, peer: OscPeer, args: list[Any]) -> None:
+        generator = _arg(args, 0, str, "generator")
+        if len(args) % 2 != 1:
+            raise OscArgError("generate takes s:generator followed by key/value pairs")
+        values = dict(peer.defaults.get(generator, {}))
+        for i in range(1, len(args), 2):
+            values[_arg(args, i, str, "key")] = args[i + 1]
+        msg: dict[str, Any] = {"type": "generate", "id": self._new_id(), "generator": generator}
+        msg.update(self._split(generator, values))
+        self.core.handle(peer.client, msg)
+
+    def _osc_feedback(self, peer: OscPeer, args: list[Any]) -> None:
+        item = _arg(args, 0, str, "item")
+        rating = _arg(args, 1, float, "rating")
+        if rating not in (-1.0, 0.0, 1.0):
+            raise OscArgError(f"feedback: rating must be -1, 0 or 1, not {rating}")
+        rid = self._new_id()
+        peer.feedback_items[rid] = item
+        msg = {"type": "feedback", "id": rid, "item": item, "rating": int(rating)}
+        if len(args) > 2:
+            msg["session"] = _arg(args, 2, str, "session")
+        self.core.handle(peer.client, msg)
+
+    def _osc_steer(self, peer: OscPeer, args: list[Any]) -> None:
+        msg: dict[str, Any] = {
+            "type": "steer",
+            "id": self._new_id(),
+            "generator": _arg(args, 0, str, "generator"),
+            "session": _arg(args, 1, str, "session"),
+        }
+        if len(args) > 2:
+            msg["count"] = _arg(args, 2, int, "count")
+        self.core.handle(peer.client, msg)
+
+    def _osc_cancel(self, peer: OscPeer, args: list[Any]) -> None:
+        self.core.handle(peer.client, {"type": "cancel", "id": _arg(args, 0, str, "job")})
+
+    def _split(self, generator: str, values: dict[str, Any]) -> dict[str, Any]:
+        """key/value pairs -> top-level fields (count, seed, session) and params, coerced by schema."""
+        gen = self.core.generators.get(generator)
+        props = gen.params_model.model_json_schema().get("properties", {}) if gen else {}
+        out: dict[str, Any] = {"params": {}}
+        for key, value in values.items():
+            if key in CONTROL_KEYS and key not in props:
+                out[key] = _coerce(key, value, CONTROL_KEYS[key])
+            elif props.get(key, {}).get("type") == "array" and isinstance(value, str):
+                out["params"][key] = [v for v in value.split(",") if v]
+            else:
+                out["params"][key] = value
+        return out
+
+
+def _coerce(name: str, value: Any, kind: type) -> Any:
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise OscArgError(f"{name} must be {'a string' if kind is str else 'a number'}, not {value!r}")
+    return value
+
+
+def _arg(args: list[Any], index: int, kind: type, name: str) -> Any:
+    if index >= len(args):
+        raise OscArgError(f"missing argument {index + 1} ({name})")
+    return _coerce(name, args[index], kind)

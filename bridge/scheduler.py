@@ -1,0 +1,281 @@
+"""JobScheduler: runs generation off the event loop, fairly, in micro-batches.
+
+One worker thread per device takes work units from a bounded queue. Clients are served
+round-robin, one unit each per turn, so a client's 16-image request cannot starve another
+client's single image. When batching is on, the worker waits a few milliseconds after picking
+a unit and then gathers more units with the same batch key (same generator, model and output
+shape) from every client, in the same round-robin order, and hands them to the executor as one
+device call. The executor is the seam for running batches elsewhere (e.g. a Ray cluster).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from generators.base import Generator, Latent, Output
+
+log = logging.getLogger("ganbridge.scheduler")
+
+
+class QueueFull(Exception):
+    pass
+
+
+class Executor(Protocol):
+    def run(self, generator: Generator, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Output]: ...
+
+
+class InProcessExecutor:
+    """Runs a batch on this process's device (the default)."""
+
+    def run(self, generator: Generator, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Output]:
+        return generator.render(params, latents)
+
+
+@dataclass
+class WorkUnit:
+    params: BaseModel
+    latent: Latent
+    seed: int | None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class JobListener(Protocol):
+    """Callbacks from the scheduler; all but `accepted` run on a worker thread."""
+
+    def accepted(self, job: Job, position: int) -> None: ...
+    def results(self, job: Job, units: list[WorkUnit], outputs: list[Output]) -> None: ...
+    def progress(self, job: Job, done: int, total: int) -> None: ...
+    def finished(self, job: Job) -> None: ...
+    def failed(self, job: Job, error: BaseException) -> None: ...
+
+
+@dataclass(eq=False)
+class Job:
+    client: str
+    request_id: str
+    generator: Generator
+    units: list[WorkUnit]
+    listener: JobListener
+    next_index: int = 0  # first unit not yet handed to a worker
+    completed: int = 0
+    cancelled: bool = False
+    failed: bool = False
+    # Held while an event for this job is sent, and while cancelling it, so that nothing is
+    # sent for a job after its `cancelled` reply.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.client, self.request_id)
+
+    @property
+    def remaining(self) -> int:
+        return len(self.units) - self.next_index
+
+    def head_batch_key(self) -> Any:
+        return (self.generator.name, self.generator.batch_key(self.units[self.next_index].params))
+
+
+class JobScheduler:
+    def __init__(
+        self,
+        devices: Sequence[str] = ("cpu",),
+        max_queue: int = 256,
+        batching: bool = True,
+        batch_window: float = 0.004,
+        executor: Executor | None = None,
+    ):
+        self.max_queue = max_queue
+        self.batching = batching
+        self.batch_window = batch_window
+        self.executor = executor or InProcessExecutor()
+        self._cond = threading.Condition()
+        self._pending: OrderedDict[str, deque[Job]] = OrderedDict()  # client -> jobs with units left
+        self._active: dict[tuple[str, str], Job] = {}  # every job not yet finished
+        self._queued_units = 0
+        self._stopping = False
+        self.batches_run = 0
+        self.units_run = 0
+        self._workers = [
+            threading.Thread(target=self._work, args=(d,), name=f"worker-{d}", daemon=True) for d in dict.fromkeys(devices)
+        ]
+
+    def start(self) -> None:
+        for w in self._workers:
+            w.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            for job in self._active.values():
+                job.cancelled = True
+            self._cond.notify_all()
+        for w in self._workers:
+            if w.is_alive():
+                w.join(timeout=30)
+
+    @property
+    def queued(self) -> int:
+        with self._cond:
+            return self._queued_units
+
+    # -- client side ----------------------------------------------------------------------------
+    def submit(self, job: Job) -> int:
+        """Queue a job; `accepted` is delivered before any other event. Raises QueueFull, KeyError."""
+        with self._cond:
+            if job.key in self._active:
+                raise KeyError(f"request id {job.request_id!r} is already in progress")
+            if self._queued_units + len(job.units) > self.max_queue:
+                raise QueueFull(f"the queue is full ({self._queued_units} of {self.max_queue} items waiting)")
+            position = self._queued_units
+            self._active[job.key] = job
+            self._pending.setdefault(job.client, deque()).append(job)
+            self._queued_units += len(job.units)
+            job.listener.accepted(job, position)
+            self._cond.notify_all()
+        return position
+
+    def cancel(self, client: str, request_id: str) -> Job | None:
+        """Stop a queued or running job; nothing more is delivered for it. None if unknown."""
+        with self._cond:
+            job = self._active.pop((client, request_id), None)
+            if job is None:
+                return None
+            self._drop(job)
+        with job.lock:
+            job.cancelled = True
+        return job
+
+    def cancel_client(self, client: str) -> int:
+        with self._cond:
+            jobs = [j for j in self._active.values() if j.client == client]
+            for job in jobs:
+                del self._active[job.key]
+                self._drop(job)
+                job.cancelled = True
+            return len(jobs)
+
+    def _drop(self, job: Job) -> None:
+        """Remove a job's unstarted units from the queue (lock held)."""
+        self._queued_units -= job.remaining
+        job.next_index = len(job.units)
+        jobs = self._pending.get(job.client)
+        if jobs is not None and job in jobs:
+            jobs.remove(job)
+            if not jobs:
+                del self._pending[job.client]
+
+    # -- worker side ------------------------------------------------------------------------------
+    def _take(self, device: str, key: Any | None) -> tuple[Job, WorkUnit] | None:
+        """One unit from the next client in turn (matching `key` if given); rotates the clients."""
+        for client in list(self._pending):
+            for job in self._pending[client]:
+                if job.generator.device != device:
+                    continue
+                if key is not None and job.head_batch_key() != key:
+                    continue
+                unit = job.units[job.next_index]
+                job.next_index += 1
+                self._queued_units -= 1
+                if job.remaining == 0:
+                    self._pending[client].remove(job)
+                if self._pending[client]:
+                    self._pending.move_to_end(client)  # this client's turn is over
+                else:
+                    del self._pending[client]
+                return job, unit
+        return None
+
+    def _gather(self, device: str) -> list[tuple[Job, WorkUnit]] | None:
+        with self._cond:
+            while True:
+                if self._stopping:
+                    return None
+                first = self._take(device, None)
+                if first is not None:
+                    break
+                self._cond.wait()
+        batch = [first]
+        if not self.batching:
+            return batch
+        job, unit = first
+        key = (job.generator.name, job.generator.batch_key(unit.params))
+        limit = job.generator.max_batch(unit.params)
+        if limit > 1 and self.batch_window > 0:
+            time.sleep(self.batch_window)  # let concurrent requests for the same shape arrive
+        with self._cond:
+            while len(batch) < limit:
+                more = self._take(device, key)
+                if more is None:
+                    break
+                batch.append(more)
+        return batch
+
+    def _work(self, device: str) -> None:
+        while True:
+            batch = self._gather(device)
+            if batch is None:
+                return
+            self._run(batch)
+
+    def _run(self, batch: list[tuple[Job, WorkUnit]]) -> None:
+        generator = batch[0][0].generator
+        live = [(j, u) for j, u in batch if not j.cancelled]
+        if not live:
+            return
+        try:
+            outputs = self.executor.run(generator, [u.params for _, u in live], [u.latent for _, u in live])
+            if len(outputs) != len(live):
+                raise RuntimeError(f"{generator.name} returned {len(outputs)} outputs for {len(live)} inputs")
+        except Exception as e:  # a failing generator fails its requests, never the worker
+            log.exception("generator %s failed on a batch of %d", generator.name, len(live))
+            self._fail({j for j, _ in live}, e)
+            return
+        self.batches_run += 1
+        self.units_run += len(live)
+        by_job: dict[Job, tuple[list[WorkUnit], list[Output]]] = {}
+        for (job, unit), out in zip(live, outputs):
+            units, outs = by_job.setdefault(job, ([], []))
+            units.append(unit)
+            outs.append(out)
+        for job, (units, outs) in by_job.items():
+            self._deliver(job, units, outs)
+
+    def _deliver(self, job: Job, units: list[WorkUnit], outputs: list[Output]) -> None:
+        if job.cancelled or job.failed:
+            return
+        try:
+            job.listener.results(job, units, outputs)
+        except Exception as e:
+            log.exception("delivering results of %s failed", job.request_id)
+            self._fail({job}, e)
+            return
+        with self._cond:
+            job.completed += len(units)
+            finished = job.completed == len(job.units) and not job.cancelled
+            if finished:
+                self._active.pop(job.key, None)
+        if job.cancelled:
+            return
+        job.listener.progress(job, job.completed, len(job.units))
+        if finished:
+            job.listener.finished(job)
+
+    def _fail(self, jobs: set[Job], error: BaseException) -> None:
+        with self._cond:
+            failing = [j for j in jobs if not j.cancelled and not j.failed]
+            for job in failing:
+                job.failed = True
+                self._active.pop(job.key, None)
+                self._drop(job)
+        for job in failing:
+            job.listener.failed(job, error)

@@ -1,0 +1,69 @@
+"""One process, both doors: builds the core from settings and runs WebSocket + OSC on one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from bridge.config import Settings
+from bridge.core import BridgeCore
+from bridge.osc_door import OscDoor
+from bridge.registry import load_generators, resolve_device
+from bridge.scheduler import JobScheduler
+from bridge.store import ItemStore
+from bridge.ws_door import WebSocketDoor
+
+log = logging.getLogger("ganbridge")
+
+
+def build_core(settings: Settings) -> BridgeCore:
+    device = resolve_device(settings.device)
+    generators = load_generators(settings.models_dir, device)
+    store = ItemStore(settings.db_path, settings.output_dir)
+    scheduler = JobScheduler(
+        devices=sorted({g.device for g in generators.values()}) or [device],
+        max_queue=settings.max_queue,
+        batching=settings.batching,
+        batch_window=settings.batch_window_ms / 1000.0,
+    )
+    scheduler.start()
+    return BridgeCore(settings, generators, store, scheduler)
+
+
+@dataclass
+class RunningBridge:
+    core: BridgeCore
+    ws: WebSocketDoor
+    osc: OscDoor
+
+    async def stop(self) -> None:
+        await self.ws.stop()
+        await self.osc.stop()
+        self.core.scheduler.stop()
+        self.core.store.close()
+
+
+async def start_bridge(settings: Settings, core: BridgeCore | None = None) -> RunningBridge:
+    core = core or await asyncio.to_thread(build_core, settings)
+    ws = WebSocketDoor(core, settings.host, settings.ws_port, settings.allowed_origins)
+    osc = OscDoor(core, settings.host, settings.osc_port)
+    await ws.start()
+    await osc.start()
+    names = ", ".join(f"{g.name} ({g.device})" for g in core.generators.values()) or "none"
+    log.info("generators: %s", names)
+    log.info("WebSocket: ws://%s:%d/   OSC (UDP): %s:%d", _fmt(settings.host), ws.port, settings.host, osc.port)
+    log.info("outputs in %s; items and ratings in %s", settings.output_dir, settings.db_path)
+    return RunningBridge(core, ws, osc)
+
+
+def _fmt(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+async def serve_forever(settings: Settings) -> None:
+    bridge = await start_bridge(settings)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await bridge.stop()

@@ -1,0 +1,88 @@
+"""What every generator offers the bridge.
+
+A generator turns (params, latent) pairs into encoded outputs. Latents are dicts of named
+standard-normal numpy arrays, so the latent operations (perturb, slerp, steering) work on
+every generator without knowing what the parts mean.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from generators.checkpoint import CheckpointRef
+
+Latent = dict[str, np.ndarray]
+
+
+@dataclass
+class Output:
+    """One encoded result. `extra` holds format-specific fields (width/height, maps, notes)."""
+
+    data: bytes
+    format: str
+    mime: str
+    extra: dict[str, Any] = field(default_factory=dict)
+    attachments: dict[str, bytes] = field(default_factory=dict)  # name -> encoded bytes (same format)
+
+
+def seeded_rng(seed: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(seed))
+
+
+class Generator(ABC):
+    name: str
+    kind: str
+    description: str
+    outputs: list[str]
+    params_model: type[BaseModel]
+
+    @abstractmethod
+    def checkpoints(self) -> list[CheckpointRef]:
+        """Installed checkpoints; the first is the default."""
+
+    @abstractmethod
+    def checkpoint_for(self, params: BaseModel) -> CheckpointRef: ...
+
+    @abstractmethod
+    def latent_shapes(self, params: BaseModel) -> dict[str, tuple[int, ...]]: ...
+
+    def random_latent(self, params: BaseModel, seed: int) -> Latent:
+        rng = seeded_rng(seed)
+        return {
+            key: rng.standard_normal(shape).astype(np.float32)
+            for key, shape in sorted(self.latent_shapes(params).items())
+        }
+
+    @abstractmethod
+    def batch_key(self, params: BaseModel) -> Hashable:
+        """Requests whose keys are equal may run as one device call."""
+
+    @abstractmethod
+    def render(self, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Output]:
+        """Run one batch (all with the same batch_key) and encode the outputs."""
+
+    def max_batch(self, params: BaseModel) -> int:
+        return 16
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    def info(self) -> dict[str, Any]:
+        refs = self.checkpoints()
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "description": self.description,
+            "checkpoint": refs[0].as_dict(),
+            "checkpoints": [r.as_dict() for r in refs],
+            "device": self.device,
+            "params_schema": self.params_model.model_json_schema(),
+            "outputs": list(self.outputs),
+        }

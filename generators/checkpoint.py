@@ -1,0 +1,85 @@
+"""Weights on disk: `.safetensors` files with a JSON model card beside them.
+
+A checkpoint is never unpickled. Before handing a file to safetensors we check that it
+starts like a safetensors file (an 8-byte header length followed by a JSON header), so a
+pickle renamed to `.safetensors` is refused with a clear message instead of a parser error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+class CheckpointError(ValueError):
+    """A weights file that cannot be used: missing, not safetensors, or inconsistent."""
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    name: str
+    path: Path
+    sha256: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "sha256": self.sha256}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_safetensors(path: Path) -> None:
+    """Raise CheckpointError unless `path` is structurally a safetensors file."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"{path.name}: only .safetensors weights are loaded (never pickles)")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such weights file")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        raise CheckpointError(f"{path.name}: too short to be a safetensors file")
+    (header_len,) = struct.unpack("<Q", head[:8])
+    if head[8:9] != b"{" or header_len > path.stat().st_size:
+        hint = " (it looks like a pickle)" if head[:1] in (b"\x80", b"P") else ""
+        raise CheckpointError(
+            f"{path.name}: not a safetensors file{hint}; pickled checkpoints are refused"
+        )
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    check_safetensors(path)
+    return load_file(str(path), device="cpu")
+
+
+def save_weights(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata)
+    tmp.replace(path)
+
+
+def card_path(weights: Path) -> Path:
+    return weights.with_suffix(".json")
+
+
+def read_card(weights: Path) -> dict:
+    path = card_path(weights)
+    if not path.is_file():
+        raise CheckpointError(f"{weights.name}: model card {path.name} is missing")
+    return json.loads(path.read_text())
+
+
+def write_card(weights: Path, card: dict) -> None:
+    card_path(weights).write_text(json.dumps(card, indent=2) + "\n")

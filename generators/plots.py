@@ -1,0 +1,69 @@
+"""Training pictures drawn with Pillow alone: sample sheets and loss curves."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+PAD = 8
+
+
+def _label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str) -> None:
+    draw.text(xy, text, fill=(20, 20, 20))
+
+
+def sample_sheet(exemplar: np.ndarray, samples: list[np.ndarray], tile_repeats: int = 2) -> Image.Image:
+    """Exemplar | a sample tiled repeats x repeats (shows the seams) | a grid of samples."""
+    cell = samples[0].shape[0]
+    cols = 4
+    rows = (len(samples) + cols - 1) // cols
+    ex = Image.fromarray(exemplar).resize((cell * 2, cell * 2 * exemplar.shape[0] // exemplar.shape[1]))
+    tiled = Image.fromarray(np.tile(samples[0], (tile_repeats, tile_repeats, 1)))
+    tiled = tiled.resize((cell * 2, cell * 2))
+    grid_w, grid_h = cols * cell + (cols - 1) * PAD, rows * cell + (rows - 1) * PAD
+    width = ex.width + tiled.width + grid_w + 4 * PAD
+    height = max(ex.height, tiled.height, grid_h) + 3 * PAD + 12
+    sheet = Image.new("RGB", (width, height), (240, 240, 240))
+    draw = ImageDraw.Draw(sheet)
+    y0 = 2 * PAD + 12
+    _label(draw, (PAD, PAD), "exemplar")
+    sheet.paste(ex, (PAD, y0))
+    x = 2 * PAD + ex.width
+    _label(draw, (x, PAD), f"sample 1 tiled {tile_repeats}x{tile_repeats}")
+    sheet.paste(tiled, (x, y0))
+    x += tiled.width + PAD
+    _label(draw, (x, PAD), "samples")
+    for i, s in enumerate(samples):
+        sheet.paste(Image.fromarray(s), (x + (i % cols) * (cell + PAD), y0 + (i // cols) * (cell + PAD)))
+    return sheet
+
+
+def loss_plot(history: list[dict], width: int = 640, height: int = 320) -> Image.Image:
+    """Line plot of every numeric `loss_*` series in the history, smoothed over 25 steps."""
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    keys = sorted({k for h in history for k in h if k.startswith("loss_")})
+    if not history or not keys:
+        _label(draw, (10, 10), "no steps yet")
+        return img
+    series = {}
+    for k in keys:
+        v = np.array([h.get(k, np.nan) for h in history], dtype=np.float64)
+        kernel = np.ones(min(25, len(v))) / min(25, len(v))
+        series[k] = np.convolve(np.nan_to_num(v), kernel, mode="valid")
+    lo = min(float(s.min()) for s in series.values())
+    hi = max(float(s.max()) for s in series.values())
+    hi = hi if hi > lo else lo + 1
+    left, top, right, bottom = 50, 20, width - 10, height - 30
+    draw.rectangle((left, top, right, bottom), outline=(160, 160, 160))
+    colours = [(200, 40, 40), (40, 90, 200), (30, 150, 60), (160, 90, 10)]
+    for i, (k, s) in enumerate(series.items()):
+        xs = left + np.linspace(0, 1, len(s)) * (right - left)
+        ys = bottom - (s - lo) / (hi - lo) * (bottom - top)
+        draw.line(list(zip(xs.tolist(), ys.tolist())), fill=colours[i % 4], width=2)
+        _label(draw, (left + 10 + 120 * i, bottom + 8), k)
+        draw.line((left + 80 + 120 * i, bottom + 14, left + 100 + 120 * i, bottom + 14), fill=colours[i % 4], width=2)
+    _label(draw, (4, top), f"{hi:.2f}")
+    _label(draw, (4, bottom - 10), f"{lo:.2f}")
+    _label(draw, (right - 120, top + 4), f"steps: {history[-1].get('step', len(history)) + 1}")
+    return img

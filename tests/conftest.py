@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from bridge.config import Settings
+from bridge.server import RunningBridge, build_core, start_bridge
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_tool(name: str, apt_package: str) -> str:
+    """Path of a real host tool; a clear skip on a developer machine, a failure under CI."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed: apt-get install {apt_package} (.ci/run installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def make_settings(tmp: Path, **overrides) -> Settings:
+    s = Settings(
+        host="127.0.0.1",
+        ws_port=0,
+        osc_port=0,
+        device="cpu",
+        output_dir=tmp / "outputs",
+        data_dir=tmp / "data",
+        models_dir=tmp / "models",
+    )
+    for k, v in overrides.items():
+        setattr(s, k, v)
+    return s
+
+
+class BridgeThread:
+    """A real bridge (both doors) on its own event loop thread, as `ganbridge serve` runs it."""
+
+    def __init__(self, settings: Settings, core=None):
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.bridge: RunningBridge = asyncio.run_coroutine_threadsafe(
+            start_bridge(settings, core), self.loop
+        ).result(timeout=120)
+
+    @property
+    def core(self):
+        return self.bridge.core
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.bridge.ws.port}/"
+
+    @property
+    def osc_port(self) -> int:
+        return self.bridge.osc.port
+
+    def client(self, **kwargs) -> WsClient:
+        return WsClient(connect(self.url, compression=None, max_size=None, **kwargs).__enter__())
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.bridge.stop(), self.loop).result(timeout=60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+class WsClient:
+    def __init__(self, ws: ClientConnection):
+        self.ws = ws
+
+    def send(self, msg: dict | str | bytes) -> None:
+        self.ws.send(msg if isinstance(msg, str | bytes) else json.dumps(msg))
+
+    def recv(self, timeout: float = 60.0) -> dict:
+        return json.loads(self.ws.recv(timeout=timeout))
+
+    def request(self, msg: dict, timeout: float = 60.0) -> dict:
+        """Send and return the first reply."""
+        self.send(msg)
+        return self.recv(timeout)
+
+    def until_final(self, rid: str, timeout: float = 120.0) -> list[dict]:
+        """All messages for `rid` up to its final one (done, cancelled or error)."""
+        out = []
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.recv(max(0.1, deadline - time.monotonic()))
+            if msg.get("id") != rid:
+                continue
+            out.append(msg)
+            if msg["type"] in ("done", "cancelled", "error"):
+                return out
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@pytest.fixture(scope="session")
+def shared_core(tmp_path_factory):
+    """One loaded core for the many tests that only need a bridge, not a fresh one."""
+    settings = make_settings(tmp_path_factory.mktemp("bridge"), max_queue=64)
+    core = build_core(settings)
+    yield core
+    core.scheduler.stop()
+    core.store.close()
+
+
+@pytest.fixture(scope="session")
+def bridge(shared_core) -> Iterator[BridgeThread]:
+    b = BridgeThread(shared_core.settings, shared_core)
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def ws(bridge) -> Iterator[WsClient]:
+    c = bridge.client()
+    yield c
+    c.close()
+
+
+def small_texture(**extra) -> dict:
+    return {"width": 64, "height": 64, **extra}

@@ -1,0 +1,179 @@
+"""Protocol v1 over a real WebSocket: every message type and every error code."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from bridge.protocol import ErrorCode, protocol_schema
+from tests.conftest import small_texture
+
+
+def png_size(item: dict) -> tuple[int, int]:
+    return Image.open(io.BytesIO(base64.b64decode(item["data"]))).size
+
+
+def generate(ws, rid: str, count: int = 1, **params) -> list[dict]:
+    ws.send({"type": "generate", "id": rid, "generator": "texture", "count": count, "params": small_texture(**params)})
+    return ws.until_final(rid)
+
+
+def items_of(msgs: list[dict]) -> list[dict]:
+    return [item for m in msgs if m["type"] == "result" for item in m["items"]]
+
+
+def test_hello_welcome_lists_generators_with_schema(ws):
+    reply = ws.request({"type": "hello", "protocol": 1, "client": "pytest"})
+    assert reply["type"] == "welcome" and reply["protocol"] == 1
+    assert reply["server"].startswith("ganbridge ")
+    (tex,) = [g for g in reply["generators"] if g["name"] == "texture"]
+    assert tex["kind"] == "texture" and tex["outputs"] == ["png"] and len(tex["checkpoint"]["sha256"]) == 64
+    width = tex["params_schema"]["properties"]["width"]
+    assert width["minimum"] == 32 and width["maximum"] == 2048 and width["multipleOf"] == 16
+    assert "enum" in tex["params_schema"]["properties"]["model"] or "const" in tex["params_schema"]["properties"]["model"]
+
+
+def test_generators_message(ws):
+    reply = ws.request({"type": "generators", "id": "g1"})
+    assert reply == {"type": "generators", "id": "g1", "generators": reply["generators"]}
+    assert [g["name"] for g in reply["generators"]] == ["texture"]
+
+
+def test_generate_accepted_progress_result_done(ws):
+    msgs = generate(ws, "gen1", count=2, width=96, height=64, maps=["height", "normal"])
+    kinds = [m["type"] for m in msgs]
+    assert kinds[0] == "accepted" and kinds[-1] == "done"
+    assert kinds.count("progress") >= 1 and msgs[kinds.index("progress")]["total"] == 2
+    items = items_of(msgs)
+    assert len(items) == 2
+    for item in items:
+        assert item["format"] == "png" and item["mime"] == "image/png"
+        assert (item["width"], item["height"]) == (96, 64) and png_size(item) == (96, 64)
+        assert set(item["maps"]) == {"height", "normal"}
+    assert items[1]["seed"] == items[0]["seed"] + 1
+
+
+def test_same_seed_same_image_different_seed_different(ws):
+    ws.send({"type": "generate", "id": "x", "generator": "texture", "seed": 5, "params": small_texture()})
+    a = items_of(ws.until_final("x"))
+    b = items_of(generate(ws, "y", seed=5))  # the seed may also come inside params
+    c = items_of(generate(ws, "z", seed=6))
+    assert a[0]["data"] == b[0]["data"] and a[0]["item"] != b[0]["item"]
+    assert c[0]["data"] != a[0]["data"]
+
+
+def test_variations_interpolate_item_feedback_steer(ws):
+    base = items_of(generate(ws, "base", count=2))
+    first, second = base[0]["item"], base[1]["item"]
+
+    ws.send({"type": "variations", "id": "v", "item": first, "strength": 0.2, "count": 3})
+    var = ws.until_final("v")
+    variations = items_of(var)
+    assert var[-1]["type"] == "done" and len(variations) == 3
+    assert len({v["data"] for v in variations}) == 3
+
+    ws.send({"type": "interpolate", "id": "i", "from": first, "to": second, "steps": 4})
+    interp = items_of(ws.until_final("i"))
+    assert len(interp) == 4
+    # the endpoints of a spherical interpolation are the two items themselves
+    assert interp[0]["data"] == base[0]["data"] and interp[-1]["data"] == base[1]["data"]
+
+    info = ws.request({"type": "item", "id": "it", "item": variations[0]["item"]})
+    assert info["type"] == "item" and info["origin"] == "variations" and info["parents"] == [first]
+    assert "data" not in info and info["params"]["width"] == 64
+
+    assert ws.request({"type": "feedback", "id": "f1", "item": first, "rating": 1, "session": "s1"}) == {"type": "ack", "id": "f1"}
+    assert ws.request({"type": "feedback", "id": "f2", "item": second, "rating": -1, "session": "s1"})["type"] == "ack"
+    assert ws.request({"type": "item", "id": "it2", "item": first})["rating"] == 1
+
+    ws.send({"type": "steer", "id": "st", "generator": "texture", "session": "s1", "count": 4})
+    steered = ws.until_final("st")
+    assert steered[-1]["type"] == "done" and len(items_of(steered)) == 4
+    sinfo = ws.request({"type": "item", "id": "it3", "item": items_of(steered)[0]["item"]})
+    assert sinfo["origin"] == "steer" and sinfo["parents"] == [first] and sinfo["params"]["width"] == 64
+
+
+def test_cancel_reply_and_unknown_request(ws):
+    ws.send({"type": "generate", "id": "long", "generator": "texture", "count": 16, "params": {"width": 512, "height": 512}})
+    assert ws.recv()["type"] == "accepted"
+    assert ws.request({"type": "cancel", "id": "long"}) == {"type": "cancelled", "id": "long"}
+    err = ws.request({"type": "cancel", "id": "long"})
+    assert err["type"] == "error" and err["code"] == "unknown_request"
+
+
+def error_for(ws, msg) -> dict:
+    reply = ws.request(msg)
+    assert reply["type"] == "error", reply
+    return reply
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("{not json", "bad_message"),
+        ("[1, 2]", "bad_message"),
+        ('"hello"', "bad_message"),
+        ('{"id": "a"}', "bad_message"),
+        ('{"type": "paint", "id": "a"}', "unknown_type"),
+        ('{"type": "generate", "id": "a", "generator": "nope"}', "unknown_generator"),
+        ('{"type": "item", "id": "a", "item": "missing"}', "unknown_item"),
+        ('{"type": "feedback", "id": "a", "item": "missing", "rating": 1}', "unknown_item"),
+        ('{"type": "variations", "id": "a", "item": "missing"}', "unknown_item"),
+        ('{"type": "interpolate", "id": "a", "from": "x", "to": "y"}', "unknown_item"),
+        ('{"type": "feedback", "id": "a", "item": "x", "rating": 7}', "invalid_params"),
+        ('{"type": "generate", "generator": "texture"}', "invalid_params"),
+        ('{"type": "generate", "id": "a", "generator": "texture", "count": 999}', "too_large"),
+        ('{"type": "interpolate", "id": "a", "from": "x", "to": "y", "steps": 999}', "too_large"),
+        ('{"type": "cancel", "id": "never-sent"}', "unknown_request"),
+    ],
+)
+def test_error_codes_keep_connection_open(ws, raw, code):
+    reply = error_for(ws, raw)
+    assert reply["code"] == code and reply["message"]
+    assert ws.request({"type": "generators", "id": "still-open"})["type"] == "generators"
+
+
+def test_invalid_params_carry_field_paths(ws):
+    reply = error_for(ws, {"type": "generate", "id": "p", "generator": "texture",
+                           "params": {"width": "wide", "height": 4096, "tileable": "perhaps"}})
+    assert reply["code"] == "invalid_params" and reply["id"] == "p"
+    paths = {d["path"] for d in reply["details"]}
+    assert {"params.width", "params.height", "params.tileable"} <= paths
+    reply = error_for(ws, {"type": "generate", "id": "p2", "generator": "texture", "params": {"width": 100}})
+    assert reply["details"][0]["path"] == "params.width" and "multiple" in reply["details"][0]["message"]
+    reply = error_for(ws, {"type": "generate", "id": "p3", "generator": "texture", "params": {"colour": "red"}})
+    assert reply["details"][0]["path"] == "params.colour"
+
+
+def test_too_large_frame_gets_error_not_disconnect(ws, bridge):
+    limit = bridge.settings.max_message_bytes
+    reply = error_for(ws, json.dumps({"type": "generators", "id": "big", "pad": "x" * (limit + 10)}))
+    assert reply["code"] == "too_large"
+    assert ws.request({"type": "generators", "id": "after"})["type"] == "generators"
+
+
+def test_interpolate_across_sizes_is_invalid(ws):
+    a = items_of(generate(ws, "a64"))[0]["item"]
+    b = items_of(generate(ws, "b96", width=96))[0]["item"]
+    reply = error_for(ws, {"type": "interpolate", "id": "bad", "from": a, "to": b, "steps": 3})
+    assert reply["code"] == "invalid_params" and "shape" in reply["message"]
+
+
+def test_duplicate_request_id_in_flight_is_refused(ws):
+    ws.send({"type": "generate", "id": "dup", "generator": "texture", "count": 8, "params": {"width": 256, "height": 256}})
+    assert ws.recv()["type"] == "accepted"
+    reply = ws.request({"type": "generate", "id": "dup", "generator": "texture", "params": small_texture()})
+    assert reply["type"] == "error" and reply["code"] == "invalid_params"
+    ws.request({"type": "cancel", "id": "dup"})
+
+
+def test_schema_covers_every_message_and_code():
+    schema = protocol_schema()
+    assert set(schema["error_codes"]) == {c.value for c in ErrorCode}
+    assert {"Hello", "Generate", "Variations", "Interpolate", "Feedback", "Steer", "Cancel", "GetItem", "ListGenerators"} <= set(schema["requests"])
+    assert {"Welcome", "Accepted", "Progress", "Result", "Done", "Error", "Ack", "Cancelled", "ItemReply"} <= set(schema["replies"])
+    assert "from" in schema["requests"]["Interpolate"]["properties"]
