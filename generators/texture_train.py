@@ -164,6 +164,8 @@ class TextureTrainer:
         self.sources = [str(p) for p in paths]
         self.licence = known_licence or settings.license
         self.images = load_exemplars(paths, settings.crop)
+        # A grey exemplar makes a grey model: the generator averages its channels when sampling.
+        self.grayscale = all(bool((img[0] == img[1]).all() and (img[1] == img[2]).all()) for img in self.images)
         torch.manual_seed(settings.seed)
         self.gen = torch.Generator().manual_seed(settings.seed)
         self.G = TextureGAN(settings.config)
@@ -275,7 +277,12 @@ class TextureTrainer:
             "name": self.s.name,
             "architecture": "TextureGAN (SGAN/PSGAN-style spatial GAN; circular padding, integer-cycle periodic channels)",
             "config": config_dict(self.s.config),
-            "data": {"source": self.s.image, "files": [Path(p).name for p in self.sources], "license": self.licence},
+            "data": {
+                "source": self.s.image,
+                "files": [Path(p).name for p in self.sources],
+                "license": self.licence,
+                "grayscale": self.grayscale,
+            },
             "training": {
                 "command": self.command,
                 "steps": self.step,

@@ -101,7 +101,7 @@ class WsClient:
             if msg.get("id") != rid:
                 continue
             out.append(msg)
-            if msg["type"] in ("done", "cancelled", "error"):
+            if msg["type"] in ("done", "cancelled", "error", "ack"):
                 return out
 
     def close(self) -> None:

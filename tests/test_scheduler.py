@@ -1,0 +1,211 @@
+"""Scheduling through the core: fairness, micro-batching, cancel, disconnect, faults."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import pytest
+
+from bridge.core import BridgeCore
+from bridge.registry import load_generators
+from bridge.scheduler import JobScheduler
+from bridge.store import ItemStore
+from generators.base import Generator
+from tests.conftest import make_settings
+
+
+class Inbox:
+    """A client's view: every message the core emits to it, in order, with arrival times."""
+
+    def __init__(self):
+        self.q: queue.Queue = queue.Queue()
+        self.log: list[tuple[float, dict]] = []
+
+    def emit(self, msg: dict) -> None:
+        self.q.put(msg)
+
+    def until_final(self, rid: str, timeout: float = 120) -> list[dict]:
+        out = []
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.q.get(timeout=max(0.1, deadline - time.monotonic()))
+            self.log.append((time.monotonic(), msg))
+            if msg.get("id") == rid:
+                out.append(msg)
+                if msg["type"] in ("done", "cancelled", "error", "ack"):
+                    return out
+
+    def drain(self, wait: float = 0.0) -> list[dict]:
+        time.sleep(wait)
+        out = []
+        while not self.q.empty():
+            out.append(self.q.get())
+        return out
+
+
+@pytest.fixture(scope="module")
+def generators():
+    return load_generators(None, "cpu")
+
+
+def make_core(tmp_path, generators, batching=True, **settings) -> BridgeCore:
+    s = make_settings(tmp_path, batching=batching, **settings)
+    scheduler = JobScheduler(max_queue=s.max_queue, batching=batching, batch_window=0.01)
+    scheduler.start()
+    return BridgeCore(s, dict(generators), ItemStore(s.db_path, s.output_dir), scheduler)
+
+
+@pytest.fixture
+def core(tmp_path, generators):
+    c = make_core(tmp_path, generators)
+    yield c
+    c.scheduler.stop()
+    c.store.close()
+
+
+def gen_msg(rid, count=1, size=64, **extra):
+    return {"type": "generate", "id": rid, "generator": "texture", "count": count,
+            "params": {"width": size, "height": size}, **extra}
+
+
+def test_small_request_is_not_starved_by_a_big_one(core):
+    a, b = Inbox(), Inbox()
+    ca, cb = core.connect(a.emit, "a"), core.connect(b.emit, "b")
+    core.handle(ca, gen_msg("big", count=12, size=256))
+    core.handle(cb, gen_msg("small", count=1, size=256))
+    b_msgs = b.until_final("small")
+    b_done = time.monotonic()
+    assert b_msgs[-1]["type"] == "done"
+    a_msgs = a.until_final("big")
+    a_results = [t for t, m in a.log if m["type"] == "result"]
+    # B's one image was delivered while most of A's twelve were still to come
+    assert sum(1 for t in a_results if t <= b_done) <= 4 and a_msgs[-1]["type"] == "done"
+
+
+def test_concurrent_requests_run_as_fewer_device_calls(tmp_path, generators):
+    core = make_core(tmp_path, generators, batching=True)
+    try:
+        inboxes = [Inbox() for _ in range(8)]
+        clients = [core.connect(i.emit, f"c{n}") for n, i in enumerate(inboxes)]
+        before = core.scheduler.batches_run
+        threads = [threading.Thread(target=core.handle, args=(c, gen_msg(f"r{n}", size=128))) for n, c in enumerate(clients)]
+        for t in threads:
+            t.start()
+        for n, inbox in enumerate(inboxes):
+            assert inbox.until_final(f"r{n}")[-1]["type"] == "done"
+        batches = core.scheduler.batches_run - before
+        assert core.scheduler.units_run == 8 and batches < 8, f"8 requests took {batches} device calls"
+    finally:
+        core.scheduler.stop()
+
+
+def test_without_batching_each_request_is_one_device_call(tmp_path, generators):
+    core = make_core(tmp_path, generators, batching=False)
+    try:
+        inboxes = [Inbox() for _ in range(4)]
+        clients = [core.connect(i.emit) for i in inboxes]
+        for n, c in enumerate(clients):
+            core.handle(c, gen_msg(f"r{n}", size=128))
+        for n, inbox in enumerate(inboxes):
+            inbox.until_final(f"r{n}")
+        assert core.scheduler.batches_run == 4
+    finally:
+        core.scheduler.stop()
+
+
+def test_cancel_queued_job_runs_none_of_it(core):
+    a, b = Inbox(), Inbox()
+    ca, cb = core.connect(a.emit), core.connect(b.emit)
+    core.handle(ca, gen_msg("first", count=4, size=512))
+    core.handle(cb, gen_msg("queued", count=4, size=256))
+    core.handle(cb, {"type": "cancel", "id": "queued"})
+    msgs = b.until_final("queued")
+    assert [m["type"] for m in msgs] == ["accepted", "cancelled"]
+    a.until_final("first")
+    assert b.drain(0.3) == []
+    assert core.scheduler.units_run == 4  # only A's units ever ran
+
+
+def test_cancel_running_job_stops_it(core):
+    a = Inbox()
+    ca = core.connect(a.emit)
+    core.handle(ca, gen_msg("run", count=16, size=256))  # runs in batches of 4 on a CPU
+    while True:  # wait until it is running: the first result is out
+        msg = a.q.get(timeout=60)
+        if msg["type"] == "result":
+            break
+    core.handle(ca, {"type": "cancel", "id": "run"})
+    rest = a.until_final("run")
+    assert rest[-1]["type"] == "cancelled"
+    assert a.drain(1.0) == []  # nothing after `cancelled`
+    assert core.scheduler.units_run < 16 and core.scheduler.queued == 0
+
+
+def test_disconnect_mid_job_cancels_its_work(core):
+    a = Inbox()
+    ca = core.connect(a.emit)
+    core.handle(ca, gen_msg("gone", count=16, size=512))
+    while a.q.get(timeout=60)["type"] != "result":
+        pass
+    core.disconnect(ca)
+    time.sleep(1.0)
+    ran = core.scheduler.units_run
+    assert core.scheduler.queued == 0 and not core.scheduler._active
+    time.sleep(0.5)
+    assert core.scheduler.units_run == ran < 16
+
+
+def test_full_queue_answers_busy(tmp_path, generators):
+    core = make_core(tmp_path, generators, max_queue=4)
+    try:
+        a = Inbox()
+        ca = core.connect(a.emit)
+        core.handle(ca, gen_msg("fill", count=4, size=512))
+        core.handle(ca, gen_msg("more", count=4, size=64))
+        reply = next(m for m in a.drain(0.05) if m.get("id") == "more")
+        assert reply["type"] == "error" and reply["code"] == "busy"
+        a.until_final("fill")
+    finally:
+        core.scheduler.stop()
+
+
+class ExplodingGenerator(Generator):
+    """A generator whose device call fails, as a crashed or out-of-memory model would."""
+
+    def __init__(self, inner: Generator, error: BaseException):
+        self.inner, self.error = inner, error
+        self.name, self.kind, self.description, self.outputs = "exploding", "texture", "fails", ["png"]
+        self.params_model = inner.params_model
+
+    def checkpoints(self):
+        return self.inner.checkpoints()
+
+    def checkpoint_for(self, params):
+        return self.inner.checkpoint_for(params)
+
+    def latent_shapes(self, params):
+        return self.inner.latent_shapes(params)
+
+    def batch_key(self, params):
+        return ("boom",)
+
+    def render(self, params, latents):
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [RuntimeError("CUDA out of memory"), MemoryError(), ValueError("bad weights")])
+def test_failing_generator_fails_only_its_request(core, error):
+    core.generators["exploding"] = ExplodingGenerator(core.generators["texture"], error)
+    a, b = Inbox(), Inbox()
+    ca, cb = core.connect(a.emit), core.connect(b.emit)
+    core.handle(ca, {"type": "generate", "id": "x", "generator": "exploding", "params": {"width": 64, "height": 64}})
+    core.handle(cb, gen_msg("fine"))
+    failed = a.until_final("x")[-1]
+    assert failed["type"] == "error" and failed["code"] == "internal" and failed["message"]
+    if isinstance(error, MemoryError) or "memory" in str(error):
+        assert "out of memory" in failed["message"]
+    assert b.until_final("fine")[-1]["type"] == "done"
+    core.handle(ca, gen_msg("after"))
+    assert a.until_final("after")[-1]["type"] == "done"

@@ -1,0 +1,151 @@
+"""The texture generator: seamless tiling, maps, training, and safe checkpoint loading."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bridge.registry import load_generators
+from generators.checkpoint import CheckpointError, load_weights
+from generators.texture import load_texture
+from generators.texture_train import TextureTrainer, TrainSettings
+
+
+@pytest.fixture(scope="module")
+def texture():
+    return load_generators(None, "cpu")["texture"]
+
+
+def render(gen, seed=3, **params):
+    p = gen.params_model.model_validate(params)
+    out = gen.render([p], [gen.random_latent(p, seed)])[0]
+    return np.asarray(Image.open(io.BytesIO(out.data)).convert("RGB"), dtype=np.float64), out
+
+
+def seam_ratio(images: list[np.ndarray], axis: int, near: int = 4) -> float:
+    """Mean |difference| across the wrap seam over that between the neighbouring interior columns.
+
+    The neighbours are the `near` column pairs on each side of the seam (rows for axis 0),
+    averaged over several images: for a seamless texture the ratio is about 1, while an
+    unrelated edge (a crop of a photo) gives a clearly larger one.
+    """
+    seams, neighbours = [], []
+    for img in images:
+        a = np.moveaxis(img, axis, 0)
+        seams.append(np.abs(a[-1] - a[0]).mean())
+        pairs = np.concatenate([np.diff(a[: near + 1], axis=0), np.diff(a[-near - 1 :], axis=0)])
+        neighbours.append(np.abs(pairs).mean())
+    return float(np.mean(seams) / np.mean(neighbours))
+
+
+SEAM_LIMIT = 1.25
+
+
+def renders(gen, seeds=range(6), **params) -> list:
+    return [render(gen, seed=s, **params)[1] for s in seeds]
+
+
+def pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)), dtype=np.float64)
+
+
+@pytest.mark.parametrize(("w", "h"), [(64, 64), (160, 96), (256, 256), (512, 320)])
+def test_tileable_output_is_seamless_at_requested_size(texture, w, h):
+    for model in [c.name for c in texture.checkpoints()]:
+        images = [pixels(o.data) for o in renders(texture, model=model, width=w, height=h)]
+        assert images[0].shape[:2] == (h, w)
+        for axis in (0, 1):
+            ratio = seam_ratio(images, axis)
+            assert ratio <= SEAM_LIMIT, f"{model} {w}x{h} axis {axis}: seam/interior = {ratio:.2f}"
+
+
+def test_seam_check_catches_a_real_seam():
+    import skimage.data
+
+    photo = skimage.data.brick().astype(np.float64)
+    crops = [photo[y : y + 128, x : x + 128] for y, x in [(0, 0), (50, 200), (300, 100), (380, 380)]]
+    assert max(seam_ratio(crops, 0), seam_ratio(crops, 1)) > 1.5
+
+
+def test_non_tileable_output_does_not_wrap(texture):
+    tiled, _ = render(texture, width=128, height=128, tileable=True)
+    plain, _ = render(texture, width=128, height=128, tileable=False)
+    assert plain.shape == tiled.shape and not np.array_equal(plain, tiled)
+
+
+def test_maps_are_seamless_and_well_formed(texture):
+    outs = renders(texture, width=128, height=96, maps=["height", "normal"])
+    heights = [pixels(o.attachments["height"]) for o in outs]
+    normal = pixels(outs[0].attachments["normal"])
+    assert heights[0].shape == (96, 128) and normal.shape == (96, 128, 3)
+    assert heights[0].min() == 0 and heights[0].max() == 255
+    n = normal / 127.5 - 1
+    assert np.allclose(np.linalg.norm(n, axis=-1), 1, atol=0.03) and (n[..., 2] > 0).all()
+    for axis in (0, 1):
+        assert seam_ratio(heights, axis) <= SEAM_LIMIT
+
+
+def test_same_latent_same_pixels_in_any_batch(texture):
+    p = texture.params_model.model_validate({"width": 64, "height": 64})
+    latents = [texture.random_latent(p, s) for s in range(4)]
+    alone = texture.render([p], [latents[2]])[0].data
+    batched = texture.render([p] * 4, latents)[2].data
+    assert alone == batched
+
+
+def test_a_few_training_steps_write_loadable_weights_and_card(tmp_path):
+    settings = TrainSettings(image="skimage:gravel", out=tmp_path, name="tiny", steps=3, batch=2, crop=64,
+                             sample_every=2, save_every=2)
+    weights = TextureTrainer(settings, "ganbridge train texture (test)").run()
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert card["kind"] == "texture" and card["training"]["steps"] == 3
+    assert "CC0" in card["data"]["license"] and card["training"]["command"].startswith("ganbridge train texture")
+    assert {"final_loss_d_mean100", "final_loss_g_mean100"} <= set(card["metrics"])
+    loaded = load_texture(weights)
+    assert loaded.ref.name == "tiny" and len(loaded.ref.sha256) == 64
+    assert (tmp_path / "samples" / "step_000002.png").is_file() and (tmp_path / "loss.png").is_file()
+    # resumable: a longer run picks up at step 3 from the saved state
+    settings.steps = 4
+    trainer = TextureTrainer(settings, "resume")
+    trainer.run(resume=True)
+    assert trainer.step == 4 and len(trainer.history) == 4
+
+
+def test_train_command_reports_bad_input_clearly(tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG garbage")
+    small = tmp_path / "small.png"
+    Image.new("RGB", (40, 40)).save(small)
+    for image, expected in [(tmp_path / "nothing-here", "no such file"), (bad, "cannot read"), (small, "smaller than")]:
+        r = subprocess.run([sys.executable, "-m", "bridge.cli", "train", "texture", "--image", str(image),
+                            "--out", str(tmp_path / "o"), "--steps", "1"], capture_output=True, text=True)
+        assert r.returncode == 2 and expected in r.stderr, r.stderr
+
+
+def test_pickled_checkpoint_is_refused(tmp_path):
+    good = load_generators(None, "cpu")["texture"].checkpoints()[0].path
+    fake = tmp_path / "evil.safetensors"
+    torch.save({"w": torch.zeros(3)}, fake)  # a zip-pickle renamed to .safetensors
+    with pytest.raises(CheckpointError, match="pickle"):
+        load_weights(fake)
+    raw = tmp_path / "raw.safetensors"
+    raw.write_bytes(b"\x80\x04\x95" + b"\x00" * 64)  # a bare protocol-4 pickle
+    with pytest.raises(CheckpointError, match="not a safetensors file"):
+        load_weights(raw)
+    with pytest.raises(CheckpointError, match="only .safetensors"):
+        load_weights(tmp_path / "model.pt")
+    # an installed pickle is skipped with a warning; the shipped models still load
+    models = tmp_path / "models" / "texture"
+    models.mkdir(parents=True)
+    (models / "evil.safetensors").write_bytes(fake.read_bytes())
+    (models / "evil.json").write_text(good.with_suffix(".json").read_text())
+    gen = load_generators(tmp_path / "models", "cpu")["texture"]
+    assert "evil" not in [c.name for c in gen.checkpoints()]
