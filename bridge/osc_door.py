@@ -149,6 +149,8 @@ class OscDoor(asyncio.DatagramProtocol):
                 self._send(peer, PREFIX + "cancelled", rid)
             elif kind == "ack":
                 self._send(peer, PREFIX + "ack", peer.feedback_items.pop(rid, rid))
+            elif kind == "welcome":
+                pass  # OSC peers get /ganbridge/welcome from _osc_hello
             elif kind == "error":
                 self._send(peer, PREFIX + "error", rid, msg["code"], msg["message"])
 
@@ -159,8 +161,8 @@ class OscDoor(asyncio.DatagramProtocol):
         peer = self.peers.get(host)
         if peer is None:
             peer = OscPeer(host=host, client=Client(emit=lambda m: None), last_port=port)
+            # connect() authorizes the client unless the bridge has a token; then /ganbridge/hello does
             peer.client = self.core.connect(self._emit_for(peer), name=f"osc:{host}")
-            peer.client.authorized = True  # OSC has no handshake; the door is loopback unless a token is set
             self.peers[host] = peer
         peer.last_port = port
         return peer
@@ -210,10 +212,19 @@ class OscDoor(asyncio.DatagramProtocol):
         if handler is None:
             self._send(peer, PREFIX + "error", "", "unknown_type", f"unknown address {address}")
             return
+        if not peer.client.authorized and verb != "hello":
+            self._send(peer, PREFIX + "error", "", "unauthorized", "this bridge needs a token: send /ganbridge/hello s:token")
+            return
         handler(peer, args)
 
     def _new_id(self) -> str:
         return f"osc{next(self._ids)}"
+
+    def _osc_hello(self, peer: OscPeer, args: list[Any]) -> None:
+        token = _arg(args, 0, str, "token") if args else None
+        self.core.handle(peer.client, {"type": "hello", "id": "hello", "client": f"osc:{peer.host}", "token": token})
+        if peer.client.authorized:
+            self._send(peer, PREFIX + "welcome", f"ganbridge {__version__}")
 
     def _osc_ping(self, peer: OscPeer, args: list[Any]) -> None:
         self._send(peer, PREFIX + "pong", f"ganbridge {__version__}")

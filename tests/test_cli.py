@@ -1,0 +1,47 @@
+"""The command line: one-shot generation without a server, models, protocol schema."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ganbridge(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bridge.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_generate_one_shot_is_reproducible(tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    for target in (a, b):
+        r = ganbridge("generate", "texture", "--size", "256", "--seed", "7", "--maps", "normal", "-o", str(target))
+        assert r.returncode == 0, r.stderr
+        assert "seed 7" in r.stdout
+    assert a.read_bytes() == b.read_bytes()
+    assert Image.open(a).size == (256, 256) and (tmp_path / "a_normal.png").is_file()
+
+
+def test_generate_reports_bad_params(tmp_path):
+    r = ganbridge("generate", "texture", "--size", "100", "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "width" in r.stderr and "multiple of 16" in r.stderr
+    r = ganbridge("generate", "texture", "--model", "velvet")
+    assert r.returncode == 2 and "model" in r.stderr
+    r = ganbridge("generate", "melody")
+    assert r.returncode == 2 and "no generator 'melody'" in r.stderr
+
+
+def test_models_lists_installed_textures():
+    r = ganbridge("models")
+    assert r.returncode == 0 and r.stdout.startswith("texture (texture)")
+    assert "brick" in r.stdout and "sha256" in r.stdout and "CC0" in r.stdout
+
+
+def test_protocol_schema_is_json():
+    r = ganbridge("protocol", "--schema")
+    schema = json.loads(r.stdout)
+    assert schema["protocol"] == 1 and "Generate" in schema["requests"] and "busy" in schema["error_codes"]
