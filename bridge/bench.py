@@ -120,7 +120,7 @@ async def throughput(url: str, size: int, clients: int, per_client: int) -> floa
     async def one(c: int) -> None:
         async with connect(url, compression=None, max_size=None) as ws:
             for r in range(per_client):
-                await _request(ws, f"c{c}r{r}", size, c * 1000 + r)
+                await _request(ws, f"c{c}r{r}", size, (c + 1) * 1000 + r)
 
     await one(-1)  # warm-up
     t0 = time.perf_counter()
