@@ -58,7 +58,7 @@ class WebSocketDoor:
             except RuntimeError:
                 log.debug("dropping a reply: the event loop has shut down")
 
-        peer = "%s:%s" % ws.remote_address[:2] if ws.remote_address else "?"
+        peer = "{}:{}".format(*ws.remote_address[:2]) if ws.remote_address else "?"
         client = self.core.connect(emit, name=peer)
         log.info("client connected from %s", peer)
         writer = asyncio.create_task(self._write(ws, outbox))
