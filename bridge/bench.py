@@ -61,8 +61,20 @@ class BridgeProcess:
             GANBRIDGE_MAX_QUEUE="4096",
             GANBRIDGE_BATCHING="true" if batching else "false",
         )
-        cmd = [sys.executable, "-m", "bridge.cli", "serve", "--ws-port", str(self.port),
-               "--osc-port", str(_free_port(socket.SOCK_DGRAM)), "--device", device, "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bridge.cli",
+            "serve",
+            "--ws-port",
+            str(self.port),
+            "--osc-port",
+            str(_free_port(socket.SOCK_DGRAM)),
+            "--device",
+            device,
+            "--log-level",
+            "warning",
+        ]
         self.proc = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parent.parent)
 
     @property
@@ -91,7 +103,13 @@ class BridgeProcess:
 
 
 async def _request(ws, rid: str, size: int, seed: int) -> None:
-    msg = {"type": "generate", "id": rid, "generator": "texture", "seed": seed, "params": {"width": size, "height": size}}
+    msg = {
+        "type": "generate",
+        "id": rid,
+        "generator": "texture",
+        "seed": seed,
+        "params": {"width": size, "height": size},
+    }
     await ws.send(json.dumps(msg))
     while True:
         reply = json.loads(await ws.recv())
@@ -166,11 +184,17 @@ def run_bench(args: argparse.Namespace) -> int:
     print(f"ganbridge bench: texture {args.size}x{args.size}, {figures['machine']}")
     print(f"  {'figure':<44}{'value':>12}{'ratio to raw':>16}")
     print(f"  {'raw generator (forward + PNG), p50':<44}{raw_p50 * 1000:>10.1f}ms{1.0:>16.2f}")
-    print(f"  {'WebSocket round trip, p50':<44}{figures['round_trip_p50_ms']:>10.1f}ms{figures['round_trip_p50_ratio']:>16.2f}")
-    print(f"  {'WebSocket round trip, p99':<44}{figures['round_trip_p99_ms']:>10.1f}ms{figures['round_trip_p99_ratio']:>16.2f}")
+    print(
+        f"  {'WebSocket round trip, p50':<44}{figures['round_trip_p50_ms']:>10.1f}ms{figures['round_trip_p50_ratio']:>16.2f}"
+    )
+    print(
+        f"  {'WebSocket round trip, p99':<44}{figures['round_trip_p99_ms']:>10.1f}ms{figures['round_trip_p99_ratio']:>16.2f}"
+    )
     ips = 1.0 / raw_p50
-    for label, key in ((f"{args.clients} clients, micro-batching on", "batched_items_per_s"),
-                       (f"{args.clients} clients, micro-batching off", "unbatched_items_per_s")):
+    for label, key in (
+        (f"{args.clients} clients, micro-batching on", "batched_items_per_s"),
+        (f"{args.clients} clients, micro-batching off", "unbatched_items_per_s"),
+    ):
         print(f"  {label + ' (items/s)':<44}{figures[key]:>12.2f}{figures[key] / ips:>16.2f}")
     print(f"  batched / unbatched throughput: {figures['batched_vs_unbatched']:.2f}x")
     if args.json:

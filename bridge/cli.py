@@ -72,9 +72,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"ganbridge serve: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     generated = secure_settings(settings)
     if generated:
         print(f"{settings.host} is not a loopback address, so clients need a token. Token: {generated}", flush=True)
@@ -124,7 +122,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     generators = load_generators(settings.models_dir, resolve_device(args.device))
     gen = generators.get(args.generator)
     if gen is None:
-        print(f"ganbridge generate: no generator {args.generator!r} (installed: {', '.join(generators)})", file=sys.stderr)
+        print(
+            f"ganbridge generate: no generator {args.generator!r} (installed: {', '.join(generators)})", file=sys.stderr
+        )
         return 2
     params = {k: v for k, v in (p.split("=", 1) for p in args.param)}
     if args.size:

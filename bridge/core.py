@@ -210,7 +210,9 @@ class BridgeCore:
         except ValidationError as e:
             details = validation_details(e, prefix="params")
             summary = "; ".join(f"{d['path']}: {d['message']}" for d in details[:3])
-            raise ProtocolError(ErrorCode.INVALID_PARAMS, f"invalid params for {gen.name}: {summary}", details) from None
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS, f"invalid params for {gen.name}: {summary}", details
+            ) from None
 
     def _check_count(self, count: int, field_name: str = "count", limit: int | None = None) -> None:
         limit = limit or self.settings.max_count
@@ -303,7 +305,9 @@ class BridgeCore:
         units = [WorkUnit(params, z, seed, {"origin": "steer", "how": how, "parents": parents}) for how, z in drawn]
         self._submit(client, msg.id, gen, units, msg.session)
 
-    def _submit(self, client: Client, request_id: str, gen: Generator, units: list[WorkUnit], session: str | None) -> None:
+    def _submit(
+        self, client: Client, request_id: str, gen: Generator, units: list[WorkUnit], session: str | None
+    ) -> None:
         listener = _JobEvents(self, client, session)
         job = Job(client=client.id, request_id=request_id, generator=gen, units=units, listener=listener)
         try:
@@ -316,7 +320,9 @@ class BridgeCore:
             ) from None
 
     # -- results ----------------------------------------------------------------------------
-    def store_outputs(self, gen: Generator, units: list[WorkUnit], outputs: list[Output], session: str | None) -> list[dict]:
+    def store_outputs(
+        self, gen: Generator, units: list[WorkUnit], outputs: list[Output], session: str | None
+    ) -> list[dict]:
         """Write files and recipes (worker thread); returns the protocol Items."""
         records, items = [], []
         now = time.time()

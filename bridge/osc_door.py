@@ -70,9 +70,7 @@ def check_type_tags(dgram: bytes) -> tuple[str, str]:
         raise OscArgError(f"{address}: missing type tag string")
     bad = sorted(set(tags[1:]) - ACCEPTED_TAGS)
     if bad:
-        raise OscArgError(
-            f"{address}: unsupported OSC type tag(s) {''.join(bad)!r}; use i, f, s, T/F (also h, d)"
-        )
+        raise OscArgError(f"{address}: unsupported OSC type tag(s) {''.join(bad)!r}; use i, f, s, T/F (also h, d)")
     return address, tags[1:]
 
 
@@ -213,7 +211,9 @@ class OscDoor(asyncio.DatagramProtocol):
             self._send(peer, PREFIX + "error", "", "unknown_type", f"unknown address {address}")
             return
         if not peer.client.authorized and verb != "hello":
-            self._send(peer, PREFIX + "error", "", "unauthorized", "this bridge needs a token: send /ganbridge/hello s:token")
+            self._send(
+                peer, PREFIX + "error", "", "unauthorized", "this bridge needs a token: send /ganbridge/hello s:token"
+            )
             return
         handler(peer, args)
 

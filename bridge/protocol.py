@@ -279,9 +279,7 @@ def parse_request(obj: dict) -> Request:
     if kind is None:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, 'a message needs a "type" field')
     if kind not in REQUEST_TYPES:
-        raise ProtocolError(
-            ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind!r}; known: {', '.join(REQUEST_TYPES)}"
-        )
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind!r}; known: {', '.join(REQUEST_TYPES)}")
     try:
         return _request_adapter.validate_python(obj)
     except ValidationError as e:

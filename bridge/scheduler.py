@@ -106,7 +106,8 @@ class JobScheduler:
         self.batches_run = 0
         self.units_run = 0
         self._workers = [
-            threading.Thread(target=self._work, args=(d,), name=f"worker-{d}", daemon=True) for d in dict.fromkeys(devices)
+            threading.Thread(target=self._work, args=(d,), name=f"worker-{d}", daemon=True)
+            for d in dict.fromkeys(devices)
         ]
 
     def start(self) -> None:

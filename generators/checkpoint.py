@@ -53,9 +53,7 @@ def check_safetensors(path: Path) -> None:
     (header_len,) = struct.unpack("<Q", head[:8])
     if head[8:9] != b"{" or header_len > path.stat().st_size:
         hint = " (it looks like a pickle)" if head[:1] in (b"\x80", b"P") else ""
-        raise CheckpointError(
-            f"{path.name}: not a safetensors file{hint}; pickled checkpoints are refused"
-        )
+        raise CheckpointError(f"{path.name}: not a safetensors file{hint}; pickled checkpoints are refused")
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:

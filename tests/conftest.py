@@ -52,9 +52,9 @@ class BridgeThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.bridge: RunningBridge = asyncio.run_coroutine_threadsafe(
-            start_bridge(settings, core), self.loop
-        ).result(timeout=120)
+        self.bridge: RunningBridge = asyncio.run_coroutine_threadsafe(start_bridge(settings, core), self.loop).result(
+            timeout=120
+        )
 
     @property
     def core(self):

@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def ganbridge(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bridge.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "bridge.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_generate_one_shot_is_reproducible(tmp_path):

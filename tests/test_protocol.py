@@ -34,7 +34,9 @@ def test_hello_welcome_lists_generators_with_schema(ws):
     assert tex["kind"] == "texture" and tex["outputs"] == ["png"] and len(tex["checkpoint"]["sha256"]) == 64
     width = tex["params_schema"]["properties"]["width"]
     assert width["minimum"] == 32 and width["maximum"] == 2048 and width["multipleOf"] == 16
-    assert "enum" in tex["params_schema"]["properties"]["model"] or "const" in tex["params_schema"]["properties"]["model"]
+    assert (
+        "enum" in tex["params_schema"]["properties"]["model"] or "const" in tex["params_schema"]["properties"]["model"]
+    )
 
 
 def test_generators_message(ws):
@@ -86,7 +88,10 @@ def test_variations_interpolate_item_feedback_steer(ws):
     assert info["type"] == "item" and info["origin"] == "variations" and info["parents"] == [first]
     assert "data" not in info and info["params"]["width"] == 64
 
-    assert ws.request({"type": "feedback", "id": "f1", "item": first, "rating": 1, "session": "s1"}) == {"type": "ack", "id": "f1"}
+    assert ws.request({"type": "feedback", "id": "f1", "item": first, "rating": 1, "session": "s1"}) == {
+        "type": "ack",
+        "id": "f1",
+    }
     assert ws.request({"type": "feedback", "id": "f2", "item": second, "rating": -1, "session": "s1"})["type"] == "ack"
     assert ws.request({"type": "item", "id": "it2", "item": first})["rating"] == 1
 
@@ -98,7 +103,9 @@ def test_variations_interpolate_item_feedback_steer(ws):
 
 
 def test_cancel_reply_and_unknown_request(ws):
-    ws.send({"type": "generate", "id": "long", "generator": "texture", "count": 16, "params": {"width": 512, "height": 512}})
+    ws.send(
+        {"type": "generate", "id": "long", "generator": "texture", "count": 16, "params": {"width": 512, "height": 512}}
+    )
     assert ws.recv()["type"] == "accepted"
     assert ws.request({"type": "cancel", "id": "long"}) == {"type": "cancelled", "id": "long"}
     err = ws.request({"type": "cancel", "id": "long"})
@@ -138,8 +145,15 @@ def test_error_codes_keep_connection_open(ws, raw, code):
 
 
 def test_invalid_params_carry_field_paths(ws):
-    reply = error_for(ws, {"type": "generate", "id": "p", "generator": "texture",
-                           "params": {"width": "wide", "height": 4096, "tileable": "perhaps"}})
+    reply = error_for(
+        ws,
+        {
+            "type": "generate",
+            "id": "p",
+            "generator": "texture",
+            "params": {"width": "wide", "height": 4096, "tileable": "perhaps"},
+        },
+    )
     assert reply["code"] == "invalid_params" and reply["id"] == "p"
     paths = {d["path"] for d in reply["details"]}
     assert {"params.width", "params.height", "params.tileable"} <= paths
@@ -164,7 +178,9 @@ def test_interpolate_across_sizes_is_invalid(ws):
 
 
 def test_duplicate_request_id_in_flight_is_refused(ws):
-    ws.send({"type": "generate", "id": "dup", "generator": "texture", "count": 8, "params": {"width": 256, "height": 256}})
+    ws.send(
+        {"type": "generate", "id": "dup", "generator": "texture", "count": 8, "params": {"width": 256, "height": 256}}
+    )
     assert ws.recv()["type"] == "accepted"
     reply = ws.request({"type": "generate", "id": "dup", "generator": "texture", "params": small_texture()})
     assert reply["type"] == "error" and reply["code"] == "invalid_params"
@@ -174,6 +190,18 @@ def test_duplicate_request_id_in_flight_is_refused(ws):
 def test_schema_covers_every_message_and_code():
     schema = protocol_schema()
     assert set(schema["error_codes"]) == {c.value for c in ErrorCode}
-    assert {"Hello", "Generate", "Variations", "Interpolate", "Feedback", "Steer", "Cancel", "GetItem", "ListGenerators"} <= set(schema["requests"])
-    assert {"Welcome", "Accepted", "Progress", "Result", "Done", "Error", "Ack", "Cancelled", "ItemReply"} <= set(schema["replies"])
+    assert {
+        "Hello",
+        "Generate",
+        "Variations",
+        "Interpolate",
+        "Feedback",
+        "Steer",
+        "Cancel",
+        "GetItem",
+        "ListGenerators",
+    } <= set(schema["requests"])
+    assert {"Welcome", "Accepted", "Progress", "Result", "Done", "Error", "Ack", "Cancelled", "ItemReply"} <= set(
+        schema["replies"]
+    )
     assert "from" in schema["requests"]["Interpolate"]["properties"]

@@ -66,8 +66,14 @@ def core(tmp_path, generators):
 
 
 def gen_msg(rid, count=1, size=64, **extra):
-    return {"type": "generate", "id": rid, "generator": "texture", "count": count,
-            "params": {"width": size, "height": size}, **extra}
+    return {
+        "type": "generate",
+        "id": rid,
+        "generator": "texture",
+        "count": count,
+        "params": {"width": size, "height": size},
+        **extra,
+    }
 
 
 def test_small_request_is_not_starved_by_a_big_one(core):
@@ -90,7 +96,9 @@ def test_concurrent_requests_run_as_fewer_device_calls(tmp_path, generators):
         inboxes = [Inbox() for _ in range(8)]
         clients = [core.connect(i.emit, f"c{n}") for n, i in enumerate(inboxes)]
         before = core.scheduler.batches_run
-        threads = [threading.Thread(target=core.handle, args=(c, gen_msg(f"r{n}", size=128))) for n, c in enumerate(clients)]
+        threads = [
+            threading.Thread(target=core.handle, args=(c, gen_msg(f"r{n}", size=128))) for n, c in enumerate(clients)
+        ]
         for t in threads:
             t.start()
         for n, inbox in enumerate(inboxes):

@@ -36,7 +36,9 @@ def test_non_loopback_bind_generates_a_token():
 @pytest.fixture(scope="module")
 def open_bridge(tmp_path_factory):
     # Bound to every interface, so a token is required; the tests only ever dial 127.0.0.1.
-    settings = make_settings(tmp_path_factory.mktemp("open"), host="0.0.0.0", allowed_origins=["https://studio.example"])
+    settings = make_settings(
+        tmp_path_factory.mktemp("open"), host="0.0.0.0", allowed_origins=["https://studio.example"]
+    )
     assert secure_settings(settings)
     b = BridgeThread(settings)
     yield b
@@ -110,10 +112,21 @@ def test_osc_needs_the_token_too(open_bridge):
 
 
 def test_serve_on_all_interfaces_prints_a_token(tmp_path):
-    env = dict(os.environ, GANBRIDGE_DATA_DIR=str(tmp_path), GANBRIDGE_OUTPUT_DIR=str(tmp_path / "o"),
-               GANBRIDGE_MODELS_DIR=str(tmp_path / "m"), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "serve", "--host", "0.0.0.0", "--ws-port", "0",
-                             "--osc-port", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(
+        os.environ,
+        GANBRIDGE_DATA_DIR=str(tmp_path),
+        GANBRIDGE_OUTPUT_DIR=str(tmp_path / "o"),
+        GANBRIDGE_MODELS_DIR=str(tmp_path / "m"),
+        PYTHONUNBUFFERED="1",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "serve", "--host", "0.0.0.0", "--ws-port", "0", "--osc-port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         first = proc.stdout.readline()
         assert "not a loopback address" in first and "Token: " in first

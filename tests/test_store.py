@@ -14,8 +14,17 @@ def test_items_and_feedback_survive_restart_and_regenerate(tmp_path):
     core = build_core(settings)
     inbox = Inbox()
     client = core.connect(inbox.emit)
-    core.handle(client, {"type": "generate", "id": "g", "generator": "texture", "count": 2,
-                         "params": {"width": 96, "height": 64, "temperature": 0.8}, "session": "s"})
+    core.handle(
+        client,
+        {
+            "type": "generate",
+            "id": "g",
+            "generator": "texture",
+            "count": 2,
+            "params": {"width": 96, "height": 64, "temperature": 0.8},
+            "session": "s",
+        },
+    )
     items = [i for m in inbox.until_final("g") if m["type"] == "result" for i in m["items"]]
     core.handle(client, {"type": "variations", "id": "v", "item": items[0]["item"], "count": 1})
     variation = next(i for m in inbox.until_final("v") if m["type"] == "result" for i in m["items"])

@@ -101,8 +101,9 @@ def test_same_latent_same_pixels_in_any_batch(texture):
 
 
 def test_a_few_training_steps_write_loadable_weights_and_card(tmp_path):
-    settings = TrainSettings(image="skimage:gravel", out=tmp_path, name="tiny", steps=3, batch=2, crop=64,
-                             sample_every=2, save_every=2)
+    settings = TrainSettings(
+        image="skimage:gravel", out=tmp_path, name="tiny", steps=3, batch=2, crop=64, sample_every=2, save_every=2
+    )
     weights = TextureTrainer(settings, "ganbridge train texture (test)").run()
     card = json.loads(weights.with_suffix(".json").read_text())
     assert card["kind"] == "texture" and card["training"]["steps"] == 3
@@ -125,8 +126,23 @@ def test_train_command_reports_bad_input_clearly(tmp_path):
     small = tmp_path / "small.png"
     Image.new("RGB", (40, 40)).save(small)
     for image, expected in [(tmp_path / "nothing-here", "no such file"), (bad, "cannot read"), (small, "smaller than")]:
-        r = subprocess.run([sys.executable, "-m", "bridge.cli", "train", "texture", "--image", str(image),
-                            "--out", str(tmp_path / "o"), "--steps", "1"], capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bridge.cli",
+                "train",
+                "texture",
+                "--image",
+                str(image),
+                "--out",
+                str(tmp_path / "o"),
+                "--steps",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 2 and expected in r.stderr, r.stderr
 
 
