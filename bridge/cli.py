@@ -154,6 +154,38 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sheet(args: argparse.Namespace) -> int:
+    """A sample sheet of an installed texture model: exemplar, a 2x2 tiling, eight samples."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from bridge.registry import load_generators
+    from generators.checkpoint import read_card
+    from generators.plots import sample_sheet
+    from generators.texture_train import resolve_exemplar
+
+    gen = load_generators(_settings(args).models_dir, "cpu").get("texture")
+    if gen is None or args.model not in [c.name for c in gen.checkpoints()]:
+        print(f"ganbridge sheet: no texture model {args.model!r} installed (see ganbridge models)", file=sys.stderr)
+        return 2
+    params = gen.params_model.model_validate({"model": args.model, "width": args.size, "height": args.size})
+    outputs = gen.render([params] * 8, [gen.random_latent(params, seed) for seed in range(8)])
+    samples = [np.asarray(Image.open(io.BytesIO(o.data)).convert("RGB")) for o in outputs]
+    card = read_card(gen.models[args.model].ref.path)
+    try:
+        (path, *_), _ = resolve_exemplar(card["data"]["source"])
+        exemplar = np.asarray(Image.open(path).convert("RGB"))
+    except (ValueError, OSError, ImportError):
+        exemplar = np.full_like(samples[0], 255)  # the exemplar is not on this machine
+    target = Path(args.output or f"{args.model}-sheet.png")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sample_sheet(exemplar, samples).save(target)
+    print(f"wrote {target}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from bridge.bench import run_bench
 
@@ -197,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     gen.add_argument("-o", "--output", help="output file (default GENERATOR-SEED.png)")
     gen.set_defaults(func=_cmd_generate)
+
+    sheet = sub.add_parser("sheet", help="a sample sheet (PNG) of an installed texture model")
+    sheet.add_argument("--model", required=True)
+    sheet.add_argument("--size", type=int, default=256, help="sample size, a multiple of 16")
+    sheet.add_argument("-o", "--output", help="output file (default MODEL-sheet.png)")
+    sheet.set_defaults(func=_cmd_sheet)
 
     bench = sub.add_parser("bench", help="measure generator, round trip and batched throughput")
     bench.add_argument("--size", type=int, default=512)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 
 import pytest
 from PIL import Image
@@ -205,3 +206,20 @@ def test_schema_covers_every_message_and_code():
         schema["replies"]
     )
     assert "from" in schema["requests"]["Interpolate"]["properties"]
+
+
+def test_disconnect_mid_job_cancels_over_websocket(bridge):
+    client = bridge.client()
+    client.send({"type": "hello", "protocol": 1, "client": "leaver"})
+    assert client.recv()["type"] == "welcome"
+    client.send(
+        {"type": "generate", "id": "bye", "generator": "texture", "count": 16, "params": {"width": 512, "height": 512}}
+    )
+    assert client.recv()["type"] == "accepted"
+    client.close()
+    scheduler = bridge.core.scheduler
+    deadline = time.monotonic() + 10
+    while any(job.request_id == "bye" for job in list(scheduler._active.values())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(job.request_id == "bye" for job in list(scheduler._active.values()))
+    assert scheduler.queued == 0
