@@ -196,6 +196,15 @@ class JobScheduler:
                 return job, unit
         return None
 
+    def _count_matching(self, device: str, key: Any) -> int:
+        """Queued units that could join a batch with this key (lock held)."""
+        return sum(
+            job.remaining
+            for jobs in self._pending.values()
+            for job in jobs
+            if job.generator.device == device and job.head_batch_key() == key
+        )
+
     def _gather(self, device: str) -> list[tuple[Job, WorkUnit]] | None:
         with self._cond:
             while True:
@@ -211,7 +220,9 @@ class JobScheduler:
         job, unit = first
         key = (job.generator.name, job.generator.batch_key(unit.params))
         limit = job.generator.max_batch(unit.params)
-        if limit > 1 and self.batch_window > 0:
+        with self._cond:
+            waiting = self._count_matching(device, key)
+        if 1 + waiting < limit and self.batch_window > 0:
             time.sleep(self.batch_window)  # let concurrent requests for the same shape arrive
         with self._cond:
             while len(batch) < limit:

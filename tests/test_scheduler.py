@@ -139,7 +139,7 @@ def test_cancel_queued_job_runs_none_of_it(core):
 def test_cancel_running_job_stops_it(core):
     a = Inbox()
     ca = core.connect(a.emit)
-    core.handle(ca, gen_msg("run", count=16, size=256))  # runs in batches of 4 on a CPU
+    core.handle(ca, gen_msg("run", count=16, size=512))  # small batches on a CPU
     while True:  # wait until it is running: the first result is out
         msg = a.q.get(timeout=60)
         if msg["type"] == "result":
