@@ -102,6 +102,7 @@ class JobScheduler:
         self._pending: OrderedDict[str, deque[Job]] = OrderedDict()  # client -> jobs with units left
         self._active: dict[tuple[str, str], Job] = {}  # every job not yet finished
         self._queued_units = 0
+        self._last_submit: dict[str, float] = {}  # client -> when it last submitted
         self._stopping = False
         self.batches_run = 0
         self.units_run = 0
@@ -141,6 +142,7 @@ class JobScheduler:
             self._active[job.key] = job
             self._pending.setdefault(job.client, deque()).append(job)
             self._queued_units += len(job.units)
+            self._last_submit[job.client] = time.monotonic()
             job.listener.accepted(job, position)
             self._cond.notify_all()
         return position
@@ -196,6 +198,13 @@ class JobScheduler:
                 return job, unit
         return None
 
+    def _concurrent_clients(self) -> int:
+        """Clients that submitted work within the last second (lock held)."""
+        horizon = time.monotonic() - 1.0
+        for client in [c for c, t in self._last_submit.items() if t < horizon]:
+            del self._last_submit[client]
+        return len(self._last_submit)
+
     def _count_matching(self, device: str, key: Any) -> int:
         """Queued units that could join a batch with this key (lock held)."""
         return sum(
@@ -222,8 +231,11 @@ class JobScheduler:
         limit = job.generator.max_batch(unit.params)
         with self._cond:
             waiting = self._count_matching(device, key)
-        if 1 + waiting < limit and self.batch_window > 0:
-            time.sleep(self.batch_window)  # let concurrent requests for the same shape arrive
+            concurrent = self._concurrent_clients()
+        # Wait for more requests only when several clients are active: a lone client's request
+        # would just be delayed, and a full batch needs no wait.
+        if concurrent > 1 and 1 + waiting < limit and self.batch_window > 0:
+            time.sleep(self.batch_window)
         with self._cond:
             while len(batch) < limit:
                 more = self._take(device, key)
