@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -236,6 +236,12 @@ class Error(BaseModel):
 
 
 REPLIES = (Welcome, GeneratorsReply, Accepted, Progress, Result, Done, Ack, Cancelled, ItemReply, Error)
+_reply_adapter: TypeAdapter = TypeAdapter(Annotated[Union[REPLIES], Field(discriminator="type")])  # noqa: UP007
+
+
+def validate_reply(msg: dict) -> BaseModel:
+    """Check a bridge -> client message against its model (raises pydantic.ValidationError)."""
+    return _reply_adapter.validate_python(msg)
 
 
 def error_message(request_id: str | None, err: ProtocolError) -> dict:

@@ -13,6 +13,7 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from bridge.config import Settings
+from bridge.protocol import validate_reply
 from bridge.server import RunningBridge, build_core, start_bridge
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -85,7 +86,9 @@ class WsClient:
         self.ws.send(msg if isinstance(msg, str | bytes) else json.dumps(msg))
 
     def recv(self, timeout: float = 60.0) -> dict:
-        return json.loads(self.ws.recv(timeout=timeout))
+        msg = json.loads(self.ws.recv(timeout=timeout))
+        validate_reply(msg)  # every reply on the wire matches its protocol model
+        return msg
 
     def request(self, msg: dict, timeout: float = 60.0) -> dict:
         """Send and return the first reply."""
