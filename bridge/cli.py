@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import shlex
 import sys
 from pathlib import Path
@@ -142,7 +143,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         for err in e.errors(include_url=False):
             print(f"ganbridge generate: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
         return 2
-    seed = p.seed if getattr(p, "seed", None) is not None else int.from_bytes(__import__("os").urandom(4)) % 2**31
+    seed = p.seed if getattr(p, "seed", None) is not None else secrets.randbelow(2**31)
     if "seed" in type(p).model_fields:
         p = p.model_copy(update={"seed": seed})
     out = gen.render([p], [gen.random_latent(p, seed)])[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 
 from bridge.server import build_core
@@ -42,7 +43,7 @@ def test_items_and_feedback_survive_restart_and_regenerate(tmp_path):
         gen = core.generators["texture"]
         for original in (items[0], variation):
             rec = core.store.get(original["item"])
-            assert rec is not None and rec.file.read_bytes() == __import__("base64").b64decode(original["data"])
+            assert rec is not None and rec.file.read_bytes() == base64.b64decode(original["data"])
             assert rec.checkpoint_sha256 == gen.checkpoint_for(gen.params_model.model_validate(rec.params)).sha256
             params = gen.params_model.model_validate(rec.params)
             again = gen.render([params], [rec.latent])[0]
