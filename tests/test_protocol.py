@@ -223,3 +223,28 @@ def test_disconnect_mid_job_cancels_over_websocket(bridge):
         time.sleep(0.05)
     assert not any(job.request_id == "bye" for job in list(scheduler._active.values()))
     assert scheduler.queued == 0
+
+
+def test_busy_and_internal_over_websocket(ws, bridge):
+    from tests.test_scheduler import ExplodingGenerator
+
+    core = bridge.core
+    core.generators["exploding"] = ExplodingGenerator(core.generators["texture"], RuntimeError("out of memory"))
+    try:
+        ws.send({"type": "generate", "id": "boom", "generator": "exploding", "params": small_texture()})
+        reply = ws.until_final("boom")
+        assert reply[-1]["code"] == "internal" and "out of memory" in reply[-1]["message"]
+    finally:
+        del core.generators["exploding"]
+    limit = bridge.settings.max_queue
+    big = {"width": 512, "height": 512}
+    ids = [f"fill{n}" for n in range(limit // 16)]
+    for rid in ids:
+        ws.send({"type": "generate", "id": rid, "generator": "texture", "count": 16, "params": big})
+    ws.send({"type": "generate", "id": "overflow", "generator": "texture", "count": 16, "params": big})
+    busy = ws.until_final("overflow")
+    assert busy[-1]["type"] == "error" and busy[-1]["code"] == "busy"
+    for rid in ids:
+        ws.send({"type": "cancel", "id": rid})
+    for rid in ids:
+        assert ws.until_final(rid)[-1]["type"] == "cancelled"
