@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1; others need a token)")
     serve.add_argument("--ws-port", type=int, help="WebSocket port (default 8765)")
     serve.add_argument("--osc-port", type=int, help="OSC UDP port (default 9100)")
-    serve.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where generators run (default auto)")
+    serve.add_argument("--device", help="where generators run: auto (default), cpu, cuda or cuda:N")
     serve.add_argument("--token", help="clients must send this token in hello")
     serve.add_argument("--output", help="folder for generated files")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-tile", action="store_true", help="do not make it seamless")
     gen.add_argument("--maps", help="extra maps, e.g. height,normal (written beside the output)")
     gen.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="any other parameter")
-    gen.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    gen.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     gen.add_argument("-o", "--output", help="output file (default GENERATOR-SEED.png)")
     gen.set_defaults(func=_cmd_generate)
 
@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--runs", type=int, default=20, help="timed runs per figure")
     bench.add_argument("--clients", type=int, default=16)
     bench.add_argument("--requests", type=int, default=4, help="requests per client in the throughput test")
-    bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.set_defaults(func=_cmd_bench)
 

@@ -92,17 +92,19 @@ class BridgeCore:
     def handle_raw(self, client: Client, raw: str | bytes) -> None:
         """One frame from a client. Errors go back as `error` messages; nothing is raised."""
         request_id = None
+        limit = self.settings.max_message_bytes
         try:
-            if len(raw) > self.settings.max_message_bytes:
-                raise ProtocolError(
-                    ErrorCode.TOO_LARGE,
-                    f"message of {len(raw)} bytes is over the {self.settings.max_message_bytes}-byte limit",
-                )
+            size = len(raw.encode()) if isinstance(raw, str) and len(raw) * 4 > limit else len(raw)
+            if size > limit:
+                raise ProtocolError(ErrorCode.TOO_LARGE, f"message of {size} bytes is over the {limit}-byte limit")
             obj = decode_json(raw)
             request_id = request_id_of(obj)
             self.handle(client, obj)
         except ProtocolError as e:
             client.emit(error_message(request_id, e))
+        except Exception as e:  # never let one frame take the connection down
+            log.exception("internal error on a frame")
+            client.emit(error_message(request_id, ProtocolError(ErrorCode.INTERNAL, f"internal error: {e}")))
 
     def handle(self, client: Client, obj: dict) -> None:
         request_id = request_id_of(obj)
@@ -134,7 +136,9 @@ class BridgeCore:
 
     # -- simple requests ----------------------------------------------------------------------
     def _hello(self, client: Client, msg: Hello) -> None:
-        if self.settings.token is not None and not secrets.compare_digest(msg.token or "", self.settings.token):
+        if self.settings.token is not None and not secrets.compare_digest(
+            (msg.token or "").encode(), self.settings.token.encode()
+        ):
             client.authorized = False
             raise ProtocolError(ErrorCode.UNAUTHORIZED, "wrong or missing token")
         if msg.protocol != PROTOCOL_VERSION:
@@ -160,10 +164,8 @@ class BridgeCore:
         client.emit({"type": "generators", "id": msg.id, "generators": self.generator_infos()})
 
     def _cancel(self, client: Client, msg: Cancel) -> None:
-        job = self.scheduler.cancel(client.id, msg.id)
-        if job is None:
+        if self.scheduler.cancel(client.id, msg.id) is None:  # it sends `cancelled` itself
             raise ProtocolError(ErrorCode.UNKNOWN_REQUEST, f"no queued or running request with id {msg.id!r}")
-        client.emit({"type": "cancelled", "id": msg.id})
 
     def _item(self, client: Client, msg: GetItem) -> None:
         rec = self._record(msg.item)
@@ -271,6 +273,12 @@ class BridgeCore:
                 [{"path": "to", "message": "must be an item of the same generator as 'from'"}],
             )
         gen = self._generator(start.generator)
+        if _without_seed(start.params) != _without_seed(end.params):
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                "cannot interpolate between items made with different params (apart from the seed)",
+                [{"path": "to", "message": "must have the same params as 'from', except the seed"}],
+            )
         params = _derived(self._stored_params(gen, start))
         try:
             latents = latent_ops.interpolate(start.latent, end.latent, msg.steps)
@@ -315,9 +323,15 @@ class BridgeCore:
         except QueueFull as e:
             raise ProtocolError(ErrorCode.BUSY, f"{e}; try again shortly") from None
         except KeyError as e:
-            raise ProtocolError(
-                ErrorCode.INVALID_PARAMS, str(e.args[0]), [{"path": "id", "message": "already in use"}]
-            ) from None
+            # Not sent with that id: its messages belong to the request already running.
+            client.emit(
+                error_message(
+                    None,
+                    ProtocolError(
+                        ErrorCode.INVALID_PARAMS, str(e.args[0]), [{"path": "id", "message": "already in use"}]
+                    ),
+                )
+            )
 
     # -- results ----------------------------------------------------------------------------
     def store_outputs(
@@ -374,6 +388,10 @@ class BridgeCore:
         return items
 
 
+def _without_seed(params: dict) -> dict:
+    return {k: v for k, v in params.items() if k != "seed"}
+
+
 def _derived(params: BaseModel) -> BaseModel:
     """Params of an item made from a latent, not a seed: its seed says nothing, so clear it."""
     return params.model_copy(update={"seed": None}) if "seed" in type(params).model_fields else params
@@ -387,27 +405,27 @@ class _JobEvents:
         self.client = client
         self.session = session
 
-    def _send(self, job: Job, msg: dict) -> None:
-        with job.lock:
-            if not job.cancelled:
-                self.client.emit(msg)
-
     def accepted(self, job: Job, position: int) -> None:
         self.client.emit({"type": "accepted", "id": job.request_id, "position": position})
 
-    def results(self, job: Job, units: list[WorkUnit], outputs: list[Output]) -> None:
-        items = self.core.store_outputs(job.generator, units, outputs, self.session)
-        self._send(job, {"type": "result", "id": job.request_id, "items": items})
+    def store(self, job: Job, units: list[WorkUnit], outputs: list[Output]) -> list[dict]:
+        return self.core.store_outputs(job.generator, units, outputs, self.session)
+
+    def results(self, job: Job, items: list[dict]) -> None:
+        self.client.emit({"type": "result", "id": job.request_id, "items": items})
 
     def progress(self, job: Job, done: int, total: int) -> None:
-        self._send(job, {"type": "progress", "id": job.request_id, "done": done, "total": total})
+        self.client.emit({"type": "progress", "id": job.request_id, "done": done, "total": total})
 
     def finished(self, job: Job) -> None:
-        self._send(job, {"type": "done", "id": job.request_id})
+        self.client.emit({"type": "done", "id": job.request_id})
+
+    def cancelled(self, job: Job) -> None:
+        self.client.emit({"type": "cancelled", "id": job.request_id})
 
     def failed(self, job: Job, error: BaseException) -> None:
         if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
             text = f"{job.generator.name} ran out of memory; try a smaller size or count"
         else:
             text = f"{job.generator.name} failed: {type(error).__name__}: {error}"
-        self._send(job, error_message(job.request_id, ProtocolError(ErrorCode.INTERNAL, text)))
+        self.client.emit(error_message(job.request_id, ProtocolError(ErrorCode.INTERNAL, text)))

@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import logging
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ PREFIX = "/ganbridge/"
 ACCEPTED_TAGS = set("ifsTFhd")
 RECEIVE_BUFFER = 4 << 20  # bursts from a control surface must not overflow the default 212 KB
 CONTROL_KEYS = {"count": int, "seed": int, "session": str}
+MAX_PEERS = 256
 
 
 class OscArgError(ValueError):
@@ -80,6 +82,7 @@ class OscPeer:
     client: Client
     last_port: int
     reply_port: int | None = None
+    seen: float = 0.0  # when it last sent something
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # generator -> key -> value
     feedback_items: dict[str, str] = field(default_factory=dict)  # request id -> item
 
@@ -150,6 +153,7 @@ class OscDoor(asyncio.DatagramProtocol):
             elif kind == "welcome":
                 pass  # OSC peers get /ganbridge/welcome from _osc_hello
             elif kind == "error":
+                peer.feedback_items.pop(rid, None)
                 self._send(peer, PREFIX + "error", rid, msg["code"], msg["message"])
 
         return emit
@@ -158,11 +162,16 @@ class OscDoor(asyncio.DatagramProtocol):
         host, port = addr[0], addr[1]
         peer = self.peers.get(host)
         if peer is None:
+            if len(self.peers) >= MAX_PEERS:  # forget the longest-idle host
+                idle = min(self.peers.values(), key=lambda p: p.seen)
+                self.core.disconnect(idle.client)
+                del self.peers[idle.host]
             peer = OscPeer(host=host, client=Client(emit=lambda m: None), last_port=port)
             # connect() authorizes the client unless the bridge has a token; then /ganbridge/hello does
             peer.client = self.core.connect(self._emit_for(peer), name=f"osc:{host}")
             self.peers[host] = peer
         peer.last_port = port
+        peer.seen = time.monotonic()
         return peer
 
     # -- receiving -------------------------------------------------------------------------

@@ -269,6 +269,8 @@ def decode_json(raw: str | bytes) -> dict:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not valid JSON: {e}") from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "JSON nested too deeply") from None
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"a message must be a JSON object, not {type(obj).__name__}")
     return obj

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from generators.base import Generator
-from generators.checkpoint import CheckpointError
 
 log = logging.getLogger("ganbridge.registry")
 
@@ -18,10 +18,14 @@ def resolve_device(device: str) -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU here")
-    if device != "cpu" and not device.startswith("cuda"):
+    if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
         raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU here")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} asked for, but torch sees {torch.cuda.device_count()} GPU(s)")
     return device
 
 
@@ -42,7 +46,7 @@ def load_generators(models_dir: Path | None, device: str = "cpu") -> dict[str, G
     for path in weight_files("texture", models_dir):
         try:
             textures.append(load_texture(path, device))
-        except (CheckpointError, ValueError, KeyError) as e:
+        except Exception as e:  # one bad file (corrupt, wrong card) must not stop the bridge
             log.warning("skipping texture model %s: %s", path, e)
     if textures:
         generators["texture"] = TextureGenerator(textures, device)

@@ -49,13 +49,17 @@ class WorkUnit:
 
 
 class JobListener(Protocol):
-    """Callbacks from the scheduler; all but `accepted` run on a worker thread."""
+    """Callbacks from the scheduler. `store` does the heavy work of a finished batch (worker
+    thread, no lock held); the others only send a message and are called under `job.lock`,
+    so each job gets exactly one final message (finished, failed or cancelled)."""
 
     def accepted(self, job: Job, position: int) -> None: ...
-    def results(self, job: Job, units: list[WorkUnit], outputs: list[Output]) -> None: ...
+    def store(self, job: Job, units: list[WorkUnit], outputs: list[Output]) -> Any: ...
+    def results(self, job: Job, stored: Any) -> None: ...
     def progress(self, job: Job, done: int, total: int) -> None: ...
     def finished(self, job: Job) -> None: ...
     def failed(self, job: Job, error: BaseException) -> None: ...
+    def cancelled(self, job: Job) -> None: ...
 
 
 @dataclass(eq=False)
@@ -69,9 +73,18 @@ class Job:
     completed: int = 0
     cancelled: bool = False
     failed: bool = False
-    # Held while an event for this job is sent, and while cancelling it, so that nothing is
-    # sent for a job after its `cancelled` reply.
+    closed: bool = False  # its final message has been sent
+    # Held while a message for this job is sent, so nothing follows its final message.
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def emit(self, send: Any, *args: Any, final: bool = False) -> bool:
+        """Call a listener method unless the job is closed; `final` closes it."""
+        with self.lock:
+            if self.closed:
+                return False
+            send(self, *args)
+            self.closed = final
+            return True
 
     @property
     def key(self) -> tuple[str, str]:
@@ -143,29 +156,33 @@ class JobScheduler:
             self._pending.setdefault(job.client, deque()).append(job)
             self._queued_units += len(job.units)
             self._last_submit[job.client] = time.monotonic()
+            self._concurrent_clients()  # prunes old entries
             job.listener.accepted(job, position)
             self._cond.notify_all()
         return position
 
     def cancel(self, client: str, request_id: str) -> Job | None:
-        """Stop a queued or running job; nothing more is delivered for it. None if unknown."""
+        """Stop a queued or running job and send its `cancelled`. None if unknown or already over."""
         with self._cond:
             job = self._active.pop((client, request_id), None)
             if job is None:
                 return None
             self._drop(job)
-        with job.lock:
             job.cancelled = True
-        return job
+        return job if job.emit(job.listener.cancelled, final=True) else None
 
     def cancel_client(self, client: str) -> int:
+        """Silently stop every job of a client that has gone away."""
         with self._cond:
             jobs = [j for j in self._active.values() if j.client == client]
             for job in jobs:
                 del self._active[job.key]
                 self._drop(job)
                 job.cancelled = True
-            return len(jobs)
+        for job in jobs:
+            with job.lock:
+                job.closed = True
+        return len(jobs)
 
     def _drop(self, job: Job) -> None:
         """Remove a job's unstarted units from the queue (lock held)."""
@@ -184,7 +201,7 @@ class JobScheduler:
             for job in self._pending[client]:
                 if job.generator.device != device:
                     continue
-                if key is not None and job.head_batch_key() != key:
+                if key is not None and not self._matches(job, key):
                     continue
                 unit = job.units[job.next_index]
                 job.next_index += 1
@@ -211,8 +228,15 @@ class JobScheduler:
             job.remaining
             for jobs in self._pending.values()
             for job in jobs
-            if job.generator.device == device and job.head_batch_key() == key
+            if job.generator.device == device and self._matches(job, key)
         )
+
+    @staticmethod
+    def _matches(job: Job, key: Any) -> bool:
+        try:
+            return job.head_batch_key() == key
+        except Exception:  # a generator that cannot tell its key never joins another's batch
+            return False
 
     def _gather(self, device: str) -> list[tuple[Job, WorkUnit]] | None:
         with self._cond:
@@ -227,8 +251,12 @@ class JobScheduler:
         if not self.batching:
             return batch
         job, unit = first
-        key = (job.generator.name, job.generator.batch_key(unit.params))
-        limit = job.generator.max_batch(unit.params)
+        try:
+            key = (job.generator.name, job.generator.batch_key(unit.params))
+            limit = job.generator.max_batch(unit.params)
+        except Exception:
+            log.exception("%s could not give a batch key; running the request alone", job.generator.name)
+            return batch
         with self._cond:
             waiting = self._count_matching(device, key)
             concurrent = self._concurrent_clients()
@@ -249,7 +277,11 @@ class JobScheduler:
             batch = self._gather(device)
             if batch is None:
                 return
-            self._run(batch)
+            try:
+                self._run(batch)
+            except Exception as e:  # keep the worker alive whatever a listener does
+                log.exception("the %s worker failed a batch", device)
+                self._fail({job for job, _ in batch}, e)
 
     def _run(self, batch: list[tuple[Job, WorkUnit]]) -> None:
         generator = batch[0][0].generator
@@ -261,8 +293,15 @@ class JobScheduler:
             if len(outputs) != len(live):
                 raise RuntimeError(f"{generator.name} returned {len(outputs)} outputs for {len(live)} inputs")
         except Exception as e:  # a failing generator fails its requests, never the worker
+            jobs = {j for j, _ in live}
+            if len(jobs) > 1:
+                # One request (e.g. too big for memory) must not fail the others: retry each alone.
+                log.warning("a batch of %d requests failed (%s); retrying them one by one", len(jobs), e)
+                for job in jobs:
+                    self._run([(j, u) for j, u in live if j is job])
+                return
             log.exception("generator %s failed on a batch of %d", generator.name, len(live))
-            self._fail({j for j, _ in live}, e)
+            self._fail(jobs, e)
             return
         self.batches_run += 1
         self.units_run += len(live)
@@ -278,21 +317,20 @@ class JobScheduler:
         if job.cancelled or job.failed:
             return
         try:
-            job.listener.results(job, units, outputs)
+            stored = job.listener.store(job, units, outputs)
         except Exception as e:
-            log.exception("delivering results of %s failed", job.request_id)
+            log.exception("storing results of %s failed", job.request_id)
             self._fail({job}, e)
             return
         with self._cond:
             job.completed += len(units)
-            finished = job.completed == len(job.units) and not job.cancelled
+            finished = job.completed == len(job.units)
             if finished:
                 self._active.pop(job.key, None)
-        if job.cancelled:
-            return
-        job.listener.progress(job, job.completed, len(job.units))
+        job.emit(job.listener.progress, job.completed, len(job.units))
+        job.emit(job.listener.results, stored)
         if finished:
-            job.listener.finished(job)
+            job.emit(job.listener.finished, final=True)
 
     def _fail(self, jobs: set[Job], error: BaseException) -> None:
         with self._cond:
@@ -302,4 +340,4 @@ class JobScheduler:
                 self._active.pop(job.key, None)
                 self._drop(job)
         for job in failing:
-            job.listener.failed(job, error)
+            job.emit(job.listener.failed, error, final=True)

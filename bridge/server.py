@@ -40,7 +40,8 @@ class RunningBridge:
     async def stop(self) -> None:
         await self.ws.stop()
         await self.osc.stop()
-        self.core.scheduler.stop()
+        # The worker may be finishing a batch: wait for it off the loop, then close the store.
+        await asyncio.to_thread(self.core.scheduler.stop)
         self.core.store.close()
 
 
@@ -48,8 +49,12 @@ async def start_bridge(settings: Settings, core: BridgeCore | None = None) -> Ru
     core = core or await asyncio.to_thread(build_core, settings)
     ws = WebSocketDoor(core, settings.host, settings.ws_port, settings.allowed_origins)
     osc = OscDoor(core, settings.host, settings.osc_port)
-    await ws.start()
-    await osc.start()
+    try:
+        await ws.start()
+        await osc.start()
+    except BaseException:
+        await RunningBridge(core, ws, osc).stop()
+        raise
     names = ", ".join(f"{g.name} ({g.device})" for g in core.generators.values()) or "none"
     log.info("generators: %s", names)
     log.info("WebSocket: ws://%s:%d/   OSC (UDP): %s:%d", _fmt(settings.host), ws.port, settings.host, osc.port)

@@ -12,6 +12,8 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +88,17 @@ class ItemStore:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One atomic, durable commit (the connection is otherwise in autocommit mode)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -122,9 +135,8 @@ class ItemStore:
             )
             for r in records
         ]
-        with self._lock:
-            with self._db:
-                self._db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        with self._lock, self._transaction():
+            self._db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     def get(self, item_id: str) -> ItemRecord | None:
         with self._lock:
@@ -160,12 +172,11 @@ class ItemStore:
 
     def add_feedback(self, item_id: str, session: str, rating: int) -> None:
         """Returns only after the rating is committed to disk."""
-        with self._lock:
-            with self._db:
-                self._db.execute(
-                    "INSERT INTO feedback (item, session, rating, created) VALUES (?,?,?,?)",
-                    (item_id, session, rating, time.time()),
-                )
+        with self._lock, self._transaction():
+            self._db.execute(
+                "INSERT INTO feedback (item, session, rating, created) VALUES (?,?,?,?)",
+                (item_id, session, rating, time.time()),
+            )
 
     def latest_rating(self, item_id: str) -> int | None:
         with self._lock:
@@ -174,8 +185,9 @@ class ItemStore:
             ).fetchone()
         return row[0] if row else None
 
-    def rated_items(self, session: str, generator: str) -> list[tuple[ItemRecord, int]]:
-        """The latest rating of each item this session rated, newest rating first; zeros dropped."""
+    def rated_items(self, session: str, generator: str, limit: int = 64) -> list[tuple[ItemRecord, int]]:
+        """The latest rating of each item this session rated (the `limit` most recent ratings,
+        newest first); zeros dropped."""
         with self._lock:
             rows = self._db.execute(
                 """
@@ -184,8 +196,9 @@ class ItemStore:
                 WHERE f.session = ? AND i.generator = ?
                   AND f.id = (SELECT MAX(id) FROM feedback g WHERE g.item = f.item AND g.session = f.session)
                 ORDER BY f.id DESC
+                LIMIT ?
                 """,
-                (session, generator),
+                (session, generator, limit),
             ).fetchall()
         ratings = {item: rating for item, rating in rows if rating != 0}
         records = self.get_many(list(ratings))

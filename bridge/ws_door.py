@@ -50,18 +50,18 @@ class WebSocketDoor:
 
     async def _connection(self, ws: ServerConnection) -> None:
         loop = asyncio.get_running_loop()
-        outbox: asyncio.Queue[dict] = asyncio.Queue()
+        outbox = Outbox(ws)
 
         def emit(msg: dict) -> None:
             try:
-                loop.call_soon_threadsafe(outbox.put_nowait, msg)
+                loop.call_soon_threadsafe(outbox.put, msg)
             except RuntimeError:
                 log.debug("dropping a reply: the event loop has shut down")
 
         peer = "{}:{}".format(*ws.remote_address[:2]) if ws.remote_address else "?"
         client = self.core.connect(emit, name=peer)
         log.info("client connected from %s", peer)
-        writer = asyncio.create_task(self._write(ws, outbox))
+        writer = asyncio.create_task(outbox.drain())
         try:
             async for raw in ws:
                 await asyncio.to_thread(self.core.handle_raw, client, raw)
@@ -69,19 +69,59 @@ class WebSocketDoor:
             pass  # the client went away; its jobs are cancelled below
         finally:
             self.core.disconnect(client)
-            await outbox.put({})  # wake the writer so it can flush and stop
+            outbox.put({})  # wake the writer so it can flush and stop
             await asyncio.gather(writer, return_exceptions=True)
             log.info("client %s disconnected", client.name)
 
-    async def _write(self, ws: ServerConnection, outbox: asyncio.Queue[dict]) -> None:
+
+def payload_size(msg: dict) -> int:
+    """Bytes of base64 payload a message carries (results are what can pile up)."""
+    size = 0
+    for item in msg.get("items", ()):
+        size += len(item.get("data", ""))
+        size += sum(len(m.get("data", "")) for m in (item.get("maps") or {}).values())
+    return size
+
+
+class Outbox:
+    """Replies waiting to be written to one connection (loop thread only).
+
+    A client that stops reading while its requests keep producing results would make the
+    bridge hold every payload in memory; past MAX_BACKLOG bytes the connection is closed.
+    """
+
+    MAX_BACKLOG = 512 << 20
+
+    def __init__(self, ws: ServerConnection):
+        self.ws = ws
+        self.queue: asyncio.Queue[dict] = asyncio.Queue()
+        self.backlog = 0
+        self.overflowed = False
+
+    def put(self, msg: dict) -> None:
+        if self.overflowed:
+            return
+        self.backlog += payload_size(msg)
+        if self.backlog > self.MAX_BACKLOG:
+            self.overflowed = True
+            log.warning("closing a connection whose client is not reading its results")
+            asyncio.get_running_loop().create_task(self.ws.close(1008, "client is not reading its replies"))
+            return
+        self.queue.put_nowait(msg)
+
+    async def drain(self) -> None:
         try:
             while True:
-                msg = await outbox.get()
+                msg = await self.queue.get()
                 if not msg:
                     return
-                await ws.send(json.dumps(msg, separators=(",", ":")))
+                await self.ws.send(json.dumps(msg, separators=(",", ":")))
+                self.backlog -= payload_size(msg)
                 if msg.get("type") == "error" and msg.get("code") == "unauthorized":
-                    await ws.close(1008, "unauthorized")
+                    await self.ws.close(1008, "unauthorized")
                     return
         except ConnectionClosed:
             return
+        except Exception:
+            log.exception("writing to a client failed; closing its connection")
+            await self.ws.close(1011, "internal error")

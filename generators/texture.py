@@ -232,32 +232,31 @@ class TextureGenerator(Generator):
         return (params.model, *self._render_size(params))
 
     def max_batch(self, params: BaseModel) -> int:
-        # A CPU batch is split into lanes, one per core; each lane's forward stays under ~256K
-        # pixels, past which per-image time rises here (memory-bound layers). GPUs take far more.
-        budget = 512 * 512 * CPU_LANES if self._device == "cpu" else 4096 * 4096
+        # On a CPU a batch runs as lanes, so it needs no more items than cores; on a GPU a batch
+        # is one forward pass, bounded by a pixel budget.
+        if self._device == "cpu":
+            return CPU_LANES
         h, w = self._render_size(params)
-        return max(1, min(16, budget // (h * w)))
+        return max(1, min(16, (4096 * 4096) // (h * w)))
 
     def render(self, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Output]:
-        if self._device != "cpu" or len(params) == 1:
-            return self._render_lane(list(params), list(latents))
-        # On a CPU a batch runs as one single-threaded lane per core (forward + PNG encode):
-        # measured on 2 cores at 512x512, two lanes give ~1.5x the items/s of one two-threaded
-        # forward, because these layers are memory-bound and intra-op threading scales poorly.
-        lanes = min(CPU_LANES, len(params))
-        chunks = [(list(params[i::lanes]), list(latents[i::lanes])) for i in range(lanes)]
+        if self._device != "cpu":
+            return self._render_together(list(params), list(latents))
+        if len(params) == 1:
+            return self._render_together(list(params), list(latents))
+        # On a CPU a batch runs as one single-threaded lane per core, each image its own forward
+        # pass. Measured on 2 cores at 512x512, two lanes give ~1.5x the items/s of one
+        # two-threaded forward (these layers are memory-bound; batching within one forward made
+        # each image slower here). One image per forward also keeps every pixel independent of
+        # how requests happened to be batched, so a recipe always regenerates the same bytes.
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            done = list(_LANES.map(lambda chunk: self._render_lane(*chunk), chunks))
+            return list(_LANES.map(lambda p, z: self._render_together([p], [z])[0], params, latents))
         finally:
             torch.set_num_threads(threads)
-        outputs: list[Output] = [None] * len(params)  # type: ignore[list-item]
-        for i, lane_outputs in enumerate(done):
-            outputs[i::lanes] = lane_outputs
-        return outputs
 
-    def _render_lane(self, params: list[BaseModel], latents: list[Latent]) -> list[Output]:
+    def _render_together(self, params: list[BaseModel], latents: list[Latent]) -> list[Output]:
         model = self.models[params[0].model]
         grey = bool(model.card["data"].get("grayscale", False))
         images = model.net.sample(latents, [p.temperature for p in params], grayscale=grey)

@@ -137,6 +137,7 @@ def error_for(ws, msg) -> dict:
         ('{"type": "generate", "id": "a", "generator": "texture", "count": 999}', "too_large"),
         ('{"type": "interpolate", "id": "a", "from": "x", "to": "y", "steps": 999}', "too_large"),
         ('{"type": "cancel", "id": "never-sent"}', "unknown_request"),
+        ("[" * 100_000, "bad_message"),
     ],
 )
 def test_error_codes_keep_connection_open(ws, raw, code):
@@ -175,7 +176,7 @@ def test_interpolate_across_sizes_is_invalid(ws):
     a = items_of(generate(ws, "a64"))[0]["item"]
     b = items_of(generate(ws, "b96", width=96))[0]["item"]
     reply = error_for(ws, {"type": "interpolate", "id": "bad", "from": a, "to": b, "steps": 3})
-    assert reply["code"] == "invalid_params" and "shape" in reply["message"]
+    assert reply["code"] == "invalid_params" and "different params" in reply["message"]
 
 
 def test_duplicate_request_id_in_flight_is_refused(ws):

@@ -67,6 +67,12 @@ def test_wrong_token_is_refused(open_bridge):
         ws.recv(timeout=10)
 
 
+def test_non_ascii_token_is_refused_cleanly(open_bridge):
+    ws = dial(open_bridge)
+    ws.send(json.dumps({"type": "hello", "protocol": 1, "token": "pässwörd"}))
+    assert json.loads(ws.recv(timeout=10))["code"] == "unauthorized"
+
+
 def test_right_token_is_welcome(open_bridge):
     ws = dial(open_bridge)
     ws.send(json.dumps({"type": "hello", "protocol": 1, "token": open_bridge.settings.token}))

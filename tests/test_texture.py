@@ -119,12 +119,17 @@ def test_maps_are_seamless_and_well_formed(texture):
         assert seam_ratio(heights, axis) <= SEAM_LIMIT
 
 
-def test_same_latent_same_pixels_in_any_batch(texture):
-    p = texture.params_model.model_validate({"width": 64, "height": 64})
+@pytest.mark.parametrize("size", [64, 256])
+def test_same_latent_same_pixels_in_any_batch(texture, size):
+    p = texture.params_model.model_validate({"width": size, "height": size})
     latents = [texture.random_latent(p, s) for s in range(4)]
     alone = texture.render([p], [latents[2]])[0].data
-    batched = texture.render([p] * 4, latents)[2].data
-    assert alone == batched
+    for n in (2, 3, 4):
+        assert (
+            texture.render([p] * n, latents[:n])[min(2, n - 1)].data
+            == texture.render([p], [latents[min(2, n - 1)]])[0].data
+        )
+    assert texture.render([p] * 4, latents)[2].data == alone
 
 
 def test_a_few_training_steps_write_loadable_weights_and_card(tmp_path):
@@ -192,5 +197,9 @@ def test_pickled_checkpoint_is_refused(tmp_path):
     models.mkdir(parents=True)
     (models / "evil.safetensors").write_bytes(fake.read_bytes())
     (models / "evil.json").write_text(good.with_suffix(".json").read_text())
+    # so is a truncated safetensors file
+    (models / "cut.safetensors").write_bytes(good.read_bytes()[:5000])
+    (models / "cut.json").write_text(good.with_suffix(".json").read_text())
     gen = load_generators(tmp_path / "models", "cpu")["texture"]
-    assert "evil" not in [c.name for c in gen.checkpoints()]
+    names = [c.name for c in gen.checkpoints()]
+    assert "evil" not in names and "cut" not in names and "brick" in names
