@@ -176,6 +176,9 @@ class TextureTrainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=settings.lr, betas=(0.5, 0.99))
         self.step = 0
         self.history: list[dict] = []
+        self.runs: list[dict] = []  # earlier runs of this training (resumes), from the saved state
+        self.run_started = time.perf_counter()
+        self.run_from = 0
         self.grid = settings.crop // settings.config.stride
         self.fixed = sample_latent(settings.config, 8, 2 * self.grid, torch.Generator().manual_seed(1234))
 
@@ -194,7 +197,13 @@ class TextureTrainer:
             tensors |= t
             meta |= m
         tensors["rng"] = self.gen.get_state()
-        info = {"step": self.step, "history": self.history, "optimizer": meta, "config": config_dict(self.s.config)}
+        info = {
+            "step": self.step,
+            "history": self.history,
+            "runs": self.all_runs(),
+            "optimizer": meta,
+            "config": config_dict(self.s.config),
+        }
         save_weights(self.state_path, tensors, {"trainer": json.dumps(info)})
 
     def load_state(self) -> None:
@@ -212,6 +221,9 @@ class TextureTrainer:
         self.gen.set_state(tensors["rng"])
         self.step = info["step"]
         self.history = info["history"]
+        self.runs = info.get("runs") or [
+            {"command": "(not recorded: state saved before runs were logged)", "to_step": self.step}
+        ]
 
     # -- training ----------------------------------------------------------------------------
     def train_step(self) -> dict:
@@ -252,8 +264,8 @@ class TextureTrainer:
         if resume and self.state_path.is_file():
             self.load_state()
             print(f"resumed at step {self.step}", file=sys.stderr)
-        started = time.perf_counter()
-        start_step = self.step
+        self.run_started = time.perf_counter()
+        self.run_from = self.step
         bar = tqdm(total=self.s.steps, initial=self.step, desc=f"texture {self.s.name}", unit="step")
         while self.step < self.s.steps:
             record = self.train_step()
@@ -266,8 +278,17 @@ class TextureTrainer:
             if self.step % self.s.save_every == 0 or self.step == self.s.steps:
                 self.save_state()
         bar.close()
-        elapsed = time.perf_counter() - started
-        return self.export(elapsed, self.step - start_step)
+        return self.export()
+
+    def all_runs(self) -> list[dict]:
+        """Earlier runs plus this one (command, steps, seconds), for the state and the card."""
+        this = {
+            "command": self.command,
+            "from_step": self.run_from,
+            "to_step": self.step,
+            "seconds": round(time.perf_counter() - self.run_started, 1),
+        }
+        return [*self.runs, this]
 
     def quality(self) -> dict:
         """Patch SWD of the EMA generator vs the exemplar, with the real floor and untrained ceiling."""
@@ -288,7 +309,7 @@ class TextureTrainer:
             "exemplar, in exemplar std units; floor = exemplar vs itself, untrained = random weights",
         }
 
-    def export(self, elapsed: float, steps_this_run: int) -> Path:
+    def export(self) -> Path:
         weights = self.s.out / f"{self.s.name}.safetensors"
         save_weights(weights, self.G_ema.state_dict(), {"kind": "texture"})
         tail = self.history[-100:] or [{"loss_d": math.nan, "loss_g": math.nan}]
@@ -314,8 +335,7 @@ class TextureTrainer:
                 "seed": self.s.seed,
                 "machine": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__} "
                 f"{torch.get_num_threads()} threads".strip(),
-                "seconds_this_run": round(elapsed, 1),
-                "steps_this_run": steps_this_run,
+                "runs": self.all_runs(),
             },
             "metrics": {
                 "final_loss_d_mean100": round(float(np.mean([h["loss_d"] for h in tail])), 4),

@@ -151,6 +151,11 @@ def test_a_few_training_steps_write_loadable_weights_and_card(tmp_path):
     trainer = TextureTrainer(settings, "resume")
     trainer.run(resume=True)
     assert trainer.step == 4 and len(trainer.history) == 4
+    runs = json.loads(weights.with_suffix(".json").read_text())["training"]["runs"]
+    assert [(r["from_step"], r["to_step"], r["command"]) for r in runs] == [
+        (0, 3, "ganbridge train texture (test)"),
+        (3, 4, "resume"),
+    ]
 
 
 def test_train_command_reports_bad_input_clearly(tmp_path):
