@@ -11,8 +11,14 @@ from pathlib import Path
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from bridge.registry import resolve_device
     from generators.texture_train import TextureTrainer, TrainSettings
 
+    try:
+        device = resolve_device(args.device)
+    except ValueError as e:
+        print(f"ganbridge train: {e}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     name = args.name or (args.image.split(":", 1)[1] if args.image.startswith("skimage:") else Path(args.image).stem)
     settings = TrainSettings(
@@ -27,6 +33,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         save_every=args.sample_every,
         seed=args.seed,
         license=args.license,
+        device=device,
     )
     if args.threads:
         import torch
@@ -259,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     tex.add_argument("--sample-every", type=int, default=250, help="steps between sample sheets and saves")
     tex.add_argument("--seed", type=int, default=0)
     tex.add_argument("--license", default="unknown (user-supplied exemplar)", help="licence of your exemplar")
+    tex.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda or cuda:N")
     tex.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     tex.add_argument("--restart", action="store_true", help="ignore saved state in --out and start over")
     tex.set_defaults(func=_cmd_train)

@@ -54,6 +54,7 @@ class TrainSettings:
     save_every: int = 250
     seed: int = 0
     license: str = "unknown (user-supplied exemplar)"
+    device: str = "cpu"
     config: TextureConfig = field(default_factory=TextureConfig)
 
 
@@ -169,8 +170,9 @@ class TextureTrainer:
         self.grayscale = all(bool((img[0] == img[1]).all() and (img[1] == img[2]).all()) for img in self.images)
         torch.manual_seed(settings.seed)
         self.gen = torch.Generator().manual_seed(settings.seed)
-        self.G = TextureGAN(settings.config)
-        self.D = PatchDiscriminator()
+        self.device = torch.device(settings.device)
+        self.G = TextureGAN(settings.config).to(self.device)
+        self.D = PatchDiscriminator().to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=settings.lr, betas=(0.5, 0.99))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=settings.lr, betas=(0.5, 0.99))
@@ -226,17 +228,21 @@ class TextureTrainer:
         ]
 
     # -- training ----------------------------------------------------------------------------
+    def latent_batch(self) -> list[torch.Tensor]:
+        # Drawn on the CPU from the saved generator, so a resumed run continues the same stream.
+        return [t.to(self.device) for t in sample_latent(self.s.config, self.s.batch, self.grid, self.gen)]
+
     def train_step(self) -> dict:
         s = self.s
-        real = random_crops(self.images, s.batch, s.crop, self.gen)
+        real = random_crops(self.images, s.batch, s.crop, self.gen).to(self.device)
         with torch.no_grad():
-            fake = self.G(*sample_latent(s.config, s.batch, self.grid, self.gen))
+            fake = self.G(*self.latent_batch())
         loss_d = F.relu(1 - self.D(real)).mean() + F.relu(1 + self.D(fake)).mean()
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
 
-        fake = self.G(*sample_latent(s.config, s.batch, self.grid, self.gen))
+        fake = self.G(*self.latent_batch())
         loss_g = -self.D(fake).mean()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -251,8 +257,8 @@ class TextureTrainer:
 
     def write_samples(self) -> None:
         with torch.no_grad():
-            fake = self.G_ema(*self.fixed)
-        pixels = ((fake + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            fake = self.G_ema(*[t.to(self.device) for t in self.fixed])
+        pixels = ((fake + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         exemplar = ((self.images[0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
         samples_dir = self.s.out / "samples"
         samples_dir.mkdir(parents=True, exist_ok=True)
@@ -296,7 +302,7 @@ class TextureTrainer:
         shapes = self.G_ema.latent_shapes(side, side)
         rng = np.random.default_rng(99)
         latents = [{k: rng.standard_normal(v).astype(np.float32) for k, v in shapes.items()} for _ in range(16)]
-        untrained = TextureGAN(self.s.config).eval()
+        untrained = TextureGAN(self.s.config).eval().to(self.device)
         exemplar = [((img + 1) * 127.5).round().permute(1, 2, 0).numpy() for img in self.images]
         ones = [1.0] * len(latents)
         return {
