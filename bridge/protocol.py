@@ -155,6 +155,7 @@ class Item(BaseModel):
     format: str
     mime: str
     data: str = Field(description="base64 payload")
+    file: str | None = Field(None, description="where the bridge wrote it, on the bridge's machine")
     width: int | None = None
     height: int | None = None
     maps: dict[str, dict[str, str]] | None = Field(None, description="name -> {format, mime, data}")
