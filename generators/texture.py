@@ -45,6 +45,9 @@ class TextureConfig:
     def stride(self) -> int:
         return 2 ** (len(self.channels) - 1)
 
+    def to_dict(self) -> dict:
+        return asdict(self)
+
     @classmethod
     def from_dict(cls, d: dict) -> TextureConfig:
         d = dict(d)
@@ -281,7 +284,3 @@ class TextureGenerator(Generator):
             extra={"width": params.width, "height": params.height},
             attachments=attachments,
         )
-
-
-def config_dict(config: TextureConfig) -> dict:
-    return asdict(config)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from generators.checkpoint import load_weights, save_weights, write_card
 from generators.metrics import patch_swd
 from generators.plots import loss_plot, sample_sheet
-from generators.texture import TextureConfig, TextureGAN, config_dict
+from generators.texture import TextureConfig, TextureGAN
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -204,7 +204,7 @@ class TextureTrainer:
             "history": self.history,
             "runs": self.all_runs(),
             "optimizer": meta,
-            "config": config_dict(self.s.config),
+            "config": self.s.config.to_dict(),
         }
         save_weights(self.state_path, tensors, {"trainer": json.dumps(info)})
 
@@ -214,7 +214,7 @@ class TextureTrainer:
         tensors = load_weights(self.state_path)
         with safe_open(str(self.state_path), "pt") as f:
             info = json.loads(f.metadata()["trainer"])
-        if info["config"] != json.loads(json.dumps(config_dict(self.s.config))):
+        if info["config"] != json.loads(json.dumps(self.s.config.to_dict())):
             raise ValueError("the saved training state has a different model config; use a new --out")
         for prefix, module in (("G", self.G), ("D", self.D), ("E", self.G_ema)):
             module.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
@@ -323,7 +323,7 @@ class TextureTrainer:
             "kind": "texture",
             "name": self.s.name,
             "architecture": "TextureGAN (SGAN/PSGAN-style spatial GAN; circular padding, integer-cycle periodic channels)",
-            "config": config_dict(self.s.config),
+            "config": self.s.config.to_dict(),
             "data": {
                 "source": self.s.image,
                 "files": [Path(p).name for p in self.sources],
