@@ -200,6 +200,23 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+def _cmd_plugin(args: argparse.Namespace) -> int:
+    from bridge.plugin_build import BuildError, build_blender
+
+    try:
+        path = build_blender(
+            Path(args.out),
+            wheel=Path(args.wheel) if args.wheel else None,
+            blender_ext=Path(args.blender_ext) if args.blender_ext else None,
+        )
+    except BuildError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"built and validated {path}")
+    print("install it in Blender: Edit > Preferences > Get Extensions > (menu) Install from Disk")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganbridge", description="Local bridge server for GAN generators")
     parser.add_argument("--config", help="config file (TOML); default: the user config folder's ganbridge/config.toml")
@@ -252,6 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.set_defaults(func=_cmd_bench)
+
+    plugin = sub.add_parser("plugin", help="build the installable host plugins")
+    plugin_actions = plugin.add_subparsers(dest="action", required=True)
+    build = plugin_actions.add_parser("build", help="build a plugin package")
+    build.add_argument("host", choices=["blender"], help="which host")
+    build.add_argument("--out", default="dist", help="output folder (default dist/)")
+    build.add_argument("--wheel", help="websockets-X-py3-none-any.whl to bundle (default: fetched with pip)")
+    build.add_argument("--blender-ext", help="path to Blender's blender_ext.py (default: bpy here, or blender on PATH)")
+    build.set_defaults(func=_cmd_plugin)
 
     train = sub.add_parser("train", help="train a generator on your own data")
     train_kinds = train.add_subparsers(dest="kind", required=True)

@@ -1,0 +1,119 @@
+"""`ganbridge plugin build HOST`: the installable plugin packages.
+
+Blender: the extension's sources plus the shared protocol client, the pure-Python `websockets` wheel
+in `wheels/`, built and then validated by the extension CLI that ships inside Blender (or bpy).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import platformdirs
+
+import bridge
+
+
+class BuildError(Exception):
+    """The build cannot go on; the message says what to do."""
+
+
+def plugin_source(name: str) -> Path:
+    """Folder of `plugins/<name>` (a source checkout or the installed package data)."""
+    spec = importlib.util.find_spec(f"plugins.{name}")
+    if spec is None or not spec.submodule_search_locations:
+        raise BuildError(f"the plugin sources plugins/{name} are not installed with ganbridge")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def websockets_wheel(wheel: Path | None = None) -> Path:
+    """The pure-Python websockets wheel to bundle: the one given, else the cached or downloaded one
+    matching the installed version (the version the tests ran against)."""
+    if wheel is not None:
+        if not wheel.is_file() or not re.match(r"websockets-[\d.]+-py3-none-any\.whl$", wheel.name):
+            raise BuildError(f"{wheel} is not a websockets-X-py3-none-any.whl file")
+        return wheel
+    import websockets
+
+    version = websockets.__version__
+    cache = Path(platformdirs.user_cache_dir("ganbridge")) / "wheels"
+    found = cache / f"websockets-{version}-py3-none-any.whl"
+    if found.is_file():
+        return found
+    cache.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable, "-m", "pip", "download", f"websockets=={version}", "--no-deps", "--only-binary=:all:",
+        "--platform", "any", "--implementation", "py", "--python-version", "3.11", "-d", str(cache), "-q",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not found.is_file():
+        raise BuildError(
+            f"could not fetch the pure-Python websockets {version} wheel with pip ({proc.stderr.strip()[-300:]}); "
+            "download websockets-*-py3-none-any.whl yourself and pass --wheel FILE"
+        )
+    return found
+
+
+def blender_ext_command(blender_ext: Path | None = None) -> list[str]:
+    """How to run Blender's extension CLI: the given blender_ext.py, bpy in this Python, or `blender`."""
+    if blender_ext is None and os.environ.get("GANBRIDGE_BLENDER_EXT"):
+        blender_ext = Path(os.environ["GANBRIDGE_BLENDER_EXT"])
+    if blender_ext is not None:
+        if not blender_ext.is_file():
+            raise BuildError(f"{blender_ext} does not exist")
+        return [sys.executable, str(blender_ext)]
+    spec = importlib.util.find_spec("bpy")
+    if spec is not None and spec.submodule_search_locations:
+        root = Path(next(iter(spec.submodule_search_locations)))
+        found = sorted(root.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+        if found:
+            return [sys.executable, str(found[-1])]
+    blender = shutil.which("blender")
+    if blender:
+        return [blender, "--factory-startup", "--command", "extension"]
+    raise BuildError(
+        "Blender's extension builder was not found: put `blender` (4.2 or newer) on PATH, "
+        "pip install bpy, or pass --blender-ext path/to/blender_ext.py"
+    )
+
+
+def _manifest(template: str, version: str, wheel_name: str) -> str:
+    text = re.sub(r'^version = ".*"$', f'version = "{version}"', template, count=1, flags=re.M)
+    return re.sub(r"^wheels = \[.*\]$", f'wheels = ["./wheels/{wheel_name}"]', text, count=1, flags=re.M)
+
+
+def build_blender(out_dir: Path, wheel: Path | None = None, blender_ext: Path | None = None) -> Path:
+    """Build and validate the extension zip; returns its path."""
+    command = blender_ext_command(blender_ext)
+    wheel = websockets_wheel(wheel)
+    source = plugin_source("blender")
+    client = plugin_source("client") / "ganbridge_client.py"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir.resolve() / f"ganbridge-blender-{bridge.__version__}.zip"
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp) / "ganbridge"
+        stage.mkdir()
+        for path in source.iterdir():
+            if path.suffix == ".py":
+                shutil.copy2(path, stage / path.name)
+        shutil.copy2(client, stage / client.name)
+        (stage / "wheels").mkdir()
+        shutil.copy2(wheel, stage / "wheels" / wheel.name)
+        template = (source / "blender_manifest.toml").read_text()
+        (stage / "blender_manifest.toml").write_text(_manifest(template, bridge.__version__, wheel.name))
+        _run([*command, "build", "--source-dir", str(stage), "--output-filepath", str(target)], "build")
+    _run([*command, "validate", str(target)], "validate")
+    return target
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        out = (proc.stdout + proc.stderr).strip()
+        raise BuildError(f"Blender's extension {what} failed:\n{out[-2000:]}")

@@ -1,0 +1,56 @@
+"""GAN Bridge for Blender: generate, vary, rate and steer seamless textures from `ganbridge serve`.
+
+A thin client: no torch, no model. Generators and their parameters come from the bridge; results
+become packed images and materials. The network runs in background threads (`ganbridge_client`);
+`connection.drain()` applies what arrives on Blender's main thread.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from . import connection, operators, params, ui
+from .connection import drain  # noqa: F401  (tests and scripts call it: timers do not run in background mode)
+
+
+class GANBRIDGE_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    url: bpy.props.StringProperty(
+        name="Bridge URL",
+        default="ws://127.0.0.1:8765/",
+        description="Where `ganbridge serve` listens. Other computers need Blender's online access and a token",
+    )
+    token: bpy.props.StringProperty(name="Token", subtype="PASSWORD", description="Only if the bridge asks for one")
+
+    def draw(self, context):
+        self.layout.prop(self, "url")
+        self.layout.prop(self, "token")
+
+
+class GANBRIDGE_PG_settings(bpy.types.PropertyGroup):
+    generator: bpy.props.StringProperty(name="Generator")
+    count: bpy.props.IntProperty(name="Count", default=1, min=1, max=16, description="Results per click")
+    strength: bpy.props.FloatProperty(name="Strength", default=0.3, min=0.0, max=1.0, description="How far variations stray")
+    steps: bpy.props.IntProperty(name="Steps", default=6, min=2, max=16, description="Results in a blend, ends included")
+    explore: bpy.props.FloatProperty(name="Explore", default=0.25, min=0.0, max=1.0, description="Share of fresh samples when steering")
+    session: bpy.props.StringProperty(name="Session", description="This file's rating session on the bridge")
+    item_a: bpy.props.StringProperty(name="A")
+    item_b: bpy.props.StringProperty(name="B")
+
+
+CLASSES = (GANBRIDGE_AddonPreferences, GANBRIDGE_PG_settings, *operators.CLASSES, *ui.CLASSES)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.ganbridge = bpy.props.PointerProperty(type=GANBRIDGE_PG_settings)
+
+
+def unregister() -> None:
+    connection.disconnect()
+    params.unregister_all()
+    del bpy.types.Scene.ganbridge
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

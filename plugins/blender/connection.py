@@ -1,0 +1,274 @@
+"""Where the network meets Blender: one BridgeClient, drained on the main thread.
+
+The client's threads never touch bpy. `drain()` is the only place bridge events become Blender
+data: a `bpy.app.timers` timer calls it in the UI (and tests call it directly, since timers do not
+fire in background mode). Each result is applied by the `ganbridge.apply_result` operator, so each
+is one undo step.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import os
+import re
+import time
+from typing import Any
+
+import bpy
+
+from . import ganbridge_client as gc
+from . import history, params
+from .state import PLACE_IN_ROW, STATE, Job
+
+DRAIN_INTERVAL = 0.1  # seconds between timer drains in the UI
+
+_client: gc.BridgeClient | None = None
+_pending: dict[str, tuple[dict, Job, int]] = {}  # apply key -> (item, job, index in the job)
+_keys = itertools.count(1)
+
+
+class UserError(Exception):
+    """Something the artist must fix; the message says what."""
+
+
+def prefs() -> Any:
+    return bpy.context.preferences.addons[__package__].preferences
+
+
+def client() -> gc.BridgeClient | None:
+    return _client
+
+
+def connect(url: str, token: str) -> None:
+    """Start (or restart) the connection; returns at once, the state arrives through drain()."""
+    global _client
+    try:
+        url = gc.check_url(url)
+    except gc.BadUrl as e:
+        raise UserError(str(e)) from None
+    if not gc.is_loopback(url) and not bpy.app.online_access:
+        raise UserError(
+            "Blender's online access is off, and the bridge URL is not on this computer: "
+            "allow it in Preferences > System > Network, or use a ws://127.0.0.1 URL"
+        )
+    disconnect()
+    _client = gc.BridgeClient(url, token, client_name=f"Blender {bpy.app.version_string}")
+    _client.start()
+    STATE.status, STATE.detail, STATE.last_error = "connecting", f"connecting to {url}", ""
+    if not bpy.app.timers.is_registered(_timer):
+        bpy.app.timers.register(_timer, first_interval=DRAIN_INTERVAL, persistent=True)
+
+
+def disconnect() -> None:
+    global _client
+    if _client is None:
+        return
+    old, _client = _client, None
+    old.stop(timeout=2.0)
+    for job in STATE.active_jobs():
+        job.status, job.error = "failed", "disconnected"
+    STATE.status, STATE.detail, STATE.server = "disconnected", "disconnected", ""
+
+
+def submit(job: Job, kind: str, **fields: Any) -> str:
+    """Send a request that produces results; the job tracks it until it ends."""
+    if _client is None:
+        raise UserError("not connected to the bridge: click Connect in the GAN Bridge panel")
+    job.rid = _client.request(kind, **fields)
+    STATE.jobs[job.rid] = job
+    STATE.forget_finished()
+    return job.rid
+
+
+def send(kind: str, **fields: Any) -> str:
+    if _client is None:
+        raise UserError("not connected to the bridge: click Connect in the GAN Bridge panel")
+    return _client.request(kind, **fields)
+
+
+def cancel_all() -> int:
+    jobs = STATE.active_jobs()
+    for job in jobs:
+        send("cancel", id=job.rid)
+    return len(jobs)
+
+
+def _timer() -> float | None:
+    if _client is None:
+        return None
+    try:
+        drain()
+    except Exception as e:  # a timer that raises is unregistered by Blender: keep the UI alive
+        STATE.last_error = f"internal error while applying bridge events: {e}"
+    return DRAIN_INTERVAL
+
+
+def drain(limit: int = 200) -> int:
+    """Apply what arrived from the bridge, on the main thread. Returns the number of events."""
+    if _client is None:
+        return 0
+    events = _client.poll(limit)
+    for event in events:
+        if event.kind == "state":
+            _on_state(event.data)
+        else:
+            _on_message(event.data)
+    if events:
+        _redraw()
+    return len(events)
+
+
+def _on_state(state: gc.ConnectionState) -> None:
+    previous = STATE.status
+    STATE.status, STATE.detail, STATE.server, STATE.limits = state.status, state.detail, state.server, state.limits
+    if state.status == "connected":
+        STATE.generators = {g["name"]: g for g in state.generators}
+        params.sync(STATE.generators)
+        _pick_default_generator()
+    elif state.status == "unauthorized" and previous != "unauthorized":
+        report("ERROR", state.detail)
+    elif state.status == "disconnected" and previous == "connected":
+        report("WARNING", state.detail)
+
+
+def _pick_default_generator() -> None:
+    settings = bpy.context.scene.ganbridge
+    if not settings.generator and STATE.generators:
+        settings.generator = next(iter(STATE.generators))
+
+
+def _on_message(msg: dict) -> None:
+    kind, rid = msg.get("type"), msg.get("id")
+    job = STATE.jobs.get(rid) if isinstance(rid, str) else None
+    if kind == "accepted" and job:
+        job.status, job.position = "queued", int(msg.get("position", 0))
+    elif kind == "progress" and job:
+        job.status, job.done, job.total = "running", int(msg.get("done", 0)), int(msg.get("total", 0))
+    elif kind == "result" and job:
+        for item in msg.get("items", []):
+            _apply(item, job)
+    elif kind == "done" and job:
+        if job.status != "failed":
+            job.status = "done"
+    elif kind == "cancelled" and job:
+        job.status = "cancelled"
+        STATE.last_info = f"{job.label}: cancelled"
+    elif kind == "error":
+        _on_error(msg, job)
+    elif kind == "item" and rid in STATE.recipe_requests:
+        item = STATE.recipe_requests.pop(rid)
+        recipe = {k: msg.get(k) for k in ("params", "checkpoint", "seed", "origin", "parents", "session", "created")}
+        history.update(item, recipe=recipe)
+    elif kind == "ack" and rid in STATE.feedback_requests:
+        item, rating = STATE.feedback_requests.pop(rid)
+        history.update(item, rating=rating)
+        STATE.last_info = {1: "Liked", -1: "Disliked", 0: "Rating cleared"}[rating]
+    elif kind == "generators":
+        STATE.generators = {g["name"]: g for g in msg.get("generators", [])}
+        params.sync(STATE.generators)
+
+
+def _on_error(msg: dict, job: Job | None) -> None:
+    text = str(msg.get("message", "unknown error"))
+    code = msg.get("code", "")
+    rid = msg.get("id")
+    STATE.recipe_requests.pop(rid, None)
+    if STATE.feedback_requests.pop(rid, None) is not None:
+        report("ERROR", f"Rating not saved: {text}")
+        return
+    if job is not None:
+        job.status, job.error = "failed", text
+        if code == gc.DISCONNECTED:
+            text = f"{job.label}: the bridge went away before it finished (nothing was changed); try again"
+        else:
+            text = f"{job.label}: {text}"
+    report("ERROR", text)
+
+
+def _apply(item: dict, job: Job) -> None:
+    index = job.received
+    job.received += 1
+    key = f"r{next(_keys)}"
+    _pending[key] = (item, job, index)
+    try:
+        bpy.ops.ganbridge.apply_result(key=key)
+    finally:
+        _pending.pop(key, None)
+
+
+def take_pending(key: str) -> tuple[dict, Job, int] | None:
+    return _pending.pop(key, None)
+
+
+def apply_item(item: dict, job: Job, index: int) -> dict:
+    """Put one result into the scene and the history (called by the apply operator)."""
+    from .materials import ResultError, apply_texture
+
+    if item.get("format") != "png":
+        made = {"file": _save_beside_blend(item)}
+    else:
+        target = bpy.data.objects.get(job.target) if job.target else None
+        row = index if job.placement == PLACE_IN_ROW else (None if index == 0 else index - 1)
+        if job.placement != PLACE_IN_ROW and index > 0 and target is None:
+            row = index  # no target: the first result made a plane at the cursor; line up after it
+        try:
+            made = apply_texture(item, target, row)
+        except ResultError:
+            raise
+        except Exception as e:  # anything Blender raised while building: report it, the rollback ran
+            raise ResultError(f"could not apply the result: {e}") from e
+    entry = {
+        "item": item["item"],
+        "generator": item.get("generator"),
+        "seed": item.get("seed"),
+        "format": item.get("format"),
+        "width": item.get("width"),
+        "height": item.get("height"),
+        "job": job.kind,
+        "rating": 0,
+        "created": time.time(),
+        **made,
+    }
+    history.add(entry)
+    if _client is not None:
+        STATE.recipe_requests[_client.request("item", item=item["item"])] = item["item"]
+    STATE.last_info = f"{job.label}: result {index + 1} applied"
+    return entry
+
+
+def _save_beside_blend(item: dict) -> str:
+    """Non-image results (music) as files next to the .blend: Blender has no MIDI data type."""
+    from .materials import ResultError
+
+    if not bpy.data.filepath:
+        raise ResultError(f"save the .blend first: the {item.get('format')} result is written next to it")
+    try:
+        data = base64.b64decode(item.get("data", ""), validate=True)
+    except ValueError:
+        raise ResultError("the result from the bridge is not valid base64") from None
+    name = re.sub(r"[^\w.-]", "_", f"{item.get('generator', 'gan')}-{item['item']}.{item.get('format', 'bin')}")
+    path = os.path.join(os.path.dirname(bpy.data.filepath), name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def report(level: str, message: str) -> None:
+    """Into the panel's status and Blender's report area (info editor / status bar)."""
+    if level == "ERROR":
+        STATE.last_error = message
+    else:
+        STATE.last_info = message
+    try:
+        bpy.ops.ganbridge.report(level=level, message=message)
+    except Exception:
+        print(f"GAN Bridge {level}: {message}")
+
+
+def _redraw() -> None:
+    wm = bpy.context.window_manager
+    for window in getattr(wm, "windows", []):
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()

@@ -1,0 +1,62 @@
+"""This .blend's results and their recipes, kept in a text datablock so they save with the file.
+
+Each entry: item id, generator, seed, params, checkpoint, origin, parents (the bridge's recipe, filled
+in when the bridge answers the `item` request), plus where the result lives in this file
+(material, images) and the artist's rating.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import bpy
+
+TEXT_NAME = "GAN Bridge history"
+
+
+def _text(create: bool) -> bpy.types.Text | None:
+    text = bpy.data.texts.get(TEXT_NAME)
+    if text is None and create:
+        text = bpy.data.texts.new(TEXT_NAME)
+        text.use_fake_user = True
+    return text
+
+
+def entries() -> list[dict[str, Any]]:
+    text = _text(create=False)
+    if text is None:
+        return []
+    try:
+        data = json.loads(text.as_string() or "[]")
+    except ValueError:
+        return []  # someone edited it by hand; show nothing rather than fail the panel
+    return [e for e in data if isinstance(e, dict) and "item" in e] if isinstance(data, list) else []
+
+
+def _save(data: list[dict[str, Any]]) -> None:
+    text = _text(create=True)
+    text.from_string(json.dumps(data, indent=1))
+
+
+def add(entry: dict[str, Any]) -> None:
+    data = entries()
+    data.append(entry)
+    _save(data)
+
+
+def find(item: str) -> dict[str, Any] | None:
+    for e in entries():
+        if e["item"] == item:
+            return e
+    return None
+
+
+def update(item: str, **fields: Any) -> bool:
+    data = entries()
+    for e in data:
+        if e["item"] == item:
+            e.update(fields)
+            _save(data)
+            return True
+    return False

@@ -1,0 +1,305 @@
+"""The buttons. Each one queues a request and returns at once; results arrive through drain()."""
+
+from __future__ import annotations
+
+import uuid
+
+import bpy
+
+from . import connection, history, params
+from .connection import UserError
+from .materials import MATERIAL_TYPES, ResultError
+from .state import PLACE_IN_ROW, PLACE_ON_TARGET, STATE, Job
+
+
+def _settings(context: bpy.types.Context):
+    return context.scene.ganbridge
+
+
+def _session(context: bpy.types.Context) -> str:
+    s = _settings(context)
+    if not s.session:
+        s.session = uuid.uuid4().hex
+    return s.session
+
+
+def current_item(context: bpy.types.Context) -> str:
+    """The result the artist is looking at: the active object's material, else the newest one."""
+    obj = context.active_object
+    mat = obj.active_material if obj is not None else None
+    if mat is not None and mat.get("ganbridge_item"):
+        return str(mat["ganbridge_item"])
+    items = history.entries()
+    return items[-1]["item"] if items else ""
+
+
+def _target(context: bpy.types.Context) -> str:
+    obj = context.active_object
+    return obj.name if obj is not None and obj.type in MATERIAL_TYPES else ""
+
+
+class _BridgeOperator(bpy.types.Operator):
+    """Shared error handling: every failure is a report and CANCELLED, never a traceback."""
+
+    def execute(self, context):
+        try:
+            message = self.run(context)
+        except UserError as e:
+            connection.report("ERROR", str(e))
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        if message:
+            STATE.last_info = message
+            self.report({"INFO"}, message)
+        return {"FINISHED"}
+
+    def run(self, context) -> str:
+        raise NotImplementedError
+
+
+class GANBRIDGE_OT_connect(_BridgeOperator):
+    bl_idname = "ganbridge.connect"
+    bl_label = "Connect"
+    bl_description = "Connect to the GAN Bridge server (URL and token in the add-on preferences)"
+
+    def run(self, context) -> str:
+        p = connection.prefs()
+        connection.connect(p.url, p.token)
+        return f"Connecting to {p.url}"
+
+
+class GANBRIDGE_OT_disconnect(_BridgeOperator):
+    bl_idname = "ganbridge.disconnect"
+    bl_label = "Disconnect"
+
+    def run(self, context) -> str:
+        connection.disconnect()
+        return "Disconnected"
+
+
+class GANBRIDGE_OT_select_generator(_BridgeOperator):
+    bl_idname = "ganbridge.select_generator"
+    bl_label = "Select generator"
+    bl_options = {"INTERNAL"}
+    name: bpy.props.StringProperty()
+
+    def run(self, context) -> str:
+        _settings(context).generator = self.name
+        return ""
+
+
+def _generator(context) -> tuple[str, dict]:
+    name = _settings(context).generator
+    if not STATE.generators:
+        raise UserError("no generators yet: connect to the bridge first")
+    info = STATE.generators.get(name)
+    if info is None:
+        raise UserError(f"the generator {name!r} is no longer on the bridge: pick another one in the panel")
+    return name, info
+
+
+class GANBRIDGE_OT_generate(_BridgeOperator):
+    bl_idname = "ganbridge.generate"
+    bl_label = "Generate"
+    bl_description = "Generate new results; the first goes onto the active object (or a new plane)"
+
+    def run(self, context) -> str:
+        name, info = _generator(context)
+        values = params.values(context.scene, name, info.get("params_schema") or {})
+        count = _settings(context).count
+        job = Job("", "generate", f"Generate {name}", PLACE_ON_TARGET, _target(context), values)
+        connection.submit(job, "generate", generator=name, params=values, count=count, session=_session(context))
+        return f"Asked the bridge for {count} {name} result{'s' if count > 1 else ''}"
+
+
+class GANBRIDGE_OT_variations(_BridgeOperator):
+    bl_idname = "ganbridge.variations"
+    bl_label = "Variations"
+    bl_description = "Variations of the current result, in a row beside it"
+
+    def run(self, context) -> str:
+        item = current_item(context)
+        if not item:
+            raise UserError("no result to vary yet: generate one first")
+        s = _settings(context)
+        job = Job("", "variations", "Variations", PLACE_IN_ROW, _target(context))
+        connection.submit(job, "variations", item=item, strength=s.strength, count=s.count, session=_session(context))
+        return f"Asked for {s.count} variations"
+
+
+class GANBRIDGE_OT_pick(_BridgeOperator):
+    bl_idname = "ganbridge.pick"
+    bl_label = "Pick for blending"
+    bl_options = {"INTERNAL"}
+    item: bpy.props.StringProperty()
+    slot: bpy.props.EnumProperty(items=[("A", "A", ""), ("B", "B", "")])
+
+    def run(self, context) -> str:
+        s = _settings(context)
+        if self.slot == "A":
+            s.item_a = self.item
+        else:
+            s.item_b = self.item
+        return ""
+
+
+class GANBRIDGE_OT_interpolate(_BridgeOperator):
+    bl_idname = "ganbridge.interpolate"
+    bl_label = "Blend two"
+    bl_description = "A row of results morphing from result A to result B"
+
+    def run(self, context) -> str:
+        s = _settings(context)
+        if not s.item_a or not s.item_b:
+            raise UserError("pick two results (A and B) in the history first")
+        if s.item_a == s.item_b:
+            raise UserError("A and B are the same result: pick two different ones")
+        job = Job("", "interpolate", "Blend", PLACE_IN_ROW, _target(context))
+        connection.submit(
+            job, "interpolate", **{"from": s.item_a, "to": s.item_b, "steps": s.steps, "session": _session(context)}
+        )
+        return f"Asked for a {s.steps}-step blend"
+
+
+class GANBRIDGE_OT_rate(_BridgeOperator):
+    bl_idname = "ganbridge.rate"
+    bl_label = "Rate"
+    bl_description = "Like or dislike a result; ratings steer 'More like these'"
+    rating: bpy.props.IntProperty(min=-1, max=1, default=1)
+    item: bpy.props.StringProperty(description="Item id; empty: the current result")
+
+    def run(self, context) -> str:
+        item = self.item or current_item(context)
+        if not item:
+            raise UserError("no result to rate yet: generate one first")
+        rid = connection.send("feedback", item=item, rating=self.rating, session=_session(context))
+        STATE.feedback_requests[rid] = (item, self.rating)
+        return ""
+
+
+class GANBRIDGE_OT_steer(_BridgeOperator):
+    bl_idname = "ganbridge.steer"
+    bl_label = "More like these"
+    bl_description = "New results steered by this file's likes and dislikes"
+
+    def run(self, context) -> str:
+        name, _ = _generator(context)
+        s = _settings(context)
+        job = Job("", "steer", f"More {name}", PLACE_IN_ROW, _target(context))
+        connection.submit(
+            job, "steer", generator=name, session=_session(context), count=s.count, explore=s.explore
+        )
+        return "Asked for results steered by your ratings"
+
+
+class GANBRIDGE_OT_cancel(_BridgeOperator):
+    bl_idname = "ganbridge.cancel"
+    bl_label = "Cancel"
+    bl_description = "Stop every request of this file that is still queued or running"
+
+    def run(self, context) -> str:
+        n = connection.cancel_all()
+        return f"Cancelling {n} request{'s' if n != 1 else ''}" if n else "Nothing to cancel"
+
+
+class GANBRIDGE_OT_reapply(bpy.types.Operator):
+    bl_idname = "ganbridge.reapply"
+    bl_label = "Use"
+    bl_description = "Put this result's material on the active object"
+    bl_options = {"REGISTER", "UNDO"}
+    item: bpy.props.StringProperty()
+
+    def execute(self, context):
+        entry = history.find(self.item)
+        mat = bpy.data.materials.get(entry.get("material", "")) if entry else None
+        obj = context.active_object
+        if mat is None:
+            self.report({"ERROR"}, "that result's material is no longer in this file: use Regenerate")
+            return {"CANCELLED"}
+        if obj is None or obj.type not in MATERIAL_TYPES:
+            self.report({"ERROR"}, "select an object that can have a material first")
+            return {"CANCELLED"}
+        if not obj.material_slots:
+            obj.data.materials.append(mat)
+        else:
+            obj.material_slots[obj.active_material_index].material = mat
+        return {"FINISHED"}
+
+
+class GANBRIDGE_OT_regenerate(_BridgeOperator):
+    bl_idname = "ganbridge.regenerate"
+    bl_label = "Regenerate"
+    bl_description = "Ask the bridge to make this result again from its recipe"
+    item: bpy.props.StringProperty()
+
+    def run(self, context) -> str:
+        entry = history.find(self.item)
+        if entry is None:
+            raise UserError("that result is not in this file's history")
+        recipe = entry.get("recipe")
+        if not recipe or recipe.get("seed") is None or not recipe.get("params"):
+            raise UserError(
+                "this result was made from other results (variations, blends, steering): only a result "
+                "generated from a seed can be regenerated from its recipe; use 'Use' to re-apply it"
+            )
+        name = entry["generator"]
+        if name not in STATE.generators:
+            raise UserError(f"the generator {name!r} is not on the bridge now")
+        job = Job("", "generate", f"Regenerate {name}", PLACE_ON_TARGET, _target(context), recipe["params"])
+        connection.submit(job, "generate", generator=name, params=recipe["params"], seed=recipe["seed"], count=1)
+        return "Regenerating from the recipe"
+
+
+class GANBRIDGE_OT_apply_result(bpy.types.Operator):
+    """One result into the scene: one undo step (drain() calls this for each result)."""
+
+    bl_idname = "ganbridge.apply_result"
+    bl_label = "Apply GAN Bridge result"
+    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+    key: bpy.props.StringProperty()
+
+    def execute(self, context):
+        pending = connection.take_pending(self.key)
+        if pending is None:
+            return {"CANCELLED"}
+        item, job, index = pending
+        try:
+            connection.apply_item(item, job, index)
+        except ResultError as e:
+            message = f"{job.label}: {e} (nothing was changed)"
+            connection.report("ERROR", message)
+            return {"CANCELLED"}
+        STATE.applied += 1
+        return {"FINISHED"}
+
+
+class GANBRIDGE_OT_report(bpy.types.Operator):
+    """Puts a message in Blender's report area from places that are not operators (the timer)."""
+
+    bl_idname = "ganbridge.report"
+    bl_label = "GAN Bridge message"
+    bl_options = {"INTERNAL"}
+    level: bpy.props.EnumProperty(items=[("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")])
+    message: bpy.props.StringProperty()
+
+    def execute(self, context):
+        self.report({self.level}, self.message)
+        return {"FINISHED"}
+
+
+CLASSES = (
+    GANBRIDGE_OT_connect,
+    GANBRIDGE_OT_disconnect,
+    GANBRIDGE_OT_select_generator,
+    GANBRIDGE_OT_generate,
+    GANBRIDGE_OT_variations,
+    GANBRIDGE_OT_pick,
+    GANBRIDGE_OT_interpolate,
+    GANBRIDGE_OT_rate,
+    GANBRIDGE_OT_steer,
+    GANBRIDGE_OT_cancel,
+    GANBRIDGE_OT_reapply,
+    GANBRIDGE_OT_regenerate,
+    GANBRIDGE_OT_apply_result,
+    GANBRIDGE_OT_report,
+)

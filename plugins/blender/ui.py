@@ -1,0 +1,88 @@
+"""The N-panel tab "GAN Bridge": status, generator and its parameters, actions, history."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import history, params
+from .state import STATE
+
+HISTORY_ROWS = 8
+
+
+class GANBRIDGE_PT_main(bpy.types.Panel):
+    bl_idname = "GANBRIDGE_PT_main"
+    bl_label = "GAN Bridge"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "GAN Bridge"
+
+    def draw(self, context):
+        layout, s = self.layout, context.scene.ganbridge
+        self._status(layout)
+        if not STATE.generators:
+            return
+        box = layout.box()
+        row = box.row(align=True)
+        row.label(text="Generator")
+        for name in STATE.generators:
+            op = row.operator("ganbridge.select_generator", text=name, depress=name == s.generator)
+            op.name = name
+        info = STATE.generators.get(s.generator)
+        if info is None:
+            box.label(text=f"'{s.generator}' is no longer on the bridge: pick another", icon="ERROR")
+            return
+        params.draw(box, context.scene, s.generator, info.get("params_schema") or {})
+        row = layout.row(align=True)
+        row.prop(s, "count")
+        row.operator("ganbridge.generate", icon="PLAY")
+        row = layout.row(align=True)
+        row.operator("ganbridge.rate", text="Like", icon="FUND").rating = 1
+        row.operator("ganbridge.rate", text="Dislike", icon="CANCEL").rating = -1
+        row.operator("ganbridge.steer", icon="SORTBYEXT")
+        row = layout.row(align=True)
+        row.prop(s, "strength")
+        row.operator("ganbridge.variations", icon="MOD_NOISE")
+        row = layout.row(align=True)
+        row.label(text=f"A: {s.item_a or '-'}  B: {s.item_b or '-'}")
+        row.prop(s, "steps")
+        row.operator("ganbridge.interpolate", icon="IPO_EASE_IN_OUT")
+        self._history(layout)
+
+    def _status(self, layout) -> None:
+        box = layout.box()
+        row = box.row(align=True)
+        connected = STATE.status == "connected"
+        row.label(text=STATE.status_line(), icon="LINKED" if connected else "UNLINKED")
+        if connected or STATE.status == "connecting":
+            row.operator("ganbridge.disconnect", text="", icon="X")
+        else:
+            row.operator("ganbridge.connect", icon="PLUGIN")
+        for job in STATE.active_jobs():
+            r = box.row(align=True)
+            r.label(text=job.describe(), icon="TIME")
+        if STATE.active_jobs():
+            box.operator("ganbridge.cancel", icon="CANCEL")
+        if STATE.last_error:
+            box.label(text=STATE.last_error, icon="ERROR")
+        elif STATE.last_info:
+            box.label(text=STATE.last_info, icon="INFO")
+
+    def _history(self, layout) -> None:
+        entries = history.entries()
+        if not entries:
+            return
+        box = layout.box()
+        box.label(text=f"History ({len(entries)})")
+        for e in reversed(entries[-HISTORY_ROWS:]):
+            row = box.row(align=True)
+            rating = {1: "FUND", -1: "CANCEL"}.get(e.get("rating", 0), "BLANK1")
+            row.label(text=f"{e.get('generator')} {e.get('seed') if e.get('seed') is not None else e.get('job')}", icon=rating)
+            row.operator("ganbridge.reapply", text="Use").item = e["item"]
+            row.operator("ganbridge.regenerate", text="", icon="FILE_REFRESH").item = e["item"]
+            for slot in ("A", "B"):
+                op = row.operator("ganbridge.pick", text=slot)
+                op.item, op.slot = e["item"], slot
+
+
+CLASSES = (GANBRIDGE_PT_main,)
