@@ -20,7 +20,9 @@ from tests.conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST_SCRIPT = Path(__file__).resolve().parent / "hosts" / "blender_host.py"
-INSTALL_HINT = 'python3.11 -m venv .blender/bpy-{v} && .blender/bpy-{v}/bin/pip install "bpy=={spec}" (.ci/run does this)'
+INSTALL_HINT = (
+    'python3.11 -m venv .blender/bpy-{v} && .blender/bpy-{v}/bin/pip install "bpy=={spec}" (.ci/run does this)'
+)
 
 
 def blender_python(version: str, spec: str) -> Path:
@@ -36,7 +38,9 @@ def blender_python(version: str, spec: str) -> Path:
 
 
 def blender_ext_script(python: Path) -> Path:
-    found = sorted(python.parent.parent.glob("lib/python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    found = sorted(
+        python.parent.parent.glob("lib/python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py")
+    )
     assert found, f"no blender_ext.py inside the bpy of {python}"
     return found[-1]
 
@@ -134,10 +138,17 @@ def pump(cond, timeout=60.0):
 def prefs():
     return bpy.context.preferences.addons[PKG].preferences
 
+def op(name, **kw):
+    # an ERROR report, which bpy raises to scripts, becomes a result
+    try:
+        return sorted(getattr(bpy.ops.ganbridge, name)(**kw))
+    except RuntimeError as e:
+        return ["CANCELLED", str(e)]
+
 def connect(url, token=""):
     p = prefs()
     p.url, p.token = url, token
-    return sorted(bpy.ops.ganbridge.connect())
+    return op("connect")
 
 def connected(url, token=""):
     connect(url, token)

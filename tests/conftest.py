@@ -73,6 +73,8 @@ class BridgeThread:
         return WsClient(connect(self.url, compression=None, max_size=None, **kwargs).__enter__())
 
     def stop(self) -> None:
+        if not self.thread.is_alive():
+            return  # already stopped (a test took this bridge down on purpose)
         asyncio.run_coroutine_threadsafe(self.bridge.stop(), self.loop).result(timeout=60)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)

@@ -31,9 +31,15 @@ class GANBRIDGE_AddonPreferences(bpy.types.AddonPreferences):
 class GANBRIDGE_PG_settings(bpy.types.PropertyGroup):
     generator: bpy.props.StringProperty(name="Generator")
     count: bpy.props.IntProperty(name="Count", default=1, min=1, max=16, description="Results per click")
-    strength: bpy.props.FloatProperty(name="Strength", default=0.3, min=0.0, max=1.0, description="How far variations stray")
-    steps: bpy.props.IntProperty(name="Steps", default=6, min=2, max=16, description="Results in a blend, ends included")
-    explore: bpy.props.FloatProperty(name="Explore", default=0.25, min=0.0, max=1.0, description="Share of fresh samples when steering")
+    strength: bpy.props.FloatProperty(
+        name="Strength", default=0.3, min=0.0, max=1.0, description="How far variations stray"
+    )
+    steps: bpy.props.IntProperty(
+        name="Steps", default=6, min=2, max=16, description="Results in a blend, ends included"
+    )
+    explore: bpy.props.FloatProperty(
+        name="Explore", default=0.25, min=0.0, max=1.0, description="Share of fresh samples when steering"
+    )
     session: bpy.props.StringProperty(name="Session", description="This file's rating session on the bridge")
     item_a: bpy.props.StringProperty(name="A")
     item_b: bpy.props.StringProperty(name="B")

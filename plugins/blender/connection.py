@@ -73,9 +73,7 @@ def disconnect() -> None:
 
 def submit(job: Job, kind: str, **fields: Any) -> str:
     """Send a request that produces results; the job tracks it until it ends."""
-    if _client is None:
-        raise UserError("not connected to the bridge: click Connect in the GAN Bridge panel")
-    job.rid = _client.request(kind, **fields)
+    job.rid = send(kind, **fields)
     STATE.jobs[job.rid] = job
     STATE.forget_finished()
     return job.rid
@@ -84,6 +82,8 @@ def submit(job: Job, kind: str, **fields: Any) -> str:
 def send(kind: str, **fields: Any) -> str:
     if _client is None:
         raise UserError("not connected to the bridge: click Connect in the GAN Bridge panel")
+    if not _client.connected:
+        raise UserError(f"not connected to the bridge ({_client.state.detail or _client.state.status})")
     return _client.request(kind, **fields)
 
 

@@ -168,7 +168,8 @@ def apply_texture(item: dict[str, Any], target: bpy.types.Object | None, row_ind
     label = f"{item.get('generator', 'gan')} {item.get('seed', '')}".strip()
     color_png = decode_png(item.get("data", ""), "image", width, height)
     maps_png = {
-        name: decode_png(m.get("data", ""), f"{name} map", width, height) for name, m in (item.get("maps") or {}).items()
+        name: decode_png(m.get("data", ""), f"{name} map", width, height)
+        for name, m in (item.get("maps") or {}).items()
     }
     with all_or_nothing() as created:
         color = packed_image(created, f"GAN {label}", color_png, non_color=False)

@@ -186,9 +186,7 @@ class GANBRIDGE_OT_steer(_BridgeOperator):
         name, _ = _generator(context)
         s = _settings(context)
         job = Job("", "steer", f"More {name}", PLACE_IN_ROW, _target(context))
-        connection.submit(
-            job, "steer", generator=name, session=_session(context), count=s.count, explore=s.explore
-        )
+        connection.submit(job, "steer", generator=name, session=_session(context), count=s.count, explore=s.explore)
         return "Asked for results steered by your ratings"
 
 

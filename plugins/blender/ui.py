@@ -77,7 +77,9 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
         for e in reversed(entries[-HISTORY_ROWS:]):
             row = box.row(align=True)
             rating = {1: "FUND", -1: "CANCEL"}.get(e.get("rating", 0), "BLANK1")
-            row.label(text=f"{e.get('generator')} {e.get('seed') if e.get('seed') is not None else e.get('job')}", icon=rating)
+            row.label(
+                text=f"{e.get('generator')} {e.get('seed') if e.get('seed') is not None else e.get('job')}", icon=rating
+            )
             row.operator("ganbridge.reapply", text="Use").item = e["item"]
             row.operator("ganbridge.regenerate", text="", icon="FILE_REFRESH").item = e["item"]
             for slot in ("A", "B"):

@@ -172,7 +172,11 @@ class BridgeClient:
         delay = self.backoff[0]
         while not self._stop.is_set():
             self._set_state(status="connecting", detail=f"connecting to {self.url}")
-            outcome = self._session()
+            try:
+                outcome = self._session()
+            except Exception as e:  # a bug here must not kill the thread: the host would wait forever
+                self._set_state(status="disconnected", detail=f"connection error: {_reason(e)}")
+                outcome = "failed"
             if self._stop.is_set():
                 break
             if outcome == "welcomed":
@@ -186,40 +190,39 @@ class BridgeClient:
     def _session(self) -> str:
         """One connection from open to close. Returns how it went: failed | unauthorized | welcomed."""
         try:
-            ws = connect(
-                self.url,
-                open_timeout=self.open_timeout,
-                compression=None,
-                max_size=self.max_message_bytes,
-                proxy=None,
+            opening = connect(
+                self.url, open_timeout=self.open_timeout, compression=None, max_size=self.max_message_bytes, proxy=None
             )
+            ws = opening.__enter__()  # the library's context-manager form, entered here to catch its errors
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI, InvalidStatus) as e:
             self._set_state(status="disconnected", detail=f"cannot reach the bridge at {self.url}: {_reason(e)}")
             return "failed"
         self._ws = ws
         try:
-            welcome = self._handshake(ws)
-            if welcome is None:
-                return "unauthorized" if self.state.status == "unauthorized" else "failed"
-            outbox: queue.SimpleQueue[dict | None] = queue.SimpleQueue()
-            with self._lock:
-                self._outbox = outbox
-            self._set_state(
-                status="connected",
-                detail=f"connected to {welcome.get('server', 'the bridge')}",
-                server=str(welcome.get("server", "")),
-                generators=list(welcome.get("generators", [])),
-                limits=dict(welcome.get("limits", {})),
-                retry_in=0.0,
-            )
-            writer = threading.Thread(target=self._write, args=(ws, outbox), name="ganbridge-client-send", daemon=True)
-            writer.start()
-            self._read(ws)
-            return "welcomed"
+            return self._converse(ws)
         finally:
             self._ws = None
             ws.close()
             self._lose_in_flight()
+
+    def _converse(self, ws: ClientConnection) -> str:
+        welcome = self._handshake(ws)
+        if welcome is None:
+            return "unauthorized" if self.state.status == "unauthorized" else "failed"
+        outbox: queue.SimpleQueue[dict | None] = queue.SimpleQueue()
+        with self._lock:
+            self._outbox = outbox
+        self._set_state(
+            status="connected",
+            detail=f"connected to {welcome.get('server', 'the bridge')}",
+            server=str(welcome.get("server", "")),
+            generators=list(welcome.get("generators", [])),
+            limits=dict(welcome.get("limits", {})),
+            retry_in=0.0,
+        )
+        threading.Thread(target=self._write, args=(ws, outbox), name="ganbridge-client-send", daemon=True).start()
+        self._read(ws)
+        return "welcomed"
 
     def _handshake(self, ws: ClientConnection) -> dict | None:
         hello: dict[str, Any] = {"type": "hello", "protocol": PROTOCOL, "client": self.client_name}
@@ -229,12 +232,16 @@ class BridgeClient:
             ws.send(json.dumps(hello))
             reply = json.loads(ws.recv(timeout=self.open_timeout))
         except (ConnectionClosed, TimeoutError, OSError, ValueError) as e:
-            self._set_state(status="disconnected", detail=f"the bridge at {self.url} did not answer hello: {_reason(e)}")
+            self._set_state(
+                status="disconnected", detail=f"the bridge at {self.url} did not answer hello: {_reason(e)}"
+            )
             return None
         if reply.get("type") == "welcome":
             return reply
         if reply.get("code") == "unauthorized":
-            hint = "check the token in the settings" if self.token else "this bridge needs a token: set it in the settings"
+            hint = (
+                "check the token in the settings" if self.token else "this bridge needs a token: set it in the settings"
+            )
             self._set_state(status="unauthorized", detail=f"the bridge refused the token: {hint}")
         else:
             self._set_state(status="disconnected", detail=f"unexpected answer to hello: {reply.get('message', reply)}")

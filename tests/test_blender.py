@@ -1,0 +1,548 @@
+"""The Blender extension in real Blender (bpy 4.5 as a module), against a live bridge.
+
+The extension zip is built by `ganbridge plugin build blender` with Blender's own extension CLI,
+installed with `bpy.ops.extensions.package_install_files`, and driven through its operators. Timers
+do not fire in background mode, so the tests call the extension's `drain()` (as its timer does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from websockets.asyncio.server import serve
+
+from bridge.plugin_build import build_blender
+from bridge.server import build_core
+from generators.texture import TextureGenerator
+from tests.blender_support import SETUP, BlenderHost, blender_ext_script, blender_python
+from tests.conftest import BridgeThread, make_settings
+
+
+class SecondTexture(TextureGenerator):
+    """The same models under another name, so a test can take a generator away."""
+
+    name = "texture-b"
+
+
+def start_bridge(settings, extra: bool) -> BridgeThread:
+    core = build_core(settings)
+    if extra:
+        core.generators[SecondTexture.name] = SecondTexture(list(core.generators["texture"].models.values()), "cpu")
+    return BridgeThread(settings, core)
+
+
+@pytest.fixture(scope="module")
+def blender(tmp_path_factory):
+    python = blender_python("4.5", "4.5.*")
+    tmp = tmp_path_factory.mktemp("blender")
+    zip_path = build_blender(tmp / "dist", blender_ext=blender_ext_script(python))
+    host = BlenderHost(python, tmp / "user", tmp / "blender.log")
+    assert host.run(f"ZIP = {str(zip_path)!r}\n" + SETUP) == ["FINISHED"]
+    yield host
+    host.close()
+
+
+@pytest.fixture(scope="module")
+def bridge_settings(tmp_path_factory):
+    return make_settings(tmp_path_factory.mktemp("blender-bridge"))
+
+
+@pytest.fixture(scope="module")
+def live(blender, bridge_settings):
+    """A bridge with two generators, and Blender connected to it."""
+    b = start_bridge(bridge_settings, extra=True)
+    bridge_settings.ws_port = b.bridge.ws.port  # restarts come back on the same port
+    blender.run(f"connected({b.url!r})")
+    yield b
+    blender.run("bpy.ops.ganbridge.disconnect()")
+    b.stop()
+
+
+def fresh_scene(blender) -> None:
+    """Default scene with the cube active; leaves the history (it is part of the file)."""
+    blender.run(
+        """
+for ob in list(bpy.data.objects):
+    if ob.name.startswith("GAN"):
+        bpy.data.objects.remove(ob)
+cube = bpy.data.objects["Cube"]
+cube.select_set(True)
+bpy.context.view_layer.objects.active = cube
+s = bpy.context.scene.ganbridge
+s.generator, s.count = "texture", 1
+p = params_mod.group(bpy.context.scene, "texture")
+p.width, p.height, p.maps, p.seed__on, p.model = 64, 64, set(), False, "brick"
+STATE.last_error = ""
+"""
+    )
+
+
+def png_rgba(path: str) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGBA"))
+
+
+def blender_rgba(b64: str, width: int, height: int) -> np.ndarray:
+    """Blender's pixels (bottom row first, RGBA floats) -> top-row-first uint8 like the PNG."""
+    a = np.frombuffer(base64.b64decode(b64), dtype=np.uint8).reshape(height, width, 4)
+    return a[::-1]
+
+
+def test_extension_zip_is_valid_and_installs(blender):
+    info = blender.run(
+        """
+mod = bpy.context.preferences.addons.get(PKG)
+result = {
+    "enabled": mod is not None,
+    "ops": sorted(n for n in dir(bpy.ops.ganbridge) if not n.startswith("_")),
+    "panel": hasattr(bpy.types, "GANBRIDGE_PT_main"),
+    "websockets": importlib.import_module("websockets").__version__,
+    "apply_undo": sorted(bpy.types.GANBRIDGE_OT_apply_result.bl_options),
+}
+"""
+    )
+    assert info["enabled"] and info["panel"]
+    for op in ("generate", "variations", "interpolate", "rate", "steer", "cancel", "reapply", "regenerate", "connect"):
+        assert op in info["ops"]
+    assert "UNDO" in info["apply_undo"]  # each applied result is one undo step
+    import websockets
+
+    assert info["websockets"] == websockets.__version__  # the bundled wheel, installed by Blender
+
+
+def test_params_panel_is_drawn_from_the_schema(blender, live):
+    schema = live.core.generators["texture"].info()["params_schema"]["properties"]
+    props = blender.run(
+        """
+p = params_mod.group(bpy.context.scene, "texture")
+result = {}
+for prop in p.bl_rna.properties:
+    if prop.identifier in ("rna_type", "name"):
+        continue
+    d = {"type": prop.type}
+    if prop.type == "ENUM":
+        d["items"] = [i.identifier for i in prop.enum_items]
+        d["flag"] = prop.is_enum_flag
+    if prop.type in ("INT", "FLOAT"):
+        d["min"], d["max"] = prop.hard_min, prop.hard_max
+    result[prop.identifier] = d
+"""
+    )
+    assert props["model"] == {"type": "ENUM", "items": schema["model"]["enum"], "flag": False}
+    assert props["width"]["type"] == "INT" and (props["width"]["min"], props["width"]["max"]) == (32, 2048)
+    assert props["temperature"]["type"] == "FLOAT" and props["temperature"]["max"] == pytest.approx(2.0)
+    assert props["tileable"]["type"] == "BOOLEAN"
+    assert props["maps"] == {"type": "ENUM", "items": ["height", "normal"], "flag": True}
+    assert props["seed"]["type"] == "INT" and props["seed__on"]["type"] == "BOOLEAN"  # nullable: toggle + value
+
+
+def test_generate_makes_a_material_with_maps_on_the_active_object(blender, live):
+    fresh_scene(blender)
+    out = blender.run(
+        """
+p = params_mod.group(bpy.context.scene, "texture")
+p.width, p.height, p.maps, p.seed__on, p.seed = 64, 96, {"height", "normal"}, True, 7
+bpy.context.scene.ganbridge.count = 2
+applied_before = STATE.applied
+r = bpy.ops.ganbridge.generate()
+status = wait_job(last_job())
+assert pump(lambda: all("recipe" in e for e in hist.entries()[-2:]), 20)
+mat = bpy.data.objects["Cube"].active_material
+links = sorted((l.from_node.type, l.from_socket.name, l.to_node.type, l.to_socket.name) for l in mat.node_tree.links)
+color = next(n for n in mat.node_tree.nodes if n.type == "TEX_IMAGE" and n.outputs["Color"].links[0].to_socket.name == "Base Color")
+img = color.image
+result = {
+    "op": sorted(r), "status": status, "links": links, "item": mat["ganbridge_item"],
+    "size": list(img.size), "packed": img.packed_file is not None, "pixels": pixels_b64(img),
+    "colorspaces": sorted(n.image.colorspace_settings.name for n in mat.node_tree.nodes if n.type == "TEX_IMAGE"),
+    "applied": STATE.applied - applied_before, "history": hist.entries()[-2:],
+    "second_on": [o.name for o in bpy.data.objects if o.active_material and o.active_material.get("ganbridge_item") == hist.entries()[-1]["item"]],
+    "uv": color.projection,
+}
+"""
+    )
+    assert out["op"] == ["FINISHED"] and out["status"] == "done"
+    links = [tuple(link) for link in out["links"]]
+    assert ("TEX_IMAGE", "Color", "BSDF_PRINCIPLED", "Base Color") in links
+    assert ("TEX_IMAGE", "Color", "BUMP", "Height") in links
+    assert ("TEX_IMAGE", "Color", "NORMAL_MAP", "Color") in links
+    assert ("NORMAL_MAP", "Normal", "BUMP", "Normal") in links
+    assert ("BUMP", "Normal", "BSDF_PRINCIPLED", "Normal") in links
+    assert out["colorspaces"] == ["Non-Color", "Non-Color", "sRGB"]
+    assert out["size"] == [64, 96] and out["packed"]
+    assert out["applied"] == 2  # one undo-able operator call per result
+    # The pixels Blender holds are the bridge's PNG, exactly.
+    record = live.core.store.get(out["item"])
+    assert record is not None
+    expected = png_rgba(str(record.file))
+    got = blender_rgba(out["pixels"], 64, 96)
+    assert got.std() > 5  # a real texture, not a constant
+    np.testing.assert_array_equal(got, expected)
+    # The history holds both recipes, as the bridge stored them; the second result got its own plane.
+    first, second = out["history"]
+    assert first["item"] == out["item"] and first["recipe"]["seed"] == 7 and second["recipe"]["seed"] == 8
+    assert first["recipe"]["params"]["maps"] == ["height", "normal"]
+    assert first["recipe"]["checkpoint"]["sha256"] == live.core.generators["texture"].models["brick"].ref.sha256
+    assert out["second_on"] and out["second_on"][0].startswith("GAN")
+
+
+def test_nothing_selected_makes_a_plane(blender, live):
+    fresh_scene(blender)
+    out = blender.run(
+        """
+bpy.context.view_layer.objects.active = None
+r = bpy.ops.ganbridge.generate()
+wait_job(last_job())
+ob = bpy.data.objects.get(hist.entries()[-1]["object"])
+result = {"name": ob.name, "uvs": len(ob.data.uv_layers), "mat": ob.active_material.name,
+          "projection": [n.projection for n in ob.active_material.node_tree.nodes if n.type == "TEX_IMAGE"]}
+"""
+    )
+    assert out["name"].startswith("GAN") and out["uvs"] == 1 and out["projection"] == ["FLAT"]
+
+
+def test_operators_return_at_once_while_the_bridge_is_busy(blender, live):
+    fresh_scene(blender)
+    out = blender.run(
+        """
+p = params_mod.group(bpy.context.scene, "texture")
+p.width = p.height = 2048
+before = datablock_counts()
+times = []
+for _ in range(3):
+    t = time.perf_counter()
+    bpy.ops.ganbridge.generate()
+    times.append(time.perf_counter() - t)
+jobs = STATE.active_jobs()
+assert pump(lambda: any(j.status in ("queued", "running") for j in jobs), 20)
+t = time.perf_counter()
+bpy.ops.ganbridge.cancel()
+times.append(time.perf_counter() - t)
+assert pump(lambda: not STATE.active_jobs(), 60)
+result = {"times": times, "statuses": [j.status for j in jobs], "before": before, "after": datablock_counts()}
+"""
+    )
+    assert max(out["times"]) < 0.05, out["times"]  # the UI thread only queues; the bridge works elsewhere
+    assert out["statuses"] == ["cancelled"] * 3
+    assert out["after"] == out["before"]  # cancelled work leaves the scene untouched
+
+
+def test_like_and_dislike_reach_the_bridge_store_and_steer(blender, live):
+    fresh_scene(blender)
+    out = blender.run(
+        """
+bpy.ops.ganbridge.generate()
+wait_job(last_job())
+liked = hist.entries()[-1]["item"]
+bpy.ops.ganbridge.rate(rating=1)
+assert pump(lambda: hist.find(liked)["rating"] == 1, 20), STATE.last_error
+bpy.context.scene.ganbridge.count = 2
+bpy.ops.ganbridge.generate()
+wait_job(last_job())
+disliked = hist.entries()[-1]["item"]
+bpy.ops.ganbridge.rate(rating=-1, item=disliked)
+assert pump(lambda: hist.find(disliked)["rating"] == -1, 20)
+n = len(hist.entries())
+bpy.ops.ganbridge.steer()
+status = wait_job(last_job())
+result = {"liked": liked, "disliked": disliked, "status": status, "new": hist.entries()[n:],
+          "session": bpy.context.scene.ganbridge.session}
+"""
+    )
+    store = live.core.store
+    assert store.latest_rating(out["liked"]) == 1 and store.latest_rating(out["disliked"]) == -1
+    assert out["status"] == "done" and len(out["new"]) == 2 and all(e["job"] == "steer" for e in out["new"])
+    rated = {r.id for r, _ in store.rated_items(out["session"], "texture")}
+    assert {out["liked"], out["disliked"]} <= rated
+
+
+def test_variations_and_blend_two(blender, live):
+    fresh_scene(blender)
+    out = blender.run(
+        """
+bpy.context.scene.ganbridge.count = 2
+bpy.ops.ganbridge.generate()
+wait_job(last_job())
+a, b = [e["item"] for e in hist.entries()[-2:]]
+n = len(hist.entries())
+bpy.context.scene.ganbridge.count = 3
+bpy.ops.ganbridge.variations()
+var_status = wait_job(last_job())
+variations = hist.entries()[n:]
+bpy.ops.ganbridge.pick(item=a, slot="A")
+bpy.ops.ganbridge.pick(item=b, slot="B")
+bpy.context.scene.ganbridge.steps = 4
+n = len(hist.entries())
+bpy.ops.ganbridge.interpolate()
+blend_status = wait_job(last_job())
+assert pump(lambda: all("recipe" in e for e in hist.entries()[n:]), 20)
+blend = hist.entries()[n:]
+xs = [bpy.data.objects[e["object"]].location.x for e in blend]
+result = {"a": a, "b": b, "var_status": var_status, "variations": variations, "blend_status": blend_status,
+          "blend": blend, "xs": xs}
+"""
+    )
+    assert out["var_status"] == "done" and len(out["variations"]) == 3
+    assert out["blend_status"] == "done" and len(out["blend"]) == 4
+    assert all(e["recipe"]["origin"] == "interpolate" for e in out["blend"])
+    assert all(set(e["recipe"]["parents"]) == {out["a"], out["b"]} for e in out["blend"])
+    assert out["xs"] == sorted(out["xs"]) and len(set(out["xs"])) == 4  # a row, in order from A to B
+
+
+def test_regenerate_from_the_history_recipe_is_identical(blender, live):
+    fresh_scene(blender)
+    out = blender.run(
+        """
+bpy.ops.ganbridge.generate()
+wait_job(last_job())
+first = hist.entries()[-1]
+assert pump(lambda: "recipe" in hist.find(first["item"]), 20)
+r = bpy.ops.ganbridge.regenerate(item=first["item"])
+wait_job(last_job())
+again = hist.entries()[-1]
+result = {"op": sorted(r), "a": pixels_b64(bpy.data.images[first["images"][0]]),
+          "b": pixels_b64(bpy.data.images[again["images"][0]]), "items": [first["item"], again["item"]]}
+"""
+    )
+    assert out["op"] == ["FINISHED"] and out["items"][0] != out["items"][1]
+    assert out["a"] == out["b"]
+
+
+def test_history_survives_save_and_reload(blender, live, tmp_path):
+    path = tmp_path / "scene.blend"
+    out = blender.run(
+        f"""
+before = hist.entries()
+bpy.ops.wm.save_as_mainfile(filepath={str(path)!r})
+bpy.ops.wm.open_mainfile(filepath={str(path)!r})
+after = hist.entries()
+img = bpy.data.images[after[-1]["images"][0]]
+result = {{"same": before == after, "n": len(after), "packed": img.packed_file is not None,
+          "size": list(img.size), "mat": after[-1]["material"] in bpy.data.materials}}
+"""
+    )
+    assert out["same"] and out["n"] > 0 and out["packed"] and out["mat"]
+    assert out["size"] == [64, 64]
+
+
+# --- faults: a clear message, never a traceback, the scene never half-modified ----------------
+
+
+def test_wrong_url_and_no_bridge(blender, live):
+    out = blender.run(
+        """
+bad_scheme = connect("http://127.0.0.1:8765/")
+bad_scheme_error = STATE.last_error
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+connect(f"ws://127.0.0.1:{port}/")
+assert pump(lambda: STATE.status == "disconnected" and "refused" in STATE.detail, 20), STATE.detail
+detail = STATE.detail
+gen = op("generate")
+result = {"bad_scheme": bad_scheme, "bad_scheme_error": bad_scheme_error, "detail": detail,
+          "gen": gen, "gen_error": STATE.last_error}
+"""
+    )
+    assert out["bad_scheme"][0] == "CANCELLED" and "ws://" in out["bad_scheme_error"]
+    assert "cannot reach the bridge" in out["detail"] and "ganbridge serve" in out["detail"]
+    assert out["gen"][0] == "CANCELLED" and "not connected" in out["gen_error"]
+    blender.run(f"connected({live.url!r})")
+
+
+def test_remote_url_needs_online_access(blender, live):
+    out = blender.run(
+        """
+r = connect("ws://192.0.2.10:8765/")
+result = {"r": r, "online": bpy.app.online_access, "error": STATE.last_error}
+"""
+    )
+    assert out["online"] is False  # bpy as a module starts with online access off
+    assert out["r"][0] == "CANCELLED" and "online access" in out["error"]
+    blender.run(f"connected({live.url!r})")
+
+
+def test_wrong_token(blender, tmp_path):
+    b = BridgeThread(make_settings(tmp_path, token="the-right-token"))
+    try:
+        out = blender.run(
+            f"""
+connect({b.url!r}, "a-wrong-token")
+ok = pump(lambda: STATE.status == "unauthorized", 20)
+result = {{"ok": ok, "detail": STATE.detail, "error": STATE.last_error}}
+"""
+        )
+        assert out["ok"] and "token" in out["detail"] and "token" in out["error"]
+        out = blender.run(f'connected({b.url!r}, "the-right-token"); result = STATE.status')
+        assert out == "connected"
+    finally:
+        blender.run("bpy.ops.ganbridge.disconnect()")
+        b.stop()
+
+
+def test_bridge_restart_mid_job_then_generator_removed(blender, live, bridge_settings):
+    """The bridge dies during a job: the job fails clearly, nothing changes, Blender reconnects.
+    The restarted bridge lacks the selected generator: Generate says so."""
+    blender.run(f"connected({live.url!r})")
+    fresh_scene(blender)
+    blender.run(
+        """
+bpy.context.scene.ganbridge.generator = "texture-b"
+p = params_mod.group(bpy.context.scene, "texture-b")
+p.width = p.height = 2048
+before = datablock_counts()
+bpy.ops.ganbridge.generate()
+job = last_job()
+assert pump(lambda: job.status == "queued", 30), job.describe()
+time.sleep(0.3)  # the bridge is inside the 2048x2048 forward pass now
+"""
+    )
+    live.stop()
+    out = blender.run(
+        """
+ok = pump(lambda: job.status == "failed", 30)
+result = {"ok": ok, "error": STATE.last_error, "status": STATE.status, "same": datablock_counts() == before}
+"""
+    )
+    assert out["ok"] and "went away" in out["error"] and out["same"]
+    restarted = start_bridge(bridge_settings, extra=False)
+    try:
+        out = blender.run(
+            """
+ok = pump(lambda: STATE.status == "connected", 30)
+r = op("generate")
+result = {"ok": ok, "gens": sorted(STATE.generators), "r": r, "error": STATE.last_error}
+"""
+        )
+        assert out["ok"] and out["gens"] == ["texture"]
+        assert out["r"][0] == "CANCELLED" and "no longer on the bridge" in out["error"]
+    finally:
+        blender.run("bpy.ops.ganbridge.disconnect()")
+        restarted.stop()
+
+
+class FaultyBridge:
+    """A stand-in bridge that sends payloads the real one never would (a broken PNG, a MIDI file),
+    to check the extension's handling of them. The real bridge is used everywhere else."""
+
+    def __init__(self, welcome: dict, items: list[dict]):
+        self.welcome, self.items = welcome, items
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.server = asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
+
+    async def _start(self):
+        return await serve(self._handle, "127.0.0.1", 0, compression=None)
+
+    async def _handle(self, ws):
+        async for raw in ws:
+            msg = json.loads(raw)
+            if msg["type"] == "hello":
+                await ws.send(json.dumps(self.welcome))
+            elif msg["type"] == "generate":
+                rid = msg["id"]
+                await ws.send(json.dumps({"type": "accepted", "id": rid, "position": 0}))
+                await ws.send(json.dumps({"type": "result", "id": rid, "items": self.items}))
+                await ws.send(json.dumps({"type": "done", "id": rid}))
+            elif "id" in msg:
+                await ws.send(json.dumps({"type": "error", "id": msg["id"], "code": "unknown_item", "message": "no"}))
+
+    def stop(self):
+        self.server.close()
+        asyncio.run_coroutine_threadsafe(self.server.wait_closed(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def _welcome(live) -> dict:
+    info = live.core.generators["texture"].info()
+    return {"type": "welcome", "server": "faulty 0", "protocol": 1, "generators": [info], "limits": {}}
+
+
+def test_a_result_that_does_not_decode_changes_nothing(blender, live):
+    good = base64.b64encode(_png(64, 64)).decode()
+    bad_items = [
+        {"item": "bad1", "generator": "texture", "seed": 1, "format": "png", "mime": "image/png",
+         "width": 64, "height": 64, "data": base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 40).decode()},
+        {"item": "bad2", "generator": "texture", "seed": 2, "format": "png", "mime": "image/png",
+         "width": 64, "height": 64, "data": good, "maps": {"normal": {"format": "png", "data": "%%%"}}},
+    ]  # fmt: skip
+    fake = FaultyBridge(_welcome(live), bad_items)
+    try:
+        fresh_scene(blender)
+        out = blender.run(
+            f"""
+connected({fake.url!r})
+before = datablock_counts()
+n = len(hist.entries())
+bpy.ops.ganbridge.generate()
+wait_job(last_job())
+result = {{"before": before, "after": datablock_counts(), "history": len(hist.entries()) - n, "error": STATE.last_error}}
+"""
+        )
+    finally:
+        blender.run("bpy.ops.ganbridge.disconnect()")
+        fake.stop()
+    assert out["after"] == out["before"] and out["history"] == 0
+    assert "nothing was changed" in out["error"] and "base64" in out["error"]
+
+
+def test_music_results_are_saved_next_to_the_blend(blender, live, tmp_path):
+    midi = b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0MTrk\x00\x00\x00\x04\x00\xff\x2f\x00"
+    items = [{"item": "song1", "generator": "music", "seed": 3, "format": "mid", "mime": "audio/midi",
+              "data": base64.b64encode(midi).decode()}]  # fmt: skip
+    fake = FaultyBridge(_welcome(live), items)
+    blend = tmp_path / "song.blend"
+    try:
+        out = blender.run(
+            f"""
+bpy.ops.wm.save_as_mainfile(filepath={str(blend)!r})
+connected({fake.url!r})
+bpy.ops.ganbridge.generate()
+wait_job(last_job())
+result = hist.entries()[-1]
+"""
+        )
+    finally:
+        blender.run("bpy.ops.ganbridge.disconnect()")
+        fake.stop()
+    assert Path(out["file"]).parent == tmp_path and Path(out["file"]).read_bytes() == midi
+
+
+def _png(w: int, h: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_extension_installs_in_blender_5(tmp_path):
+    """The same zip in the newest bpy for Python 3.11 (5.0.1): installs, connects, applies a result."""
+    python = blender_python("5.0", "5.0.1")
+    zip_path = build_blender(tmp_path / "dist", blender_ext=blender_ext_script(python))
+    b = BridgeThread(make_settings(tmp_path / "bridge"))
+    host = BlenderHost(python, tmp_path / "user", tmp_path / "blender5.log")
+    try:
+        assert host.version.startswith("5.0")
+        assert host.run(f"ZIP = {str(zip_path)!r}\n" + SETUP) == ["FINISHED"]
+        out = host.run(
+            f"""
+connected({b.url!r})
+p = params_mod.group(bpy.context.scene, "texture")
+p.width = p.height = 64
+bpy.context.view_layer.objects.active = bpy.data.objects["Cube"]
+bpy.ops.ganbridge.generate()
+status = wait_job(last_job())
+result = {{"status": status, "mat": bpy.data.objects["Cube"].active_material.get("ganbridge_item")}}
+"""
+        )
+        assert out["status"] == "done" and out["mat"]
+    finally:
+        host.close()
+        b.stop()

@@ -1,0 +1,109 @@
+"""The protocol client every plugin bundles (plugins/client), against a live bridge."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bridge.server import build_core
+from plugins.client.ganbridge_client import BadUrl, BridgeClient, Event, check_url, is_loopback
+from tests.conftest import BridgeThread, make_settings, small_texture
+
+
+def wait_for(client: BridgeClient, predicate, timeout: float = 30.0) -> list[Event]:
+    """Poll like a host's UI timer until an event satisfies `predicate`; return all events seen."""
+    seen: list[Event] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in client.poll():
+            seen.append(event)
+            if predicate(event):
+                return seen
+        time.sleep(0.01)
+    raise AssertionError(f"no matching event in {timeout} s; saw {[(e.kind, e.data) for e in seen][-8:]}")
+
+
+def is_status(status: str):
+    return lambda e: e.kind == "state" and e.data.status == status
+
+
+def final_for(rid: str):
+    return lambda e: (
+        e.kind == "message" and e.data.get("id") == rid and e.data["type"] in ("done", "error", "cancelled")
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1:8765/", "must start with ws://"),
+        ("ws:///path", "no host name"),
+        ("ws://127.0.0.1:99999/", "not a valid URL"),
+        ("ws://127.0.0.1:0/", "port 0"),
+    ],
+)
+def test_bad_urls_are_refused_before_connecting(url, why):
+    with pytest.raises(BadUrl, match=why):
+        check_url(url)
+
+
+def test_loopback_detection():
+    assert is_loopback("ws://127.0.0.1:8765/") and is_loopback("ws://localhost/") and is_loopback("ws://[::1]:1/")
+    assert not is_loopback("ws://192.0.2.7:8765/") and not is_loopback("ws://example.org/")
+
+
+def test_generate_round_trip_and_not_connected(bridge):
+    client = BridgeClient(bridge.url, client_name="test")
+    early = client.request("generators")  # before start: answered at once, never lost
+    assert wait_for(client, final_for(early))[-1].data["code"] == "not_connected"
+    client.start()
+    try:
+        state = wait_for(client, is_status("connected"))[-1].data
+        assert "texture" in [g["name"] for g in state.generators]
+        rid = client.request("generate", generator="texture", params=small_texture(), count=2)
+        events = wait_for(client, final_for(rid))
+        kinds = [e.data["type"] for e in events if e.kind == "message" and e.data.get("id") == rid]
+        assert kinds[0] == "accepted" and kinds[-1] == "done" and kinds.count("result") >= 1
+        items = [i for e in events if e.kind == "message" and e.data["type"] == "result" for i in e.data["items"]]
+        assert len(items) == 2
+    finally:
+        client.stop()
+    assert client.state.status == "stopped"
+
+
+def test_wrong_token_is_reported_and_not_hammered(tmp_path):
+    b = BridgeThread(make_settings(tmp_path, token="sesame"))
+    client = BridgeClient(b.url, token="wrong", backoff=(0.05, 5.0))
+    client.start()
+    try:
+        state = wait_for(client, is_status("unauthorized"))[-1].data
+        assert "token" in state.detail
+        time.sleep(0.5)
+        attempts = [e for e in client.poll() if e.kind == "state" and e.data.status == "connecting"]
+        assert len(attempts) <= 1  # a refused token waits the long backoff before trying again
+    finally:
+        client.stop()
+        b.stop()
+
+
+def test_bridge_restart_mid_job_fails_the_job_then_reconnects(tmp_path):
+    settings = make_settings(tmp_path)
+    b = BridgeThread(settings, build_core(settings))
+    settings.ws_port = b.bridge.ws.port
+    client = BridgeClient(b.url, backoff=(0.05, 0.5))
+    client.start()
+    try:
+        wait_for(client, is_status("connected"))
+        rid = client.request("generate", generator="texture", params={"width": 1024, "height": 1024}, count=4)
+        wait_for(client, lambda e: e.kind == "message" and e.data.get("type") == "accepted")
+        b.stop()
+        lost = wait_for(client, final_for(rid))[-1].data
+        assert lost["type"] == "error" and lost["code"] == "disconnected"
+        b = BridgeThread(settings)
+        wait_for(client, is_status("connected"))
+        rid = client.request("generate", generator="texture", params=small_texture())
+        assert wait_for(client, final_for(rid))[-1].data["type"] == "done"
+    finally:
+        client.stop()
+        b.stop()
