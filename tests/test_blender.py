@@ -332,6 +332,55 @@ result = {{"same": before == after, "n": len(after), "packed": img.packed_file i
     assert out["size"] == [64, 64]
 
 
+def test_panel_draws_only_real_properties_and_operators(blender, live):
+    """Background Blender has no UI regions, so the panel's draw() is run against a recording layout
+    that checks every property and operator it names against Blender's own RNA."""
+    blender.run(f"connected({live.url!r})")
+    fresh_scene(blender)
+    out = blender.run(
+        """
+import types
+bpy.ops.ganbridge.generate()
+wait_job(last_job())  # so the history list has a row to draw
+calls = []
+
+class OperatorProps:
+    def __init__(self, idname):
+        mod, name = idname.split(".")
+        rna = getattr(getattr(bpy.ops, mod), name).get_rna_type()
+        object.__setattr__(self, "allowed", {p.identifier for p in rna.properties})
+    def __setattr__(self, key, value):
+        assert key in self.allowed, f"operator has no property {key!r}"
+
+class RecordingLayout:
+    enabled = active = True
+    def row(self, **kw): return RecordingLayout()
+    column = box = row
+    def label(self, text="", icon="NONE"):
+        calls.append(("label", text))
+    def prop(self, data, name, **kw):
+        assert name in data.bl_rna.properties, f"{data} has no property {name!r}"
+        calls.append(("prop", name))
+    def operator(self, idname, **kw):
+        calls.append(("operator", idname))
+        return OperatorProps(idname)
+
+cls = bpy.types.GANBRIDGE_PT_main
+panel = types.SimpleNamespace(layout=RecordingLayout())
+panel._status = types.MethodType(cls._status, panel)
+panel._history = types.MethodType(cls._history, panel)
+cls.draw(panel, bpy.context)
+result = {"calls": calls, "timer": bpy.app.timers.is_registered(conn._timer)}
+"""
+    )
+    drawn = {name for kind, name in out["calls"] if kind == "prop"}
+    assert {"model", "width", "height", "seed", "seed__on", "tileable", "temperature", "maps", "count"} <= drawn
+    operators = {name for kind, name in out["calls"] if kind == "operator"}
+    assert {"ganbridge.generate", "ganbridge.rate", "ganbridge.steer", "ganbridge.variations"} <= operators
+    assert {"ganbridge.interpolate", "ganbridge.reapply", "ganbridge.regenerate", "ganbridge.pick"} <= operators
+    assert out["timer"]  # in the UI, drain() runs from this timer
+
+
 # --- faults: a clear message, never a traceback, the scene never half-modified ----------------
 
 

@@ -47,3 +47,13 @@ def test_protocol_schema_is_json():
     r = ganbridge("protocol", "--schema")
     schema = json.loads(r.stdout)
     assert schema["protocol"] == 1 and "Generate" in schema["requests"] and "busy" in schema["error_codes"]
+
+
+def test_plugin_build_says_what_is_missing(tmp_path):
+    r = ganbridge("plugin", "build", "blender", "--out", str(tmp_path), "--blender-ext", str(tmp_path / "nope.py"))
+    assert r.returncode == 1 and "nope.py does not exist" in r.stderr
+    fake = tmp_path / "blender_ext.py"
+    fake.write_text("")
+    r = ganbridge("plugin", "build", "blender", "--blender-ext", str(fake), "--wheel", str(tmp_path / "x.whl"))
+    assert r.returncode == 1 and "websockets-X-py3-none-any.whl" in r.stderr
+    assert not list(tmp_path.glob("*.zip"))
