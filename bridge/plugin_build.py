@@ -19,6 +19,9 @@ import platformdirs
 
 import bridge
 
+# Pure-Python modules under plugins/client that every plugin bundles.
+SHARED_MODULES = ("ganbridge_client.py", "ganbridge_schema.py")
+
 
 class BuildError(Exception):
     """The build cannot go on; the message says what to do."""
@@ -93,7 +96,7 @@ def build_blender(out_dir: Path, wheel: Path | None = None, blender_ext: Path | 
     command = blender_ext_command(blender_ext)
     wheel = websockets_wheel(wheel)
     source = plugin_source("blender")
-    client = plugin_source("client") / "ganbridge_client.py"
+    shared = [plugin_source("client") / name for name in SHARED_MODULES]
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir.resolve() / f"ganbridge-blender-{bridge.__version__}.zip"
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +105,8 @@ def build_blender(out_dir: Path, wheel: Path | None = None, blender_ext: Path | 
         for path in source.iterdir():
             if path.suffix == ".py":
                 shutil.copy2(path, stage / path.name)
-        shutil.copy2(client, stage / client.name)
+        for path in shared:
+            shutil.copy2(path, stage / path.name)
         (stage / "wheels").mkdir()
         shutil.copy2(wheel, stage / "wheels" / wheel.name)
         template = (source / "blender_manifest.toml").read_text()

@@ -105,7 +105,7 @@ class GANBRIDGE_OT_generate(_BridgeOperator):
 
     def run(self, context) -> str:
         name, info = _generator(context)
-        values = params.values(context.scene, name, info.get("params_schema") or {})
+        values = params.values(context.scene, name)
         count = _settings(context).count
         job = Job("", "generate", f"Generate {name}", PLACE_ON_TARGET, _target(context), values)
         connection.submit(job, "generate", generator=name, params=values, count=count, session=_session(context))

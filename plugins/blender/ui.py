@@ -32,7 +32,7 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
         if info is None:
             box.label(text=f"'{s.generator}' is no longer on the bridge: pick another", icon="ERROR")
             return
-        params.draw(box, context.scene, s.generator, info.get("params_schema") or {})
+        params.draw(box, context.scene, s.generator)
         row = layout.row(align=True)
         row.prop(s, "count")
         row.operator("ganbridge.generate", icon="PLAY")
