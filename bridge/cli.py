@@ -201,19 +201,21 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugin(args: argparse.Namespace) -> int:
-    from bridge.plugin_build import BuildError, build_blender
+    from bridge.plugin_build import BuildError, build_blender, build_krita
 
+    wheel = Path(args.wheel) if args.wheel else None
     try:
-        path = build_blender(
-            Path(args.out),
-            wheel=Path(args.wheel) if args.wheel else None,
-            blender_ext=Path(args.blender_ext) if args.blender_ext else None,
-        )
+        if args.host == "blender":
+            path = build_blender(Path(args.out), wheel, Path(args.blender_ext) if args.blender_ext else None)
+            print(f"built and validated {path}")
+            print("install it in Blender: Edit > Preferences > Get Extensions > (menu) Install from Disk")
+        else:
+            path = build_krita(Path(args.out), wheel)
+            print(f"built {path}")
+            print("install it in Krita: Tools > Scripts > Import Python Plugin from File, then restart Krita")
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"built and validated {path}")
-    print("install it in Blender: Edit > Preferences > Get Extensions > (menu) Install from Disk")
     return 0
 
 
@@ -273,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     plugin = sub.add_parser("plugin", help="build the installable host plugins")
     plugin_actions = plugin.add_subparsers(dest="action", required=True)
     build = plugin_actions.add_parser("build", help="build a plugin package")
-    build.add_argument("host", choices=["blender"], help="which host")
+    build.add_argument("host", choices=["blender", "krita"], help="which host")
     build.add_argument("--out", default="dist", help="output folder (default dist/)")
     build.add_argument("--wheel", help="websockets-X-py3-none-any.whl to bundle (default: fetched with pip)")
     build.add_argument("--blender-ext", help="path to Blender's blender_ext.py (default: bpy here, or blender on PATH)")

@@ -2,6 +2,9 @@
 
 Blender: the extension's sources plus the shared protocol client, the pure-Python `websockets` wheel
 in `wheels/`, built and then validated by the extension CLI that ships inside Blender (or bpy).
+Krita: a zip for Tools > Scripts > Import Python Plugin from File: `ganbridge.desktop`,
+`ganbridge.action` and the `ganbridge/` package with the shared modules and websockets (unpacked from
+the same wheel into `ganbridge/vendor/`, since Krita has no way to install wheels).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import platformdirs
@@ -121,3 +125,27 @@ def _run(cmd: list[str], what: str) -> None:
     if proc.returncode != 0:
         out = (proc.stdout + proc.stderr).strip()
         raise BuildError(f"Blender's extension {what} failed:\n{out[-2000:]}")
+
+
+def build_krita(out_dir: Path, wheel: Path | None = None) -> Path:
+    """Build the importable Krita plugin zip; returns its path."""
+    wheel = websockets_wheel(wheel)
+    source = plugin_source("krita")
+    package = source / "ganbridge"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir.resolve() / f"ganbridge-krita-{bridge.__version__}.zip"
+    tmp = target.with_suffix(".part")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(source / "ganbridge.desktop", "ganbridge.desktop")
+        z.write(source / "ganbridge.action", "ganbridge.action")
+        z.writestr("ganbridge/", "")  # Krita's importer finds the package by its folder entry
+        for path in sorted(package.glob("*.py")):
+            z.write(path, f"ganbridge/{path.name}")
+        for name in SHARED_MODULES:
+            z.write(plugin_source("client") / name, f"ganbridge/{name}")
+        with zipfile.ZipFile(wheel) as w:
+            for name in w.namelist():
+                if name.startswith("websockets/") and name.endswith((".py", "py.typed")):
+                    z.writestr(f"ganbridge/vendor/{name}", w.read(name))
+    tmp.replace(target)
+    return target

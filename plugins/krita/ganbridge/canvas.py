@@ -1,0 +1,140 @@
+"""Results into Krita documents: new paint layers, selection fills, recipes in the document.
+
+Every payload is decoded and checked before the document is touched; a layer that fails part way
+is removed again, so a document is never left half-modified. Adding the layer is Krita's undo step.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+from krita import Krita
+
+from . import pixels, recipes
+from .qt import RGBA8888, QByteArray, QImage
+
+
+class CanvasError(Exception):
+    """A result that cannot go into the document; the message is for the painter."""
+
+
+@dataclass
+class Region:
+    """Where a fill goes: a rectangle of the canvas, and the selection it came from (if any)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    selection: Any = None  # a krita.Selection copy, or None for the whole canvas
+
+
+def check_document(doc: Any) -> None:
+    if doc is None:
+        raise CanvasError("no document is open: create or open one first")
+    if doc.colorModel() != "RGBA" or doc.colorDepth() != "U8":
+        raise CanvasError(
+            f"this document is {doc.colorModel()} {doc.colorDepth()}; GAN Bridge writes 8-bit RGB layers: "
+            "convert it with Image > Convert Image Color Space (RGB/Alpha, 8-bit integer/channel)"
+        )
+
+
+def decode_png(b64: str, width: int | None = None, height: int | None = None) -> tuple[int, int, bytes]:
+    """base64 PNG -> (width, height, BGRA bytes), checked."""
+    try:
+        data = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise CanvasError("the image from the bridge is not valid base64") from None
+    image = QImage()
+    if not data.startswith(b"\x89PNG") or not image.loadFromData(data, "PNG"):
+        raise CanvasError("the image from the bridge is not a PNG Krita can read")
+    if (width and image.width() != width) or (height and image.height() != height):
+        raise CanvasError(f"the image is {image.width()}x{image.height()}, the bridge announced {width}x{height}")
+    image = image.convertToFormat(RGBA8888)
+    w, h = image.width(), image.height()
+    bits = image.constBits()
+    bits.setsize(image.bytesPerLine() * h)
+    raw = bytes(bits)
+    stride = image.bytesPerLine()
+    rgba = raw if stride == w * 4 else b"".join(raw[y * stride : y * stride + w * 4] for y in range(h))
+    return w, h, pixels.rgba_to_bgra(rgba)
+
+
+def fill_region(doc: Any) -> Region:
+    """The selection's bounding box (and the selection), or the whole canvas when nothing is selected."""
+    sel = doc.selection()
+    if sel is not None and sel.width() > 0 and sel.height() > 0:
+        return Region(sel.x(), sel.y(), sel.width(), sel.height(), sel.duplicate())
+    return Region(0, 0, doc.width(), doc.height(), None)
+
+
+def load_recipes(doc: Any) -> dict[str, dict]:
+    if recipes.ANNOTATION not in doc.annotationTypes():
+        return {}
+    return recipes.decode(bytes(doc.annotation(recipes.ANNOTATION)))
+
+
+def save_recipe(doc: Any, layer_id: str, recipe: dict) -> None:
+    stored = load_recipes(doc)
+    stored[layer_id] = recipe
+    doc.setAnnotation(recipes.ANNOTATION, recipes.DESCRIPTION, QByteArray(recipes.encode(stored)))
+
+
+def update_recipes(doc: Any, item: str, fields: dict) -> bool:
+    """Merge the bridge's full recipe into every layer made from `item`."""
+    stored = load_recipes(doc)
+    hits = [k for k, r in stored.items() if r.get("item") == item]
+    for k in hits:
+        stored[k].update(fields)
+    if hits:
+        doc.setAnnotation(recipes.ANNOTATION, recipes.DESCRIPTION, QByteArray(recipes.encode(stored)))
+    return bool(hits)
+
+
+def _insertion_point(doc: Any) -> tuple[Any, Any]:
+    """(parent, sibling to go above): above the active layer, in its group."""
+    active = doc.activeNode()
+    if active is None or active.parentNode() is None:
+        return doc.rootNode(), None
+    return active.parentNode(), active
+
+
+def add_result(doc: Any, item: dict, recipe: dict, region: Region | None = None) -> str:
+    """A new paint layer holding the result (or tiled over `region`); returns the layer's id."""
+    check_document(doc)
+    width, height, bgra = decode_png(item.get("data", ""), item.get("width"), item.get("height"))
+    if region is not None:
+        data = pixels.tile(bgra, width, height, region.width, region.height, region.x, region.y)
+        x, y, w, h = region.x, region.y, region.width, region.height
+        if region.selection is not None:  # only what is selected, with its soft edges
+            data = pixels.apply_mask(data, bytes(region.selection.pixelData(x, y, w, h)))
+    else:
+        data, x, y, w, h = bgra, 0, 0, width, height
+    name = recipes.layer_name(recipe) + (" fill" if region is not None else "")
+    parent, above = _insertion_point(doc)
+    node = doc.createNode(name, "paintlayer")
+    try:
+        parent.addChildNode(node, above)
+        node.setPixelData(data, x, y, w, h)
+        layer_id = node.uniqueId().toString()
+        save_recipe(doc, layer_id, recipe)
+    except Exception:
+        node.remove()
+        raise
+    doc.setActiveNode(node)
+    doc.refreshProjection()
+    return layer_id
+
+
+def layer_item(doc: Any, node: Any) -> str:
+    """The bridge item a layer was made from, or ''."""
+    if doc is None or node is None:
+        return ""
+    return load_recipes(doc).get(node.uniqueId().toString(), {}).get("item", "")
+
+
+def active_document() -> Any:
+    return Krita.instance().activeDocument()

@@ -1,0 +1,528 @@
+"""The "GAN Bridge" docker: generator and its parameters (from the bridge's schema), actions,
+a strip of result thumbnails, and a status line. Every slot catches its own failures and shows
+them in the status line: no traceback dialogs, and the canvas is never blocked."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from krita import DockWidget, Krita
+
+from . import canvas, connection, recipes
+from . import ganbridge_client as gc
+from . import ganbridge_schema as gs
+from .qt import (
+    EXTENDED_SELECTION,
+    ICON_MODE,
+    OK_CANCEL,
+    PASSWORD,
+    USER_ROLE,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QIcon,
+    QImage,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPixmap,
+    QPushButton,
+    QSize,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+    run_dialog,
+)
+
+THUMB = 72
+DOCKERS: list[GanBridgeDocker] = []
+
+
+@dataclass
+class Job:
+    kind: str
+    label: str
+    doc: Any
+    params: dict = field(default_factory=dict)
+    region: canvas.Region | None = None
+    status: str = "sent"
+    position: int = 0
+    done: int = 0
+    total: int = 0
+
+    def describe(self) -> str:
+        if self.status == "queued":
+            return f"{self.label}: queued, {self.position} ahead" if self.position else f"{self.label}: queued"
+        if self.status == "running" and self.total:
+            return f"{self.label}: {self.done}/{self.total}"
+        return f"{self.label}: {self.status}"
+
+
+def guarded(method):
+    """A slot that reports failures in the status line instead of raising into Qt."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (canvas.CanvasError, connection.NotConnected, gc.BadUrl, UserError) as e:
+            self.show_error(str(e))
+        except Exception as e:  # a bug must not become a traceback dialog over the canvas
+            self.show_error(f"internal error: {type(e).__name__}: {e}")
+
+    return wrapper
+
+
+class UserError(Exception):
+    pass
+
+
+class GanBridgeDocker(DockWidget):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle("GAN Bridge")
+        self.conn = connection.shared()
+        self.jobs: dict[str, Job] = {}
+        self.recipe_requests: dict[str, tuple[Any, str]] = {}
+        self.feedback_requests: dict[str, tuple[str, int]] = {}
+        self.generators: dict[str, dict] = {}
+        self.controls: list[gs.Control] = []
+        self.inputs: dict[str, tuple[QWidget, QCheckBox | None]] = {}
+        self.session = uuid.uuid4().hex
+        self.last_error = ""
+        self._build()
+        self.conn.stateChanged.connect(self.on_state)
+        self.conn.message.connect(self.on_message)
+        self.on_state(self.conn.state)
+        DOCKERS.append(self)
+
+    # --- layout ------------------------------------------------------------------------------
+
+    def _button(self, name: str, text: str, slot, tip: str = "") -> QPushButton:
+        b = QPushButton(text)
+        b.setObjectName(name)
+        b.setToolTip(tip)
+        b.clicked.connect(lambda _checked=False: slot())  # Qt passes `checked`; the slots take nothing
+        return b
+
+    def _build(self) -> None:
+        root = QWidget()
+        box = QVBoxLayout(root)
+        row = QHBoxLayout()
+        self.status = QLabel("not connected")
+        self.status.setObjectName("ganbridge_status")
+        self.status.setWordWrap(True)
+        row.addWidget(self.status, 1)
+        row.addWidget(self._button("ganbridge_connect", "Connect", self.reconnect, "Connect to the bridge again"))
+        row.addWidget(self._button("ganbridge_settings", "Settings…", self.open_settings, "Bridge URL and token"))
+        box.addLayout(row)
+        self.generator = QComboBox()
+        self.generator.setObjectName("ganbridge_generator")
+        self.generator.currentTextChanged.connect(self.on_generator)
+        box.addWidget(self.generator)
+        self.form_host = QWidget()
+        self.form_host.setObjectName("ganbridge_params")
+        self.form = QFormLayout(self.form_host)
+        box.addWidget(self.form_host)
+        row = QHBoxLayout()
+        self.count = QSpinBox()
+        self.count.setObjectName("ganbridge_count")
+        self.count.setRange(1, 16)
+        self.count.setPrefix("× ")
+        row.addWidget(self.count)
+        row.addWidget(
+            self._button("ganbridge_docsize", "Canvas size", self.use_canvas_size, "Size of the selection or canvas")
+        )
+        box.addLayout(row)
+        grid = QGridLayout()
+        buttons = [
+            ("ganbridge_generate", "Generate", self.generate, "New layers above the active one"),
+            ("ganbridge_fill", "Fill selection", self.fill, "Tile a seamless result over the selection (or canvas)"),
+            ("ganbridge_like", "Like", functools.partial(self.rate, 1), "Like the current result"),
+            ("ganbridge_dislike", "Dislike", functools.partial(self.rate, -1), "Dislike the current result"),
+            ("ganbridge_steer", "More like these", self.steer, "Results steered by your likes and dislikes"),
+            ("ganbridge_variations", "Variations", self.variations, "Variations of the current result"),
+            ("ganbridge_blend", "Blend two", self.blend, "A row of layers from one selected thumbnail to another"),
+            ("ganbridge_cancel", "Cancel", self.cancel, "Stop what is queued or running"),
+        ]
+        for i, (name, text, slot, tip) in enumerate(buttons):
+            grid.addWidget(self._button(name, text, slot, tip), i // 2, i % 2)
+        box.addLayout(grid)
+        row = QHBoxLayout()
+        self.strength = QDoubleSpinBox()
+        self.strength.setObjectName("ganbridge_strength")
+        self.strength.setRange(0.0, 1.0)
+        self.strength.setSingleStep(0.05)
+        self.strength.setValue(0.3)
+        self.strength.setPrefix("strength ")
+        self.steps = QSpinBox()
+        self.steps.setObjectName("ganbridge_steps")
+        self.steps.setRange(2, 16)
+        self.steps.setValue(5)
+        self.steps.setPrefix("steps ")
+        row.addWidget(self.strength)
+        row.addWidget(self.steps)
+        box.addLayout(row)
+        self.strip = QListWidget()
+        self.strip.setObjectName("ganbridge_strip")
+        self.strip.setViewMode(ICON_MODE)
+        self.strip.setIconSize(QSize(THUMB, THUMB))
+        self.strip.setSelectionMode(EXTENDED_SELECTION)
+        self.strip.setMaximumHeight(THUMB + 40)
+        box.addWidget(self.strip)
+        self.jobs_label = QLabel("")
+        self.jobs_label.setObjectName("ganbridge_jobs")
+        box.addWidget(self.jobs_label)
+        box.addStretch(1)
+        self.setWidget(root)
+
+    def canvasChanged(self, canvas_) -> None:  # noqa: N802 (Krita's name)
+        pass
+
+    # --- status --------------------------------------------------------------------------------
+
+    def show_error(self, text: str) -> None:
+        self.last_error = text
+        self.status.setText(f"⚠ {text}")
+        self.status.setStyleSheet("color: #d05050")
+
+    def show_info(self, text: str) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet("")
+
+    def refresh_jobs(self) -> None:
+        active = [j for j in self.jobs.values() if j.status in ("sent", "queued", "running")]
+        self.jobs_label.setText("\n".join(j.describe() for j in active))
+
+    # --- connection ------------------------------------------------------------------------------
+
+    @guarded
+    def reconnect(self) -> None:
+        url, token = connection.read_settings()
+        self.conn.open(url, token)
+
+    @guarded
+    def open_settings(self) -> None:
+        url, token = connection.read_settings()
+        dialog = QDialog(self)
+        dialog.setWindowTitle("GAN Bridge settings")
+        form = QFormLayout(dialog)
+        url_edit, token_edit = QLineEdit(url), QLineEdit(token)
+        token_edit.setEchoMode(PASSWORD)
+        form.addRow("Bridge URL", url_edit)
+        form.addRow("Token", token_edit)
+        buttons = QDialogButtonBox(OK_CANCEL)
+        buttons.accepted.connect(dialog.accept)
+        buttons.rejected.connect(dialog.reject)
+        form.addRow(buttons)
+        if run_dialog(dialog):
+            gc.check_url(url_edit.text())
+            connection.write_settings(url_edit.text().strip(), token_edit.text())
+            self.conn.open(url_edit.text(), token_edit.text())
+
+    @guarded
+    def on_state(self, state: gc.ConnectionState) -> None:
+        if state.status == "connected":
+            self.show_info(f"Connected: {state.server}")
+            self.set_generators({g["name"]: g for g in state.generators})
+        elif state.status == "unauthorized":
+            self.show_error(state.detail)
+        else:
+            self.show_info(state.detail or state.status)
+
+    def set_generators(self, generators: dict[str, dict]) -> None:
+        current = self.generator.currentText()
+        self.generators = generators
+        self.generator.blockSignals(True)
+        self.generator.clear()
+        self.generator.addItems(list(generators))
+        self.generator.blockSignals(False)
+        if current and current not in generators:
+            self.show_error(f"the generator {current!r} is no longer on the bridge: pick another one")
+        self.generator.setCurrentText(current if current in generators else next(iter(generators), ""))
+        self.on_generator(self.generator.currentText())
+
+    # --- parameters from the schema ----------------------------------------------------------------
+
+    @guarded
+    def on_generator(self, name: str) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.inputs = {}
+        info = self.generators.get(name)
+        if info is None:
+            self.controls = []
+            return
+        self.controls, skipped = gs.controls_from_schema(info.get("params_schema") or {})
+        for c in self.controls:
+            widget = self._input(c)
+            widget.setObjectName(f"param_{c.name}")
+            widget.setToolTip(c.description)
+            toggle = None
+            if c.nullable:
+                toggle = QCheckBox()
+                toggle.setObjectName(f"param_{c.name}__on")
+                toggle.setToolTip(f"Set {c.label.lower()} (off: the bridge chooses)")
+                toggle.setChecked(c.default_set)
+                widget.setEnabled(c.default_set)
+                toggle.toggled.connect(widget.setEnabled)
+                row = QWidget()
+                lay = QHBoxLayout(row)
+                lay.setContentsMargins(0, 0, 0, 0)
+                lay.addWidget(toggle)
+                lay.addWidget(widget, 1)
+                self.form.addRow(c.label, row)
+            else:
+                self.form.addRow(c.label, widget)
+            self.inputs[c.name] = (widget, toggle)
+        for name_ in skipped:
+            self.form.addRow(name_, QLabel("bridge default"))
+
+    def _input(self, c: gs.Control) -> QWidget:
+        if c.kind == gs.INT:
+            w = QSpinBox()
+            w.setRange(int(max(c.minimum, -(2**31))), int(min(c.maximum, 2**31 - 1)))
+            w.setSingleStep(c.step or 1)
+            w.setValue(int(c.default))
+            return w
+        if c.kind == gs.FLOAT:
+            w = QDoubleSpinBox()
+            w.setRange(c.minimum, c.maximum)
+            w.setSingleStep((c.maximum - c.minimum) / 20 or 0.1)
+            w.setValue(float(c.default))
+            return w
+        if c.kind == gs.BOOL:
+            w = QCheckBox()
+            w.setChecked(bool(c.default))
+            return w
+        if c.kind == gs.CHOICE:
+            w = QComboBox()
+            w.addItems(c.choices)
+            w.setCurrentText(c.default)
+            return w
+        if c.kind == gs.MULTI:
+            w = QWidget()
+            lay = QHBoxLayout(w)
+            lay.setContentsMargins(0, 0, 0, 0)
+            for choice in c.choices:
+                box = QCheckBox(choice)
+                box.setObjectName(f"param_{c.name}_{choice}")
+                box.setChecked(choice in c.default)
+                lay.addWidget(box)
+            return w
+        return QLineEdit(str(c.default))
+
+    def _value(self, c: gs.Control) -> Any:
+        widget, toggle = self.inputs[c.name]
+        if toggle is not None and not toggle.isChecked():
+            return None
+        if c.kind in (gs.INT, gs.FLOAT):
+            return widget.value()
+        if c.kind == gs.BOOL:
+            return widget.isChecked()
+        if c.kind == gs.CHOICE:
+            return widget.currentText()
+        if c.kind == gs.MULTI:
+            return [b.text() for b in widget.findChildren(QCheckBox) if b.isChecked()]
+        return widget.text()
+
+    def params(self) -> dict[str, Any]:
+        return gs.params_from_values(self.controls, {c.name: self._value(c) for c in self.controls})
+
+    @guarded
+    def use_canvas_size(self) -> None:
+        doc = canvas.active_document()
+        canvas.check_document(doc)
+        region = canvas.fill_region(doc)
+        sizes = gs.fit_size(self.controls, region.width, region.height)
+        for name, value in sizes.items():
+            self.inputs[name][0].setValue(value)
+        if sizes and (
+            sizes.get("width", region.width) < region.width or sizes.get("height", region.height) < region.height
+        ):
+            self.show_info(
+                f"{region.width}x{region.height} is larger than this generator makes; "
+                f"results are {sizes.get('width')}x{sizes.get('height')} (Fill selection tiles them seamlessly)"
+            )
+
+    # --- requests -------------------------------------------------------------------------------------
+
+    def _generator_name(self) -> str:
+        name = self.generator.currentText()
+        if name not in self.generators:
+            raise UserError(
+                "no generator: connect to the bridge first"
+                if not self.generators
+                else f"pick a generator ({name!r} is gone)"
+            )
+        return name
+
+    def _submit(self, job: Job, kind: str, **fields: Any) -> None:
+        rid = self.conn.request(kind, **fields)
+        self.jobs[rid] = job
+        self.last_error = ""
+        self.show_info(f"{job.label}: sent")
+        self.refresh_jobs()
+
+    @guarded
+    def generate(self) -> None:
+        doc = canvas.active_document()
+        canvas.check_document(doc)
+        name, params = self._generator_name(), self.params()
+        count = self.count.value()
+        self._submit(
+            Job("generate", f"Generate {name}", doc, params),
+            "generate",
+            generator=name,
+            params=params,
+            count=count,
+            session=self.session,
+        )
+
+    @guarded
+    def fill(self) -> None:
+        doc = canvas.active_document()
+        canvas.check_document(doc)
+        name, params = self._generator_name(), self.params()
+        if "tileable" in {c.name for c in self.controls}:
+            params["tileable"] = True  # a fill repeats the result: it must wrap at its edges
+        region = canvas.fill_region(doc)
+        job = Job("fill", f"Fill {name}", doc, params, region)
+        self._submit(job, "generate", generator=name, params=params, count=1, session=self.session)
+
+    def current_items(self) -> list[str]:
+        """Selected thumbnails, else the active layer's item."""
+        items = [i.data(USER_ROLE) for i in self.strip.selectedItems()]
+        if items:
+            return items
+        doc = canvas.active_document()
+        item = canvas.layer_item(doc, doc.activeNode()) if doc is not None else ""
+        return [item] if item else []
+
+    @guarded
+    def rate(self, rating: int) -> None:
+        items = self.current_items()
+        if not items:
+            raise UserError("select a result thumbnail or a generated layer to rate")
+        for item in items:
+            rid = self.conn.request("feedback", item=item, rating=rating, session=self.session)
+            self.feedback_requests[rid] = (item, rating)
+
+    @guarded
+    def steer(self) -> None:
+        doc = canvas.active_document()
+        canvas.check_document(doc)
+        name = self._generator_name()
+        self._submit(
+            Job("steer", f"More {name}", doc), "steer", generator=name, session=self.session, count=self.count.value()
+        )
+
+    @guarded
+    def variations(self) -> None:
+        doc = canvas.active_document()
+        canvas.check_document(doc)
+        items = self.current_items()
+        if not items:
+            raise UserError("select a result thumbnail or a generated layer to vary")
+        self._submit(
+            Job("variations", "Variations", doc), "variations", item=items[-1], strength=self.strength.value(),
+            count=self.count.value(), session=self.session,
+        )  # fmt: skip
+
+    @guarded
+    def blend(self) -> None:
+        doc = canvas.active_document()
+        canvas.check_document(doc)
+        items = [i.data(USER_ROLE) for i in self.strip.selectedItems()]
+        if len(items) != 2:
+            raise UserError("select exactly two result thumbnails to blend (Ctrl+click)")
+        self._submit(
+            Job("interpolate", "Blend", doc),
+            "interpolate",
+            **{"from": items[0], "to": items[1], "steps": self.steps.value()},
+        )
+
+    @guarded
+    def cancel(self) -> None:
+        active = [rid for rid, j in self.jobs.items() if j.status in ("sent", "queued", "running")]
+        for rid in active:
+            self.conn.request("cancel", id=rid)
+        self.show_info(f"cancelling {len(active)} request(s)" if active else "nothing to cancel")
+
+    # --- replies ---------------------------------------------------------------------------------------
+
+    @guarded
+    def on_message(self, msg: dict) -> None:
+        kind, rid = msg.get("type"), msg.get("id")
+        job = self.jobs.get(rid)
+        if kind == "accepted" and job:
+            job.status, job.position = "queued", int(msg.get("position", 0))
+        elif kind == "progress" and job:
+            job.status, job.done, job.total = "running", int(msg.get("done", 0)), int(msg.get("total", 0))
+        elif kind == "result" and job:
+            for item in msg.get("items", []):
+                self.apply(job, item)
+        elif kind == "done" and job:
+            if job.status != "failed":
+                job.status = "done"
+                self.show_info(f"{job.label}: done")
+        elif kind == "cancelled" and job:
+            job.status = "cancelled"
+            self.show_info(f"{job.label}: cancelled")
+        elif kind == "error" and (job or rid in self.feedback_requests or rid in self.recipe_requests):
+            self.recipe_requests.pop(rid, None)
+            if self.feedback_requests.pop(rid, None) is not None:
+                self.show_error(f"rating not saved: {msg.get('message')}")
+            elif job is not None:
+                job.status = "failed"
+                text = msg.get("message", "")
+                if msg.get("code") == gc.DISCONNECTED:
+                    text = "the bridge went away before it finished (nothing was changed); try again"
+                self.show_error(f"{job.label}: {text}")
+        elif kind == "item" and rid in self.recipe_requests:
+            doc, item = self.recipe_requests.pop(rid)
+            fields = {k: msg.get(k) for k in ("params", "checkpoint", "seed", "origin", "parents", "created")}
+            canvas.update_recipes(doc, item, fields)
+        elif kind == "ack" and rid in self.feedback_requests:
+            item, rating = self.feedback_requests.pop(rid)
+            self.show_info({1: "Liked", -1: "Disliked", 0: "Rating cleared"}[rating])
+        self.refresh_jobs()
+
+    def apply(self, job: Job, item: dict) -> None:
+        if job.doc not in Krita.instance().documents():
+            job.status = "failed"
+            raise UserError(f"{job.label}: its document was closed; the result is kept on the bridge")
+        recipe = {
+            "item": item["item"], "generator": item.get("generator"), "seed": item.get("seed"),
+            "width": item.get("width"), "height": item.get("height"), "params": job.params, "origin": job.kind,
+            "session": self.session, "applied": time.time(),
+        }  # fmt: skip
+        if item.get("format") != "png":
+            raise UserError(f"{job.label}: a {item.get('format')} result cannot go into a paint layer")
+        try:
+            canvas.add_result(job.doc, item, recipe, job.region)
+        except canvas.CanvasError as e:
+            job.status = "failed"
+            raise canvas.CanvasError(f"{job.label}: {e} (nothing was changed)") from None
+        self.add_thumbnail(item, recipe)
+        rid = self.conn.request("item", item=item["item"])
+        self.recipe_requests[rid] = (job.doc, item["item"])
+
+    def add_thumbnail(self, item: dict, recipe: dict) -> None:
+        image = QImage()
+        image.loadFromData(base64.b64decode(item["data"]), "PNG")
+        entry = QListWidgetItem(QIcon(QPixmap.fromImage(image.scaled(THUMB, THUMB))), recipes.layer_name(recipe)[4:])
+        entry.setData(USER_ROLE, item["item"])
+        self.strip.addItem(entry)
+        self.strip.scrollToItem(entry)

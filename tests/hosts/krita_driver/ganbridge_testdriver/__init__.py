@@ -1,0 +1,209 @@
+"""Test-only Krita plugin: drives the GAN Bridge docker through its real widgets, then quits.
+
+The tests install it beside the real plugin in a throwaway profile. It reads its task from
+GANBRIDGE_KRITA_JOB (JSON), runs the steps below one after another from a QTimer (the GUI stays
+live, as when a painter clicks), writes a JSON report and quits Krita.
+"""
+
+import json
+import os
+import time
+import traceback
+
+from krita import Extension, Krita, Selection
+from PyQt5.QtCore import QTimer
+from PyQt5.QtWidgets import QCheckBox, QComboBox, QLabel, QListWidget, QPushButton, QSpinBox
+
+JOB = json.loads(os.environ.get("GANBRIDGE_KRITA_JOB", "{}"))
+
+
+class Driver:
+    def __init__(self):
+        self.report = {"steps": [], "ok": False}
+        self.steps = [
+            self.wait_window, self.find_docker, self.wait_connected, self.generate_without_document,
+            self.make_document, self.reject_16_bit, self.generate, self.wait_generated, self.fill,
+            self.wait_filled, self.like, self.wait_liked, self.blend, self.wait_blended, self.wait_recipes, self.save,
+            self.point_at_no_bridge, self.wait_no_bridge,
+        ]  # fmt: skip
+        self.started = time.monotonic()
+        self.step_started = self.started
+        self.timer = QTimer()
+        self.timer.setInterval(50)
+        self.timer.timeout.connect(self.tick)
+        self.timer.start()
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    def tick(self):
+        try:
+            if not self.steps:
+                return
+            step = self.steps[0]
+            if step():
+                self.report["steps"].append(
+                    [step.__name__, round(time.monotonic() - self.step_started, 3), self.status()]
+                )
+                self.steps.pop(0)
+                self.step_started = time.monotonic()
+                if not self.steps:
+                    self.finish(True)
+            elif time.monotonic() - self.step_started > JOB.get("step_timeout", 60):
+                raise TimeoutError(f"step {step.__name__} timed out; status: {self.status()!r}")
+        except Exception:
+            self.report["error"] = traceback.format_exc()
+            self.finish(False)
+
+    def finish(self, ok):
+        self.timer.stop()
+        self.report["ok"] = ok
+        with open(JOB["report"], "w") as f:
+            json.dump(self.report, f)
+        for doc in Krita.instance().documents():
+            doc.setModified(False)
+        Krita.instance().action("file_quit").trigger()
+
+    def w(self, cls, name):
+        widget = self.docker.findChild(cls, name)
+        assert widget is not None, f"the docker has no {cls.__name__} {name!r}"
+        return widget
+
+    def click(self, name):
+        self.w(QPushButton, name).click()
+
+    def status(self):
+        docker = getattr(self, "docker", None)
+        return docker.findChild(QLabel, "ganbridge_status").text() if docker else ""
+
+    def names(self):
+        return [n.name() for n in self.doc.topLevelNodes()]
+
+    # --- steps: each returns True when done ------------------------------------------------------
+
+    def wait_window(self):
+        return Krita.instance().activeWindow() is not None
+
+    def find_docker(self):
+        for d in Krita.instance().dockers():
+            if d.findChild(QPushButton, "ganbridge_generate") is not None:
+                self.docker = d
+                self.report["docker_object_name"] = d.objectName()
+                return True
+        return False
+
+    def wait_connected(self):
+        return self.status().startswith("Connected")
+
+    def generate_without_document(self):
+        self.click("ganbridge_generate")
+        self.report["no_document"] = self.status()
+        return True
+
+    def make_document(self):
+        app = Krita.instance()
+        self.doc = app.createDocument(JOB["width"], JOB["height"], "gan", "RGBA", "U8", "", 72.0)
+        self.view = app.activeWindow().addView(self.doc)
+        return True
+
+    def reject_16_bit(self):
+        app = Krita.instance()
+        deep = app.createDocument(64, 64, "deep", "RGBA", "U16", "", 72.0)
+        app.activeWindow().addView(deep)
+        before = len(deep.topLevelNodes())
+        self.click("ganbridge_generate")
+        self.report["sixteen_bit"] = self.status()
+        self.report["sixteen_bit_unchanged"] = len(deep.topLevelNodes()) == before
+        deep.setModified(False)
+        deep.close()
+        app.activeWindow().showView(self.view)
+        return True
+
+    def generate(self):
+        assert Krita.instance().activeDocument() == self.doc, "the test document is not active"
+        self.w(QComboBox, "param_model").setCurrentText(JOB["model"])
+        self.w(QSpinBox, "param_width").setValue(JOB["size"])
+        self.w(QSpinBox, "param_height").setValue(JOB["size"])
+        self.w(QCheckBox, "param_seed__on").setChecked(True)
+        self.w(QSpinBox, "param_seed").setValue(JOB["seed"])
+        t = time.perf_counter()
+        self.click("ganbridge_generate")
+        self.report["click_ms"] = (time.perf_counter() - t) * 1000
+        return True
+
+    def wait_generated(self):
+        return f"GAN texture {JOB['model']} seed {JOB['seed']}" in self.names()
+
+    def fill(self):
+        sel = Selection()
+        sel.select(*JOB["selection"], 255)
+        self.doc.setSelection(sel)
+        self.click("ganbridge_fill")
+        return True
+
+    def wait_filled(self):
+        return any(n.endswith(" fill") for n in self.names())
+
+    def like(self):
+        self.click("ganbridge_like")
+        return True
+
+    def wait_liked(self):
+        return self.status() == "Liked"
+
+    def blend(self):
+        strip = self.w(QListWidget, "ganbridge_strip")
+        self.report["thumbnails"] = strip.count()
+        strip.clearSelection()
+        strip.item(0).setSelected(True)
+        strip.item(1).setSelected(True)
+        self.w(QSpinBox, "ganbridge_steps").setValue(3)
+        self.layers_before_blend = len(self.names())
+        self.click("ganbridge_blend")
+        return True
+
+    def wait_blended(self):
+        return len(self.names()) == self.layers_before_blend + 3
+
+    def wait_recipes(self):
+        if "ganbridge" not in self.doc.annotationTypes():
+            return False
+        layers = json.loads(bytes(self.doc.annotation("ganbridge")))["layers"]
+        return len(layers) == 5 and all("checkpoint" in r for r in layers.values())
+
+    def save(self):
+        self.doc.setBatchmode(True)
+        assert self.doc.saveAs(JOB["kra"]), "saveAs failed"
+        self.report["layers"] = self.names()
+        self.report["elapsed"] = time.monotonic() - self.started
+        return True
+
+    def point_at_no_bridge(self):
+        import socket
+
+        from ganbridge import connection
+
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        connection.shared().open(f"ws://127.0.0.1:{port}/", "")
+        return True
+
+    def wait_no_bridge(self):
+        if "cannot reach the bridge" not in self.status():
+            return False
+        self.click("ganbridge_generate")
+        self.report["no_bridge"] = self.status()
+        return True
+
+
+class DriverExtension(Extension):
+    def setup(self):
+        pass
+
+    def createActions(self, window):  # noqa: N802
+        if JOB.get("report") and not hasattr(Krita.instance(), "_ganbridge_driver"):
+            Krita.instance()._ganbridge_driver = Driver()
+
+
+Krita.instance().addExtension(DriverExtension(Krita.instance()))

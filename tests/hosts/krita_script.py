@@ -1,0 +1,124 @@
+"""Scripts the tests run inside real Krita with `kritarunner` (offscreen, no GUI).
+
+kritarunner exits 0 even when a script raises, so each entry point writes a JSON report and calls
+os._exit(1) on any failure. Settings come from the environment variable GANBRIDGE_KRITA_JOB (JSON).
+
+- drive: the plugin's own code (the shared client, canvas module) makes a document, generates from a
+  live bridge into a layer and a selection fill, and saves a .kra.
+- inspect: opens a .kra and reports its layers, their pixels (BGRA, written to files) and the
+  GAN Bridge recipes stored in it.
+"""
+
+import json
+import os
+import sys
+import time
+import traceback
+
+
+def _job() -> dict:
+    return json.loads(os.environ["GANBRIDGE_KRITA_JOB"])
+
+
+def _finish(report: dict, path: str, ok: bool) -> None:
+    report["ok"] = ok
+    with open(path, "w") as f:
+        json.dump(report, f)
+    sys.stdout.flush()
+    if not ok:
+        os._exit(1)
+
+
+def drive(*_args) -> None:
+    job = _job()
+    report: dict = {}
+    try:
+        from ganbridge import canvas
+        from ganbridge.ganbridge_client import BridgeClient
+        from krita import Krita, Selection
+
+        app = Krita.instance()
+        report["krita"] = app.version()
+        doc = app.createDocument(job["width"], job["height"], "gan", "RGBA", "U8", "", 72.0)
+        client = BridgeClient(job["url"], client_name="kritarunner test")
+        client.start()
+        deadline = time.monotonic() + 30
+        while not client.connected:
+            client.poll()
+            assert time.monotonic() < deadline, f"no connection: {client.state.detail}"
+            time.sleep(0.02)
+
+        def one_result(params: dict) -> dict:
+            rid = client.request("generate", generator="texture", params=params)
+            items, end = [], time.monotonic() + 60
+            while True:
+                for e in client.poll():
+                    if e.kind == "message" and e.data.get("id") == rid:
+                        assert e.data["type"] != "error", e.data
+                        if e.data["type"] == "result":
+                            items += e.data["items"]
+                        if e.data["type"] == "done":
+                            return items[0]
+                assert time.monotonic() < end, "no result in 60 s"
+                time.sleep(0.01)
+
+        item = one_result(job["params"])
+        recipe = {"item": item["item"], "generator": "texture", "seed": item["seed"], "params": job["params"]}
+        report["layer"] = canvas.add_result(doc, item, recipe)
+        sel = Selection()
+        sel.select(*job["selection"], 255)
+        doc.setSelection(sel)
+        fill_item = one_result(job["params"])
+        fill_recipe = {
+            "item": fill_item["item"],
+            "generator": "texture",
+            "seed": fill_item["seed"],
+            "params": job["params"],
+        }
+        report["fill_layer"] = canvas.add_result(doc, fill_item, fill_recipe, canvas.fill_region(doc))
+        report["items"] = [item["item"], fill_item["item"]]
+        client.stop()
+        doc.setBatchmode(True)
+        assert doc.saveAs(job["kra"]), "saveAs failed"
+        doc.close()
+        _finish(report, job["report"], True)
+    except Exception:
+        report["error"] = traceback.format_exc()
+        _finish(report, job["report"], False)
+
+
+def inspect(*_args) -> None:
+    job = _job()
+    report: dict = {}
+    try:
+        from krita import Krita
+
+        app = Krita.instance()
+        doc = app.openDocument(job["kra"])
+        assert doc is not None, f"Krita could not open {job['kra']}"
+        layers = []
+        for i, node in enumerate(doc.topLevelNodes()):
+            b = node.bounds()
+            entry = {"name": node.name(), "id": node.uniqueId().toString(), "type": node.type(),
+                     "bounds": [b.x(), b.y(), b.width(), b.height()],
+                     "children": [[c.name(), c.type()] for c in node.childNodes()]}  # fmt: skip
+            if node.type() == "paintlayer" and b.width() > 0:
+                path = os.path.join(job["out"], f"layer{i}.bgra")
+                with open(path, "wb") as f:
+                    f.write(bytes(node.pixelData(b.x(), b.y(), b.width(), b.height())))
+                entry["pixels"] = path
+                if node.childNodes():
+                    entry["projection"] = os.path.join(job["out"], f"layer{i}.projection.bgra")
+                    with open(entry["projection"], "wb") as f:
+                        f.write(bytes(node.projectionPixelData(b.x(), b.y(), b.width(), b.height())))
+            layers.append(entry)
+        report["layers"] = layers
+        report["annotation"] = (
+            bytes(doc.annotation("ganbridge")).decode() if "ganbridge" in doc.annotationTypes() else ""
+        )
+        report["size"] = [doc.width(), doc.height()]
+        doc.close()
+        _finish(report, job["report"], True)
+    except Exception:
+        report["error"] = traceback.format_exc()
+        _finish(report, job["report"], False)

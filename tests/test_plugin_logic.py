@@ -1,0 +1,129 @@
+"""The plugins' pure-Python parts, in plain Python: schema -> controls, recipe storage, pixel bytes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plugins.client import ganbridge_schema as gs
+
+KRITA_PACKAGE = Path(__file__).resolve().parent.parent / "plugins" / "krita" / "ganbridge"
+
+
+def krita_module(name: str):
+    """A Qt-free module of the Krita plugin, loaded on its own (the package itself needs Krita)."""
+    spec = importlib.util.spec_from_file_location(f"krita_plugin_{name}", KRITA_PACKAGE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+pixels = krita_module("pixels")
+recipes = krita_module("recipes")
+
+
+# --- schema -> controls ---------------------------------------------------------------------------
+
+
+def test_texture_schema_becomes_controls(shared_core):
+    schema = shared_core.generators["texture"].info()["params_schema"]
+    controls, skipped = gs.controls_from_schema(schema)
+    by_name = {c.name: c for c in controls}
+    assert not skipped
+    assert [c.name for c in controls] == list(schema["properties"])
+    assert by_name["model"].kind == gs.CHOICE and by_name["model"].choices == schema["properties"]["model"]["enum"]
+    width = by_name["width"]
+    assert (width.kind, width.minimum, width.maximum, width.step, width.default) == (gs.INT, 32, 2048, 16, 512)
+    assert by_name["temperature"].kind == gs.FLOAT and by_name["tileable"].kind == gs.BOOL
+    assert by_name["maps"].kind == gs.MULTI and by_name["maps"].choices == ["height", "normal"]
+    seed = by_name["seed"]
+    assert seed.kind == gs.INT and seed.nullable and not seed.default_set
+
+
+def test_params_from_values_round_clamp_and_order(shared_core):
+    schema = shared_core.generators["texture"].info()["params_schema"]
+    controls, _ = gs.controls_from_schema(schema)
+    values = {"model": "grass", "width": 1001, "height": 5000, "seed": None, "tileable": 1, "temperature": 9.0,
+              "maps": {"normal", "height", "bogus"}}  # fmt: skip
+    params = gs.params_from_values(controls, values)
+    assert params == {"model": "grass", "width": 1008, "height": 2048, "seed": None, "tileable": True,
+                      "temperature": 2.0, "maps": ["height", "normal"]}  # fmt: skip
+    # What the controls produce, the bridge accepts.
+    shared_core.generators["texture"].params_model.model_validate(params)
+
+
+def test_unknown_schema_shapes_are_skipped_not_guessed():
+    schema = {"properties": {"n": {"type": "integer", "minimum": 1, "maximum": 9}, "blob": {"type": "object"}}}
+    controls, skipped = gs.controls_from_schema(schema)
+    assert [c.name for c in controls] == ["n"] and skipped == ["blob"]
+    assert gs.params_from_values(controls, {"n": 0, "blob": {}}) == {"n": 1}
+
+
+def test_fit_size_snaps_canvas_sizes_to_the_generator():
+    controls, _ = gs.controls_from_schema(
+        {"properties": {"width": {"type": "integer", "minimum": 32, "maximum": 2048, "multipleOf": 16},
+                        "height": {"type": "integer", "minimum": 32, "maximum": 2048, "multipleOf": 16}}}
+    )  # fmt: skip
+    assert gs.fit_size(controls, 1920, 1080) == {"width": 1920, "height": 1088}
+    assert gs.fit_size(controls, 5000, 10) == {"width": 2048, "height": 32}
+
+
+# --- recipes stored in a Krita document --------------------------------------------------------------
+
+
+def test_recipe_annotation_round_trip():
+    stored = {"{abc}": {"item": "i1", "generator": "texture", "seed": 3, "params": {"model": "brick"}}}
+    data = recipes.encode(stored)
+    assert json.loads(data)["format"] == "ganbridge-recipes" and json.loads(data)["version"] == 1
+    assert recipes.decode(data) == stored
+
+
+@pytest.mark.parametrize("data", [None, b"", b"not json", b"[1,2]", b'{"format": "other", "layers": {}}', b"\xff\xfe"])
+def test_foreign_or_broken_annotations_read_as_empty(data):
+    assert recipes.decode(data) == {}
+
+
+def test_layer_names_say_what_made_them():
+    assert (
+        recipes.layer_name({"generator": "texture", "seed": 7, "params": {"model": "brick"}})
+        == "GAN texture brick seed 7"
+    )
+    assert (
+        recipes.layer_name({"generator": "texture", "seed": None, "origin": "interpolate"}) == "GAN texture interpolate"
+    )
+
+
+# --- pixel bytes ----------------------------------------------------------------------------------------
+
+
+def test_rgba_to_bgra_swaps_red_and_blue_only():
+    rgba = bytes([1, 2, 3, 4, 250, 251, 252, 253])
+    assert pixels.rgba_to_bgra(rgba) == bytes([3, 2, 1, 4, 252, 251, 250, 253])
+    assert pixels.rgba_to_bgra(pixels.rgba_to_bgra(rgba)) == rgba
+    with pytest.raises(ValueError):
+        pixels.rgba_to_bgra(b"abc")
+
+
+def test_tile_lines_up_with_the_canvas_grid():
+    rng = np.random.default_rng(1)
+    texture = rng.integers(0, 256, (5, 7, 4), dtype=np.uint8)
+    out = pixels.tile(texture.tobytes(), 7, 5, 23, 11, x0=9, y0=3)
+    got = np.frombuffer(out, dtype=np.uint8).reshape(11, 23, 4)
+    for y in range(11):
+        for x in range(23):
+            assert (got[y, x] == texture[(y + 3) % 5, (x + 9) % 7]).all()
+
+
+def test_apply_mask_keeps_soft_selection_edges():
+    opaque = bytes([10, 20, 30, 255]) * 3
+    assert pixels.apply_mask(opaque, bytes([0, 128, 255])) == bytes([10, 20, 30, 0, 10, 20, 30, 128, 10, 20, 30, 255])
+    half = bytes([1, 1, 1, 100]) * 2
+    assert pixels.apply_mask(half, bytes([255, 51])) == bytes([1, 1, 1, 100, 1, 1, 1, 20])
+    with pytest.raises(ValueError):
+        pixels.apply_mask(opaque, b"\x00")
