@@ -105,7 +105,11 @@ def test_docker_in_the_real_gui(profile, krita_bridge, tmp_path):
         layer_pixels(fill), expected_fill(bgra_of_png(store.get(fill_item).file), 100, 60, 130, 90)
     )
     assert store.latest_rating(fill_item) == 1  # "Like" on the active (fill) layer reached the store
-    # Five generated layers, each with the bridge's full recipe saved in the .kra.
-    assert len(recipes) == 5 and all(r["checkpoint"]["sha256"] for r in recipes.values())
+    # Nine generated layers, each with the bridge's full recipe saved in the .kra.
+    assert len(recipes) == 9 and all(r["checkpoint"]["sha256"] for r in recipes.values())
+    origins = sorted(r["origin"] for r in recipes.values())
+    assert origins == ["generate"] * 2 + ["interpolate"] * 3 + ["steer"] * 2 + ["variations"] * 2
     blends = [r for r in recipes.values() if r["origin"] == "interpolate"]
-    assert len(blends) == 3 and all(len(r["parents"]) == 2 for r in blends)
+    assert all(len(r["parents"]) == 2 for r in blends)
+    assert ran["layers_after_cancel"] == 0  # cancelled at once: nothing reached the document
+    assert ran["undo_removed_layers"] == 1  # the last result was one undo step

@@ -101,6 +101,7 @@ class GanBridgeDocker(DockWidget):
         self.inputs: dict[str, tuple[QWidget, QCheckBox | None]] = {}
         self.session = uuid.uuid4().hex
         self.last_error = ""
+        self.size_edited = False
         self._build()
         self.conn.stateChanged.connect(self.on_state)
         self.conn.message.connect(self.on_message)
@@ -188,7 +189,15 @@ class GanBridgeDocker(DockWidget):
         self.setWidget(root)
 
     def canvasChanged(self, canvas_) -> None:  # noqa: N802 (Krita's name)
-        pass
+        self.offer_canvas_size()
+
+    def offer_canvas_size(self) -> None:
+        """The active document's size as the default output size, until the painter sets one."""
+        doc = canvas.active_document()
+        if doc is None or self.size_edited:
+            return
+        for name, value in gs.fit_size(self.controls, doc.width(), doc.height()).items():
+            self.inputs[name][0].setValue(value)
 
     # --- status --------------------------------------------------------------------------------
 
@@ -286,8 +295,14 @@ class GanBridgeDocker(DockWidget):
             else:
                 self.form.addRow(c.label, widget)
             self.inputs[c.name] = (widget, toggle)
+            if c.name in ("width", "height"):
+                widget.editingFinished.connect(self._size_edited)
         for name_ in skipped:
             self.form.addRow(name_, QLabel("bridge default"))
+        self.offer_canvas_size()
+
+    def _size_edited(self) -> None:
+        self.size_edited = True
 
     def _input(self, c: gs.Control) -> QWidget:
         if c.kind == gs.INT:
@@ -400,6 +415,9 @@ class GanBridgeDocker(DockWidget):
         region = canvas.fill_region(doc)
         job = Job("fill", f"Fill {name}", doc, params, region)
         self._submit(job, "generate", generator=name, params=params, count=1, session=self.session)
+        w, h = params.get("width"), params.get("height")
+        if w and h and (region.width > w or region.height > h):
+            self.show_info(f"Fill {name}: sent; the {w}x{h} texture is tiled seamlessly over {region.width}x{region.height}")
 
     def current_items(self) -> list[str]:
         """Selected thumbnails, else the active layer's item."""

@@ -23,8 +23,9 @@ class Driver:
         self.steps = [
             self.wait_window, self.find_docker, self.wait_connected, self.generate_without_document,
             self.make_document, self.reject_16_bit, self.generate, self.wait_generated, self.fill,
-            self.wait_filled, self.like, self.wait_liked, self.blend, self.wait_blended, self.wait_recipes, self.save,
-            self.point_at_no_bridge, self.wait_no_bridge,
+            self.wait_filled, self.like, self.wait_liked, self.blend, self.wait_blended, self.variations, self.wait_varied,
+            self.steer, self.wait_steered, self.cancel, self.wait_cancelled, self.wait_recipes, self.save,
+            self.undo, self.wait_undone, self.point_at_no_bridge, self.wait_no_bridge,
         ]  # fmt: skip
         self.started = time.monotonic()
         self.step_started = self.started
@@ -164,11 +165,63 @@ class Driver:
     def wait_blended(self):
         return len(self.names()) == self.layers_before_blend + 3
 
+    def _click_expecting(self, button, new_layers):
+        self.layers_before = len(self.names())
+        self.expect = new_layers
+        self.click(button)
+        return True
+
+    def _grown(self):
+        return len(self.names()) == self.layers_before + self.expect
+
+    def variations(self):
+        strip = self.w(QListWidget, "ganbridge_strip")
+        strip.clearSelection()
+        strip.item(0).setSelected(True)
+        self.w(QSpinBox, "ganbridge_count").setValue(2)
+        return self._click_expecting("ganbridge_variations", 2)
+
+    def wait_varied(self):
+        return self._grown()
+
+    def steer(self):
+        return self._click_expecting("ganbridge_steer", 2)
+
+    def wait_steered(self):
+        return self._grown()
+
+    def cancel(self):
+        self.w(QSpinBox, "param_width").setValue(1024)
+        self.w(QSpinBox, "param_height").setValue(1024)
+        self.w(QSpinBox, "ganbridge_count").setValue(8)
+        self.layers_before = len(self.names())
+        self.click("ganbridge_generate")
+        self.click("ganbridge_cancel")
+        return True
+
+    def wait_cancelled(self):
+        if not self.status().endswith("cancelled"):
+            return False
+        self.report["layers_after_cancel"] = len(self.names()) - self.layers_before
+        return True
+
     def wait_recipes(self):
         if "ganbridge" not in self.doc.annotationTypes():
             return False
         layers = json.loads(bytes(self.doc.annotation("ganbridge")))["layers"]
-        return len(layers) == 5 and all("checkpoint" in r for r in layers.values())
+        return len(layers) == 9 and all("checkpoint" in r for r in layers.values())
+
+    def undo(self):
+        self.layers_before = len(self.names())
+        Krita.instance().action("edit_undo").trigger()
+        self.undo_started = time.monotonic()
+        return True
+
+    def wait_undone(self):
+        if len(self.names()) < self.layers_before or time.monotonic() - self.undo_started > 3:
+            self.report["undo_removed_layers"] = self.layers_before - len(self.names())
+            return True
+        return False
 
     def save(self):
         self.doc.setBatchmode(True)
