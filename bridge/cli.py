@@ -219,6 +219,78 @@ def _cmd_plugin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_image(args: argparse.Namespace) -> int:
+    from bridge.registry import resolve_device
+    from generators.image import ImageConfig
+    from generators.image_data import dataset_info
+    from generators.image_train import DataError, ImageTrainer, ImageTrainSettings
+
+    try:
+        device = resolve_device(args.device)
+    except ValueError as e:
+        print(f"ganbridge train: {e}", file=sys.stderr)
+        return 2
+    data = Path(args.data)
+    info = dataset_info(data)
+    settings = ImageTrainSettings(
+        data=data,
+        out=Path(args.out),
+        name=args.name or data.resolve().name,
+        steps=args.steps,
+        batch=args.batch,
+        sample_every=args.sample_every,
+        seed=args.seed,
+        license=args.license or info.get("license", "unknown (user-supplied images)"),
+        source=info.get("attribution", "") or info.get("source", ""),
+        device=device,
+        config=ImageConfig(width=args.width),
+    )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    command = "ganbridge " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        trainer = ImageTrainer(settings, command)
+    except DataError as e:
+        print(f"ganbridge train: {e}", file=sys.stderr)
+        return 2
+    report = trainer.data.report
+    print(
+        f"{report['images']} images ({report['held_out']} held out for evaluation), "
+        f"classes: {', '.join(f'{k} {v}' for k, v in report['classes'].items()) or 'none (unconditional)'}",
+        file=sys.stderr,
+    )
+    if report["unreadable"]:
+        print(f"skipped {len(report['unreadable'])} unreadable: {', '.join(report['unreadable'][:5])}", file=sys.stderr)
+    if report["converted"]:
+        print(
+            f"converted {report['converted']} images to 64x64 RGBA (e.g. {next(iter(report['conversions'].items()))})",
+            file=sys.stderr,
+        )
+    try:
+        weights = trainer.run(resume=not args.restart)
+    except DataError as e:
+        print(f"ganbridge train: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {weights} and {weights.with_suffix('.json').name}; samples in {settings.out / 'samples'}")
+    print(f"install it with: cp {weights} {weights.with_suffix('.json')} <models dir>/image/")
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from generators.image_data import prepare_emoji
+
+    try:
+        summary = prepare_emoji(Path(args.out), Path(args.tarball) if args.tarball else None)
+    except (RuntimeError, OSError, KeyError) as e:
+        print(f"ganbridge data: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {summary['images']} images in {len(summary['classes'])} categories to {args.out}")
+    print(f"licence: {summary['license']}. {summary['attribution']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganbridge", description="Local bridge server for GAN generators")
     parser.add_argument("--config", help="config file (TOML); default: the user config folder's ganbridge/config.toml")
@@ -298,6 +370,28 @@ def build_parser() -> argparse.ArgumentParser:
     tex.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     tex.add_argument("--restart", action="store_true", help="ignore saved state in --out and start over")
     tex.set_defaults(func=_cmd_train)
+    img = train_kinds.add_parser("image", help="a 64x64 RGBA image model from a folder (sub-folders = classes)")
+    img.add_argument("--data", required=True, help="folder of images, or of class sub-folders of images")
+    img.add_argument("--out", required=True, help="output folder (weights, model card, samples, state)")
+    img.add_argument("--name", help="model name (default: the folder's name)")
+    img.add_argument("--steps", type=int, default=8000)
+    img.add_argument("--batch", type=int, default=32)
+    img.add_argument("--width", type=int, default=32, help="generator width (last-stage channels)")
+    img.add_argument("--size", type=int, default=64, choices=[64], help="training size (64)")
+    img.add_argument("--sample-every", type=int, default=500, help="steps between sample grids")
+    img.add_argument("--seed", type=int, default=0)
+    img.add_argument("--license", help="licence of your images (default: from the folder's dataset.json)")
+    img.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda or cuda:N")
+    img.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    img.add_argument("--restart", action="store_true", help="ignore saved state in --out and start over")
+    img.set_defaults(func=_cmd_train_image)
+
+    data = sub.add_parser("data", help="prepare a training folder from a data set that ships in a package")
+    data_kinds = data.add_subparsers(dest="dataset", required=True)
+    emoji = data_kinds.add_parser("emoji", help="Twemoji 64x64 PNGs (CC-BY 4.0) from npm emoji-datasource-twitter")
+    emoji.add_argument("--out", required=True, help="folder to write (one sub-folder per category)")
+    emoji.add_argument("--tarball", help="the package's .tgz if you have it (default: npm pack)")
+    emoji.set_defaults(func=_cmd_data)
     return parser
 
 

@@ -38,16 +38,23 @@ def weight_files(kind: str, models_dir: Path | None) -> list[Path]:
     return list(by_name.values())
 
 
+def _load_all(kind: str, loader, models_dir: Path | None, device: str) -> list:
+    loaded = []
+    for path in weight_files(kind, models_dir):
+        try:
+            loaded.append(loader(path, device))
+        except Exception as e:  # one bad file (corrupt, wrong card) must not stop the bridge
+            log.warning("skipping %s model %s: %s", kind, path, e)
+    return loaded
+
+
 def load_generators(models_dir: Path | None, device: str = "cpu") -> dict[str, Generator]:
+    from generators.image import SpriteGenerator, load_image_model
     from generators.texture import TextureGenerator, load_texture
 
     generators: dict[str, Generator] = {}
-    textures = []
-    for path in weight_files("texture", models_dir):
-        try:
-            textures.append(load_texture(path, device))
-        except Exception as e:  # one bad file (corrupt, wrong card) must not stop the bridge
-            log.warning("skipping texture model %s: %s", path, e)
-    if textures:
+    if textures := _load_all("texture", load_texture, models_dir, device):
         generators["texture"] = TextureGenerator(textures, device)
+    if images := _load_all("image", load_image_model, models_dir, device):
+        generators["image"] = SpriteGenerator(images, device)
     return generators

@@ -67,3 +67,20 @@ def loss_plot(history: list[dict], width: int = 640, height: int = 320) -> Image
     _label(draw, (4, bottom - 10), f"{lo:.2f}")
     _label(draw, (right - 120, top + 4), f"steps: {history[-1].get('step', len(history)) + 1}")
     return img
+
+
+def image_grid(images: list[np.ndarray], columns: int = 8, scale: int = 2, checker: int = 8) -> Image.Image:
+    """RGBA images on a light checkerboard (so transparency shows), `scale`x nearest-neighbour."""
+    h, w = images[0].shape[:2]
+    rows = (len(images) + columns - 1) // columns
+    gap = 4
+    sheet = Image.new("RGB", (columns * (w * scale + gap) + gap, rows * (h * scale + gap) + gap), (240, 240, 240))
+    yy, xx = np.mgrid[0 : h * scale, 0 : w * scale]
+    board = np.where(((yy // checker) + (xx // checker)) % 2 == 0, 255, 214).astype(np.uint8)
+    board_img = Image.fromarray(np.stack([board] * 3, axis=-1), "RGB").convert("RGBA")
+    for i, img in enumerate(images):
+        tile = Image.fromarray(img, "RGBA").resize((w * scale, h * scale), Image.Resampling.NEAREST)
+        cell = Image.alpha_composite(board_img, tile).convert("RGB")
+        r, c = divmod(i, columns)
+        sheet.paste(cell, (gap + c * (w * scale + gap), gap + r * (h * scale + gap)))
+    return sheet

@@ -135,7 +135,7 @@ def sample_latent(config: TextureConfig, n: int, grid: int, gen: torch.Generator
     )
 
 
-def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+def flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     tensors, meta = {}, {}
     for idx, state in opt.state_dict()["state"].items():
         for key, value in state.items():
@@ -146,7 +146,7 @@ def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[st
     return tensors, meta
 
 
-def _restore_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+def restore_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
     sd = opt.state_dict()
     state: dict[int, dict] = {}
     for name, value in list(tensors.items()) + list(meta.items()):
@@ -195,7 +195,7 @@ class TextureTrainer:
         tensors |= {f"E.{k}": v for k, v in self.G_ema.state_dict().items()}
         meta: dict = {}
         for prefix, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
-            t, m = _flatten_optimizer(prefix, opt)
+            t, m = flatten_optimizer(prefix, opt)
             tensors |= t
             meta |= m
         tensors["rng"] = self.gen.get_state()
@@ -218,8 +218,8 @@ class TextureTrainer:
             raise ValueError("the saved training state has a different model config; use a new --out")
         for prefix, module in (("G", self.G), ("D", self.D), ("E", self.G_ema)):
             module.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
-        _restore_optimizer("opt_g", self.opt_g, tensors, info["optimizer"])
-        _restore_optimizer("opt_d", self.opt_d, tensors, info["optimizer"])
+        restore_optimizer("opt_g", self.opt_g, tensors, info["optimizer"])
+        restore_optimizer("opt_d", self.opt_d, tensors, info["optimizer"])
         self.gen.set_state(tensors["rng"])
         self.step = info["step"]
         self.history = info["history"]

@@ -46,6 +46,11 @@ class KritaProfile:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+        # Krita embeds the system Python; with a venv's bin/ first on PATH it takes that venv's
+        # prefix and loses the system's PyQt5.
+        env["PATH"] = os.pathsep.join(
+            p for p in env.get("PATH", "").split(os.pathsep) if p and not (Path(p).parent / "pyvenv.cfg").is_file()
+        )
         env.update(
             XDG_DATA_HOME=str(self.data),
             XDG_CONFIG_HOME=str(self.config),
@@ -77,7 +82,7 @@ class KritaProfile:
         assert data["ok"], f"the Krita script failed:\n{data.get('error')}\n{proc.stderr[-2000:]}"
         return data
 
-    def gui(self, job: dict, bridge_url: str, timeout: float = 300) -> dict:
+    def gui(self, job: dict, bridge_url: str, timeout: float = 180) -> dict:
         """Real Krita with its GUI on a virtual X screen; the test-driver plugin clicks through the
         docker (tests/hosts/krita_driver) and writes `job["report"]`."""
         require_tool("xvfb-run", "xvfb xauth")

@@ -417,7 +417,9 @@ class GanBridgeDocker(DockWidget):
         self._submit(job, "generate", generator=name, params=params, count=1, session=self.session)
         w, h = params.get("width"), params.get("height")
         if w and h and (region.width > w or region.height > h):
-            self.show_info(f"Fill {name}: sent; the {w}x{h} texture is tiled seamlessly over {region.width}x{region.height}")
+            self.show_info(
+                f"Fill {name}: sent; the {w}x{h} texture is tiled seamlessly over {region.width}x{region.height}"
+            )
 
     def current_items(self) -> list[str]:
         """Selected thumbnails, else the active layer's item."""

@@ -1,0 +1,351 @@
+"""Training loop for the small-data image GAN: a folder of small images -> a 64x64 RGBA model.
+
+Hinge loss, spectral norm in D, DiffAugment (translation, cutout, colour) on real and fake alike,
+an EMA generator (what ships), class-conditional when the folder has sub-folders. Every 10th image
+(in sorted order) is held out for `ganbridge eval image`. State is saved as safetensors to
+`OUT/state/` so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from generators.checkpoint import load_weights, save_weights, write_card
+from generators.image import NATIVE, ImageConfig, ImageDiscriminator, ImageGenerator, from_uint8_rgba, to_uint8_rgba
+from generators.texture_train import flatten_optimizer, restore_optimizer
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+HOLDOUT_EVERY = 10
+MIN_IMAGES = 16
+
+
+class DataError(ValueError):
+    """A data folder that cannot be trained on; the message says why."""
+
+
+@dataclass
+class ImageData:
+    train: np.ndarray  # (N, 64, 64, 4) uint8 straight alpha
+    train_labels: np.ndarray
+    held_out: np.ndarray
+    held_out_labels: np.ndarray
+    classes: list[str]
+    report: dict  # what was converted or skipped, for the person and the card
+
+
+def _load_one(path: Path, size: int) -> tuple[np.ndarray | None, str]:
+    """An image as size x size RGBA, and a note of what was done to it ('' when nothing)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            note = ""
+            if img.mode != "RGBA":
+                note = f"converted from {img.mode}"
+                img = img.convert("RGBA")
+            if img.size != (size, size):
+                w, h = img.size
+                side = max(w, h)
+                canvas = Image.new("RGBA", (side, side), (0, 0, 0, 0))  # pad to square, keep the aspect
+                canvas.paste(img, ((side - w) // 2, (side - h) // 2))
+                img = canvas.resize((size, size), Image.Resampling.LANCZOS)
+                note = (note + "; " if note else "") + f"resized from {w}x{h}"
+            return np.asarray(img, dtype=np.uint8).copy(), note
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        return None, f"unreadable: {e}"
+
+
+def load_folder(folder: Path, size: int = NATIVE) -> ImageData:
+    """DIR/*.png (unconditional) or DIR/<class>/*.png (one class per sub-folder)."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder")
+    subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    loose = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if subdirs and loose:
+        raise DataError(
+            f"{folder} has both images and sub-folders: put every image in a class sub-folder, or none in sub-folders"
+        )
+    groups = {d.name: sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) for d in subdirs}
+    groups = {k: v for k, v in groups.items() if v} if subdirs else {"": loose}
+    classes = sorted(k for k in groups if k)
+    images, labels, names, notes, bad = [], [], [], {}, []
+    for label, (cls, paths) in enumerate(sorted(groups.items())):
+        for path in paths:
+            pixels, note = _load_one(path, size)
+            rel = str(path.relative_to(folder))
+            if pixels is None:
+                bad.append(f"{rel} ({note})")
+                continue
+            if note:
+                notes[rel] = note
+            images.append(pixels)
+            labels.append(label)
+            names.append(rel)
+    if len(images) < MIN_IMAGES:
+        raise DataError(
+            f"{folder}: {len(images)} readable images; at least {MIN_IMAGES} are needed (a few hundred to a few "
+            f"thousand train well)" + (f". Unreadable: {', '.join(bad[:5])}" if bad else "")
+        )
+    order = np.argsort(names)
+    held = np.zeros(len(images), dtype=bool)
+    held[order[::HOLDOUT_EVERY]] = True
+    all_images, all_labels = np.stack(images), np.asarray(labels, dtype=np.int64)
+    report = {
+        "images": len(images),
+        "held_out": int(held.sum()),
+        "classes": {c: int((all_labels == i).sum()) for i, c in enumerate(classes)} if classes else {},
+        "unreadable": bad,
+        "converted": len(notes),
+        "conversions": dict(list(notes.items())[:20]),
+    }
+    return ImageData(all_images[~held], all_labels[~held], all_images[held], all_labels[held], classes, report)
+
+
+# --- DiffAugment (Zhao et al. 2020), the same random transform for real and fake batches -------
+
+
+def diff_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    n = x.shape[0]
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=gen).to(x.device)
+
+    rgb, alpha = x[:, :3], x[:, 3:]
+    rgb = rgb + (rand(n, 1, 1, 1) - 0.5)  # brightness
+    mean = rgb.mean(dim=1, keepdim=True)
+    rgb = (rgb - mean) * (rand(n, 1, 1, 1) * 2) + mean  # saturation
+    mean = rgb.mean(dim=(1, 2, 3), keepdim=True)
+    rgb = (rgb - mean) * (rand(n, 1, 1, 1) + 0.5) + mean  # contrast
+    x = torch.cat([rgb, alpha], dim=1)
+    # translation by up to 1/8 of the side, filling with transparent
+    side = x.shape[2]
+    shift = side // 8
+    dx = (rand(n) * (2 * shift + 1)).long() - shift
+    dy = (rand(n) * (2 * shift + 1)).long() - shift
+    padded = F.pad(x, (shift, shift, shift, shift), value=-1.0)
+    idx = torch.arange(side, device=x.device)
+    rows = (idx[None, :] + shift - dy[:, None]).clamp(0, side + 2 * shift - 1)
+    cols = (idx[None, :] + shift - dx[:, None]).clamp(0, side + 2 * shift - 1)
+    x = padded[torch.arange(n, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(
+        0, 3, 1, 2
+    )
+    # cutout: a square of half the side set to transparent
+    half = side // 2
+    cy = (rand(n) * (side + 1 - half)).long()
+    cx = (rand(n) * (side + 1 - half)).long()
+    ys = idx[None, :, None]
+    xs = idx[None, None, :]
+    inside = (
+        (ys >= cy[:, None, None])
+        & (ys < (cy + half)[:, None, None])
+        & (xs >= cx[:, None, None])
+        & (xs < (cx + half)[:, None, None])
+    )
+    return torch.where(inside[:, None], torch.full_like(x, -1.0), x)
+
+
+@dataclass
+class ImageTrainSettings:
+    data: Path
+    out: Path
+    name: str
+    steps: int = 8000
+    batch: int = 32
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    ema: float = 0.999
+    sample_every: int = 500
+    save_every: int = 250
+    seed: int = 0
+    license: str = "unknown (user-supplied images)"
+    source: str = ""
+    device: str = "cpu"
+    config: ImageConfig = field(default_factory=ImageConfig)
+
+
+class ImageTrainer:
+    def __init__(self, settings: ImageTrainSettings, command: str, data: ImageData | None = None):
+        self.s = settings
+        self.command = command
+        self.data = data or load_folder(settings.data, settings.config.size)
+        self.s.config.classes = list(self.data.classes)
+        torch.manual_seed(settings.seed)
+        self.gen = torch.Generator().manual_seed(settings.seed)
+        self.device = torch.device(settings.device)
+        self.real = from_uint8_rgba(self.data.train)
+        self.labels = torch.from_numpy(self.data.train_labels)
+        self.G = ImageGenerator(settings.config).to(self.device)
+        self.D = ImageDiscriminator(settings.config).to(self.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=settings.lr_g, betas=(0.0, 0.99))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=settings.lr_d, betas=(0.0, 0.99))
+        self.step = 0
+        self.history: list[dict] = []
+        self.runs: list[dict] = []
+        self.run_started = time.perf_counter()
+        self.run_from = 0
+        fixed = torch.Generator().manual_seed(1234)
+        self.fixed_z = torch.randn(32, settings.config.z_dim, generator=fixed)
+        n_cls = max(1, len(self.data.classes))
+        self.fixed_y = torch.arange(32) % n_cls
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.data.classes)
+
+    @property
+    def state_path(self) -> Path:
+        return self.s.out / "state" / "train_state.safetensors"
+
+    def save_state(self) -> None:
+        tensors = {f"G.{k}": v for k, v in self.G.state_dict().items()}
+        tensors |= {f"D.{k}": v for k, v in self.D.state_dict().items()}
+        tensors |= {f"E.{k}": v for k, v in self.G_ema.state_dict().items()}
+        meta: dict = {}
+        for prefix, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            t, m = flatten_optimizer(prefix, opt)
+            tensors |= t
+            meta |= m
+        tensors["rng"] = self.gen.get_state()
+        info = {"step": self.step, "history": self.history, "runs": self.all_runs(), "optimizer": meta,
+                "config": self.s.config.to_dict()}  # fmt: skip
+        save_weights(self.state_path, tensors, {"trainer": json.dumps(info)})
+
+    def load_state(self) -> None:
+        from safetensors import safe_open
+
+        tensors = load_weights(self.state_path)
+        with safe_open(str(self.state_path), "pt") as f:
+            info = json.loads(f.metadata()["trainer"])
+        if info["config"] != json.loads(json.dumps(self.s.config.to_dict())):
+            raise DataError("the saved training state has a different model config or classes; use a new --out")
+        for prefix, module in (("G", self.G), ("D", self.D), ("E", self.G_ema)):
+            module.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+        restore_optimizer("opt_g", self.opt_g, tensors, info["optimizer"])
+        restore_optimizer("opt_d", self.opt_d, tensors, info["optimizer"])
+        self.gen.set_state(tensors["rng"])
+        self.step, self.history, self.runs = info["step"], info["history"], info["runs"]
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # No flips: emoji, glyphs and sprites have a handedness.
+        idx = torch.randint(len(self.real), (self.s.batch,), generator=self.gen)
+        real = self.real[idx]
+        labels = self.labels[idx].to(self.device) if self.conditional else None
+        return real.to(self.device), labels
+
+    def _noise(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        z = torch.randn(self.s.batch, self.s.config.z_dim, generator=self.gen).to(self.device)
+        y = None
+        if self.conditional:
+            y = self.labels[torch.randint(len(self.labels), (self.s.batch,), generator=self.gen)].to(self.device)
+        return z, y
+
+    def train_step(self) -> dict:
+        real, real_y = self._batch()
+        z, y = self._noise()
+        with torch.no_grad():
+            fake = self.G(z, y)
+        loss_d = (
+            F.relu(1 - self.D(diff_augment(real, self.gen), real_y)).mean()
+            + F.relu(1 + self.D(diff_augment(fake, self.gen), y)).mean()
+        )
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        z, y = self._noise()
+        loss_g = -self.D(diff_augment(self.G(z, y), self.gen), y).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        decay = min(self.s.ema, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                pe.lerp_(p, 1 - decay)
+            for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
+                be.copy_(b)
+        return {"step": self.step, "loss_d": round(loss_d.item(), 4), "loss_g": round(loss_g.item(), 4)}
+
+    def samples(self, n: int = 32, seed: int = 1234) -> np.ndarray:
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, self.s.config.z_dim, generator=g)
+        y = (torch.arange(n) % max(1, len(self.data.classes))) if self.conditional else None
+        with torch.no_grad():
+            return to_uint8_rgba(self.G_ema(z.to(self.device), None if y is None else y.to(self.device)))
+
+    def write_samples(self) -> None:
+        from generators.plots import image_grid, loss_plot
+
+        d = self.s.out / "samples"
+        d.mkdir(parents=True, exist_ok=True)
+        image_grid(list(self.samples()), columns=8).save(d / f"step_{self.step:06d}.png")
+        loss_plot(self.history).save(self.s.out / "loss.png")
+
+    def run(self, resume: bool = False) -> Path:
+        self.s.out.mkdir(parents=True, exist_ok=True)
+        if resume and self.state_path.is_file():
+            self.load_state()
+            print(f"resumed at step {self.step}", file=sys.stderr)
+        self.run_started = time.perf_counter()
+        self.run_from = self.step
+        bar = tqdm(total=self.s.steps, initial=self.step, desc=f"image {self.s.name}", unit="step")
+        while self.step < self.s.steps:
+            record = self.train_step()
+            self.step += 1
+            self.history.append(record)
+            bar.update(1)
+            bar.set_postfix(d=record["loss_d"], g=record["loss_g"])
+            if self.step % self.s.sample_every == 0 or self.step == self.s.steps:
+                self.write_samples()
+            if self.step % self.s.save_every == 0 or self.step == self.s.steps:
+                self.save_state()
+        bar.close()
+        return self.export()
+
+    def all_runs(self) -> list[dict]:
+        this = {"command": self.command, "from_step": self.run_from, "to_step": self.step,
+                "seconds": round(time.perf_counter() - self.run_started, 1)}  # fmt: skip
+        return [*self.runs, this]
+
+    def export(self, metrics: dict | None = None) -> Path:
+        weights = self.s.out / f"{self.s.name}.safetensors"
+        save_weights(weights, self.G_ema.state_dict(), {"kind": "image"})
+        tail = self.history[-100:] or [{"loss_d": math.nan, "loss_g": math.nan}]
+        card = {
+            "kind": "image",
+            "name": self.s.name,
+            "architecture": "DCGAN-class generator (upsample + conv, BatchNorm), spectral-norm projection "
+            "discriminator; premultiplied RGBA 64x64",
+            "config": self.s.config.to_dict(),
+            "data": {"source": self.s.source or str(self.s.data), "license": self.s.license, **self.data.report},
+            "training": {
+                "command": self.command,
+                "steps": self.step,
+                "batch": self.s.batch,
+                "lr_g": self.s.lr_g,
+                "lr_d": self.s.lr_d,
+                "ema": self.s.ema,
+                "seed": self.s.seed,
+                "loss": "hinge; DiffAugment (colour, translation 1/8, cutout 1/2) on real and fake",
+                "machine": f"{platform.machine()} torch {torch.__version__} {torch.get_num_threads()} threads",
+                "runs": self.all_runs(),
+            },  # fmt: skip
+            "metrics": {
+                "final_loss_d_mean100": round(float(np.mean([h["loss_d"] for h in tail])), 4),
+                "final_loss_g_mean100": round(float(np.mean([h["loss_g"] for h in tail])), 4),
+                **(metrics or {}),
+            },
+        }
+        write_card(weights, card)
+        return weights
