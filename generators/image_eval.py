@@ -75,8 +75,9 @@ def pyramid_swd(a_images: np.ndarray, b_images: np.ndarray, patches: int = 8192,
         channels = la.shape[-1]
         both = np.concatenate([pa, pb]).reshape(-1, size * size, channels)
         mean, std = both.mean(axis=(0, 1)), both.std(axis=(0, 1)) + 1e-8
-        norm = lambda p: ((p.reshape(-1, size * size, channels) - mean) / std).reshape(len(p), -1)  # noqa: E731
-        out[f"{la.shape[1]}px"] = round(1000 * _swd(norm(pa), norm(pb), rng), 2)
+        na = ((pa.reshape(-1, size * size, channels) - mean) / std).reshape(len(pa), -1)
+        nb = ((pb.reshape(-1, size * size, channels) - mean) / std).reshape(len(pb), -1)
+        out[f"{la.shape[1]}px"] = round(1000 * _swd(na, nb, rng), 2)
     out["mean"] = round(float(np.mean(list(out.values()))), 2)
     return out
 

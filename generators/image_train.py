@@ -81,7 +81,7 @@ def load_folder(folder: Path, size: int = NATIVE) -> ImageData:
     groups = {k: v for k, v in groups.items() if v} if subdirs else {"": loose}
     classes = sorted(k for k in groups if k)
     images, labels, names, notes, bad = [], [], [], {}, []
-    for label, (cls, paths) in enumerate(sorted(groups.items())):
+    for label, (_cls, paths) in enumerate(sorted(groups.items())):
         for path in paths:
             pixels, note = _load_one(path, size)
             rel = str(path.relative_to(folder))
