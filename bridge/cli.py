@@ -278,6 +278,55 @@ def _cmd_train_image(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_image(args: argparse.Namespace) -> int:
+    from bridge.registry import weight_files
+    from generators.checkpoint import CheckpointError, read_card, write_card
+    from generators.image import load_image_model
+    from generators.image_eval import evaluate
+    from generators.image_train import DataError, load_folder
+
+    path = Path(args.model)
+    if not path.is_file():
+        found = [p for p in weight_files("image", None) if p.stem == args.model]
+        if not found:
+            print(
+                f"ganbridge eval: no image model {args.model!r} (give a .safetensors path or a shipped name)",
+                file=sys.stderr,
+            )
+            return 2
+        path = found[0]
+    try:
+        model = load_image_model(path)
+        data = load_folder(Path(args.data), model.net.config.size)
+    except (CheckpointError, DataError) as e:
+        print(f"ganbridge eval: {e}", file=sys.stderr)
+        return 2
+    if data.classes and data.classes != model.net.config.classes:
+        print(f"ganbridge eval: the folder's classes {data.classes} differ from the model's", file=sys.stderr)
+        return 2
+    table = evaluate(model.net, data.train, data.held_out, n=args.samples, seed=args.seed)
+    print(f"{'vs held-out':22} {'SWD x1e3 (64/32/16 px, mean)':34} precision  recall  coverage")
+    for name in ("generated", "real_train (floor)", "untrained (ceiling)"):
+        row = table[name]
+        swd = row["swd_x1000"]
+        levels = " / ".join(f"{swd[k]:.1f}" for k in ("64px", "32px", "16px")) + f"  ({swd['mean']:.1f})"
+        print(f"{name:22} {levels:34} {row['precision']:9.3f} {row['recall']:7.3f} {row['coverage']:9.3f}")
+    copy = table["copy_check"]
+    print(
+        f"nearest training image, median RMS distance: generated {copy['median_nn_distance_generated']}, "
+        f"held-out {copy['median_nn_distance_held_out']}; generated closer than the 5th percentile of held-out: "
+        f"{copy['share_generated_closer_than_5pct_of_held_out']:.1%}"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=1))
+    if args.update_card:
+        card = read_card(path)
+        card.setdefault("metrics", {})["eval"] = table
+        write_card(path, card)
+        print(f"wrote the table into {path.with_suffix('.json')}")
+    return 0
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     from generators.image_data import prepare_emoji
 
@@ -385,6 +434,17 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     img.add_argument("--restart", action="store_true", help="ignore saved state in --out and start over")
     img.set_defaults(func=_cmd_train_image)
+
+    evaluate = sub.add_parser("eval", help="quality figures of a trained model against held-out data")
+    eval_kinds = evaluate.add_subparsers(dest="kind", required=True)
+    ev = eval_kinds.add_parser("image", help="SWD, precision/recall/coverage and a copy check vs held-out images")
+    ev.add_argument("--model", required=True, help="a .safetensors file, or the name of an installed image model")
+    ev.add_argument("--data", required=True, help="the folder it was trained on (its held-out tenth is used)")
+    ev.add_argument("--samples", type=int, default=1000)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--json", help="also write the table to this file")
+    ev.add_argument("--update-card", action="store_true", help="store the table in the model card")
+    ev.set_defaults(func=_cmd_eval_image)
 
     data = sub.add_parser("data", help="prepare a training folder from a data set that ships in a package")
     data_kinds = data.add_subparsers(dest="dataset", required=True)

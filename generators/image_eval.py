@@ -108,7 +108,7 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict:
 
     def radii(x: np.ndarray) -> np.ndarray:
         d = _pairwise(x, x)
-        return np.sort(d, axis=1)[:, k]  # column 0 is the point itself
+        return np.sort(d, axis=1)[:, min(k, len(x) - 1)]  # column 0 is the point itself
 
     r_real, r_fake = radii(real), radii(fake)
     d = _pairwise(fake, real)

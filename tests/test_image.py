@@ -1,0 +1,198 @@
+"""The small-data image GAN: data folders, training, determinism, alpha, metrics, and the bridge."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bridge.server import build_core
+from generators.image import ImageConfig, ImageGenerator, SpriteGenerator, load_image_model
+from generators.image_data import prepare_emoji
+from generators.image_eval import precision_recall, pyramid_swd
+from generators.image_train import DataError, ImageTrainer, ImageTrainSettings, load_folder
+from tests.conftest import BridgeThread, make_settings
+from tests.test_cli import ganbridge
+
+
+def sprite(rng: np.random.Generator, hue: int, size: int = 64) -> Image.Image:
+    """A coloured disc on transparency: a stand-in for a sprite."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    r = rng.integers(size // 6, size // 3)
+    cy, cx = rng.integers(r, size - r, 2)
+    inside = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+    img = np.zeros((size, size, 4), dtype=np.uint8)
+    img[inside] = [hue, 255 - hue, rng.integers(0, 255), 255]
+    return Image.fromarray(img, "RGBA")
+
+
+@pytest.fixture(scope="module")
+def sprite_folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sprites")
+    rng = np.random.default_rng(0)
+    for cls, hue in (("red", 230), ("green", 20)):
+        (root / cls).mkdir()
+        for i in range(12):
+            sprite(rng, hue).save(root / cls / f"{i}.png")
+    sprite(rng, 100, size=48).convert("RGB").save(root / "red" / "odd_size_rgb.png")  # converted, reported
+    (root / "green" / "broken.png").write_bytes(b"not a png")  # skipped, reported
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_model(sprite_folder, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("train")
+    settings = ImageTrainSettings(
+        data=sprite_folder, out=out, name="sprites", steps=3, batch=4, sample_every=3, save_every=3,
+        config=ImageConfig(width=8, z_dim=16), license="test data",
+    )  # fmt: skip
+    return ImageTrainer(settings, "pytest").run()
+
+
+def test_folder_validation_reports_what_it_did(sprite_folder, tmp_path):
+    data = load_folder(sprite_folder)
+    assert data.classes == ["green", "red"]
+    assert data.report["images"] == 25 and data.report["held_out"] == 3
+    assert [b for b in data.report["unreadable"] if b.startswith("green/broken.png")]
+    assert "resized from 48x48" in data.report["conversions"]["red/odd_size_rgb.png"]
+    assert "converted from RGB" in data.report["conversions"]["red/odd_size_rgb.png"]
+    assert data.train.shape[1:] == (64, 64, 4) and len(data.train) + len(data.held_out) == 25
+    with pytest.raises(DataError, match="no such folder"):
+        load_folder(tmp_path / "nope")
+    with pytest.raises(DataError, match="at least 16"):
+        load_folder(tmp_path)
+    mixed = tmp_path / "mixed"
+    (mixed / "cls").mkdir(parents=True)
+    sprite(np.random.default_rng(1), 5).save(mixed / "loose.png")
+    with pytest.raises(DataError, match="both images and sub-folders"):
+        load_folder(mixed)
+
+
+def test_training_writes_loadable_weights_and_a_card(tiny_model):
+    card = json.loads(tiny_model.with_suffix(".json").read_text())
+    assert card["kind"] == "image" and card["training"]["steps"] == 3
+    assert card["config"]["classes"] == ["green", "red"] and card["data"]["license"] == "test data"
+    assert card["data"]["unreadable"] and (tiny_model.parent / "samples" / "step_000003.png").is_file()
+    assert (tiny_model.parent / "state" / "train_state.safetensors").is_file()
+    model = load_image_model(tiny_model)
+    assert model.net.config.z_dim == 16
+
+
+def test_resume_continues_from_the_saved_step(sprite_folder, tiny_model):
+    settings = ImageTrainSettings(
+        data=sprite_folder, out=tiny_model.parent, name="sprites", steps=5, batch=4, sample_every=5,
+        config=ImageConfig(width=8, z_dim=16),
+    )  # fmt: skip
+    trainer = ImageTrainer(settings, "pytest resume")
+    trainer.run(resume=True)
+    card = json.loads(tiny_model.with_suffix(".json").read_text())
+    assert [r["to_step"] for r in card["training"]["runs"]] == [3, 5]
+
+
+def test_same_seed_same_image_with_alpha(tiny_model):
+    gen = SpriteGenerator([load_image_model(tiny_model)])
+    schema = gen.info()["params_schema"]["properties"]
+    assert schema["category"]["enum"] == ["any", "green", "red"]
+    params = gen.params_model.model_validate({"size": 128, "category": "red"})
+    a = gen.render([params], [gen.random_latent(params, 7)])[0]
+    b = gen.render([params, params], [gen.random_latent(params, 8), gen.random_latent(params, 7)])[1]
+    assert a.data == b.data  # batching does not change a recipe's pixels
+    img = Image.open(io.BytesIO(a.data))
+    assert img.mode == "RGBA" and img.size == (128, 128) and a.extra["category"] == "red"
+    assert len(np.unique(np.asarray(img)[..., 3])) > 1  # a real alpha channel
+    solid = gen.params_model.model_validate({"background": "#102030", "size": 64})
+    pixels = np.asarray(Image.open(io.BytesIO(gen.render([solid], [gen.random_latent(solid, 7)])[0].data)))
+    assert (pixels[..., 3] == 255).all()
+    with pytest.raises(ValueError):
+        gen.params_model.model_validate({"background": "blue"})
+
+
+def test_metrics_on_known_cases(sprite_folder):
+    data = load_folder(sprite_folder)
+    same = pyramid_swd(data.train, data.train, patches=4096)
+    noise = np.random.default_rng(3).integers(0, 256, data.train.shape, dtype=np.uint8)
+    different = pyramid_swd(data.train, noise, patches=4096)
+    assert same["mean"] < 0.1 * different["mean"]  # identical sets: only the patch-sampling noise
+    x = np.random.default_rng(0).standard_normal((50, 8))
+    assert precision_recall(x, x) == {"precision": 1.0, "recall": 1.0, "coverage": 1.0}
+    far = precision_recall(x, x + 100)
+    assert far == {"precision": 0.0, "recall": 0.0, "coverage": 0.0}
+
+
+def test_eval_command_prints_the_table(tiny_model, sprite_folder, tmp_path):
+    out = tmp_path / "eval.json"
+    r = ganbridge("eval", "image", "--model", str(tiny_model), "--data", str(sprite_folder), "--samples", "40",
+                  "--json", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "real_train (floor)" in r.stdout and "untrained (ceiling)" in r.stdout
+    table = json.loads(out.read_text())
+    assert set(table["generated"]) == {"swd_x1000", "precision", "recall", "coverage"}
+
+
+def test_emoji_data_command_lays_out_categories(tmp_path):
+    """The data command on a hand-made package tarball shaped like emoji-datasource-twitter."""
+    png = io.BytesIO()
+    sprite(np.random.default_rng(2), 50).save(png, "PNG")
+    catalogue = [
+        {"image": "1f600.png", "short_name": "grinning", "category": "Smileys & Emotion", "has_img_twitter": True},
+        {"image": "1f436.png", "short_name": "dog", "category": "Animals & Nature", "has_img_twitter": True},
+        {"image": "1f3fb.png", "short_name": "skin-tone-2", "category": "Component", "has_img_twitter": True},
+        {"image": "1f999.png", "short_name": "missing", "category": "Objects", "has_img_twitter": False},
+    ]
+    tgz = tmp_path / "pkg.tgz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        for name, data in [("package/emoji.json", json.dumps(catalogue).encode())] + [
+            (f"package/img/twitter/64/{e['image']}", png.getvalue()) for e in catalogue[:3]
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    summary = prepare_emoji(tmp_path / "emoji", tgz)
+    assert summary["classes"] == {"animals-nature": 1, "smileys-emotion": 1} and summary["license"] == "CC-BY 4.0"
+    assert (tmp_path / "emoji" / "smileys-emotion" / "grinning.png").is_file()
+    assert "CC-BY 4.0" in (tmp_path / "emoji" / "ATTRIBUTION.txt").read_text()
+
+
+def test_served_through_the_bridge(tiny_model, tmp_path):
+    settings = make_settings(tmp_path)
+    (settings.models_dir / "image").mkdir(parents=True)
+    for suffix in (".safetensors", ".json"):
+        (settings.models_dir / "image" / f"sprites{suffix}").write_bytes(tiny_model.with_suffix(suffix).read_bytes())
+    b = BridgeThread(settings, build_core(settings))
+    ws = b.client()
+    try:
+        welcome = ws.request({"type": "hello", "protocol": 1})
+        info = next(g for g in welcome["generators"] if g["name"] == "image")
+        assert "category" in info["params_schema"]["properties"]
+        ws.send({"type": "generate", "id": "g", "generator": "image", "count": 2, "seed": 3,
+                 "params": {"model": "sprites", "size": 96, "upscale": "lanczos"}})  # fmt: skip
+        msgs = ws.until_final("g")
+        items = [i for m in msgs if m["type"] == "result" for i in m["items"]]
+        assert msgs[-1]["type"] == "done" and len(items) == 2
+        assert Image.open(io.BytesIO(base64.b64decode(items[0]["data"]))).size == (96, 96)
+        ws.send({"type": "variations", "id": "v", "item": items[0]["item"], "count": 2})
+        assert ws.until_final("v")[-1]["type"] == "done"
+        ws.send({"type": "interpolate", "id": "i", "from": items[0]["item"], "to": items[1]["item"], "steps": 3})
+        assert [m["type"] for m in ws.until_final("i")][-1] == "done"
+        ws.send({"type": "generate", "id": "bad", "generator": "image", "params": {"category": "blue"}})
+        err = ws.until_final("bad")[-1]
+        assert err["type"] == "error" and err["code"] == "invalid_params" and "category" in err["message"]
+    finally:
+        ws.close()
+        b.stop()
+
+
+def test_untrained_generator_output_is_premultiplied_consistently():
+    net = ImageGenerator(ImageConfig(width=8, z_dim=16)).eval()
+    import torch
+
+    out = net(torch.randn(4, 16))
+    alpha = (out[:, 3:] + 1) / 2
+    rgb = (out[:, :3] + 1) / 2
+    assert bool((rgb <= alpha + 1e-6).all())  # premultiplied: colour never exceeds alpha
