@@ -304,7 +304,8 @@ def _cmd_eval_image(args: argparse.Namespace) -> int:
     if data.classes and data.classes != model.net.config.classes:
         print(f"ganbridge eval: the folder's classes {data.classes} differ from the model's", file=sys.stderr)
         return 2
-    table = evaluate(model.net, data.train, data.held_out, n=args.samples, seed=args.seed)
+    samples: list = []
+    table = evaluate(model.net, data.train, data.held_out, n=args.samples, seed=args.seed, keep=samples)
     print(f"{'vs held-out':22} {'SWD x1e3 (64/32/16 px, mean)':34} precision  recall  coverage")
     for name in ("generated", "real_train (floor)", "untrained (ceiling)"):
         row = table[name]
@@ -319,6 +320,12 @@ def _cmd_eval_image(args: argparse.Namespace) -> int:
     )
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=1))
+    if args.sheet:
+        from generators.plots import data_vs_samples
+
+        Path(args.sheet).parent.mkdir(parents=True, exist_ok=True)
+        data_vs_samples(list(data.held_out[:48]), samples[:48]).save(args.sheet)
+        print(f"wrote {args.sheet}")
     if args.update_card:
         card = read_card(path)
         card.setdefault("metrics", {})["eval"] = table
@@ -444,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--json", help="also write the table to this file")
     ev.add_argument("--update-card", action="store_true", help="store the table in the model card")
+    ev.add_argument("--sheet", help="also write a sample sheet (held-out images above, samples below) here")
     ev.set_defaults(func=_cmd_eval_image)
 
     data = sub.add_parser("data", help="prepare a training folder from a data set that ships in a package")

@@ -138,11 +138,16 @@ def generate(net: ImageGenerator, n: int, classes: int, seed: int) -> np.ndarray
         )
 
 
-def evaluate(net: ImageGenerator, train: np.ndarray, held_out: np.ndarray, n: int = 1000, seed: int = 0) -> dict:
-    """The table for the model card: generated / real floor / untrained ceiling, each vs held-out."""
+def evaluate(
+    net: ImageGenerator, train: np.ndarray, held_out: np.ndarray, n: int = 1000, seed: int = 0, keep: list | None = None
+) -> dict:
+    """The table for the model card: generated / real floor / untrained ceiling, each vs held-out.
+    `keep`, if given, receives the generated samples (for a sample sheet)."""
     net = net.eval()
     classes = max(1, len(net.config.classes))
     fake = generate(net, n, classes, seed)
+    if keep is not None:
+        keep.extend(fake)
     torch.manual_seed(seed)
     untrained = generate(ImageGenerator(net.config).eval(), n, classes, seed)
     rng = np.random.default_rng(seed)

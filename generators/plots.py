@@ -84,3 +84,16 @@ def image_grid(images: list[np.ndarray], columns: int = 8, scale: int = 2, check
         r, c = divmod(i, columns)
         sheet.paste(cell, (gap + c * (w * scale + gap), gap + r * (h * scale + gap)))
     return sheet
+
+
+def data_vs_samples(real: list[np.ndarray], fake: list[np.ndarray], columns: int = 12) -> Image.Image:
+    """A sheet a person can judge: held-out training images above, generated samples below."""
+    top, bottom = image_grid(real, columns), image_grid(fake, columns)
+    label_h = 22
+    sheet = Image.new("RGB", (max(top.width, bottom.width), top.height + bottom.height + 2 * label_h), (240, 240, 240))
+    draw = ImageDraw.Draw(sheet)
+    _label(draw, (PAD, 4), "held-out training images (not seen in training)")
+    sheet.paste(top, (0, label_h))
+    _label(draw, (PAD, label_h + top.height + 4), "generated samples (EMA generator, random seeds and categories)")
+    sheet.paste(bottom, (0, 2 * label_h + top.height))
+    return sheet

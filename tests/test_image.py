@@ -128,8 +128,9 @@ def test_metrics_on_known_cases(sprite_folder):
 def test_eval_command_prints_the_table(tiny_model, sprite_folder, tmp_path):
     out = tmp_path / "eval.json"
     r = ganbridge("eval", "image", "--model", str(tiny_model), "--data", str(sprite_folder), "--samples", "40",
-                  "--json", str(out))  # fmt: skip
+                  "--json", str(out), "--sheet", str(tmp_path / "sheet.png"))  # fmt: skip
     assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "sheet.png").width > 64
     assert "real_train (floor)" in r.stdout and "untrained (ceiling)" in r.stdout
     table = json.loads(out.read_text())
     assert set(table["generated"]) == {"swd_x1000", "precision", "recall", "coverage"}

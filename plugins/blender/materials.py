@@ -112,6 +112,7 @@ def build_material(created: Created, name: str, color: bpy.types.Image, maps: di
 
     base = texture(color, 300)
     links.new(base.outputs["Color"], bsdf.inputs["Base Color"])
+    links.new(base.outputs["Alpha"], bsdf.inputs["Alpha"])  # sprites and icons cut out; textures are opaque
     normal_out = None
     if "normal" in maps:
         nmap = nodes.new("ShaderNodeNormalMap")
