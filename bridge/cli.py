@@ -270,7 +270,7 @@ def _cmd_train_image(args: argparse.Namespace) -> int:
         )
     try:
         weights = trainer.run(resume=not args.restart)
-    except DataError as e:
+    except ValueError as e:  # a saved state from another config or class list
         print(f"ganbridge train: {e}", file=sys.stderr)
         return 2
     print(f"wrote {weights} and {weights.with_suffix('.json').name}; samples in {settings.out / 'samples'}")

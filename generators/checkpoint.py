@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,3 +82,18 @@ def read_card(weights: Path) -> dict:
 
 def write_card(weights: Path, card: dict) -> None:
     card_path(weights).write_text(json.dumps(card, indent=2) + "\n")
+
+
+def load_model(path: Path, kind: str, build: Callable[[dict], torch.nn.Module], device: str = "cpu"):
+    """A model card of `kind` and its weights -> (network in eval mode on `device`, card, ref).
+    `build` makes the untrained network from the card's config."""
+    card = read_card(path)
+    if card.get("kind") != kind:
+        raise CheckpointError(f"{path.name}: model card kind is {card.get('kind')!r}, not {kind!r}")
+    net = build(card["config"])
+    try:
+        net.load_state_dict(load_weights(path))
+    except RuntimeError as e:
+        raise CheckpointError(f"{path.name}: weights do not match the model card config: {e}") from e
+    net.eval().to(device)
+    return net, card, CheckpointRef(name=path.stem, path=path, sha256=file_sha256(path))

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from generators.base import Generator, Latent, Output
-from generators.checkpoint import CheckpointError, CheckpointRef, file_sha256, load_weights, read_card
+from generators.checkpoint import CheckpointError, CheckpointRef, load_model
 
 NATIVE = 64
 MAX_SIZE = 1024
@@ -178,16 +178,8 @@ class LoadedImageModel:
 
 
 def load_image_model(path: Path, device: str = "cpu") -> LoadedImageModel:
-    card = read_card(path)
-    if card.get("kind") != "image":
-        raise CheckpointError(f"{path.name}: model card kind is {card.get('kind')!r}, not 'image'")
-    net = ImageGenerator(ImageConfig.from_dict(card["config"]))
-    try:
-        net.load_state_dict(load_weights(path))
-    except RuntimeError as e:
-        raise CheckpointError(f"{path.name}: weights do not match the model card config: {e}") from e
-    net.eval().to(device)
-    return LoadedImageModel(ref=CheckpointRef(name=path.stem, path=path, sha256=file_sha256(path)), card=card, net=net)
+    net, card, ref = load_model(path, "image", lambda c: ImageGenerator(ImageConfig.from_dict(c)), device)
+    return LoadedImageModel(ref=ref, card=card, net=net)
 
 
 def encode_png(pixels: np.ndarray) -> bytes:

@@ -9,11 +9,8 @@ an EMA generator (what ships), class-conditional when the folder has sub-folders
 from __future__ import annotations
 
 import copy
-import json
 import math
 import platform
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,11 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
 
-from generators.checkpoint import load_weights, save_weights, write_card
+from generators.checkpoint import save_weights, write_card
+from generators.gan_training import GanTrainer
 from generators.image import NATIVE, ImageConfig, ImageDiscriminator, ImageGenerator, from_uint8_rgba, to_uint8_rgba
-from generators.texture_train import flatten_optimizer, restore_optimizer
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 HOLDOUT_EVERY = 10
@@ -175,10 +171,12 @@ class ImageTrainSettings:
     config: ImageConfig = field(default_factory=ImageConfig)
 
 
-class ImageTrainer:
+class ImageTrainer(GanTrainer):
+    label = "image"
+
     def __init__(self, settings: ImageTrainSettings, command: str, data: ImageData | None = None):
+        super().__init__(command)
         self.s = settings
-        self.command = command
         self.data = data or load_folder(settings.data, settings.config.size)
         self.s.config.classes = list(self.data.classes)
         torch.manual_seed(settings.seed)
@@ -191,11 +189,6 @@ class ImageTrainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=settings.lr_g, betas=(0.0, 0.99))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=settings.lr_d, betas=(0.0, 0.99))
-        self.step = 0
-        self.history: list[dict] = []
-        self.runs: list[dict] = []
-        self.run_started = time.perf_counter()
-        self.run_from = 0
         fixed = torch.Generator().manual_seed(1234)
         self.fixed_z = torch.randn(32, settings.config.z_dim, generator=fixed)
         n_cls = max(1, len(self.data.classes))
@@ -204,39 +197,6 @@ class ImageTrainer:
     @property
     def conditional(self) -> bool:
         return bool(self.data.classes)
-
-    @property
-    def state_path(self) -> Path:
-        return self.s.out / "state" / "train_state.safetensors"
-
-    def save_state(self) -> None:
-        tensors = {f"G.{k}": v for k, v in self.G.state_dict().items()}
-        tensors |= {f"D.{k}": v for k, v in self.D.state_dict().items()}
-        tensors |= {f"E.{k}": v for k, v in self.G_ema.state_dict().items()}
-        meta: dict = {}
-        for prefix, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
-            t, m = flatten_optimizer(prefix, opt)
-            tensors |= t
-            meta |= m
-        tensors["rng"] = self.gen.get_state()
-        info = {"step": self.step, "history": self.history, "runs": self.all_runs(), "optimizer": meta,
-                "config": self.s.config.to_dict()}  # fmt: skip
-        save_weights(self.state_path, tensors, {"trainer": json.dumps(info)})
-
-    def load_state(self) -> None:
-        from safetensors import safe_open
-
-        tensors = load_weights(self.state_path)
-        with safe_open(str(self.state_path), "pt") as f:
-            info = json.loads(f.metadata()["trainer"])
-        if info["config"] != json.loads(json.dumps(self.s.config.to_dict())):
-            raise DataError("the saved training state has a different model config or classes; use a new --out")
-        for prefix, module in (("G", self.G), ("D", self.D), ("E", self.G_ema)):
-            module.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
-        restore_optimizer("opt_g", self.opt_g, tensors, info["optimizer"])
-        restore_optimizer("opt_d", self.opt_d, tensors, info["optimizer"])
-        self.gen.set_state(tensors["rng"])
-        self.step, self.history, self.runs = info["step"], info["history"], info["runs"]
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         # No flips: emoji, glyphs and sprites have a handedness.
@@ -269,12 +229,7 @@ class ImageTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
-        decay = min(self.s.ema, (1 + self.step) / (10 + self.step))
-        with torch.no_grad():
-            for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
-                pe.lerp_(p, 1 - decay)
-            for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
-                be.copy_(b)
+        self.update_ema()
         return {"step": self.step, "loss_d": round(loss_d.item(), 4), "loss_g": round(loss_g.item(), 4)}
 
     def samples(self, n: int = 32, seed: int = 1234) -> np.ndarray:
@@ -291,32 +246,6 @@ class ImageTrainer:
         d.mkdir(parents=True, exist_ok=True)
         image_grid(list(self.samples()), columns=8).save(d / f"step_{self.step:06d}.png")
         loss_plot(self.history).save(self.s.out / "loss.png")
-
-    def run(self, resume: bool = False) -> Path:
-        self.s.out.mkdir(parents=True, exist_ok=True)
-        if resume and self.state_path.is_file():
-            self.load_state()
-            print(f"resumed at step {self.step}", file=sys.stderr)
-        self.run_started = time.perf_counter()
-        self.run_from = self.step
-        bar = tqdm(total=self.s.steps, initial=self.step, desc=f"image {self.s.name}", unit="step")
-        while self.step < self.s.steps:
-            record = self.train_step()
-            self.step += 1
-            self.history.append(record)
-            bar.update(1)
-            bar.set_postfix(d=record["loss_d"], g=record["loss_g"])
-            if self.step % self.s.sample_every == 0 or self.step == self.s.steps:
-                self.write_samples()
-            if self.step % self.s.save_every == 0 or self.step == self.s.steps:
-                self.save_state()
-        bar.close()
-        return self.export()
-
-    def all_runs(self) -> list[dict]:
-        this = {"command": self.command, "from_step": self.run_from, "to_step": self.step,
-                "seconds": round(time.perf_counter() - self.run_started, 1)}  # fmt: skip
-        return [*self.runs, this]
 
     def export(self, metrics: dict | None = None) -> Path:
         weights = self.s.out / f"{self.s.name}.safetensors"

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from torch import nn
 
 from generators.base import Generator, Latent, Output
-from generators.checkpoint import CheckpointError, CheckpointRef, file_sha256, load_weights, read_card
+from generators.checkpoint import CheckpointError, CheckpointRef, load_model
 from generators.maps import height_map, height_to_uint8, normal_map
 
 
@@ -183,16 +183,7 @@ class LoadedTexture:
 
 
 def load_texture(path: Path, device: str = "cpu") -> LoadedTexture:
-    card = read_card(path)
-    if card.get("kind") != "texture":
-        raise CheckpointError(f"{path.name}: model card kind is {card.get('kind')!r}, not 'texture'")
-    net = TextureGAN(TextureConfig.from_dict(card["config"]))
-    try:
-        net.load_state_dict(load_weights(path))
-    except RuntimeError as e:
-        raise CheckpointError(f"{path.name}: weights do not match the model card config: {e}") from e
-    net.eval().to(device)
-    ref = CheckpointRef(name=path.stem, path=path, sha256=file_sha256(path))
+    net, card, ref = load_model(path, "texture", lambda c: TextureGAN(TextureConfig.from_dict(c)), device)
     return LoadedTexture(ref=ref, card=card, net=net)
 
 

@@ -8,11 +8,8 @@ every `save_every` steps as safetensors (never pickles), so `--resume` continues
 from __future__ import annotations
 
 import copy
-import json
 import math
 import platform
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from tqdm import tqdm
 
-from generators.checkpoint import load_weights, save_weights, write_card
+from generators.checkpoint import save_weights, write_card
+from generators.gan_training import GanTrainer
 from generators.metrics import patch_swd
 from generators.plots import loss_plot, sample_sheet
 from generators.texture import TextureConfig, TextureGAN
@@ -135,33 +132,12 @@ def sample_latent(config: TextureConfig, n: int, grid: int, gen: torch.Generator
     )
 
 
-def flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    tensors, meta = {}, {}
-    for idx, state in opt.state_dict()["state"].items():
-        for key, value in state.items():
-            if torch.is_tensor(value):
-                tensors[f"{prefix}.{idx}.{key}"] = value
-            else:
-                meta[f"{prefix}.{idx}.{key}"] = value
-    return tensors, meta
+class TextureTrainer(GanTrainer):
+    label = "texture"
 
-
-def restore_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
-    sd = opt.state_dict()
-    state: dict[int, dict] = {}
-    for name, value in list(tensors.items()) + list(meta.items()):
-        if not name.startswith(prefix + "."):
-            continue
-        _, idx, key = name.split(".", 2)
-        state.setdefault(int(idx), {})[key] = torch.as_tensor(value) if key == "step" else value
-    sd["state"] = state
-    opt.load_state_dict(sd)
-
-
-class TextureTrainer:
     def __init__(self, settings: TrainSettings, command: str):
+        super().__init__(command)
         self.s = settings
-        self.command = command
         paths, known_licence = resolve_exemplar(settings.image)
         self.sources = [str(p) for p in paths]
         self.licence = known_licence or settings.license
@@ -176,56 +152,8 @@ class TextureTrainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=settings.lr, betas=(0.5, 0.99))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=settings.lr, betas=(0.5, 0.99))
-        self.step = 0
-        self.history: list[dict] = []
-        self.runs: list[dict] = []  # earlier runs of this training (resumes), from the saved state
-        self.run_started = time.perf_counter()
-        self.run_from = 0
         self.grid = settings.crop // settings.config.stride
         self.fixed = sample_latent(settings.config, 8, 2 * self.grid, torch.Generator().manual_seed(1234))
-
-    # -- state -----------------------------------------------------------------------------
-    @property
-    def state_path(self) -> Path:
-        return self.s.out / "state" / "train_state.safetensors"
-
-    def save_state(self) -> None:
-        tensors = {f"G.{k}": v for k, v in self.G.state_dict().items()}
-        tensors |= {f"D.{k}": v for k, v in self.D.state_dict().items()}
-        tensors |= {f"E.{k}": v for k, v in self.G_ema.state_dict().items()}
-        meta: dict = {}
-        for prefix, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
-            t, m = flatten_optimizer(prefix, opt)
-            tensors |= t
-            meta |= m
-        tensors["rng"] = self.gen.get_state()
-        info = {
-            "step": self.step,
-            "history": self.history,
-            "runs": self.all_runs(),
-            "optimizer": meta,
-            "config": self.s.config.to_dict(),
-        }
-        save_weights(self.state_path, tensors, {"trainer": json.dumps(info)})
-
-    def load_state(self) -> None:
-        from safetensors import safe_open
-
-        tensors = load_weights(self.state_path)
-        with safe_open(str(self.state_path), "pt") as f:
-            info = json.loads(f.metadata()["trainer"])
-        if info["config"] != json.loads(json.dumps(self.s.config.to_dict())):
-            raise ValueError("the saved training state has a different model config; use a new --out")
-        for prefix, module in (("G", self.G), ("D", self.D), ("E", self.G_ema)):
-            module.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
-        restore_optimizer("opt_g", self.opt_g, tensors, info["optimizer"])
-        restore_optimizer("opt_d", self.opt_d, tensors, info["optimizer"])
-        self.gen.set_state(tensors["rng"])
-        self.step = info["step"]
-        self.history = info["history"]
-        self.runs = info.get("runs") or [
-            {"command": "(not recorded: state saved before runs were logged)", "to_step": self.step}
-        ]
 
     # -- training ----------------------------------------------------------------------------
     def latent_batch(self) -> list[torch.Tensor]:
@@ -247,12 +175,7 @@ class TextureTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
-        decay = min(s.ema, (1 + self.step) / (10 + self.step))  # warm-up: early EMA follows G closely
-        with torch.no_grad():
-            for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
-                pe.lerp_(p, 1 - decay)
-            for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
-                be.copy_(b)  # BatchNorm running statistics
+        self.update_ema()
         return {"step": self.step, "loss_d": round(loss_d.item(), 4), "loss_g": round(loss_g.item(), 4)}
 
     def write_samples(self) -> None:
@@ -264,37 +187,6 @@ class TextureTrainer:
         samples_dir.mkdir(parents=True, exist_ok=True)
         sample_sheet(exemplar, list(pixels)).save(samples_dir / f"step_{self.step:06d}.png")
         loss_plot(self.history).save(self.s.out / "loss.png")
-
-    def run(self, resume: bool = False) -> Path:
-        self.s.out.mkdir(parents=True, exist_ok=True)
-        if resume and self.state_path.is_file():
-            self.load_state()
-            print(f"resumed at step {self.step}", file=sys.stderr)
-        self.run_started = time.perf_counter()
-        self.run_from = self.step
-        bar = tqdm(total=self.s.steps, initial=self.step, desc=f"texture {self.s.name}", unit="step")
-        while self.step < self.s.steps:
-            record = self.train_step()
-            self.step += 1
-            self.history.append(record)
-            bar.update(1)
-            bar.set_postfix(d=record["loss_d"], g=record["loss_g"])
-            if self.step % self.s.sample_every == 0 or self.step == self.s.steps:
-                self.write_samples()
-            if self.step % self.s.save_every == 0 or self.step == self.s.steps:
-                self.save_state()
-        bar.close()
-        return self.export()
-
-    def all_runs(self) -> list[dict]:
-        """Earlier runs plus this one (command, steps, seconds), for the state and the card."""
-        this = {
-            "command": self.command,
-            "from_step": self.run_from,
-            "to_step": self.step,
-            "seconds": round(time.perf_counter() - self.run_started, 1),
-        }
-        return [*self.runs, this]
 
     def quality(self) -> dict:
         """Patch SWD of the EMA generator vs the exemplar, with the real floor and untrained ceiling."""

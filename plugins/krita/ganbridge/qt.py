@@ -1,75 +1,52 @@
 """Every Qt import of the plugin, in one place: Krita 5 ships PyQt5, Krita 6 PyQt6."""
 
 try:
-    from PyQt6.QtCore import QByteArray, QObject, QSize, Qt, QTimer, pyqtSignal
-    from PyQt6.QtGui import QIcon, QImage, QPixmap
-    from PyQt6.QtWidgets import (
-        QAbstractItemView,
-        QCheckBox,
-        QComboBox,
-        QDialog,
-        QDialogButtonBox,
-        QDoubleSpinBox,
-        QFormLayout,
-        QGridLayout,
-        QHBoxLayout,
-        QLabel,
-        QLineEdit,
-        QListWidget,
-        QListWidgetItem,
-        QPushButton,
-        QSpinBox,
-        QVBoxLayout,
-        QWidget,
-    )
+    from PyQt6 import QtCore, QtGui, QtWidgets
 
-    RGBA8888 = QImage.Format.Format_RGBA8888
-    ICON_MODE = QListWidget.ViewMode.IconMode
-    EXTENDED_SELECTION = QAbstractItemView.SelectionMode.ExtendedSelection
-    USER_ROLE = Qt.ItemDataRole.UserRole
-    PASSWORD = QLineEdit.EchoMode.Password
-    OK_CANCEL = QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-
-    def run_dialog(dialog: QDialog) -> bool:
-        return bool(dialog.exec())
-
+    QT6 = True
 except ImportError:
-    from PyQt5.QtCore import QByteArray, QObject, QSize, Qt, QTimer, pyqtSignal
-    from PyQt5.QtGui import QIcon, QImage, QPixmap
-    from PyQt5.QtWidgets import (
-        QAbstractItemView,
-        QCheckBox,
-        QComboBox,
-        QDialog,
-        QDialogButtonBox,
-        QDoubleSpinBox,
-        QFormLayout,
-        QGridLayout,
-        QHBoxLayout,
-        QLabel,
-        QLineEdit,
-        QListWidget,
-        QListWidgetItem,
-        QPushButton,
-        QSpinBox,
-        QVBoxLayout,
-        QWidget,
-    )
+    from PyQt5 import QtCore, QtGui, QtWidgets
 
-    RGBA8888 = QImage.Format_RGBA8888
-    ICON_MODE = QListWidget.IconMode
-    EXTENDED_SELECTION = QAbstractItemView.ExtendedSelection
-    USER_ROLE = Qt.UserRole
-    PASSWORD = QLineEdit.Password
-    OK_CANCEL = QDialogButtonBox.Ok | QDialogButtonBox.Cancel
+    QT6 = False
 
-    def run_dialog(dialog: QDialog) -> bool:
-        return bool(dialog.exec_())
+QByteArray, QObject, QSize, Qt, QTimer = QtCore.QByteArray, QtCore.QObject, QtCore.QSize, QtCore.Qt, QtCore.QTimer
+pyqtSignal = QtCore.pyqtSignal
+QIcon, QImage, QPixmap = QtGui.QIcon, QtGui.QImage, QtGui.QPixmap
+W = QtWidgets
+QAbstractItemView, QCheckBox, QComboBox, QDialog = W.QAbstractItemView, W.QCheckBox, W.QComboBox, W.QDialog
+QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGridLayout = (
+    W.QDialogButtonBox,
+    W.QDoubleSpinBox,
+    W.QFormLayout,
+    W.QGridLayout,
+)
+QHBoxLayout, QLabel, QLineEdit, QListWidget = W.QHBoxLayout, W.QLabel, W.QLineEdit, W.QListWidget
+QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget = (
+    W.QListWidgetItem,
+    W.QPushButton,
+    W.QSpinBox,
+    W.QVBoxLayout,
+    W.QWidget,
+)
+
+# Enums moved into scoped classes in Qt 6; these names work with both.
+RGBA8888 = QImage.Format.Format_RGBA8888 if QT6 else QImage.Format_RGBA8888
+ICON_MODE = QListWidget.ViewMode.IconMode if QT6 else QListWidget.IconMode
+EXTENDED_SELECTION = QAbstractItemView.SelectionMode.ExtendedSelection if QT6 else QAbstractItemView.ExtendedSelection
+USER_ROLE = Qt.ItemDataRole.UserRole if QT6 else Qt.UserRole
+PASSWORD = QLineEdit.EchoMode.Password if QT6 else QLineEdit.Password
+_BUTTONS = QDialogButtonBox.StandardButton if QT6 else QDialogButtonBox
+OK_CANCEL = _BUTTONS.Ok | _BUTTONS.Cancel
+
+
+def run_dialog(dialog: QDialog) -> bool:
+    return bool(dialog.exec() if QT6 else dialog.exec_())
 
 
 __all__ = [
-    "EXTENDED_SELECTION", "ICON_MODE", "OK_CANCEL", "PASSWORD", "run_dialog", "RGBA8888", "USER_ROLE", "QAbstractItemView", "QByteArray",
-    "QCheckBox", "QComboBox", "QDialog", "QDialogButtonBox", "QDoubleSpinBox", "QFormLayout", "QGridLayout",
-    "QHBoxLayout", "QIcon", "QImage", "QLabel", "QLineEdit", "QListWidget", "QListWidgetItem", "QObject",
-    "QPixmap", "QPushButton", "QSize", "QSpinBox", "QTimer", "QVBoxLayout", "QWidget", "Qt", "pyqtSignal",
+    "EXTENDED_SELECTION", "ICON_MODE", "OK_CANCEL", "PASSWORD", "QT6", "RGBA8888", "USER_ROLE", "QAbstractItemView",
+    "QByteArray", "QCheckBox", "QComboBox", "QDialog", "QDialogButtonBox", "QDoubleSpinBox", "QFormLayout",
+    "QGridLayout", "QHBoxLayout", "QIcon", "QImage", "QLabel", "QLineEdit", "QListWidget", "QListWidgetItem",
+    "QObject", "QPixmap", "QPushButton", "QSize", "QSpinBox", "QTimer", "QVBoxLayout", "QWidget", "Qt",
+    "pyqtSignal", "run_dialog",
 ]  # fmt: skip
