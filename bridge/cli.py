@@ -238,6 +238,8 @@ def _cmd_train_image(args: argparse.Namespace) -> int:
         name=args.name or data.resolve().name,
         steps=args.steps,
         batch=args.batch,
+        lr_g=args.lr_g,
+        lr_d=args.lr_d,
         sample_every=args.sample_every,
         seed=args.seed,
         license=args.license or info.get("license", "unknown (user-supplied images)"),
@@ -433,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--steps", type=int, default=8000)
     img.add_argument("--batch", type=int, default=32)
     img.add_argument("--width", type=int, default=32, help="generator width (last-stage channels)")
+    img.add_argument("--lr-g", type=float, default=2e-4, help="generator learning rate")
+    img.add_argument("--lr-d", type=float, default=4e-4, help="discriminator learning rate (TTUR: a stronger critic)")
     img.add_argument("--size", type=int, default=64, choices=[64], help="training size (64)")
     img.add_argument("--sample-every", type=int, default=500, help="steps between sample grids")
     img.add_argument("--seed", type=int, default=0)

@@ -160,7 +160,7 @@ class ImageTrainSettings:
     steps: int = 8000
     batch: int = 32
     lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr_d: float = 4e-4
     ema: float = 0.999
     sample_every: int = 500
     save_every: int = 250
