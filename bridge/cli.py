@@ -246,6 +246,7 @@ def _cmd_train_image(args: argparse.Namespace) -> int:
         source=info.get("attribution", "") or info.get("source", ""),
         device=device,
         config=ImageConfig(width=args.width),
+        use_classes=not args.no_classes,
     )
     if args.threads:
         import torch
@@ -299,7 +300,7 @@ def _cmd_eval_image(args: argparse.Namespace) -> int:
         path = found[0]
     try:
         model = load_image_model(path)
-        data = load_folder(Path(args.data), model.net.config.size)
+        data = load_folder(Path(args.data), model.net.config.size, use_classes=bool(model.net.config.classes))
     except (CheckpointError, DataError) as e:
         print(f"ganbridge eval: {e}", file=sys.stderr)
         return 2
@@ -435,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--steps", type=int, default=8000)
     img.add_argument("--batch", type=int, default=32)
     img.add_argument("--width", type=int, default=32, help="generator width (last-stage channels)")
+    img.add_argument("--no-classes", action="store_true", help="pool class sub-folders into one unconditional model")
     img.add_argument("--lr-g", type=float, default=2e-4, help="generator learning rate")
     img.add_argument("--lr-d", type=float, default=4e-4, help="discriminator learning rate (TTUR: a stronger critic)")
     img.add_argument("--size", type=int, default=64, choices=[64], help="training size (64)")

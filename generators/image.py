@@ -111,6 +111,17 @@ def from_uint8_rgba(images: np.ndarray) -> torch.Tensor:
     return torch.cat([rgb, x[:, 3:4]], dim=1) * 2 - 1
 
 
+def minibatch_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """Append the spread of features across a small group of images (Karras et al., ProGAN) as one
+    more channel, so the critic can see a generator that makes the same image for every z."""
+    n, c, h, w = x.shape
+    g = min(group, n)
+    while n % g:
+        g -= 1
+    std = x.view(g, -1, c, h, w).std(dim=0, unbiased=False).mean(dim=(1, 2, 3))  # (n/g,)
+    return torch.cat([x, std.repeat(g).view(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
+
+
 class ImageDiscriminator(nn.Module):
     def __init__(self, config: ImageConfig):
         super().__init__()
@@ -120,12 +131,12 @@ class ImageDiscriminator(nn.Module):
             layers += [spectral_norm(nn.Conv2d(cin, cout, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
             cin = cout
         self.features = nn.Sequential(*layers)
-        self.head = spectral_norm(nn.Linear(cin, 1))
+        self.head = spectral_norm(nn.Linear(cin + 1, 1))
         n_cls = len(config.classes)
-        self.project = spectral_norm(nn.Embedding(n_cls, cin)) if n_cls else None
+        self.project = spectral_norm(nn.Embedding(n_cls, cin + 1)) if n_cls else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.features(x).sum(dim=(2, 3))
+        h = minibatch_std(self.features(x)).sum(dim=(2, 3))
         out = self.head(h).squeeze(1)
         if self.project is not None:
             out = out + (self.project(labels) * h).sum(dim=1)

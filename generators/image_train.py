@@ -63,8 +63,9 @@ def _load_one(path: Path, size: int) -> tuple[np.ndarray | None, str]:
         return None, f"unreadable: {e}"
 
 
-def load_folder(folder: Path, size: int = NATIVE) -> ImageData:
-    """DIR/*.png (unconditional) or DIR/<class>/*.png (one class per sub-folder)."""
+def load_folder(folder: Path, size: int = NATIVE, use_classes: bool = True) -> ImageData:
+    """DIR/*.png (unconditional) or DIR/<class>/*.png (one class per sub-folder; with
+    use_classes=False the sub-folders are pooled into one unconditional set)."""
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
     subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -75,6 +76,8 @@ def load_folder(folder: Path, size: int = NATIVE) -> ImageData:
         )
     groups = {d.name: sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) for d in subdirs}
     groups = {k: v for k, v in groups.items() if v} if subdirs else {"": loose}
+    if not use_classes:
+        groups = {"": sorted(p for paths in groups.values() for p in paths)}
     classes = sorted(k for k in groups if k)
     images, labels, names, notes, bad = [], [], [], {}, []
     for label, (_cls, paths) in enumerate(sorted(groups.items())):
@@ -168,6 +171,7 @@ class ImageTrainSettings:
     license: str = "unknown (user-supplied images)"
     source: str = ""
     device: str = "cpu"
+    use_classes: bool = True
     config: ImageConfig = field(default_factory=ImageConfig)
 
 
@@ -177,7 +181,7 @@ class ImageTrainer(GanTrainer):
     def __init__(self, settings: ImageTrainSettings, command: str, data: ImageData | None = None):
         super().__init__(command)
         self.s = settings
-        self.data = data or load_folder(settings.data, settings.config.size)
+        self.data = data or load_folder(settings.data, settings.config.size, settings.use_classes)
         self.s.config.classes = list(self.data.classes)
         torch.manual_seed(settings.seed)
         self.gen = torch.Generator().manual_seed(settings.seed)
