@@ -56,6 +56,8 @@ def tiny_model(sprite_folder, tmp_path_factory) -> Path:
 
 
 def test_folder_validation_reports_what_it_did(sprite_folder, tmp_path):
+    pooled = load_folder(sprite_folder, use_classes=False)
+    assert pooled.classes == [] and set(pooled.train_labels.tolist()) == {0}
     data = load_folder(sprite_folder)
     assert data.classes == ["green", "red"]
     assert data.report["images"] == 25 and data.report["held_out"] == 3
@@ -197,3 +199,17 @@ def test_untrained_generator_output_is_premultiplied_consistently():
     alpha = (out[:, 3:] + 1) / 2
     rgb = (out[:, :3] + 1) / 2
     assert bool((rgb <= alpha + 1e-6).all())  # premultiplied: colour never exceeds alpha
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / "generators" / "weights" / "image" / "emoji.safetensors"
+
+
+def test_shipped_emoji_model():
+    card = json.loads(SHIPPED.with_suffix(".json").read_text())
+    assert card["data"]["license"] == "CC-BY 4.0" and "Twemoji" in card["data"]["source"]
+    table = card["metrics"]["eval"]
+    assert table["generated"]["swd_x1000"]["mean"] < table["untrained (ceiling)"]["swd_x1000"]["mean"]
+    gen = SpriteGenerator([load_image_model(SHIPPED)])
+    params = gen.params_model.model_validate({"model": "emoji", "size": 64})
+    img = np.asarray(Image.open(io.BytesIO(gen.render([params], [gen.random_latent(params, 1)])[0].data)))
+    assert img.shape == (64, 64, 4) and img[..., 3].min() < 10 and img[..., 3].max() > 245  # cut out

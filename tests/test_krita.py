@@ -84,6 +84,7 @@ def test_docker_in_the_real_gui(profile, krita_bridge, tmp_path):
         "model": "brick", "size": 64, "seed": 11, "selection": [100, 60, 130, 90], "step_timeout": 40,
     }  # fmt: skip
     ran = profile.gui(job, krita_bridge.url)
+    assert {"texture", "image"} <= set(ran["generators"])  # every bridge generator, no plugin change
     # Faults first: a clear message in the docker, nothing changed.
     assert "no document is open" in ran["no_document"]
     assert "U16" in ran["sixteen_bit"] and "Convert Image Color Space" in ran["sixteen_bit"]

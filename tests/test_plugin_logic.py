@@ -58,6 +58,13 @@ def test_params_from_values_round_clamp_and_order(shared_core):
     shared_core.generators["texture"].params_model.model_validate(params)
 
 
+def test_a_one_value_literal_is_a_choice():
+    controls, _ = gs.controls_from_schema(
+        {"properties": {"model": {"const": "emoji", "default": "emoji", "type": "string"}}}
+    )
+    assert controls[0].kind == gs.CHOICE and controls[0].choices == ["emoji"]
+
+
 def test_unknown_schema_shapes_are_skipped_not_guessed():
     schema = {"properties": {"n": {"type": "integer", "minimum": 1, "maximum": 9}, "blob": {"type": "object"}}}
     controls, skipped = gs.controls_from_schema(schema)

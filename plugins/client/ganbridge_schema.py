@@ -47,6 +47,8 @@ def _non_null_branch(spec: dict) -> dict | None:
 def _control(name: str, spec: dict, outer: dict) -> Control | None:
     label, desc, default = _label(name, outer), str(outer.get("description", "")), outer.get("default")
     kind = spec.get("type")
+    if "const" in spec and "enum" not in spec:
+        spec = {**spec, "enum": [spec["const"]]}  # a one-value Literal (e.g. a single installed model)
     if "enum" in spec and kind in (None, "string"):
         choices = [str(v) for v in spec["enum"]]
         d = str(default) if default is not None and str(default) in choices else (choices[0] if choices else "")

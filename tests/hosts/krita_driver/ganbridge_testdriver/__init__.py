@@ -93,7 +93,11 @@ class Driver:
         return False
 
     def wait_connected(self):
-        return self.status().startswith("Connected")
+        if not self.status().startswith("Connected"):
+            return False
+        combo = self.w(QComboBox, "ganbridge_generator")
+        self.report["generators"] = [combo.itemText(i) for i in range(combo.count())]
+        return True
 
     def generate_without_document(self):
         self.click("ganbridge_generate")
@@ -121,6 +125,7 @@ class Driver:
 
     def generate(self):
         assert Krita.instance().activeDocument() == self.doc, "the test document is not active"
+        self.w(QComboBox, "ganbridge_generator").setCurrentText("texture")
         self.w(QComboBox, "param_model").setCurrentText(JOB["model"])
         self.w(QSpinBox, "param_width").setValue(JOB["size"])
         self.w(QSpinBox, "param_height").setValue(JOB["size"])
