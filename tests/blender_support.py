@@ -14,9 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import IN_CI
+from tests.conftest import missing_host
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST_SCRIPT = Path(__file__).resolve().parent / "hosts" / "blender_host.py"
@@ -30,10 +28,9 @@ def blender_python(version: str, spec: str) -> Path:
     env = os.environ.get(f"GANBRIDGE_BLENDER_PYTHON_{version.replace('.', '_')}")
     path = Path(env) if env else ROOT / ".blender" / f"bpy-{version}" / "bin" / "python"
     if not path.exists():
-        message = f"real Blender (bpy {spec}) is not installed at {path}: " + INSTALL_HINT.format(v=version, spec=spec)
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_host(
+            f"real Blender (bpy {spec}) is not installed at {path}: " + INSTALL_HINT.format(v=version, spec=spec)
+        )
     return path
 
 

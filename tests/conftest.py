@@ -19,14 +19,19 @@ from bridge.server import RunningBridge, build_core, start_bridge
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+def missing_host(message: str) -> None:
+    """A real host the test needs is not installed. `message` names it and how .ci/run installs it.
+    Under CI that is a failure; on a developer machine, a skip that says what to install."""
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def require_tool(name: str, apt_package: str) -> str:
-    """Path of a real host tool; a clear skip on a developer machine, a failure under CI."""
+    """Path of a real host tool (see missing_host)."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed: apt-get install {apt_package} (.ci/run installs it)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_host(f"{name} is not installed: apt-get install {apt_package} (.ci/run installs it)")
     return path
 
 
