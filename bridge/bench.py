@@ -60,7 +60,9 @@ class BridgeProcess:
             GANBRIDGE_MODELS_DIR=str(Path(self.tmp.name) / "models"),
             GANBRIDGE_MAX_QUEUE="4096",
             GANBRIDGE_BATCHING="true" if batching else "false",
+            GANBRIDGE_MIDI_OUT="none",
         )
+        self.osc_port = _free_port(socket.SOCK_DGRAM)
         cmd = [
             sys.executable,
             "-m",
@@ -69,7 +71,7 @@ class BridgeProcess:
             "--ws-port",
             str(self.port),
             "--osc-port",
-            str(_free_port(socket.SOCK_DGRAM)),
+            str(self.osc_port),
             "--device",
             device,
             "--log-level",
@@ -161,14 +163,45 @@ async def _served(device: str, batching: bool, size: int, runs: int, clients: in
 def run_bench(args: argparse.Namespace) -> int:
     import torch
 
+    from bridge.registry import resolve_device
+
+    device = resolve_device(args.device)
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), device {device}"
+        + (f" {torch.cuda.get_device_name()}" if device.startswith("cuda") else "")
+    )
+    figures: dict = {"machine": machine}
+    if args.only in ("all", "texture"):
+        figures |= texture_bench(args, device)
+    if args.only in ("all", "music"):
+        figures |= asyncio.run(_music(device, args.runs))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+async def _music(device: str, runs: int) -> dict:
+    from bridge.bench_music import music_figures, print_music
+
+    bridge = BridgeProcess(device, True)
+    try:
+        await bridge.wait_ready()
+        figures = await asyncio.to_thread(music_figures, device, bridge.osc_port, runs)
+    finally:
+        bridge.close()
+    print_music(figures)
+    return figures
+
+
+def texture_bench(args: argparse.Namespace, device: str) -> dict:
     raw, device = raw_generator_times(args.device, args.size, args.runs)
     batched = asyncio.run(_served(device, True, args.size, args.runs, args.clients, args.requests))
     unbatched = asyncio.run(_served(device, False, args.size, args.runs, args.clients, args.requests))
     raw_p50 = statistics.median(raw)
     rt = batched["round_trips"]
+    import torch
+
     figures = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), device {device}"
-        + (f" {torch.cuda.get_device_name()}" if device.startswith("cuda") else ""),
         "size": args.size,
         "raw_p50_ms": raw_p50 * 1000,
         "round_trip_p50_ms": _percentile(rt, 50) * 1000,
@@ -181,7 +214,7 @@ def run_bench(args: argparse.Namespace) -> int:
         "unbatched_items_per_s": unbatched["throughput"],
         "batched_vs_unbatched": batched["throughput"] / unbatched["throughput"],
     }
-    print(f"ganbridge bench: texture {args.size}x{args.size}, {figures['machine']}")
+    print(f"ganbridge bench: texture {args.size}x{args.size}, {platform.machine()}, torch {torch.__version__}")
     print(f"  {'figure':<44}{'value':>12}{'ratio to raw':>16}")
     print(f"  {'raw generator (forward + PNG), p50':<44}{raw_p50 * 1000:>10.1f}ms{1.0:>16.2f}")
     print(
@@ -197,6 +230,4 @@ def run_bench(args: argparse.Namespace) -> int:
     ):
         print(f"  {label + ' (items/s)':<44}{figures[key]:>12.2f}{figures[key] / ips:>16.2f}")
     print(f"  batched / unbatched throughput: {figures['batched_vs_unbatched']:.2f}x")
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
-    return 0
+    return figures

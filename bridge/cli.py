@@ -9,6 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from bridge import cli_music
+
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from bridge.registry import resolve_device
@@ -401,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--requests", type=int, default=4, help="requests per client in the throughput test")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     bench.add_argument("--json", help="also write the figures to this JSON file")
+    bench.add_argument("--only", choices=["all", "texture", "music"], default="all", help="which paths to measure")
     bench.set_defaults(func=_cmd_bench)
 
     plugin = sub.add_parser("plugin", help="build the installable host plugins")
@@ -447,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     img.add_argument("--restart", action="store_true", help="ignore saved state in --out and start over")
     img.set_defaults(func=_cmd_train_image)
+    cli_music.add_train_parser(train_kinds)
 
     evaluate = sub.add_parser("eval", help="quality figures of a trained model against held-out data")
     eval_kinds = evaluate.add_subparsers(dest="kind", required=True)
@@ -459,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--update-card", action="store_true", help="store the table in the model card")
     ev.add_argument("--sheet", help="also write a sample sheet (held-out images above, samples below) here")
     ev.set_defaults(func=_cmd_eval_image)
+    cli_music.add_eval_parser(eval_kinds)
 
     data = sub.add_parser("data", help="prepare a training folder from a data set that ships in a package")
     data_kinds = data.add_subparsers(dest="dataset", required=True)

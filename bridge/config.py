@@ -37,6 +37,9 @@ class Settings:
     batching: bool = True
     batch_window_ms: float = 4.0
     log_level: str = "info"
+    midi_out: str = "ganbridge"  # the virtual MIDI port music plays out of; "" or "none": no port
+    midi_api: str = "auto"  # auto, LINUX_ALSA, UNIX_JACK, MACOSX_CORE, WINDOWS_MM
+    soundfont: Path | None = None  # General MIDI .sf2 for WAV output; default: the system's
 
     @property
     def db_path(self) -> Path:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from bridge import __version__
 from bridge.config import Settings
+from bridge.midi_out import MidiPlayer, MidiUnavailable
 from bridge.protocol import (
     PROTOCOL_VERSION,
     Cancel,
@@ -43,7 +44,7 @@ from bridge.protocol import (
 from bridge.scheduler import Job, JobScheduler, QueueFull, WorkUnit
 from bridge.store import ItemRecord, ItemStore, new_item_id
 from generators import latent as latent_ops
-from generators.base import Generator, Output, seeded_rng
+from generators.base import Generator, Output, Unavailable, seeded_rng
 
 log = logging.getLogger("ganbridge.core")
 Emit = Callable[[dict], None]
@@ -62,11 +63,19 @@ def _random_seed() -> int:
 
 
 class BridgeCore:
-    def __init__(self, settings: Settings, generators: dict[str, Generator], store: ItemStore, scheduler: JobScheduler):
+    def __init__(
+        self,
+        settings: Settings,
+        generators: dict[str, Generator],
+        store: ItemStore,
+        scheduler: JobScheduler,
+        player: MidiPlayer | None = None,
+    ):
         self.settings = settings
         self.generators = generators
         self.store = store
         self.scheduler = scheduler
+        self.player = player
         self._clients_lock = threading.Lock()
         self.clients: set[Client] = set()
 
@@ -316,6 +325,10 @@ class BridgeCore:
     def _submit(
         self, client: Client, request_id: str, gen: Generator, units: list[WorkUnit], session: str | None
     ) -> None:
+        try:
+            gen.preflight(units[0].params)
+        except Unavailable as e:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, str(e)) from None
         listener = _JobEvents(self, client, session)
         job = Job(client=client.id, request_id=request_id, generator=gen, units=units, listener=listener)
         try:
@@ -332,6 +345,28 @@ class BridgeCore:
                     ),
                 )
             )
+
+    # -- playback out of the virtual MIDI port ------------------------------------------------
+    def play_item(self, item_id: str, on_end: Callable[[str, bool], None] | None = None) -> float:
+        """Play a music item out of the MIDI port; returns its length in seconds."""
+        rec = self._record(item_id)
+        gen = self._generator(rec.generator)
+        if gen.kind != "music":
+            raise ProtocolError(ErrorCode.INVALID_PARAMS, f"item {item_id} is {gen.kind}, not music: nothing to play")
+        if self.player is None:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "MIDI output is off (start the bridge with --midi-out NAME)")
+        if rec.format == "mid" and rec.file.is_file():
+            midi = rec.file.read_bytes()
+        else:  # a WAV item: the same recipe, as MIDI
+            params = self._stored_params(gen, rec, {"format": "mid"})
+            midi = gen.render([params], [rec.latent])[0].data
+        try:
+            return self.player.play(midi, item_id, on_end)
+        except MidiUnavailable as e:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, str(e)) from None
+
+    def stop_playback(self) -> bool:
+        return self.player.stop() if self.player is not None else False
 
     # -- results ----------------------------------------------------------------------------
     def store_outputs(

@@ -24,6 +24,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from bridge import __version__
 from bridge.core import BridgeCore, Client
+from bridge.protocol import ProtocolError
 
 log = logging.getLogger("ganbridge.osc")
 
@@ -206,6 +207,8 @@ class OscDoor(asyncio.DatagramProtocol):
             self._handle(peer, address, args)
         except OscArgError as e:
             self._send(peer, PREFIX + "error", "", "invalid_params", str(e))
+        except ProtocolError as e:
+            self._send(peer, PREFIX + "error", "", str(e.code), e.message)
         except Exception as e:
             log.exception("OSC %s failed", address)
             self._send(peer, PREFIX + "error", "", "internal", f"internal error: {e}")
@@ -292,6 +295,19 @@ class OscDoor(asyncio.DatagramProtocol):
 
     def _osc_cancel(self, peer: OscPeer, args: list[Any]) -> None:
         self.core.handle(peer.client, {"type": "cancel", "id": _arg(args, 0, str, "job")})
+
+    def _osc_play(self, peer: OscPeer, args: list[Any]) -> None:
+        item = _arg(args, 0, str, "item")
+
+        def ended(played: str, stopped: bool) -> None:
+            self._send(peer, PREFIX + "stopped" if stopped else PREFIX + "played", played)
+
+        seconds = self.core.play_item(item, ended)
+        self._send(peer, PREFIX + "playing", item, float(seconds))
+
+    def _osc_stop(self, peer: OscPeer, args: list[Any]) -> None:
+        if not self.core.stop_playback():
+            self._send(peer, PREFIX + "stopped", "")  # nothing was playing; still answer
 
     def _split(self, generator: str, values: dict[str, Any]) -> dict[str, Any]:
         """key/value pairs -> top-level fields (count, seed, session) and params, coerced by schema."""

@@ -26,6 +26,7 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     BUSY = "busy"
     TOO_LARGE = "too_large"
+    UNAVAILABLE = "unavailable"  # needs something this machine lacks (a MIDI system, FluidSynth)
     INTERNAL = "internal"
 
 

@@ -50,6 +50,7 @@ def _load_all(kind: str, loader, models_dir: Path | None, device: str) -> list:
 
 def load_generators(models_dir: Path | None, device: str = "cpu") -> dict[str, Generator]:
     from generators.image import SpriteGenerator, load_image_model
+    from generators.music import ChoraleGenerator, load_music_model
     from generators.texture import TextureGenerator, load_texture
 
     generators: dict[str, Generator] = {}
@@ -57,4 +58,6 @@ def load_generators(models_dir: Path | None, device: str = "cpu") -> dict[str, G
         generators["texture"] = TextureGenerator(textures, device)
     if images := _load_all("image", load_image_model, models_dir, device):
         generators["image"] = SpriteGenerator(images, device)
+    if music := _load_all("music", load_music_model, models_dir, device):
+        generators["music"] = ChoraleGenerator(music, device)
     return generators

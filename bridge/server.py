@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bridge.config import Settings
 from bridge.core import BridgeCore
+from bridge.midi_out import MidiPlayer, MidiUnavailable
 from bridge.osc_door import OscDoor
 from bridge.registry import load_generators, resolve_device
 from bridge.scheduler import JobScheduler
@@ -28,7 +29,22 @@ def build_core(settings: Settings) -> BridgeCore:
         batch_window=settings.batch_window_ms / 1000.0,
     )
     scheduler.start()
-    return BridgeCore(settings, generators, store, scheduler)
+    if "music" in generators:
+        generators["music"].soundfont = settings.soundfont
+    return BridgeCore(settings, generators, store, scheduler, midi_player(settings))
+
+
+def midi_player(settings: Settings) -> MidiPlayer | None:
+    """The virtual MIDI port, opened now so a DAW sees it before the first play. Without a MIDI
+    system it stays closed (play then answers with the reason) and the bridge runs on."""
+    if settings.midi_out.lower() in ("", "none", "off"):
+        return None
+    player = MidiPlayer(settings.midi_out, settings.midi_api)
+    try:
+        player.open()
+    except MidiUnavailable as e:
+        log.warning("no MIDI output: %s", e)
+    return player
 
 
 @dataclass
@@ -42,6 +58,8 @@ class RunningBridge:
         await self.osc.stop()
         # The worker may be finishing a batch: wait for it off the loop, then close the store.
         await asyncio.to_thread(self.core.scheduler.stop)
+        if self.core.player is not None:
+            self.core.player.close()
         self.core.store.close()
 
 

@@ -31,6 +31,10 @@ class Output:
     attachments: dict[str, bytes] = field(default_factory=dict)  # name -> encoded bytes (same format)
 
 
+class Unavailable(RuntimeError):
+    """A valid request this machine cannot serve (e.g. WAV output without FluidSynth)."""
+
+
 def seeded_rng(seed: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(seed))
 
@@ -69,6 +73,11 @@ class Generator(ABC):
 
     def max_batch(self, params: BaseModel) -> int:
         return 16
+
+    def preflight(self, params: BaseModel) -> None:
+        """Raise Unavailable when these (valid) params need something this machine lacks, so the
+        request fails at once with a clear message instead of in the worker."""
+        return None
 
     @property
     def device(self) -> str:

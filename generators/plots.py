@@ -97,3 +97,43 @@ def data_vs_samples(real: list[np.ndarray], fake: list[np.ndarray], columns: int
     _label(draw, (PAD, label_h + top.height + 4), "generated samples (EMA generator, random seeds and categories)")
     sheet.paste(bottom, (0, 2 * label_h + top.height))
     return sheet
+
+
+TRACK_COLOURS = [(200, 40, 40), (40, 120, 200), (30, 150, 60), (150, 80, 180), (200, 140, 20), (60, 60, 60)]
+
+
+def piano_roll(notes: list[tuple[int, int, int, int]], steps: int, low: int, pitches: int, scale: int = 3) -> Image.Image:
+    """Notes (track, pitch, start, length) drawn as coloured bars, one colour per track, bar lines
+    every 16 steps; each note is one pixel shorter than its length so repeated notes show."""
+    img = Image.new("RGB", (steps * scale, pitches * scale), "white")
+    draw = ImageDraw.Draw(img)
+    for bar in range(0, steps, 16):
+        draw.line((bar * scale, 0, bar * scale, pitches * scale), fill=(190, 190, 190))
+    for octave_c in range(low + (-low) % 12, low + pitches, 12):
+        y = (low + pitches - 1 - octave_c) * scale
+        draw.line((0, y + scale - 1, steps * scale, y + scale - 1), fill=(235, 235, 235))
+    for track, pitch, start, length in notes:
+        y = (low + pitches - 1 - pitch) * scale
+        x0, x1 = start * scale, (start + length) * scale - 2
+        draw.rectangle((x0, y, max(x0, x1), y + scale - 1), fill=TRACK_COLOURS[track % len(TRACK_COLOURS)])
+    return img
+
+
+def roll_sheet(rows: list[tuple[str, list[Image.Image]]], columns: int = 4) -> Image.Image:
+    """Labelled groups of piano rolls, e.g. held-out real phrases above generated ones."""
+    cell_w, cell_h = rows[0][1][0].size
+    label_h = 22
+    lines = sum((len(imgs) + columns - 1) // columns for _, imgs in rows)
+    width = columns * (cell_w + PAD) + PAD
+    height = lines * (cell_h + PAD) + len(rows) * label_h + PAD
+    sheet = Image.new("RGB", (width, height), (240, 240, 240))
+    draw = ImageDraw.Draw(sheet)
+    y = 0
+    for label, imgs in rows:
+        _label(draw, (PAD, y + 5), label)
+        y += label_h
+        for i, img in enumerate(imgs):
+            r, c = divmod(i, columns)
+            sheet.paste(img, (PAD + c * (cell_w + PAD), y + r * (cell_h + PAD)))
+        y += ((len(imgs) + columns - 1) // columns) * (cell_h + PAD)
+    return sheet

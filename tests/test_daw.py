@@ -1,0 +1,209 @@
+"""The DAW door with real peers: liblo's oscsend/oscdump, Pure Data running the shipped patch
+headless, a JACK server with a second MIDI port recording what the bridge plays, and FluidSynth."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pretty_midi
+import pytest
+
+from tests.conftest import BridgeThread, make_settings, missing_host, require_tool
+from tests.test_osc import OscDump, free_udp_port, oscsend
+
+ROOT = Path(__file__).resolve().parent.parent
+PATCH = ROOT / "plugins" / "daw" / "ganbridge.pd"
+
+
+@pytest.fixture
+def dump(tmp_path):
+    d = OscDump(tmp_path)
+    yield d
+    d.close()
+
+
+def _strings(line: str) -> list[str]:
+    return re.findall(r'"([^"]*)"', line)
+
+
+def _music_over_osc(bridge, dump, *pairs) -> tuple[str, str, list[str]]:
+    """Generate music over OSC; (item, .mid path, note lines)."""
+    oscsend(bridge.osc_port, "/ganbridge/reply_to", "i", dump.port)
+    types = "s" + "".join(
+        "s" + ("i" if isinstance(v, int) else "f" if isinstance(v, float) else "s") for v in pairs[1::2]
+    )
+    oscsend(bridge.osc_port, "/ganbridge/generate", types, "music", *pairs)
+    lines = dump.wait_for("/ganbridge/done")
+    result = next(line for line in lines if line.startswith("/ganbridge/result"))
+    _, item, path = _strings(result)
+    return item, path, [line for line in lines if line.startswith("/ganbridge/note")]
+
+
+def test_music_over_osc_notes_file_and_knobs(bridge, dump):
+    oscsend(bridge.osc_port, "/ganbridge/reply_to", "i", dump.port)
+    oscsend(bridge.osc_port, "/ganbridge/set", "sss", "music", "key", "A minor")  # a knob default
+    oscsend(bridge.osc_port, "/ganbridge/set", "ssf", "music", "tempo", 132.0)
+    item, path, notes = _music_over_osc(bridge, dump, "bars", 2, "seed", 4, "tracks", "soprano,alto,bass")
+    pm = pretty_midi.PrettyMIDI(path)
+    assert [i.name for i in pm.instruments] == ["soprano", "alto", "bass"]
+    assert pm.get_tempo_changes()[1][0] == pytest.approx(132.0)
+    rec = bridge.core.store.get(item)
+    assert rec.params["key"] == "A minor" and rec.params["bars"] == 2
+    # one /ganbridge/note per MIDI note, typed i i i f f, in start order
+    assert len(notes) == sum(len(i.notes) for i in pm.instruments)
+    assert all(line.startswith("/ganbridge/note siiiff ") for line in notes)
+    starts = [float(line.split()[-2]) for line in notes]
+    assert starts == sorted(starts) and max(starts) < 8.0
+    oscsend(bridge.osc_port, "/ganbridge/feedback", "sfs", item, -1.0, "daw")
+    dump.wait_for(f'/ganbridge/ack s "{item}"')
+    assert bridge.core.store.latest_rating(item) == -1
+
+
+@pytest.mark.parametrize(
+    ("types", "values", "code", "text"),
+    [
+        ("ssi", ("music", "bars", 40), "invalid_params", "bars"),
+        ("sss", ("music", "key", "Z minor"), "invalid_params", "key"),
+        ("sss", ("music", "tracks", "soprano,piano"), "invalid_params", "tracks"),
+        ("sss", ("music", "program", "0,0,0,999"), "invalid_params", "program"),
+        ("sss", ("music", "tempo", "fast"), "invalid_params", "tempo"),
+    ],
+)
+def test_bad_music_requests_over_osc(bridge, dump, types, values, code, text):
+    oscsend(bridge.osc_port, "/ganbridge/reply_to", "i", dump.port)
+    oscsend(bridge.osc_port, "/ganbridge/generate", types, *values)
+    error = next(line for line in dump.wait_for("/ganbridge/error") if line.startswith("/ganbridge/error"))
+    assert code in error and text in error
+
+
+def test_play_of_an_unknown_or_non_music_item(bridge, dump):
+    oscsend(bridge.osc_port, "/ganbridge/reply_to", "i", dump.port)
+    oscsend(bridge.osc_port, "/ganbridge/play", "s", "no-such-item")
+    assert "unknown_item" in dump.wait_for("/ganbridge/error")[-1]
+    oscsend(bridge.osc_port, "/ganbridge/play", "i", 3)
+    assert "invalid_params" in dump.wait_for("item must be a string")[-1]
+
+
+def test_osc_address_map_covers_every_address_the_door_handles():
+    from bridge.osc_door import OscDoor
+
+    spec = json.loads((ROOT / "plugins" / "daw" / "osc_map.json").read_text())
+    mapped = {a["address"] for a in spec["to_bridge"]}
+    handled = {"/ganbridge/" + n[len("_osc_") :] for n in dir(OscDoor) if n.startswith("_osc_")}
+    assert mapped == handled
+
+
+# --- Pure Data --------------------------------------------------------------------------------
+
+
+def test_pd_patch_generates_and_plays_received_notes(bridge, tmp_path):
+    pd = require_tool("pd", "puredata-core")
+    reply_port = free_udp_port()
+    cmd = [pd, "-nogui", "-noaudio", "-nomidi", "-stderr", "-open", str(PATCH),
+           "-send", f"gb-server 127.0.0.1 {bridge.osc_port} {reply_port}",
+           "-send", "gb-bars 1", "-send", "gb-tempo 240", "-send", "gb-generate bang"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=6)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert "error" not in out.lower(), out
+    received = [line for line in out.splitlines() if line.startswith("ganbridge: note")]
+    result = next(line for line in out.splitlines() if line.startswith("ganbridge: result"))
+    path = result.split()[-1]
+    pm = pretty_midi.PrettyMIDI(path)
+    assert len(received) == sum(len(i.notes) for i in pm.instruments) > 0
+    # what the patch scheduled through [pipe] to [noteout]: pitch velocity duration(ms) channel
+    played = [line.split()[1:] for line in out.splitlines() if line.startswith("play:")]
+    expected = sorted((n.pitch, ch + 1) for ch, inst in enumerate(pm.instruments) for n in inst.notes)
+    assert sorted((int(p), int(c)) for p, _, _, c in played) == expected
+    item = bridge.core.store.get(Path(path).stem)
+    assert item.params["bars"] == 1 and item.params["tempo"] == 240 and item.session == "pd"
+
+
+# --- JACK MIDI and FluidSynth --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def jack_server(tmp_path_factory):
+    jackd = require_tool("jackd", "jackd2")
+    log = tmp_path_factory.mktemp("jack") / "jackd.log"
+    proc = subprocess.Popen([jackd, "--no-realtime", "-d", "dummy"], stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    time.sleep(1.5)
+    if proc.poll() is not None:
+        missing_host(f"jackd did not start: {log.read_text()[-500:]}")
+    yield proc
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_virtual_midi_port_plays_the_item_in_order(jack_server, tmp_path):
+    import mido
+
+    backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
+    name = f"gbtest{free_udp_port()}"
+    b = BridgeThread(make_settings(tmp_path, midi_out=name, midi_api="UNIX_JACK"))
+    dump = OscDump(tmp_path)
+    try:
+        assert b.core.player is not None and b.core.player.is_open
+        port_name = next(n for n in backend.get_input_names() if name in n)
+        received: list[tuple[float, mido.Message]] = []
+        with backend.open_input(port_name, callback=lambda m: received.append((time.perf_counter(), m))):
+            item, path, _ = _music_over_osc(b, dump, "bars", 1, "tempo", 240.0, "seed", 2)
+            oscsend(b.osc_port, "/ganbridge/play", "s", item)
+            playing = dump.wait_for("/ganbridge/playing")
+            assert any(item in line for line in playing)
+            dump.wait_for("/ganbridge/played", timeout=10)
+            time.sleep(0.2)
+        expected = [(m.note, m.channel) for m in mido.MidiFile(path) if m.type == "note_on" and m.velocity > 0]
+        got = [(m.note, m.channel) for _, m in received if m.type == "note_on" and m.velocity > 0]
+        assert got == [e for e in expected]  # every note, in order
+        offs = sum(1 for _, m in received if m.type == "note_off" or (m.type == "note_on" and m.velocity == 0))
+        assert offs == len(got)
+        span = received[-1][0] - received[0][0]
+        assert 0.6 < span < 1.6  # one bar at 240 bpm is 1 s
+        # stop cuts playback short and silences what sounds
+        oscsend(b.osc_port, "/ganbridge/set", "ssi", "music", "bars", 8)
+        received.clear()
+        with backend.open_input(port_name, callback=lambda m: received.append((time.perf_counter(), m))):
+            oscsend(b.osc_port, "/ganbridge/play", "s", item)
+            time.sleep(0.3)
+            oscsend(b.osc_port, "/ganbridge/stop")
+            dump.wait_for("/ganbridge/stopped")
+            time.sleep(0.2)
+        ons = sum(1 for _, m in received if m.type == "note_on" and m.velocity > 0)
+        offs = sum(1 for _, m in received if m.type == "note_off" or (m.type == "note_on" and m.velocity == 0))
+        assert 0 < ons < len(got) and offs == ons
+    finally:
+        dump.close()
+        b.stop()
+
+
+def test_no_midi_system_is_a_clear_error_and_nothing_else_breaks(tmp_path):
+    # ALSA cannot open here (no /dev/snd/seq): the port stays closed, the bridge runs on
+    b = BridgeThread(make_settings(tmp_path, midi_out="ganbridge", midi_api="LINUX_ALSA"))
+    dump = OscDump(tmp_path)
+    try:
+        if Path("/dev/snd/seq").exists():
+            pytest.skip("this machine has ALSA; the no-MIDI path cannot be shown here")
+        item, _, notes = _music_over_osc(b, dump, "bars", 1)
+        assert notes
+        oscsend(b.osc_port, "/ganbridge/play", "s", item)
+        error = dump.wait_for("/ganbridge/error")[-1]
+        assert "unavailable" in error and "MIDI system" in error
+        oscsend(b.osc_port, "/ganbridge/ping")
+        dump.wait_for("/ganbridge/pong")
+    finally:
+        dump.close()
+        b.stop()
+
+
+def test_wav_over_osc(bridge, dump):
+    require_tool("fluidsynth", "fluidsynth fluid-soundfont-gm")
+    _, path, notes = _music_over_osc(bridge, dump, "bars", 1, "format", "wav")
+    assert path.endswith(".wav") and Path(path).read_bytes()[:4] == b"RIFF" and notes

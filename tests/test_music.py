@@ -1,0 +1,283 @@
+"""The music generator: metrics on hand-made rolls, decoding, MIDI read back by an independent
+reader (pretty_midi), training on a handful of real chorales, and the shipped model through the
+bridge (MIDI, WAV by FluidSynth, variations and interpolation)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import wave
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+
+from generators.music import (
+    MusicConfig,
+    decode_roll,
+    detect_key,
+    note_list,
+    notes_to_midi,
+    notes_to_roll,
+    transpose_to,
+)
+from generators.music_eval import (
+    empty_bars,
+    pitch_class_entropy,
+    polyphony,
+    qualified_notes,
+    scale_consistency,
+    tonal_distance,
+    used_pitch_classes,
+)
+from tests.conftest import make_settings, require_tool
+
+C_MAJOR_SCALE = [60, 62, 64, 65, 67, 69, 71]
+# Each voice's range in the chorales (MIDI), widened by the -6..+5 training transpositions.
+VOICE_RANGES = {"soprano": (54, 87), "alto": (47, 80), "tenor": (40, 75), "bass": (30, 70)}
+
+
+# --- metrics on rolls with known answers ---------------------------------------------------------
+
+
+def test_empty_bars_and_used_pitch_classes():
+    notes = [(0, 60, 0, 4), (0, 64, 4, 4), (0, 67, 8, 8), (1, 48, 16, 16)]  # track 0 only in bar 1 of 2
+    assert empty_bars(notes, 0, 2) == 0.5
+    assert empty_bars(notes, 1, 2) == 0.5
+    assert used_pitch_classes(notes, 0, 2) == 3  # C E G in its one non-empty bar
+    assert used_pitch_classes(notes, 1, 2) == 1
+
+
+def test_qualified_notes_counts_notes_long_enough():
+    notes = [(0, 60, 0, 1), (0, 62, 1, 2), (0, 64, 3, 4), (1, 50, 0, 1)]
+    assert qualified_notes(notes, 0, 2) == pytest.approx(2 / 3)
+    assert qualified_notes(notes, 0, 3) == pytest.approx(1 / 3)
+    assert qualified_notes(notes, 1, 2) == 0.0
+    assert math.isnan(qualified_notes(notes, 2, 2))
+
+
+def test_tonal_distance_is_zero_for_the_same_harmony_and_grows_with_distance():
+    same = [(0, 60, 0, 16), (0, 64, 0, 16), (1, 48, 0, 16), (1, 52, 0, 16)]  # C+E in both
+    assert tonal_distance(same, 0, 1, 1) == pytest.approx(0.0, abs=1e-9)
+    fifth = [(0, 60, 0, 16), (1, 55, 0, 16)]  # C against G: close in tonal space
+    tritone = [(0, 60, 0, 16), (1, 54, 0, 16)]  # C against F#: far
+    assert 0 < tonal_distance(fifth, 0, 1, 1) < tonal_distance(tritone, 0, 1, 1)
+
+
+def test_pitch_class_entropy_scale_consistency_and_polyphony():
+    chromatic = [(0, 60 + i, i, 1) for i in range(12)]
+    assert pitch_class_entropy(chromatic) == pytest.approx(math.log2(12))
+    assert pitch_class_entropy([(0, 60, 0, 4), (1, 72, 0, 4)]) == 0.0
+    scale = [(0, p, i, 1) for i, p in enumerate(C_MAJOR_SCALE)]
+    assert scale_consistency(scale) == 1.0
+    assert scale_consistency(chromatic) == pytest.approx(7 / 12)
+    assert polyphony([(0, 60, 0, 16), (1, 64, 0, 16)], 1) == 2.0
+    assert polyphony([(0, 60, 0, 8), (1, 64, 4, 8), (2, 67, 14, 2)], 1) == pytest.approx((4 + 8 + 4 + 2) / 14)
+
+
+# --- decoding, keys and MIDI -----------------------------------------------------------------------
+
+
+def test_decode_roll_keeps_repeated_notes_apart_and_one_pitch_per_voice():
+    config = MusicConfig()
+    notes = [(0, 72, 0, 4), (0, 72, 4, 4), (0, 74, 8, 2), (1, 60, 0, 16), (3, 40, 2, 6)]
+    probs = notes_to_roll(notes, config, 16) * 0.9
+    probs[2, 5, 72 - config.low + 2] = 0.6  # a weaker second pitch in the alto: not a second note
+    assert decode_roll(probs, config, 0.5) == sorted(notes, key=lambda n: (n[2], n[0]))
+    assert decode_roll(probs, config, 0.95) == []  # density 0.05: nothing is certain enough
+
+
+def test_key_detection_and_transposition():
+    scale = [(0, p, 4 * i, 4) for i, p in enumerate(C_MAJOR_SCALE + [72, 67, 60])]
+    assert detect_key(scale) == (0, "major")
+    moved, shift = transpose_to(scale, "D major")
+    assert shift == 2 and detect_key(moved) == (2, "major")
+    moved, shift = transpose_to(scale, "F# major")
+    assert shift == -6 and all(p - q == -6 for (_, p, _, _), (_, q, _, _) in zip(moved, scale))
+
+
+def test_midi_file_read_back_by_pretty_midi():
+    notes = [(0, 72, 0, 8), (0, 74, 8, 8), (1, 64, 0, 16), (2, 55, 4, 12), (3, 48, 0, 16), (3, 43, 16, 16)]
+    data = notes_to_midi(notes, 2, 120.0, [0, 1, 2, 3], [19, 19, 19, 32], ["soprano", "alto", "tenor", "bass"])
+    pm = pretty_midi.PrettyMIDI(io.BytesIO(data))
+    assert [i.name for i in pm.instruments] == ["soprano", "alto", "tenor", "bass"]
+    assert [i.program for i in pm.instruments] == [19, 19, 19, 32]
+    assert pm.get_tempo_changes()[1].tolist() == [120.0]
+    assert [(ts.numerator, ts.denominator) for ts in pm.time_signature_changes] == [(4, 4)]
+    assert pm.get_end_time() == pytest.approx(4.0)  # 2 bars of 4 beats at 120 bpm
+    # note lengths merged from the roll: the bass's whole notes are whole notes, not 16 sixteenths
+    bass = [(n.pitch, n.start, n.end) for n in pm.instruments[3].notes]
+    assert bass == [(48, 0.0, 2.0), (43, 2.0, 4.0)]
+    assert note_list(notes, [0, 3]) == [[0, 72, 96, 0.0, 2.0], [0, 74, 84, 2.0, 2.0], [1, 48, 96, 0.0, 4.0], [1, 43, 96, 4.0, 4.0]]
+
+
+# --- training on real chorales ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_music_model(tmp_path_factory) -> Path:
+    from generators.music_data import load_music_data
+    from generators.music_train import MusicTrainer, MusicTrainSettings
+
+    data = load_music_data("bach", None, limit=6)
+    out = tmp_path_factory.mktemp("music-train")
+    settings = MusicTrainSettings(out=out, name="tiny", steps=4, batch=8, sample_every=2, save_every=2,
+                                  config=MusicConfig(width=16))  # fmt: skip
+    return MusicTrainer(settings, "test", data).run()
+
+
+def test_training_a_few_steps_writes_loadable_weights(tiny_music_model):
+    from generators.checkpoint import read_card
+    from generators.music import load_music_model
+
+    model = load_music_model(tiny_music_model)
+    card = read_card(tiny_music_model)
+    assert card["kind"] == "music" and card["training"]["steps"] == 4
+    assert card["data"]["train_pieces"] == 5 and card["data"]["held_out_pieces"] == 1
+    assert "public domain" in card["data"]["license"]
+    out = tiny_music_model.parent
+    assert (out / "loss.png").is_file() and (out / "samples" / "step_000004.png").is_file()
+    pretty_midi.PrettyMIDI(str(out / "samples" / "step_000004_0.mid"))  # a readable sample file
+    assert model.net.config.width == 16
+
+
+def test_training_resumes_from_saved_state(tiny_music_model):
+    from generators.music_data import load_music_data
+    from generators.music_train import MusicTrainer, MusicTrainSettings
+
+    data = load_music_data("bach", None, limit=6)
+    settings = MusicTrainSettings(out=tiny_music_model.parent, name="tiny", steps=6, batch=8, sample_every=2,
+                                  save_every=2, config=MusicConfig(width=16))  # fmt: skip
+    trainer = MusicTrainer(settings, "test resume", data)
+    trainer.run(resume=True)
+    assert trainer.runs[0]["to_step"] == 4 and trainer.step == 6
+
+
+def test_midi_folder_training_data(tmp_path):
+    from generators.music_data import load_music_data
+
+    good = notes_to_midi([(t, 72 - 7 * t, s, 4) for t in range(4) for s in range(0, 64, 4)], 4, 100.0,
+                         [0, 1, 2, 3], [0] * 4, ["a", "b", "c", "d"])  # fmt: skip
+    (tmp_path / "one.mid").write_bytes(good)
+    (tmp_path / "two.mid").write_bytes(good)
+    (tmp_path / "broken.mid").write_bytes(b"MThd nonsense")
+    data = load_music_data(None, tmp_path)
+    assert len(data.train) + len(data.held_out) == 2
+    assert "broken.mid" in data.report["skipped"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no .mid"):
+        load_music_data(None, tmp_path / "empty")
+
+
+# --- the shipped model through the bridge ----------------------------------------------------------
+
+
+def _midi(item: dict) -> pretty_midi.PrettyMIDI:
+    return pretty_midi.PrettyMIDI(io.BytesIO(base64.b64decode(item["data"])))
+
+
+def _items(ws, msg: dict) -> list[dict]:
+    """Send a request; the items of its results, in order, once it is done."""
+    ws.send(msg)
+    msgs = ws.until_final(msg["id"])
+    assert msgs[-1]["type"] == "done", msgs[-1]
+    return [i for m in msgs if m["type"] == "result" for i in m["items"]]
+
+
+def _generate(ws, rid: str, count: int = 1, **params) -> list[dict]:
+    return _items(ws, {"type": "generate", "id": rid, "generator": "music", "params": params, "count": count})
+
+
+def test_shipped_model_writes_four_part_midi_in_the_requested_key(ws):
+    items = _generate(ws, "m1", bars=8, tempo=100, key="D minor", seed=3, program=[19, 19, 19, 32])
+    item = items[0]
+    assert item["format"] == "mid" and item["mime"] == "audio/midi" and item["key"] == "D minor"
+    pm = _midi(item)
+    assert [i.name for i in pm.instruments] == ["soprano", "alto", "tenor", "bass"]
+    assert pm.get_tempo_changes()[1].tolist() == [pytest.approx(100.0)]
+    assert pm.get_end_time() == pytest.approx(8 * 4 * 60 / 100)  # 8 bars
+    for inst in pm.instruments:
+        low, high = VOICE_RANGES[inst.name]
+        assert inst.notes and all(low <= n.pitch <= high for n in inst.notes), inst.name
+    notes = [(t, p, round(s * 4), round(n * 4)) for t, p, _, s, n in item["notes"]]
+    assert detect_key(notes, "minor")[0] == 2  # tonic D
+    assert len(item["notes"]) == sum(len(i.notes) for i in pm.instruments)
+
+
+def test_tracks_subset_and_same_seed_same_music(ws):
+    a = _generate(ws, "m2", seed=9, tracks=["soprano", "bass"])[0]
+    b = _generate(ws, "m3", seed=9, tracks=["soprano", "bass"])[0]
+    assert base64.b64decode(a["data"]) == base64.b64decode(b["data"])
+    assert [i.name for i in _midi(a).instruments] == ["soprano", "bass"]
+    assert {n[0] for n in a["notes"]} == {0, 1}
+
+
+def _jaccard(a: list, b: list) -> float:
+    sa, sb = {tuple(n[:2] + n[3:4]) for n in a}, {tuple(n[:2] + n[3:4]) for n in b}
+    return len(sa & sb) / max(1, len(sa | sb))
+
+
+def test_interpolation_morphs_one_item_into_the_other(ws):
+    a = _generate(ws, "m4", seed=21, key="C major")[0]
+    b = _generate(ws, "m5", seed=22, key="C major")[0]
+    steps = _items(ws, {"type": "interpolate", "id": "m6", "from": a["item"], "to": b["item"], "steps": 8})
+    assert len(steps) == 8
+    assert steps[0]["notes"] == a["notes"] and steps[-1]["notes"] == b["notes"]
+    to_a = [_jaccard(s["notes"], a["notes"]) for s in steps]
+    to_b = [_jaccard(s["notes"], b["notes"]) for s in steps]
+    assert np.mean(to_a[:3]) > np.mean(to_a[-3:]) and np.mean(to_b[-3:]) > np.mean(to_b[:3])
+
+
+def test_variations_stay_close_to_their_item(ws):
+    a = _generate(ws, "m7", seed=5, key="G major")[0]
+    near = _items(ws, {"type": "variations", "id": "m8", "item": a["item"], "strength": 0.3, "count": 3})
+    far = _generate(ws, "m9", seed=6, key="G major", count=3)
+    assert np.mean([_jaccard(v["notes"], a["notes"]) for v in near]) > np.mean(
+        [_jaccard(f["notes"], a["notes"]) for f in far]
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "path"),
+    [
+        ({"bars": 0}, "params.bars"),
+        ({"bars": 17}, "params.bars"),
+        ({"tempo": 500}, "params.tempo"),
+        ({"key": "H major"}, "params.key"),
+        ({"tracks": ["piano"]}, "params.tracks"),
+        ({"tracks": ["bass", "bass"]}, "params.tracks"),
+        ({"program": [0, 0, 0, 200]}, "params.program"),
+        ({"program": [0, 0]}, "params.program"),
+        ({"density": 2}, "params.density"),
+    ],
+)
+def test_bad_music_params_are_refused_clearly(ws, params, path):
+    reply = ws.request({"type": "generate", "id": "bad", "generator": "music", "params": params})
+    assert reply["type"] == "error" and reply["code"] == "invalid_params"
+    assert any(d["path"].startswith(path) for d in reply["details"]), reply
+
+
+def test_wav_preview_rendered_by_fluidsynth(ws):
+    require_tool("fluidsynth", "fluidsynth fluid-soundfont-gm")
+    item = _generate(ws, "w1", bars=2, tempo=120, seed=1, format="wav")[0]
+    assert item["format"] == "wav" and item["mime"] == "audio/wav" and item["notes"]
+    with wave.open(io.BytesIO(base64.b64decode(item["data"]))) as w:
+        seconds = w.getnframes() / w.getframerate()
+        assert w.getnchannels() == 2 and w.getframerate() == 44100
+    assert 4.0 <= seconds <= 4.0 + 3.0  # 2 bars at 120 bpm, plus FluidSynth's release tail
+
+
+def test_wav_without_a_soundfont_is_a_clear_error(tmp_path):
+    from tests.conftest import BridgeThread
+
+    b = BridgeThread(make_settings(tmp_path, soundfont=tmp_path / "missing.sf2", midi_out="none"))
+    try:
+        c = b.client()
+        reply = c.request({"type": "generate", "id": "w", "generator": "music", "params": {"format": "wav"}})
+        assert reply["code"] == "unavailable" and "missing.sf2" in reply["message"]
+        assert _generate(c, "ok", bars=1)[0]["format"] == "mid"  # nothing else disturbed
+        c.close()
+    finally:
+        b.stop()
