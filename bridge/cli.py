@@ -78,6 +78,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             output_dir=args.output,
             log_level=args.log_level,
             batching=False if args.no_batching else None,
+            midi_out=args.midi_out,
+            midi_api=args.midi_api,
+            soundfont=args.soundfont,
         )
     except ConfigError as e:
         print(f"ganbridge serve: {e}", file=sys.stderr)
@@ -366,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--output", help="folder for generated files")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--no-batching", action="store_true", help="run each request alone (for comparison)")
+    serve.add_argument("--midi-out", help="name of the virtual MIDI port music plays out of (none: no port)")
+    serve.add_argument("--midi-api", help="MIDI system: auto, LINUX_ALSA, UNIX_JACK, MACOSX_CORE, WINDOWS_MM")
+    serve.add_argument("--soundfont", help="General MIDI .sf2 for WAV output (default: the system's)")
     serve.set_defaults(func=_cmd_serve)
 
     models = sub.add_parser("models", help="list installed generators and checkpoints")

@@ -39,6 +39,7 @@ TONICS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 KEYS = tuple(f"{t} {m}" for m in MODES for t in TONICS)
 AUTO = "auto"
 TICKS_PER_BEAT = 480
+CHORALE_MEAN_PITCH = 61.0  # mean MIDI pitch of all notes of the four-part chorales
 
 # Krumhansl-Kessler key profiles (probe-tone ratings), C major / C minor.
 _PROFILES = {
@@ -271,10 +272,14 @@ def key_name(tonic: int, mode: str) -> str:
 
 
 def transpose_to(notes: list[Note], key: str) -> tuple[list[Note], int]:
-    """Transpose to the tonic of `key` ('D minor') by the smallest shift (-6..+5 semitones)."""
+    """Transpose to the tonic of `key` ('D minor'): of the shifts that reach it, the one that puts
+    the piece's mean pitch nearest the chorales' (so each voice stays in its range)."""
     name, mode = key.split()
     tonic, _ = detect_key(notes, mode)
     shift = (TONICS.index(name) - tonic + 6) % 12 - 6
+    if notes:
+        mean = float(np.mean([p for _, p, _, _ in notes]))
+        shift = min((shift - 12, shift, shift + 12), key=lambda s: abs(mean + s - CHORALE_MEAN_PITCH))
     return [(t, p + shift, s, n) for t, p, s, n in notes], shift
 
 

@@ -1,11 +1,12 @@
 """Training loop for the music GAN: four-part pieces -> a MuseGAN-style piano-roll model.
 
-Hinge loss with a spectrally normalised critic (MuseGAN used WGAN-GP; hinge + spectral norm
-gives the same Lipschitz control without the gradient-penalty pass, which halves the critic's
-cost on these CPUs, and matches the image GAN). The critic sees binary real rolls and the
-generator's sigmoid probabilities, which pushes the generator towards confident notes. The
-generator is conditioned on mode; the critic projects it. State is saved as safetensors to
-`OUT/state/`, so a killed run resumes where it stopped.
+WGAN-GP with five critic steps per generator step, as MuseGAN trained. The critic sees the fake
+rolls binarised the way the decoder reads them (a straight-through estimator passes the sigmoid's
+gradient), so it cannot tell real from fake by soft values alone. Measured here on the chorales
+over the first few hundred steps: hinge loss with one critic step collapsed (all samples alike
+by step 400); WGAN-GP on soft probabilities made near-silent rolls; WGAN-GP with binarised fakes
+kept samples diverse with realistic note counts. The generator is conditioned on mode; the critic
+projects it. State is saved as safetensors to `OUT/state/`, so a killed run resumes.
 """
 
 from __future__ import annotations
@@ -42,17 +43,18 @@ class MusicTrainSettings:
     name: str
     steps: int = 6000
     batch: int = 32
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr_g: float = 3e-4
+    lr_d: float = 3e-4
     ema: float = 0.999
     sample_every: int = 500
     save_every: int = 250
     seed: int = 0
     device: str = "cpu"
-    loss: str = "hinge"  # hinge | wgan-gp
-    n_critic: int = 1  # critic steps per generator step
+    loss: str = "wgan-gp"  # wgan-gp | hinge
+    n_critic: int = 5  # critic steps per generator step
     straight_through: bool = True  # the critic sees binarised fake rolls
     gp_weight: float = 10.0
+    mode_seeking: float = 1.0  # weight of MSGAN's mode-seeking term (0: off)
     config: MusicConfig = field(default_factory=MusicConfig)
 
 
@@ -99,6 +101,14 @@ class MusicTrainer(GanTrainer):
         (grad,) = torch.autograd.grad(self.D(mix, real_modes).sum(), mix, create_graph=True)
         return loss + self.s.gp_weight * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
+    @staticmethod
+    def _mode_seeking(z: dict[str, torch.Tensor], probs: torch.Tensor, half: int) -> torch.Tensor:
+        """MSGAN (Mao et al. 2019): outputs of two latents should differ in proportion to the
+        latents, so the generator cannot give every z of a mode the same phrase."""
+        out = (probs[:half] - probs[half : 2 * half]).abs().mean()
+        lat = sum((v[:half] - v[half : 2 * half]).abs().mean() for v in z.values()) / len(z)
+        return 1.0 / (out / lat + 1e-5)
+
     def train_step(self) -> dict:
         for _ in range(self.s.n_critic):
             real, real_modes = self.sampler.batch(self.s.batch)
@@ -112,7 +122,13 @@ class MusicTrainer(GanTrainer):
             loss_d.backward()
             self.opt_d.step()
         z, modes = self._noise()
-        loss_g = -self.D(self._fake(z, modes), modes).mean()
+        half = self.s.batch // 2
+        modes[half : 2 * half] = modes[:half]  # pairs with the same mode and different z
+        probs = torch.sigmoid(self.G(z, modes))
+        fake = binarize(probs) if self.s.straight_through else probs
+        loss_g = -self.D(fake, modes).mean()
+        if self.s.mode_seeking > 0:
+            loss_g = loss_g + self.s.mode_seeking * self._mode_seeking(z, probs, half)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -147,6 +163,16 @@ class MusicTrainer(GanTrainer):
             (d / f"step_{self.step:06d}_{i}.mid").write_bytes(midi)
         loss_plot(self.history).save(self.s.out / "loss.png")
 
+    def loss_description(self) -> str:
+        s = self.s
+        seeking = f"; mode-seeking term (MSGAN) weight {s.mode_seeking}" if s.mode_seeking else ""
+        loss = f"WGAN-GP (penalty weight {s.gp_weight})" if s.loss == "wgan-gp" else "hinge"
+        seen = "straight-through binarised fake rolls" if s.straight_through else "sigmoid probabilities"
+        return (
+            f"{loss}, {s.n_critic} critic step(s) per generator step, Adam betas (0.5, 0.9); spectral norm and "
+            f"minibatch spread in the critic, which sees {seen}; random transposition -6..+5{seeking}"
+        )
+
     def export(self, metrics: dict | None = None) -> Path:
         weights = self.s.out / f"{self.s.name}.safetensors"
         save_weights(weights, self.G_ema.state_dict(), {"kind": "music"})
@@ -176,7 +202,7 @@ class MusicTrainer(GanTrainer):
                 "lr_d": self.s.lr_d,
                 "ema": self.s.ema,
                 "seed": self.s.seed,
-                "loss": "hinge, spectral norm and minibatch spread in the critic (no gradient penalty); the critic sees straight-through binarised fake rolls; random transposition -6..+5",
+                "loss": self.loss_description(),
                 "machine": f"{platform.machine()} torch {torch.__version__} {torch.get_num_threads()} threads",
                 "runs": self.all_runs(),
             },

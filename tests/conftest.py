@@ -44,6 +44,7 @@ def make_settings(tmp: Path, **overrides) -> Settings:
         output_dir=tmp / "outputs",
         data_dir=tmp / "data",
         models_dir=tmp / "models",
+        midi_out="none",  # tests that play MIDI open their own port
     )
     for k, v in overrides.items():
         setattr(s, k, v)

@@ -35,8 +35,9 @@ from generators.music_eval import (
 from tests.conftest import make_settings, require_tool
 
 C_MAJOR_SCALE = [60, 62, 64, 65, 67, 69, 71]
-# Each voice's range in the chorales (MIDI), widened by the -6..+5 training transpositions.
-VOICE_RANGES = {"soprano": (54, 87), "alto": (47, 80), "tenor": (40, 75), "bass": (30, 70)}
+# Each voice's range in the 309 four-part 4/4 chorales (MIDI), widened by 7 semitones either side:
+# the piece is transposed to the requested key.
+VOICE_RANGES = {"soprano": (57 - 7, 81 + 7), "alto": (53 - 7, 74 + 7), "tenor": (48 - 7, 69 + 7), "bass": (36 - 7, 64 + 7)}
 
 
 # --- metrics on rolls with known answers ---------------------------------------------------------
@@ -90,12 +91,15 @@ def test_decode_roll_keeps_repeated_notes_apart_and_one_pitch_per_voice():
 
 
 def test_key_detection_and_transposition():
-    scale = [(0, p, 4 * i, 4) for i, p in enumerate(C_MAJOR_SCALE + [72, 67, 60])]
-    assert detect_key(scale) == (0, "major")
-    moved, shift = transpose_to(scale, "D major")
+    low_c = [(0, p - 12, 4 * i, 4) for i, p in enumerate(C_MAJOR_SCALE + [72, 67, 60])]  # mean pitch 53.7
+    assert detect_key(low_c) == (0, "major")
+    moved, shift = transpose_to(low_c, "D major")
     assert shift == 2 and detect_key(moved) == (2, "major")
-    moved, shift = transpose_to(scale, "F# major")
-    assert shift == -6 and all(p - q == -6 for (_, p, _, _), (_, q, _, _) in zip(moved, scale))
+    # up 6 rather than down 6: that keeps the mean nearer the chorales' (61)
+    moved, shift = transpose_to(low_c, "F# major")
+    assert shift == 6 and all(p - q == 6 for (_, p, _, _), (_, q, _, _) in zip(moved, low_c))
+    high_c = [(t, p + 24, s, n) for t, p, s, n in low_c]
+    assert transpose_to(high_c, "D major")[1] == 2 - 12  # an octave down, not two up
 
 
 def test_midi_file_read_back_by_pretty_midi():
@@ -196,7 +200,7 @@ def test_shipped_model_writes_four_part_midi_in_the_requested_key(ws):
     assert item["format"] == "mid" and item["mime"] == "audio/midi" and item["key"] == "D minor"
     pm = _midi(item)
     assert [i.name for i in pm.instruments] == ["soprano", "alto", "tenor", "bass"]
-    assert pm.get_tempo_changes()[1].tolist() == [pytest.approx(100.0)]
+    assert pm.get_tempo_changes()[1].tolist() == [pytest.approx(100.0, rel=1e-4)]
     assert pm.get_end_time() == pytest.approx(8 * 4 * 60 / 100)  # 8 bars
     for inst in pm.instruments:
         low, high = VOICE_RANGES[inst.name]
