@@ -139,7 +139,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             f"ganbridge generate: no generator {args.generator!r} (installed: {', '.join(generators)})", file=sys.stderr
         )
         return 2
-    params = {k: v for k, v in (p.split("=", 1) for p in args.param)}
+    params: dict = {k: v for k, v in (p.split("=", 1) for p in args.param)}
+    props = gen.params_model.model_json_schema().get("properties", {})
+    for key, value in params.items():  # list params take a comma-separated value, as over OSC
+        if props.get(key, {}).get("type") == "array":
+            params[key] = [v for v in value.split(",") if v]
     if args.size:
         params["width"] = params["height"] = args.size
     for key in ("model", "width", "height", "seed", "temperature"):

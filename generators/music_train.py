@@ -54,7 +54,7 @@ class MusicTrainSettings:
     n_critic: int = 5  # critic steps per generator step
     straight_through: bool = True  # the critic sees binarised fake rolls
     gp_weight: float = 10.0
-    mode_seeking: float = 1.0  # weight of MSGAN's mode-seeking term (0: off)
+    mode_seeking: float = 0.1  # weight of MSGAN's mode-seeking term (0: off)
     config: MusicConfig = field(default_factory=MusicConfig)
 
 

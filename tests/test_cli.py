@@ -37,6 +37,19 @@ def test_generate_reports_bad_params(tmp_path):
     assert r.returncode == 2 and "no generator 'melody'" in r.stderr
 
 
+def test_generate_music_file_with_list_params(tmp_path):
+    import pretty_midi
+
+    target = tmp_path / "chorale.mid"
+    r = ganbridge("generate", "music", "--seed", "3", "--param", "bars=2", "--param", "key=E minor",
+                  "--param", "tracks=soprano,bass", "--param", "program=19,19,19,32", "-o", str(target))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    pm = pretty_midi.PrettyMIDI(str(target))
+    assert [(i.name, i.program) for i in pm.instruments] == [("soprano", 19), ("bass", 32)]
+    r = ganbridge("generate", "music", "--param", "bars=99")
+    assert r.returncode == 2 and "bars" in r.stderr
+
+
 def test_models_lists_installed_textures():
     r = ganbridge("models")
     assert r.returncode == 0 and r.stdout.startswith("texture (texture)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import wave
 from pathlib import Path
@@ -173,6 +174,25 @@ def test_midi_folder_training_data(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no .mid"):
         load_music_data(None, tmp_path / "empty")
+
+
+def test_eval_command_prints_the_table(tiny_music_model, tmp_path):
+    from bridge.cli import main
+
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    for k in range(3):
+        notes = [(t, 74 - 7 * t - k, s, 4) for t in range(4) for s in range(0, 64, 4)]
+        (folder / f"{k}.mid").write_bytes(notes_to_midi(notes, 4, 90.0, [0, 1, 2, 3], [0] * 4, list("satb")))
+    out_json, sheet = tmp_path / "eval.json", tmp_path / "sheet.png"
+    args = ["eval", "music", "--model", str(tiny_music_model), "--midi-folder", str(folder), "--samples", "20",
+            "--json", str(out_json), "--sheet", str(sheet)]  # fmt: skip
+    assert main(args) == 0
+    table = json.loads(out_json.read_text())
+    assert table["phrases"]["generated"] == 20 and table["phrases"]["held_out_real"] == 1
+    real = table["metrics"]
+    assert real["qn2/0"]["real"] == 1.0 and real["upc/0"]["real"] == 1.0 and real["eb/0"]["real"] == 0.0
+    assert sheet.is_file()
 
 
 # --- the shipped model through the bridge ----------------------------------------------------------

@@ -43,7 +43,7 @@ def test_hello_welcome_lists_generators_with_schema(ws):
 def test_generators_message(ws):
     reply = ws.request({"type": "generators", "id": "g1"})
     assert reply == {"type": "generators", "id": "g1", "generators": reply["generators"]}
-    assert [g["name"] for g in reply["generators"]] == ["texture", "image"]
+    assert [g["name"] for g in reply["generators"]] == ["texture", "image", "music"]
 
 
 def test_generate_accepted_progress_result_done(ws):
