@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from generators.checkpoint import CheckpointRef
+from generators.checkpoint import CheckpointError, CheckpointRef
 
 Latent = dict[str, np.ndarray]
 
@@ -95,3 +95,24 @@ class Generator(ABC):
             "params_schema": self.params_model.model_json_schema(),
             "outputs": list(self.outputs),
         }
+
+
+class ModelSetGenerator(Generator):
+    """A generator over one or more trained models (`LoadedX` records with `ref` and `net`), one
+    of which each request picks with its `model` param."""
+
+    def _set_models(self, models: Sequence[Any], device: str) -> None:
+        if not models:
+            raise CheckpointError(f"no {self.kind} weights installed")
+        self._device = device
+        self.models = {m.ref.name: m for m in models}
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    def checkpoints(self) -> list[CheckpointRef]:
+        return [m.ref for m in self.models.values()]
+
+    def checkpoint_for(self, params: BaseModel) -> CheckpointRef:
+        return self.models[params.model].ref

@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from generators.base import Generator, Latent, Output
-from generators.checkpoint import CheckpointError, CheckpointRef, load_model
+from generators.base import Latent, ModelSetGenerator, Output
+from generators.checkpoint import CheckpointRef, load_model
 
 NATIVE = 64
 MAX_SIZE = 1024
@@ -211,7 +211,7 @@ def finish(pixels: np.ndarray, size: int, upscale: str, background: str) -> np.n
     return np.asarray(img)
 
 
-class SpriteGenerator(Generator):
+class SpriteGenerator(ModelSetGenerator):
     """Sprites, icons and glyphs from small-data GANs; one or more trained models."""
 
     name = "image"
@@ -220,23 +220,10 @@ class SpriteGenerator(Generator):
     outputs = ["png"]
 
     def __init__(self, models: Sequence[LoadedImageModel], device: str = "cpu"):
-        if not models:
-            raise CheckpointError("no image weights installed")
-        self._device = device
-        self.models = {m.ref.name: m for m in models}
+        self._set_models(models, device)
         classes = sorted({c for m in self.models.values() for c in m.net.config.classes})
         self.params_model = image_params_model(list(self.models), classes)
         self.z_dim = {m.net.config.z_dim for m in self.models.values()}
-
-    @property
-    def device(self) -> str:
-        return self._device
-
-    def checkpoints(self) -> list[CheckpointRef]:
-        return [m.ref for m in self.models.values()]
-
-    def checkpoint_for(self, params: BaseModel) -> CheckpointRef:
-        return self.models[params.model].ref
 
     def latent_shapes(self, params: BaseModel) -> dict[str, tuple[int, ...]]:
         return {"z": (self.models[params.model].net.config.z_dim,), "class": (1,)}

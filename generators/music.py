@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from generators.base import Generator, Latent, Output
+from generators.base import Latent, ModelSetGenerator, Output
 from generators.checkpoint import CheckpointError, CheckpointRef, load_model
 
 STEPS_PER_BAR = 16  # 16th notes in 4/4
@@ -421,7 +421,7 @@ class Piece:
     shift: int
 
 
-class ChoraleGenerator(Generator):
+class ChoraleGenerator(ModelSetGenerator):
     """Four-part harmony (soprano, alto, tenor, bass) as MIDI files, note lists or audio."""
 
     name = "music"
@@ -430,26 +430,13 @@ class ChoraleGenerator(Generator):
     outputs = ["mid", "wav"]
 
     def __init__(self, models: Sequence[LoadedMusicModel], device: str = "cpu"):
-        if not models:
-            raise CheckpointError("no music weights installed")
-        self._device = device
-        self.models = {m.ref.name: m for m in models}
+        self._set_models(models, device)
         first = next(iter(self.models.values())).net.config
         if any(m.net.config.tracks != first.tracks for m in self.models.values()):
             raise CheckpointError("all music models must have the same tracks")
         self.track_names = first.tracks
         self.soundfont: Path | None = None  # the bridge's soundfont setting, for WAV output
         self.params_model = music_params_model(list(self.models), first.tracks)
-
-    @property
-    def device(self) -> str:
-        return self._device
-
-    def checkpoints(self) -> list[CheckpointRef]:
-        return [m.ref for m in self.models.values()]
-
-    def checkpoint_for(self, params: BaseModel) -> CheckpointRef:
-        return self.models[params.model].ref
 
     def latent_shapes(self, params: BaseModel) -> dict[str, tuple[int, ...]]:
         return latent_shapes(self.models[params.model].net.config, params.bars)

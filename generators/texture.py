@@ -27,7 +27,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from torch import nn
 
-from generators.base import Generator, Latent, Output
+from generators.base import Latent, ModelSetGenerator, Output
 from generators.checkpoint import CheckpointError, CheckpointRef, load_model
 from generators.maps import height_map, height_to_uint8, normal_map
 
@@ -187,32 +187,19 @@ def load_texture(path: Path, device: str = "cpu") -> LoadedTexture:
     return LoadedTexture(ref=ref, card=card, net=net)
 
 
-class TextureGenerator(Generator):
+class TextureGenerator(ModelSetGenerator):
     name = "texture"
     kind = "texture"
     description = "Seamless tileable textures (spatial GAN), any size; optional height and normal maps"
     outputs = ["png"]
 
     def __init__(self, models: Sequence[LoadedTexture], device: str = "cpu"):
-        if not models:
-            raise CheckpointError("no texture weights installed")
-        self._device = device
-        self.models = {m.ref.name: m for m in models}
+        self._set_models(models, device)
         strides = {m.net.config.stride for m in self.models.values()}
         if len(strides) != 1:
             raise CheckpointError(f"texture models disagree on stride: {sorted(strides)}")
         self.stride = strides.pop()
         self.params_model = texture_params_model(list(self.models), self.stride)
-
-    @property
-    def device(self) -> str:
-        return self._device
-
-    def checkpoints(self) -> list[CheckpointRef]:
-        return [m.ref for m in self.models.values()]
-
-    def checkpoint_for(self, params: BaseModel) -> CheckpointRef:
-        return self.models[params.model].ref
 
     def _render_size(self, params: BaseModel) -> tuple[int, int]:
         # A non-tileable texture is cut from a larger tileable one, so its edges do not wrap.
