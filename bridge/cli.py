@@ -292,7 +292,7 @@ def _cmd_train_image(args: argparse.Namespace) -> int:
 
 def _cmd_eval_image(args: argparse.Namespace) -> int:
     from bridge.registry import weight_files
-    from generators.checkpoint import CheckpointError, read_card, write_card
+    from generators.checkpoint import CheckpointError
     from generators.image import load_image_model
     from generators.image_eval import evaluate
     from generators.image_train import DataError, load_folder
@@ -339,10 +339,7 @@ def _cmd_eval_image(args: argparse.Namespace) -> int:
         data_vs_samples(list(data.held_out[:48]), samples[:48]).save(args.sheet)
         print(f"wrote {args.sheet}")
     if args.update_card:
-        card = read_card(path)
-        card.setdefault("metrics", {})["eval"] = table
-        write_card(path, card)
-        print(f"wrote the table into {path.with_suffix('.json')}")
+        cli_music.store_eval_in_card(path, table)
     return 0
 
 

@@ -92,6 +92,16 @@ def cmd_train_music(args: argparse.Namespace) -> int:
     return 0
 
 
+def store_eval_in_card(weights: Path, table: dict) -> None:
+    """`eval --update-card`: the table goes into the model card's metrics."""
+    from generators.checkpoint import read_card, write_card
+
+    card = read_card(weights)
+    card.setdefault("metrics", {})["eval"] = table
+    write_card(weights, card)
+    print(f"wrote the table into {weights.with_suffix('.json')}")
+
+
 def _model_path(name: str) -> Path | None:
     from bridge.registry import weight_files
 
@@ -103,7 +113,7 @@ def _model_path(name: str) -> Path | None:
 
 
 def cmd_eval_music(args: argparse.Namespace) -> int:
-    from generators.checkpoint import CheckpointError, read_card, write_card
+    from generators.checkpoint import CheckpointError
     from generators.music import load_music_model
     from generators.music_data import load_music_data
     from generators.music_eval import evaluate, print_table
@@ -126,8 +136,5 @@ def cmd_eval_music(args: argparse.Namespace) -> int:
         sheet.save(args.sheet)
         print(f"wrote {args.sheet}")
     if args.update_card:
-        card = read_card(path)
-        card.setdefault("metrics", {})["eval"] = table
-        write_card(path, card)
-        print(f"wrote the table into {path.with_suffix('.json')}")
+        store_eval_in_card(path, table)
     return 0

@@ -414,11 +414,10 @@ def load_music_model(path: Path, device: str = "cpu") -> LoadedMusicModel:
 
 @dataclass
 class Piece:
-    """One decoded result before encoding: notes in 16th steps, and what was done to them."""
+    """One decoded result before encoding: notes in 16th steps and the key they are in."""
 
     notes: list[Note]
     key: str
-    shift: int
 
 
 class ChoraleGenerator(ModelSetGenerator):
@@ -463,10 +462,9 @@ class ChoraleGenerator(ModelSetGenerator):
             notes = decode_roll(roll, model.net.config, 1.0 - p.density)
             if p.key == AUTO:
                 tonic, found = detect_key(notes, MODES[mode])
-                out.append(Piece(notes, key_name(tonic, found), 0))
+                out.append(Piece(notes, key_name(tonic, found)))
             else:
-                notes, shift = transpose_to(notes, p.key)
-                out.append(Piece(notes, p.key, shift))
+                out.append(Piece(transpose_to(notes, p.key)[0], p.key))
         return out
 
     def preflight(self, params: BaseModel) -> None:
@@ -491,7 +489,9 @@ class ChoraleGenerator(ModelSetGenerator):
                 "notes": note_list(piece.notes, tracks),
             }
             if p.format == "wav":
-                outputs.append(Output(data=render_wav(midi, self.soundfont), format="wav", mime="audio/wav", extra=extra))
+                outputs.append(
+                    Output(data=render_wav(midi, self.soundfont), format="wav", mime="audio/wav", extra=extra)
+                )
             else:
                 outputs.append(Output(data=midi, format="mid", mime="audio/midi", extra=extra))
         return outputs

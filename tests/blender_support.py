@@ -18,9 +18,7 @@ from tests.conftest import missing_host
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST_SCRIPT = Path(__file__).resolve().parent / "hosts" / "blender_host.py"
-INSTALL_HINT = (
-    'python3.11 -m venv .blender/bpy-{v} && .blender/bpy-{v}/bin/pip install "bpy=={spec}" (.ci/run does this)'
-)
+INSTALL_HINT = 'python3.11 -m venv .blender/bpy-{v} && .blender/bpy-{v}/bin/pip install "bpy=={spec}"'
 
 
 def blender_python(version: str, spec: str) -> Path:
@@ -28,9 +26,7 @@ def blender_python(version: str, spec: str) -> Path:
     env = os.environ.get(f"GANBRIDGE_BLENDER_PYTHON_{version.replace('.', '_')}")
     path = Path(env) if env else ROOT / ".blender" / f"bpy-{version}" / "bin" / "python"
     if not path.exists():
-        missing_host(
-            f"real Blender (bpy {spec}) is not installed at {path}: " + INSTALL_HINT.format(v=version, spec=spec)
-        )
+        missing_host(f"real Blender (bpy {spec}) at {path}", INSTALL_HINT.format(v=version, spec=spec))
     return path
 
 

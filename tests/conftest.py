@@ -19,19 +19,19 @@ from bridge.server import RunningBridge, build_core, start_bridge
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def missing_host(message: str) -> None:
-    """A real host the test needs is not installed. `message` names it and how .ci/run installs it.
-    Under CI that is a failure; on a developer machine, a skip that says what to install."""
+def missing_host(what: str, install: str) -> None:
+    """A real host the test needs is not installed: `what` names it, `install` is how .ci/run
+    installs it. Under CI that is a failure; on a developer machine, a skip that says both."""
     if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+        pytest.fail(f"real host missing: {what}; install it with: {install} (.ci/run does this)")
+    pytest.skip(f"real host missing: {what}; install it with: {install} (.ci/run does this)")
 
 
 def require_tool(name: str, apt_package: str) -> str:
     """Path of a real host tool (see missing_host)."""
     path = shutil.which(name)
     if path is None:
-        missing_host(f"{name} is not installed: apt-get install {apt_package} (.ci/run installs it)")
+        missing_host(f"{name} is not installed", f"apt-get install {apt_package}")
     return path
 
 
