@@ -33,6 +33,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         sample_every=args.sample_every,
         save_every=args.sample_every,
+        snapshots=args.snapshots,
         seed=args.seed,
         license=args.license,
         device=device,
@@ -250,6 +251,7 @@ def _cmd_train_image(args: argparse.Namespace) -> int:
         lr_g=args.lr_g,
         lr_d=args.lr_d,
         sample_every=args.sample_every,
+        snapshots=args.snapshots,
         seed=args.seed,
         license=args.license or info.get("license", "unknown (user-supplied images)"),
         source=info.get("attribution", "") or info.get("source", ""),
@@ -433,6 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     tex.add_argument("--crop", type=int, default=128, help="training crop size, a multiple of 16")
     tex.add_argument("--lr", type=float, default=2e-4)
     tex.add_argument("--sample-every", type=int, default=250, help="steps between sample sheets and saves")
+    tex.add_argument(
+        "--snapshots",
+        action="store_true",
+        help="also export the model at every sample step to OUT/snapshots/step_N/ (pick the best with eval)",
+    )
     tex.add_argument("--seed", type=int, default=0)
     tex.add_argument("--license", default="unknown (user-supplied exemplar)", help="licence of your exemplar")
     tex.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda or cuda:N")
@@ -451,6 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--lr-d", type=float, default=4e-4, help="discriminator learning rate (TTUR: a stronger critic)")
     img.add_argument("--size", type=int, default=64, choices=[64], help="training size (64)")
     img.add_argument("--sample-every", type=int, default=500, help="steps between sample grids")
+    img.add_argument(
+        "--snapshots",
+        action="store_true",
+        help="also export the model at every sample step to OUT/snapshots/step_N/ (pick the best with eval)",
+    )
     img.add_argument("--seed", type=int, default=0)
     img.add_argument("--license", help="licence of your images (default: from the folder's dataset.json)")
     img.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda or cuda:N")

@@ -25,6 +25,11 @@ def add_train_parser(train_kinds) -> None:
     p.add_argument("--lr", type=float, default=3e-4, help="learning rate of both networks")
     p.add_argument("--mode-seeking", type=float, default=0.1, help="weight of the MSGAN diversity term (0: off)")
     p.add_argument("--sample-every", type=int, default=500, help="steps between sample rolls and MIDI files")
+    p.add_argument(
+        "--snapshots",
+        action="store_true",
+        help="also export the model at every sample step to OUT/snapshots/step_N/ (pick the best with eval)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -70,7 +75,7 @@ def cmd_train_music(args: argparse.Namespace) -> int:
     name = args.name or (args.corpus or folder.resolve().name)
     settings = MusicTrainSettings(
         out=Path(args.out), name=name, steps=args.steps, batch=args.batch, sample_every=args.sample_every,
-        save_every=min(250, args.sample_every), seed=args.seed, device=device, config=MusicConfig(width=args.width),
+        save_every=min(250, args.sample_every), snapshots=args.snapshots, seed=args.seed, device=device, config=MusicConfig(width=args.width),
         loss=args.loss, n_critic=args.n_critic, lr_g=args.lr, lr_d=args.lr, mode_seeking=args.mode_seeking,
     )  # fmt: skip
     command = "ganbridge " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -3,7 +3,10 @@ step loop with its progress bar, and the log of runs that goes into the model ca
 
 A trainer subclasses `GanTrainer`, builds `G`, `D`, `G_ema`, `opt_g`, `opt_d`, `gen` (the torch
 generator all training randomness comes from) and `s` (settings with out, name, steps, ema,
-sample_every, save_every, config), and writes `train_step`, `write_samples` and `export`.
+sample_every, save_every, snapshots, config), and writes `train_step`, `write_samples` and
+`export(folder=None)`. With `snapshots` on, the EMA generator is also exported at every sample step
+to `OUT/snapshots/step_N/`: GAN quality is not monotone in steps, so the best step is chosen by
+evaluating the snapshots, not assumed to be the last.
 """
 
 from __future__ import annotations
@@ -141,6 +144,8 @@ class GanTrainer:
             bar.set_postfix(d=record["loss_d"], g=record["loss_g"])
             if self.step % self.s.sample_every == 0 or self.step == self.s.steps:
                 self.write_samples()
+                if self.s.snapshots:
+                    self.export(folder=self.s.out / "snapshots" / f"step_{self.step:06d}")
             if self.step % self.s.save_every == 0 or self.step == self.s.steps:
                 self.save_state()
         bar.close()

@@ -167,6 +167,7 @@ class ImageTrainSettings:
     ema: float = 0.999
     sample_every: int = 500
     save_every: int = 250
+    snapshots: bool = False  # also export the EMA generator at every sample step
     seed: int = 0
     license: str = "unknown (user-supplied images)"
     source: str = ""
@@ -251,8 +252,9 @@ class ImageTrainer(GanTrainer):
         image_grid(list(self.samples()), columns=8).save(d / f"step_{self.step:06d}.png")
         loss_plot(self.history).save(self.s.out / "loss.png")
 
-    def export(self, metrics: dict | None = None) -> Path:
-        weights = self.s.out / f"{self.s.name}.safetensors"
+    def export(self, metrics: dict | None = None, folder: Path | None = None) -> Path:
+        weights = (folder or self.s.out) / f"{self.s.name}.safetensors"
+        weights.parent.mkdir(parents=True, exist_ok=True)
         save_weights(weights, self.G_ema.state_dict(), {"kind": "image"})
         tail = self.history[-100:] or [{"loss_d": math.nan, "loss_g": math.nan}]
         card = {

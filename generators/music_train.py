@@ -48,6 +48,7 @@ class MusicTrainSettings:
     ema: float = 0.999
     sample_every: int = 500
     save_every: int = 250
+    snapshots: bool = False  # also export the EMA generator at every sample step
     seed: int = 0
     device: str = "cpu"
     loss: str = "wgan-gp"  # wgan-gp | hinge
@@ -173,8 +174,9 @@ class MusicTrainer(GanTrainer):
             f"minibatch spread in the critic, which sees {seen}; random transposition -6..+5{seeking}"
         )
 
-    def export(self, metrics: dict | None = None) -> Path:
-        weights = self.s.out / f"{self.s.name}.safetensors"
+    def export(self, metrics: dict | None = None, folder: Path | None = None) -> Path:
+        weights = (folder or self.s.out) / f"{self.s.name}.safetensors"
+        weights.parent.mkdir(parents=True, exist_ok=True)
         save_weights(weights, self.G_ema.state_dict(), {"kind": "music"})
         tail = self.history[-100:] or [{"loss_d": math.nan, "loss_g": math.nan}]
         card = {

@@ -102,7 +102,9 @@ def data_vs_samples(real: list[np.ndarray], fake: list[np.ndarray], columns: int
 TRACK_COLOURS = [(200, 40, 40), (40, 120, 200), (30, 150, 60), (150, 80, 180), (200, 140, 20), (60, 60, 60)]
 
 
-def piano_roll(notes: list[tuple[int, int, int, int]], steps: int, low: int, pitches: int, scale: int = 3) -> Image.Image:
+def piano_roll(
+    notes: list[tuple[int, int, int, int]], steps: int, low: int, pitches: int, scale: int = 3
+) -> Image.Image:
     """Notes (track, pitch, start, length) drawn as coloured bars, one colour per track, bar lines
     every 16 steps; each note is one pixel shorter than its length so repeated notes show."""
     img = Image.new("RGB", (steps * scale, pitches * scale), "white")

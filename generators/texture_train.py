@@ -49,6 +49,7 @@ class TrainSettings:
     ema: float = 0.999
     sample_every: int = 250
     save_every: int = 250
+    snapshots: bool = False  # also export the EMA generator at every sample step
     seed: int = 0
     license: str = "unknown (user-supplied exemplar)"
     device: str = "cpu"
@@ -207,8 +208,9 @@ class TextureTrainer(GanTrainer):
             "exemplar, in exemplar std units; floor = exemplar vs itself, untrained = random weights",
         }
 
-    def export(self) -> Path:
-        weights = self.s.out / f"{self.s.name}.safetensors"
+    def export(self, folder: Path | None = None) -> Path:
+        weights = (folder or self.s.out) / f"{self.s.name}.safetensors"
+        weights.parent.mkdir(parents=True, exist_ok=True)
         save_weights(weights, self.G_ema.state_dict(), {"kind": "texture"})
         tail = self.history[-100:] or [{"loss_d": math.nan, "loss_g": math.nan}]
         card = {

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 import pytest
+import torch
 
 from generators.music import (
     MusicConfig,
@@ -38,7 +39,12 @@ from tests.conftest import make_settings, require_tool
 C_MAJOR_SCALE = [60, 62, 64, 65, 67, 69, 71]
 # Each voice's range in the 309 four-part 4/4 chorales (MIDI), widened by 7 semitones either side:
 # the piece is transposed to the requested key.
-VOICE_RANGES = {"soprano": (57 - 7, 81 + 7), "alto": (53 - 7, 74 + 7), "tenor": (48 - 7, 69 + 7), "bass": (36 - 7, 64 + 7)}
+VOICE_RANGES = {
+    "soprano": (57 - 7, 81 + 7),
+    "alto": (53 - 7, 74 + 7),
+    "tenor": (48 - 7, 69 + 7),
+    "bass": (36 - 7, 64 + 7),
+}
 
 
 # --- metrics on rolls with known answers ---------------------------------------------------------
@@ -115,7 +121,12 @@ def test_midi_file_read_back_by_pretty_midi():
     # note lengths merged from the roll: the bass's whole notes are whole notes, not 16 sixteenths
     bass = [(n.pitch, n.start, n.end) for n in pm.instruments[3].notes]
     assert bass == [(48, 0.0, 2.0), (43, 2.0, 4.0)]
-    assert note_list(notes, [0, 3]) == [[0, 72, 96, 0.0, 2.0], [0, 74, 84, 2.0, 2.0], [1, 48, 96, 0.0, 4.0], [1, 43, 96, 4.0, 4.0]]
+    assert note_list(notes, [0, 3]) == [
+        [0, 72, 96, 0.0, 2.0],
+        [0, 74, 84, 2.0, 2.0],
+        [1, 48, 96, 0.0, 4.0],
+        [1, 43, 96, 4.0, 4.0],
+    ]
 
 
 # --- training on real chorales ---------------------------------------------------------------------
@@ -129,7 +140,7 @@ def tiny_music_model(tmp_path_factory) -> Path:
     data = load_music_data("bach", None, limit=6)
     out = tmp_path_factory.mktemp("music-train")
     settings = MusicTrainSettings(out=out, name="tiny", steps=4, batch=8, sample_every=2, save_every=2,
-                                  config=MusicConfig(width=16))  # fmt: skip
+                                  snapshots=True, config=MusicConfig(width=16))  # fmt: skip
     return MusicTrainer(settings, "test", data).run()
 
 
@@ -146,6 +157,20 @@ def test_training_a_few_steps_writes_loadable_weights(tiny_music_model):
     assert (out / "loss.png").is_file() and (out / "samples" / "step_000004.png").is_file()
     pretty_midi.PrettyMIDI(str(out / "samples" / "step_000004_0.mid"))  # a readable sample file
     assert model.net.config.width == 16
+
+
+def test_training_snapshots_every_sample_step(tiny_music_model):
+    """--snapshots: the EMA generator at each sample step, loadable and evaluable on its own."""
+    from generators.checkpoint import read_card
+    from generators.music import load_music_model
+
+    snapshots = tiny_music_model.parent / "snapshots"
+    assert sorted(p.name for p in snapshots.iterdir()) == ["step_000002", "step_000004"]
+    early = snapshots / "step_000002" / "tiny.safetensors"
+    assert read_card(early)["training"]["steps"] == 2
+    a = load_music_model(early).net.state_dict()
+    b = load_music_model(tiny_music_model).net.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # step 2's weights, not the final ones
 
 
 def test_training_resumes_from_saved_state(tiny_music_model):
