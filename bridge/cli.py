@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from bridge import cli_music
+from bridge import cli_music, cli_ray
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -82,6 +82,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             midi_out=args.midi_out,
             midi_api=args.midi_api,
             soundfont=args.soundfont,
+            backend=args.backend,
+            ray_address=args.ray_address,
         )
     except ConfigError as e:
         print(f"ganbridge serve: {e}", file=sys.stderr)
@@ -90,11 +92,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     generated = secure_settings(settings)
     if generated:
         print(f"{settings.host} is not a loopback address, so clients need a token. Token: {generated}", flush=True)
+    from generators.base import Unavailable
+
     try:
         asyncio.run(serve_forever(settings))
     except KeyboardInterrupt:
         pass
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, Unavailable) as e:  # a port in use, a bad setting, an unreachable cluster
         print(f"ganbridge serve: {e}", file=sys.stderr)
         return 1
     return 0
@@ -375,7 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--midi-out", help="name of the virtual MIDI port music plays out of (none: no port)")
     serve.add_argument("--midi-api", help="MIDI system: auto, LINUX_ALSA, UNIX_JACK, MACOSX_CORE, WINDOWS_MM")
     serve.add_argument("--soundfont", help="General MIDI .sf2 for WAV output (default: the system's)")
+    serve.add_argument("--backend", choices=["local", "ray"], help="where generation runs (default local)")
+    serve.add_argument("--ray-address", help="with --backend ray: local (default), auto, HOST:6379 or ray://HOST:10001")
     serve.set_defaults(func=_cmd_serve)
+
+    cli_ray.add_parser(sub)
 
     models = sub.add_parser("models", help="list installed generators and checkpoints")
     models.set_defaults(func=_cmd_models)

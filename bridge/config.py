@@ -40,10 +40,35 @@ class Settings:
     midi_out: str = "ganbridge"  # the virtual MIDI port music plays out of; "" or "none": no port
     midi_api: str = "auto"  # auto, LINUX_ALSA, UNIX_JACK, MACOSX_CORE, WINDOWS_MM
     soundfont: Path | None = None  # General MIDI .sf2 for WAV output; default: the system's
+    # Where generation runs: "local" (this process) or "ray" (Ray Serve replicas; see README).
+    backend: str = "local"
+    ray_address: str = "local"  # local: a private Ray on this machine; auto; HOST:6379; ray://HOST:10001
+    ray_max_batch_size: int = 16  # Serve's dynamic batching, per replica
+    ray_batch_wait_ms: float = 5.0
+    ray_min_replicas: int = 1  # per checkpoint; max > min turns autoscaling on
+    ray_max_replicas: int = 1
+    ray_target_ongoing: int = 16  # autoscaling target: ongoing requests per replica
+    ray_num_gpus: float | None = None  # GPUs per replica; default: 1 when the cluster has GPUs, else 0
+    ray_cpus_per_replica: float = 0.25  # what Ray reserves; small, so every checkpoint fits on a laptop
+    ray_torch_threads: int = 0  # torch threads in each replica; 0: the node's cores
+    ray_timeout_s: float = 30.0  # every call to the cluster gives up after this
+    ray_deploy_timeout_s: float = 120.0
+    ray_inflight: int = 32  # requests this bridge keeps in flight to the cluster
+    ray_app_prefix: str = "ganbridge-"  # Serve application names: PREFIX + kind + "-" + checkpoint
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "items.sqlite3"
+
+    def check(self) -> None:
+        """Reject combinations no single field's type catches."""
+        if self.backend not in ("local", "ray"):
+            raise ConfigError(f"setting backend: {self.backend!r} is not one of local, ray")
+        if self.backend == "ray":
+            if not 1 <= self.ray_min_replicas <= self.ray_max_replicas:
+                raise ConfigError("ray_min_replicas must be at least 1 and at most ray_max_replicas")
+            if self.ray_max_batch_size < 1 or self.ray_inflight < 1 or self.ray_timeout_s <= 0:
+                raise ConfigError("ray_max_batch_size and ray_inflight must be >= 1, ray_timeout_s > 0")
 
     def limits(self) -> dict[str, int]:
         return {
@@ -103,6 +128,7 @@ def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | N
             if key not in types:
                 raise ConfigError(f"{source}: unknown setting {key!r}; known: {', '.join(types)}")
             setattr(settings, key, _coerce(key, types[key], value))
+    settings.check()
     return settings
 
 

@@ -95,7 +95,17 @@ class BridgeCore:
             log.info("client %s disconnected; cancelled %d request(s)", client.name or client.id, n)
 
     def generator_infos(self) -> list[dict[str, Any]]:
-        return [g.info() for g in self.generators.values()]
+        return [self._info(g) for g in self.generators.values()]
+
+    def _info(self, generator: Generator) -> dict[str, Any]:
+        """The generator's own description, plus where its batches run (this process or a cluster)."""
+        info = generator.info()
+        try:
+            info["backend"] = self.scheduler.executor.describe(generator)
+        except Exception as e:  # an unreachable cluster must not break the welcome message
+            info["backend"] = {"kind": "unknown", "error": f"{type(e).__name__}: {e}"}
+        info["device"] = info["backend"].get("device", info["device"])
+        return info
 
     # -- entry points -----------------------------------------------------------------------
     def handle_raw(self, client: Client, raw: str | bytes) -> None:
@@ -459,6 +469,9 @@ class _JobEvents:
         self.client.emit({"type": "cancelled", "id": job.request_id})
 
     def failed(self, job: Job, error: BaseException) -> None:
+        if isinstance(error, Unavailable):
+            self.client.emit(error_message(job.request_id, ProtocolError(ErrorCode.UNAVAILABLE, str(error))))
+            return
         if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
             text = f"{job.generator.name} ran out of memory; try a smaller size or count"
         else:

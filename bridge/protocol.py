@@ -146,6 +146,9 @@ class GeneratorInfo(BaseModel):
     device: str
     params_schema: dict[str, Any]
     outputs: list[str]
+    backend: dict[str, Any] | None = Field(
+        None, description="where batches run: kind local or ray; for ray, the address and each checkpoint's replicas"
+    )
 
 
 class Item(BaseModel):

@@ -48,16 +48,36 @@ def _load_all(kind: str, loader, models_dir: Path | None, device: str) -> list:
     return loaded
 
 
-def load_generators(models_dir: Path | None, device: str = "cpu") -> dict[str, Generator]:
-    from generators.image import SpriteGenerator, load_image_model
-    from generators.music import ChoraleGenerator, load_music_model
-    from generators.texture import TextureGenerator, load_texture
+LOADERS = {"texture": "load_texture", "image": "load_image_model", "music": "load_music_model"}
+KINDS = tuple(LOADERS)
 
+
+def _modules(kind: str):
+    if kind == "texture":
+        from generators import texture as module
+    elif kind == "image":
+        from generators import image as module
+    elif kind == "music":
+        from generators import music as module
+    else:
+        raise ValueError(f"unknown generator kind {kind!r}; known: {', '.join(KINDS)}")
+    return module
+
+
+def build_generator(kind: str, models: list, device: str) -> Generator:
+    """The generator of `kind` over already loaded models."""
+    module = _modules(kind)
+    cls = {"texture": "TextureGenerator", "image": "SpriteGenerator", "music": "ChoraleGenerator"}[kind]
+    return getattr(module, cls)(models, device)
+
+
+def load_model_file(kind: str, path: Path, device: str):
+    return getattr(_modules(kind), LOADERS[kind])(path, device)
+
+
+def load_generators(models_dir: Path | None, device: str = "cpu") -> dict[str, Generator]:
     generators: dict[str, Generator] = {}
-    if textures := _load_all("texture", load_texture, models_dir, device):
-        generators["texture"] = TextureGenerator(textures, device)
-    if images := _load_all("image", load_image_model, models_dir, device):
-        generators["image"] = SpriteGenerator(images, device)
-    if music := _load_all("music", load_music_model, models_dir, device):
-        generators["music"] = ChoraleGenerator(music, device)
+    for kind in KINDS:
+        if models := _load_all(kind, lambda path, dev, k=kind: load_model_file(k, path, dev), models_dir, device):
+            generators[kind] = build_generator(kind, models, device)
     return generators

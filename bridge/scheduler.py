@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from generators.base import Generator, Latent, Output
+from generators.base import Generator, Latent, Output, Unavailable
 
 log = logging.getLogger("ganbridge.scheduler")
 
@@ -32,12 +32,24 @@ class QueueFull(Exception):
 class Executor(Protocol):
     def run(self, generator: Generator, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Output]: ...
 
+    def describe(self, generator: Generator) -> dict[str, Any]:
+        """Where this generator's batches run, for clients and `ganbridge doctor`."""
+        ...
+
+    def close(self) -> None: ...
+
 
 class InProcessExecutor:
     """Runs a batch on this process's device (the default)."""
 
     def run(self, generator: Generator, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Output]:
         return generator.render(params, latents)
+
+    def describe(self, generator: Generator) -> dict[str, Any]:
+        return {"kind": "local", "device": generator.device}
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass
@@ -46,6 +58,7 @@ class WorkUnit:
     latent: Latent
     seed: int | None
     meta: dict[str, Any] = field(default_factory=dict)
+    index: int = -1  # its place in the job, set when a worker takes it
 
 
 class JobListener(Protocol):
@@ -76,6 +89,11 @@ class Job:
     closed: bool = False  # its final message has been sent
     # Held while a message for this job is sent, so nothing follows its final message.
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Several workers (a remote executor) may finish a job's units out of order; results are
+    # stored and sent in unit order, so item i of a request is always the i-th result.
+    deliver_lock: threading.Lock = field(default_factory=threading.Lock)
+    finished_units: dict[int, tuple[WorkUnit, Output]] = field(default_factory=dict)
+    delivered: int = 0
 
     def emit(self, send: Any, *args: Any, final: bool = False) -> bool:
         """Call a listener method unless the job is closed; `final` closes it."""
@@ -106,6 +124,7 @@ class JobScheduler:
         batching: bool = True,
         batch_window: float = 0.004,
         executor: Executor | None = None,
+        workers_per_device: int = 1,
     ):
         self.max_queue = max_queue
         self.batching = batching
@@ -119,9 +138,12 @@ class JobScheduler:
         self._stopping = False
         self.batches_run = 0
         self.units_run = 0
+        # More than one worker per device only pays when a batch waits on something other than
+        # this machine (a remote executor); then each keeps a batch in flight.
         self._workers = [
-            threading.Thread(target=self._work, args=(d,), name=f"worker-{d}", daemon=True)
+            threading.Thread(target=self._work, args=(d,), name=f"worker-{d}-{i}", daemon=True)
             for d in dict.fromkeys(devices)
+            for i in range(workers_per_device)
         ]
 
     def start(self) -> None:
@@ -134,6 +156,7 @@ class JobScheduler:
             for job in self._active.values():
                 job.cancelled = True
             self._cond.notify_all()
+        self.executor.close()  # a remote executor fails its in-flight calls, freeing the workers
         for w in self._workers:
             if w.is_alive():
                 w.join(timeout=30)
@@ -204,6 +227,7 @@ class JobScheduler:
                 if key is not None and not self._matches(job, key):
                     continue
                 unit = job.units[job.next_index]
+                unit.index = job.next_index
                 job.next_index += 1
                 self._queued_units -= 1
                 if job.remaining == 0:
@@ -294,7 +318,7 @@ class JobScheduler:
                 raise RuntimeError(f"{generator.name} returned {len(outputs)} outputs for {len(live)} inputs")
         except Exception as e:  # a failing generator fails its requests, never the worker
             jobs = {j for j, _ in live}
-            if len(jobs) > 1:
+            if len(jobs) > 1 and not isinstance(e, Unavailable):
                 # One request (e.g. too big for memory) must not fail the others: retry each alone.
                 log.warning("a batch of %d requests failed (%s); retrying them one by one", len(jobs), e)
                 for job in jobs:
@@ -314,6 +338,17 @@ class JobScheduler:
             self._deliver(job, units, outs)
 
     def _deliver(self, job: Job, units: list[WorkUnit], outputs: list[Output]) -> None:
+        with job.deliver_lock:
+            for unit, out in zip(units, outputs):
+                job.finished_units[unit.index] = (unit, out)
+            ready = []
+            while job.delivered in job.finished_units:
+                ready.append(job.finished_units.pop(job.delivered))
+                job.delivered += 1
+            if ready:
+                self._send_results(job, [u for u, _ in ready], [o for _, o in ready])
+
+    def _send_results(self, job: Job, units: list[WorkUnit], outputs: list[Output]) -> None:
         if job.cancelled or job.failed:
             return
         try:

@@ -14,24 +14,43 @@ from bridge.registry import load_generators, resolve_device
 from bridge.scheduler import JobScheduler
 from bridge.store import ItemStore
 from bridge.ws_door import WebSocketDoor
+from generators.base import Generator
 
 log = logging.getLogger("ganbridge")
 
 
 def build_core(settings: Settings) -> BridgeCore:
-    device = resolve_device(settings.device)
-    generators = load_generators(settings.models_dir, device)
+    if settings.backend == "ray":
+        generators, scheduler = ray_scheduler(settings)
+    else:
+        device = resolve_device(settings.device)
+        generators = load_generators(settings.models_dir, device)
+        scheduler = JobScheduler(
+            devices=sorted({g.device for g in generators.values()}) or [device],
+            max_queue=settings.max_queue,
+            batching=settings.batching,
+            batch_window=settings.batch_window_ms / 1000.0,
+        )
     store = ItemStore(settings.db_path, settings.output_dir)
-    scheduler = JobScheduler(
-        devices=sorted({g.device for g in generators.values()}) or [device],
-        max_queue=settings.max_queue,
-        batching=settings.batching,
-        batch_window=settings.batch_window_ms / 1000.0,
-    )
     scheduler.start()
     if "music" in generators:
         generators["music"].soundfont = settings.soundfont
     return BridgeCore(settings, generators, store, scheduler, midi_player(settings))
+
+
+def ray_scheduler(settings: Settings) -> tuple[dict[str, Generator], JobScheduler]:
+    """Generators described here (params, latents) and rendered on the cluster's replicas.
+    Serve batches across every bridge, so this one only keeps `ray_inflight` single requests
+    in flight rather than forming batches of its own."""
+    from bridge.ray_backend import RayExecutor, RayGateway, app_specs
+
+    generators = load_generators(settings.models_dir, "cpu")
+    gateway = RayGateway(settings, app_specs(settings, generators))
+    log.info("connecting to Ray at %s and deploying %d checkpoint(s)", settings.ray_address, len(gateway.specs))
+    gateway.ensure()  # a cluster that cannot be reached or deployed to stops `serve` with the reason
+    scheduler = JobScheduler(devices=["cpu"], max_queue=settings.max_queue, batching=False,
+                             executor=RayExecutor(gateway), workers_per_device=settings.ray_inflight)  # fmt: skip
+    return generators, scheduler
 
 
 def midi_player(settings: Settings) -> MidiPlayer | None:

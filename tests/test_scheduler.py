@@ -217,3 +217,40 @@ def test_failing_generator_fails_only_its_request(core, error):
     assert b.until_final("fine")[-1]["type"] == "done"
     core.handle(ca, gen_msg("after"))
     assert a.until_final("after")[-1]["type"] == "done"
+
+
+class OutOfOrderExecutor:
+    """Renders in-process, but the first item of every request takes longest, as when a remote
+    replica is slow for one call: with several workers, later items finish first."""
+
+    def run(self, generator, params, latents):
+        if latents and float(next(iter(latents[0].values())).ravel()[0]) == self.first_value:
+            time.sleep(0.5)
+        return generator.render(params, latents)
+
+    def describe(self, generator):
+        return {"kind": "test", "device": generator.device}
+
+    def close(self):
+        pass
+
+
+def test_results_keep_request_order_when_workers_finish_out_of_order(tmp_path, generators):
+    s = make_settings(tmp_path)
+    executor = OutOfOrderExecutor()
+    params = generators["texture"].params_model.model_validate({"width": 64, "height": 64})
+    executor.first_value = float(next(iter(generators["texture"].random_latent(params, 100).values())).ravel()[0])
+    scheduler = JobScheduler(batching=False, executor=executor, workers_per_device=4)
+    scheduler.start()
+    core = BridgeCore(s, dict(generators), ItemStore(s.db_path, s.output_dir), scheduler)
+    try:
+        inbox = Inbox()
+        client = core.connect(inbox.emit)
+        core.handle(client, gen_msg("ordered", count=4, seed=100))
+        msgs = inbox.until_final("ordered")
+        seeds = [item["seed"] for m in msgs if m["type"] == "result" for item in m["items"]]
+        assert seeds == [100, 101, 102, 103]
+        assert msgs[-1]["type"] == "done"
+    finally:
+        scheduler.stop()
+        core.store.close()

@@ -1,0 +1,272 @@
+"""`--backend ray`: the scheduler's batches run on Ray Serve replicas instead of in this process.
+
+The bridge keeps everything but rendering: doors, store, steering and recipes, and the
+generators' descriptions (params, latent shapes). `RayExecutor` sends each (params, latent)
+pair to the Serve application of its checkpoint, where Serve batches the requests of every
+bridge on the cluster. The Ray driver lives in a child process (bridge/ray_gateway.py says
+why); every call to it has a deadline. A missed deadline fails that request with a clear
+`unavailable` error and replaces the child, which reconnects and redeploys on the next
+request. A replica that dies fails only its in-flight calls, and those are retried once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import asdict
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from bridge.config import Settings
+from bridge.ray_gateway import AppSpec, app_name
+from generators.base import Generator, Latent, Output, Unavailable
+
+log = logging.getLogger("ganbridge.ray")
+
+RETRY_AFTER_S = 5.0  # after a failed connect, requests fail at once for this long
+
+
+class BackendUnavailable(Unavailable):
+    """The Ray cluster cannot serve a request now (down, unreachable, not deployable)."""
+
+
+class RayGateway:
+    """The child process that is the Ray driver, and calls to it with deadlines."""
+
+    def __init__(self, settings: Settings, specs: list[AppSpec]):
+        self.settings = settings
+        self.specs = specs
+        self._lock = threading.RLock()  # starting and stopping the child
+        self._send_lock = threading.Lock()
+        self._pending: dict[int, Future] = {}
+        self._ids = itertools.count()
+        self._proc: Any = None
+        self._conn: Any = None
+        self._generation = 0  # which child a call went to, so a late timeout kills only its own
+        self._down_until = 0.0
+        self._down_reason = ""
+        self.starts = 0
+
+    @property
+    def address(self) -> str:
+        return self.settings.ray_address
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def ensure(self) -> None:
+        """Start (connect and deploy) unless running; raise BackendUnavailable if that fails."""
+        with self._lock:
+            if self.alive:
+                return
+            if time.monotonic() < self._down_until:
+                raise BackendUnavailable(self._down_reason)
+            try:
+                self._start()
+            except BackendUnavailable as e:
+                self._stop(str(e))
+                self._down_until = time.monotonic() + RETRY_AFTER_S
+                self._down_reason = str(e)
+                raise
+
+    def _start(self) -> None:
+        # A new interpreter, not a fork (which would copy the bridge's threads and torch state),
+        # and not multiprocessing's spawn (which re-runs the parent's __main__).
+        ours, theirs = socket.socketpair()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bridge.ray_gateway", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        theirs.close()
+        parent = Connection(ours.detach())
+        parent.send(self.settings)
+        self._proc, self._conn = proc, parent
+        self._generation += 1
+        self.starts += 1
+        threading.Thread(target=self._read, args=(parent, self._generation), name="ray-reader", daemon=True).start()
+        t0 = time.monotonic()
+        tag, value = self._call("connect", None, self.settings.ray_timeout_s, what="connect")
+        if tag != "ok":
+            raise BackendUnavailable(f"cannot connect to the Ray cluster at {self.address}: {value}")
+        tag, value = self._call("deploy", [asdict(s) for s in self.specs], self.settings.ray_deploy_timeout_s + 30,
+                                what="deploy")  # fmt: skip
+        if tag != "ok":
+            raise BackendUnavailable(f"could not deploy to the Ray cluster at {self.address}: {value}")
+        log.info("Ray at %s: %d application(s) running (%.1f s)", self.address, len(value), time.monotonic() - t0)
+
+    def _stop(self, reason: str) -> None:
+        with self._lock:
+            proc, conn = self._proc, self._conn
+            self._proc = self._conn = None
+        if conn is not None:
+            conn.close()
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(3)
+        self._fail_pending(reason)
+
+    def close(self) -> None:
+        self._stop("the bridge is shutting down")
+
+    def _fail_pending(self, reason: str) -> None:
+        with self._send_lock:
+            pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(BackendUnavailable(reason))
+
+    def _read(self, conn: Any, generation: int) -> None:
+        try:
+            while True:
+                call, tag, value = conn.recv()
+                with self._send_lock:
+                    fut = self._pending.pop(call, None)
+                if fut is not None and not fut.done():
+                    fut.set_result((tag, value))
+        except (EOFError, OSError):
+            pass
+        if generation == self._generation and self._conn is conn:
+            log.warning("the Ray connection process exited")
+            self._fail_pending("the Ray connection process exited")
+            self._stop("the Ray connection process exited; the bridge reconnects on the next request")
+
+    # -- calls --------------------------------------------------------------------------------
+    def submit(self, op: str, payload: Any) -> tuple[Future, int]:
+        fut: Future = Future()
+        with self._send_lock:
+            conn, generation = self._conn, self._generation
+            if conn is None:
+                raise BackendUnavailable(f"not connected to the Ray cluster at {self.address}")
+            call = next(self._ids)
+            self._pending[call] = fut
+            try:
+                conn.send((call, op, payload))
+            except (OSError, ValueError) as e:
+                self._pending.pop(call, None)
+                raise BackendUnavailable(f"the Ray connection process is gone: {e}") from e
+        return fut, generation
+
+    def wait(self, fut: Future, generation: int, timeout: float, what: str) -> tuple[str, Any]:
+        try:
+            return fut.result(timeout=max(0.0, timeout))
+        except FutureTimeout:
+            reason = (
+                f"the Ray cluster at {self.address} did not answer ({what}) within {self.settings.ray_timeout_s:.0f} s;"
+                " the bridge reconnects on the next request"
+            )
+            if generation == self._generation:
+                log.warning("%s", reason)
+                self._stop(reason)
+            raise BackendUnavailable(reason) from None
+
+    def _call(self, op: str, payload: Any, timeout: float, what: str) -> tuple[str, Any]:
+        fut, generation = self.submit(op, payload)
+        return self.wait(fut, generation, timeout, what)
+
+    def call(self, op: str, payload: Any, timeout: float | None = None) -> tuple[str, Any]:
+        self.ensure()
+        return self._call(op, payload, timeout or self.settings.ray_timeout_s, what=op)
+
+
+class RayExecutor:
+    """Runs the scheduler's batches on Serve replicas, one call per item."""
+
+    def __init__(self, gateway: RayGateway):
+        self.gateway = gateway
+        self.retries = 0  # items retried after a replica died under them
+        self._status: tuple[float, dict[str, Any]] = (0.0, {})
+
+    def run(self, generator: Generator, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Output]:
+        from bridge.ray_app import RenderFailure, RenderRequest
+
+        prefix = self.gateway.settings.ray_app_prefix
+        names = [app_name(prefix, generator.kind, generator.checkpoint_for(p).name) for p in params]
+        requests = [RenderRequest(p.model_dump(mode="json"), z) for p, z in zip(params, latents)]
+        results = self._render(names, requests, retry=True)
+        failures = [r.message for r in results if isinstance(r, RenderFailure)]
+        if failures:
+            raise RuntimeError(failures[0])
+        return results
+
+    def _render(self, names: list[str], requests: list, retry: bool) -> list:
+        gw = self.gateway
+        gw.ensure()
+        calls = [gw.submit("render", (n, r)) for n, r in zip(names, requests)]
+        deadline = time.monotonic() + gw.settings.ray_timeout_s
+        answers = [gw.wait(f, g, deadline - time.monotonic(), "render") for f, g in calls]
+        lost = [i for i, (tag, _) in enumerate(answers) if tag in ("died", "missing")]
+        if lost and retry:
+            # A replica died under these calls (Serve replaces it) or an app vanished (the next
+            # start redeploys it): try those items once more.
+            log.warning("%d call(s) lost (%s); retrying once", len(lost), answers[lost[0]][1])
+            self.retries += len(lost)
+            if any(answers[i][0] == "missing" for i in lost):
+                gw._stop("an application was missing on the cluster; redeploying")
+            again = self._render([names[i] for i in lost], [requests[i] for i in lost], retry=False)
+            for i, value in zip(lost, again):
+                answers[i] = ("ok", value)
+        for tag, value in answers:
+            if tag == "error":
+                raise RuntimeError(f"the Ray replica failed: {value}")
+            if tag in ("died", "missing"):
+                raise BackendUnavailable(f"a Ray replica failed twice: {value}")
+        return [value for _, value in answers]
+
+    def status(self) -> dict[str, Any]:
+        """The ganbridge applications on the cluster (cached 2 s; {} when not connected, since
+        a welcome message must not wait for a reconnect)."""
+        at, cached = self._status
+        if time.monotonic() - at < 2.0:
+            return cached
+        if not self.gateway.alive:
+            return {"apps": {}, "gpus_per_replica": None}
+        tag, value = self.gateway.call("status", None)
+        states = value if tag == "ok" else {"apps": {}, "gpus_per_replica": None}
+        self._status = (time.monotonic(), states)
+        return states
+
+    def replica_info(self, name: str) -> dict[str, Any]:
+        tag, value = self.gateway.call("describe", name)
+        if tag != "ok":
+            raise BackendUnavailable(value)
+        return value
+
+    def describe(self, generator: Generator) -> dict[str, Any]:
+        status = self.status()
+        states = status["apps"]
+        apps = []
+        absent = "NOT_CONNECTED" if status["gpus_per_replica"] is None else "NOT_DEPLOYED"
+        for ref in generator.checkpoints():
+            name = app_name(self.gateway.settings.ray_app_prefix, generator.kind, ref.name)
+            state = states.get(name)
+            apps.append({"checkpoint": ref.name, "app": name, "status": state["status"] if state else absent,
+                         "replicas": state["replicas"].get("RUNNING", 0) if state else 0})  # fmt: skip
+        gpus = status["gpus_per_replica"]
+        device = "unknown (not connected)" if gpus is None else "cuda" if gpus > 0 else "cpu"
+        return {"kind": "ray", "address": self.gateway.address, "device": device, "apps": apps}
+
+    def close(self) -> None:
+        self.gateway.close()
+
+
+def app_specs(settings: Settings, generators: dict[str, Generator]) -> list[AppSpec]:
+    prefix = settings.ray_app_prefix
+    return [AppSpec(prefix, g.kind, ref.name, str(ref.path)) for g in generators.values() for ref in g.checkpoints()]

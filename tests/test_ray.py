@@ -1,0 +1,206 @@
+"""`--backend ray` against a real Ray head node on loopback (`ray start --head`).
+
+One module-scoped cluster and one Ray-backed bridge subprocess serve every test here; the test
+that kills the cluster runs last. The protocol tests of the in-process backend run unchanged
+through this bridge.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from websockets.sync.client import connect
+
+from tests import test_protocol as proto
+from tests.conftest import WsClient, missing_host
+from tests.ray_support import RayBridge, RayHead, deploy_cli, ray_command
+
+TIMEOUT_S = 10  # the bridge's deadline for every cluster call in these tests
+
+
+@pytest.fixture(scope="module")
+def head() -> Iterator[RayHead]:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        missing_host("Ray Serve is not installed", "pip install -e '.[ray]'")
+    if ray_command() is None:
+        missing_host("the ray command is not installed", "pip install -e '.[ray]'")
+    head = RayHead()
+    head.start()
+    yield head
+    head.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_bridge(head, tmp_path_factory) -> Iterator[RayBridge]:
+    bridge = RayBridge(head, tmp_path_factory.mktemp("ray-bridge"), ray_timeout_s=str(TIMEOUT_S))
+    try:
+        bridge.wait_ready()
+        yield bridge
+    finally:
+        bridge.stop()
+
+
+def client(bridge: RayBridge) -> WsClient:
+    return WsClient(connect(bridge.url, compression=None, max_size=None, open_timeout=30))
+
+
+@pytest.fixture
+def ray_ws(ray_bridge) -> Iterator[WsClient]:
+    c = client(ray_bridge)
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize(
+    "protocol_test",
+    [
+        proto.test_hello_welcome_lists_generators_with_schema,
+        proto.test_generators_message,
+        proto.test_generate_accepted_progress_result_done,
+        proto.test_same_seed_same_image_different_seed_different,
+        proto.test_variations_interpolate_item_feedback_steer,
+        proto.test_cancel_reply_and_unknown_request,
+        proto.test_invalid_params_carry_field_paths,
+        proto.test_interpolate_across_sizes_is_invalid,
+    ],
+    ids=lambda t: t.__name__.removeprefix("test_"),
+)
+def test_protocol_through_the_ray_backend(protocol_test, ray_ws):
+    protocol_test(ray_ws)
+
+
+def test_welcome_reports_the_backend_and_replicas(ray_ws):
+    welcome = ray_ws.request({"type": "hello", "protocol": 1, "client": "pytest"})
+    for gen in welcome["generators"]:
+        backend = gen["backend"]
+        assert backend["kind"] == "ray" and backend["device"] == "cpu" and gen["device"] == "cpu"
+        assert [a["checkpoint"] for a in backend["apps"]] == [c["name"] for c in gen["checkpoints"]]
+        assert all(a["status"] == "RUNNING" and a["replicas"] == 1 for a in backend["apps"]), backend
+
+
+def _first_item(ws: WsClient, rid: str, generator: str, params: dict) -> dict:
+    ws.send({"type": "generate", "id": rid, "generator": generator, "seed": 11, "params": params})
+    msgs = ws.until_final(rid)
+    assert msgs[-1]["type"] == "done", msgs[-1]
+    return proto.items_of(msgs)[0]
+
+
+@pytest.mark.parametrize(
+    ("generator", "params"),
+    [("texture", {"width": 96, "height": 64, "maps": ["normal"]}), ("image", {}), ("music", {"bars": 2})],
+)
+def test_same_recipe_same_output_as_in_process(generator, params, ray_ws, ws):
+    remote = _first_item(ray_ws, "r", generator, params)
+    local = _first_item(ws, "l", generator, params)
+    assert remote["data"] == local["data"] and remote["seed"] == local["seed"] == 11
+    maps = {k: m["data"] for k, m in (remote.get("maps") or {}).items()}
+    assert maps == {k: m["data"] for k, m in (local.get("maps") or {}).items()}
+    if generator == "music":
+        assert remote["notes"] == local["notes"]
+
+
+def test_batches_form_under_concurrent_load(ray_bridge, head, tmp_path):
+    """16 artists at once: Serve gathers their single requests into batches on the replica."""
+    errors: list[str] = []
+
+    def artist(n: int) -> None:
+        c = client(ray_bridge)
+        try:
+            for r in range(3):
+                item = _first_item(c, f"a{n}-{r}", "texture", {"model": "gravel", "width": 128, "height": 128})
+                if item["width"] != 128:
+                    errors.append(f"artist {n}: {item['width']}")
+        except Exception as e:  # collected, so one failure names itself
+            errors.append(f"artist {n}: {type(e).__name__}: {e}")
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=artist, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not errors, errors
+    out = deploy_cli(head, "--status", "--json", str(tmp_path / "status.json"))
+    assert out.returncode == 0, out.stderr
+    app = json.loads((tmp_path / "status.json").read_text())["apps"]["ganbridge-texture-gravel"]
+    sizes = {int(k): v for k, v in app["replica"]["batch_sizes"].items()}
+    print("batch sizes formed (size: count):", sizes)
+    assert sum(k * v for k, v in sizes.items()) == 48  # every request went through this replica
+    assert max(sizes) > 1, sizes  # and some were batched together
+    assert "ganbridge-texture-gravel" in out.stdout and "RUNNING" in out.stdout
+
+
+def test_unschedulable_deployment_is_reported_not_waited_on(head):
+    """A replica asking for a GPU this cluster lacks: deploy reports it and cleans up."""
+    t0 = time.monotonic()
+    out = deploy_cli(head, "--gpus", "1", ray_app_prefix="gbtest-gpu-", ray_deploy_timeout_s="8")
+    assert out.returncode == 1
+    assert "not running after 8 s" in out.stderr and "GPU" in out.stderr, out.stderr
+    assert "removed the applications that did not start" in out.stderr
+    assert time.monotonic() - t0 < 120
+    status = deploy_cli(head, "--status", ray_app_prefix="gbtest-gpu-")
+    assert status.returncode == 0 and "0 ganbridge application(s)" in status.stdout, status.stdout
+
+
+def test_a_dead_replica_fails_only_its_calls_and_they_are_retried(ray_bridge, head, tmp_path):
+    import psutil
+
+    status = tmp_path / "status.json"
+    assert deploy_cli(head, "--status", "--json", str(status)).returncode == 0
+    pid = json.loads(status.read_text())["apps"]["ganbridge-texture-brick"]["replica"]["pid"]
+    ws = client(ray_bridge)
+    try:
+        ws.send({"type": "generate", "id": "slow", "generator": "texture", "count": 4,
+                 "params": {"model": "brick", "width": 1024, "height": 1024}})  # fmt: skip
+        assert ws.recv()["type"] == "accepted"
+        time.sleep(0.5)  # the first items are rendering on the replica
+        psutil.Process(pid).kill()
+        msgs = ws.until_final("slow", timeout=120)
+    finally:
+        ws.close()
+    assert msgs[-1]["type"] == "done", msgs[-1]
+    assert len(proto.items_of(msgs)) == 4
+    assert "retrying once" in ray_bridge.log()
+    assert deploy_cli(head, "--status", "--json", str(status)).returncode == 0
+    assert json.loads(status.read_text())["apps"]["ganbridge-texture-brick"]["replica"]["pid"] != pid
+
+
+def test_cluster_down_mid_request_is_a_clear_error_and_the_bridge_recovers(ray_bridge, head):
+    ws = client(ray_bridge)
+    try:
+        ws.send({"type": "generate", "id": "doomed", "generator": "texture", "count": 4,
+                 "params": {"width": 1024, "height": 1024}})  # fmt: skip
+        assert ws.recv()["type"] == "accepted"
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        head.kill()
+        final = ws.until_final("doomed", timeout=TIMEOUT_S * 4)[-1]
+        assert final["type"] == "error" and final["code"] == "unavailable", final
+        assert "did not answer" in final["message"] or "exited" in final["message"], final
+        assert time.monotonic() - t0 < TIMEOUT_S * 3
+
+        # While it is down, requests fail with the reason instead of hanging; other requests work.
+        ws.send({"type": "generate", "id": "down", "generator": "texture", "params": {"width": 64, "height": 64}})
+        down = ws.until_final("down", timeout=TIMEOUT_S * 3)
+        assert down[-1]["type"] == "error" and down[-1]["code"] == "unavailable", down[-1]
+        assert ws.request({"type": "generators", "id": "g"})["type"] == "generators"
+
+        head.start()  # the cluster returns (empty: the bridge redeploys)
+        deadline = time.monotonic() + 180
+        while True:
+            ws.send({"type": "generate", "id": "back", "generator": "texture", "params": {"width": 64, "height": 64}})
+            final = ws.until_final("back", timeout=240)[-1]
+            if final["type"] == "done" or time.monotonic() > deadline:
+                break
+            assert final["code"] == "unavailable", final
+            time.sleep(2)
+        assert final["type"] == "done", final
+    finally:
+        ws.close()
