@@ -50,11 +50,11 @@ def raw_generator_times(device: str, size: int, runs: int) -> tuple[list[float],
 
 
 class BridgeProcess:
-    def __init__(self, device: str, batching: bool):
+    def __init__(self, device: str, batching: bool, env: dict[str, str] | None = None):
         self.tmp = tempfile.TemporaryDirectory(prefix="ganbridge-bench-")
         self.port = _free_port()
         env = dict(
-            os.environ,
+            env or os.environ,
             GANBRIDGE_DATA_DIR=self.tmp.name,
             GANBRIDGE_OUTPUT_DIR=str(Path(self.tmp.name) / "out"),
             GANBRIDGE_MODELS_DIR=str(Path(self.tmp.name) / "models"),
@@ -104,14 +104,9 @@ class BridgeProcess:
         self.tmp.cleanup()
 
 
-async def _request(ws, rid: str, size: int, seed: int) -> None:
-    msg = {
-        "type": "generate",
-        "id": rid,
-        "generator": "texture",
-        "seed": seed,
-        "params": {"width": size, "height": size},
-    }
+async def _request(ws, rid: str, size: int, seed: int, model: str | None = None) -> None:
+    params: dict = {"width": size, "height": size} | ({"model": model} if model else {})
+    msg = {"type": "generate", "id": rid, "generator": "texture", "seed": seed, "params": params}
     await ws.send(json.dumps(msg))
     while True:
         reply = json.loads(await ws.recv())
@@ -123,24 +118,24 @@ async def _request(ws, rid: str, size: int, seed: int) -> None:
             raise RuntimeError(f"bridge error: {reply['code']}: {reply['message']}")
 
 
-async def round_trips(url: str, size: int, runs: int) -> list[float]:
+async def round_trips(url: str, size: int, runs: int, model: str | None = None) -> list[float]:
     async with connect(url, compression=None, max_size=None) as ws:
         times = []
         for i in range(runs + 2):
             t0 = time.perf_counter()
-            await _request(ws, f"rt{i}", size, i)
+            await _request(ws, f"rt{i}", size, i, model)
             if i >= 2:
                 times.append(time.perf_counter() - t0)
         return times
 
 
-async def throughput(url: str, size: int, clients: int, per_client: int) -> float:
+async def throughput(url: str, size: int, clients: int, per_client: int, model: str | None = None) -> float:
     """Items per second with `clients` connections, each sending requests back to back."""
 
     async def one(c: int) -> None:
         async with connect(url, compression=None, max_size=None) as ws:
             for r in range(per_client):
-                await _request(ws, f"c{c}r{r}", size, (c + 1) * 1000 + r)
+                await _request(ws, f"c{c}r{r}", size, (c + 1) * 1000 + r, model)
 
     await one(-1)  # warm-up
     t0 = time.perf_counter()
@@ -175,6 +170,10 @@ def run_bench(args: argparse.Namespace) -> int:
         figures |= texture_bench(args, device)
     if args.only in ("all", "music"):
         figures |= asyncio.run(_music(device, args.runs))
+    if args.backend == "ray":
+        from bridge.bench_ray import ray_bench
+
+        figures["ray"] = ray_bench(args, device)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0

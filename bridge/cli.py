@@ -420,7 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--requests", type=int, default=4, help="requests per client in the throughput test")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     bench.add_argument("--json", help="also write the figures to this JSON file")
-    bench.add_argument("--only", choices=["all", "texture", "music"], default="all", help="which paths to measure")
+    bench.add_argument(
+        "--only", choices=["all", "texture", "music", "none"], default="all", help="which paths to measure"
+    )
+    bench.add_argument(
+        "--backend", choices=["local", "ray"], default="local",
+        help="ray: also measure a Ray Serve backend (a private head on this machine) next to in-process",
+    )  # fmt: skip
+    bench.add_argument("--ray-size", type=int, default=128, help="texture size for the backend comparison")
     bench.set_defaults(func=_cmd_bench)
 
     plugin = sub.add_parser("plugin", help="build the installable host plugins")

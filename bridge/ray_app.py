@@ -14,6 +14,7 @@ import asyncio
 import os
 import socket
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,10 @@ class RenderFailure:
     message: str
 
 
+def _item_count(calls: list[list[RenderRequest]]) -> int:
+    return sum(len(call) for call in calls)
+
+
 @serve.deployment(name="generator")
 class GeneratorReplica:
     def __init__(self, kind: str, checkpoint: str, weights: bytes, card: bytes, device: str, options: dict):
@@ -44,9 +49,11 @@ class GeneratorReplica:
 
         from bridge.registry import build_generator, load_model_file
 
-        # Ray sets a replica's thread count from its CPU reservation (a fraction here, so 1);
-        # rendering is given the node's cores like an in-process bridge has, unless set.
-        torch.set_num_threads(options.get("torch_threads") or os.cpu_count() or 1)
+        # Ray sets OMP_NUM_THREADS from a replica's CPU reservation (a fraction here, so 1), and
+        # OpenMP's thread count is per thread: rendering sets it in the thread that renders,
+        # giving it the node's cores as an in-process bridge has, unless set. (Measured here:
+        # 13.6 ms per 128x128 texture with 1 thread vs 7.6 ms in-process with 2.)
+        self.threads = int(options.get("torch_threads") or os.cpu_count() or 1)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device
@@ -58,18 +65,32 @@ class GeneratorReplica:
         if options.get("soundfont"):
             self.generator.soundfont = Path(options["soundfont"])
         self.batch_sizes: Counter[int] = Counter()
+        self.render_seconds = 0.0
 
     def reconfigure(self, config: dict) -> None:
         """Serve's user_config: batching knobs can change without restarting replicas."""
         self.render.set_max_batch_size(int(config["max_batch_size"]))
         self.render.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
-    async def render(self, requests: list[RenderRequest]) -> list[Output | RenderFailure]:
-        self.batch_sizes[len(requests)] += 1
-        return await asyncio.to_thread(self._render_all, requests)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005, batch_size_fn=_item_count)
+    async def render(self, calls: list[list[RenderRequest]]) -> list[list[Output | RenderFailure]]:
+        """Each call is one bridge's micro-batch; Serve gathers calls from every bridge up to
+        `max_batch_size` items, and the results go back split as they came."""
+        flat = [request for call in calls for request in call]
+        self.batch_sizes[len(flat)] += 1
+        t0 = time.perf_counter()
+        results = await asyncio.to_thread(self._render_all, flat)
+        self.render_seconds += time.perf_counter() - t0
+        out, at = [], 0
+        for call in calls:
+            out.append(results[at : at + len(call)])
+            at += len(call)
+        return out
 
     def _render_all(self, requests: list[RenderRequest]) -> list[Output | RenderFailure]:
+        import torch
+
+        torch.set_num_threads(self.threads)
         results: list[Output | RenderFailure | None] = [None] * len(requests)
         groups: dict[Any, list[int]] = {}
         parsed = []
@@ -82,14 +103,20 @@ class GeneratorReplica:
                 params = None
             parsed.append(params)
         for indices in groups.values():
-            try:
-                outputs = self.generator.render([parsed[i] for i in indices], [requests[i].latent for i in indices])
-                for i, out in zip(indices, outputs):
-                    results[i] = out
-            except Exception as e:  # one failing group must not fail the others
-                for i in indices:
-                    results[i] = RenderFailure(f"{type(e).__name__}: {e}")
+            # At most what this replica's device takes at once (CPU lanes, a GPU pixel budget).
+            size = max(1, self.generator.max_batch(parsed[indices[0]]))
+            for chunk in (indices[i : i + size] for i in range(0, len(indices), size)):
+                self._render_group(chunk, parsed, requests, results)
         return results  # type: ignore[return-value]
+
+    def _render_group(self, indices: list[int], parsed: list, requests: list[RenderRequest], results: list) -> None:
+        try:
+            outputs = self.generator.render([parsed[i] for i in indices], [requests[i].latent for i in indices])
+            for i, out in zip(indices, outputs):
+                results[i] = out
+        except Exception as e:  # one failing group must not fail the others
+            for i in indices:
+                results[i] = RenderFailure(f"{type(e).__name__}: {e}")
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -98,4 +125,6 @@ class GeneratorReplica:
             "pid": os.getpid(),
             "checkpoint": self.generator.checkpoints()[0].as_dict(),
             "batch_sizes": dict(self.batch_sizes),
+            "render_seconds": round(self.render_seconds, 3),
+            "torch_threads": self.threads,
         }

@@ -198,29 +198,36 @@ class RayExecutor:
         from bridge.ray_app import RenderFailure, RenderRequest
 
         prefix = self.gateway.settings.ray_app_prefix
-        names = [app_name(prefix, generator.kind, generator.checkpoint_for(p).name) for p in params]
+        calls: dict[str, list[int]] = {}  # one call per checkpoint's application
+        for i, p in enumerate(params):
+            calls.setdefault(app_name(prefix, generator.kind, generator.checkpoint_for(p).name), []).append(i)
         requests = [RenderRequest(p.model_dump(mode="json"), z) for p, z in zip(params, latents)]
-        results = self._render(names, requests, retry=True)
+        names = list(calls)
+        answers = self._render(names, [[requests[i] for i in calls[n]] for n in names], retry=True)
+        results: list = [None] * len(params)
+        for name, answer in zip(names, answers):
+            for i, out in zip(calls[name], answer):
+                results[i] = out
         failures = [r.message for r in results if isinstance(r, RenderFailure)]
         if failures:
             raise RuntimeError(failures[0])
         return results
 
-    def _render(self, names: list[str], requests: list, retry: bool) -> list:
+    def _render(self, names: list[str], batches: list[list], retry: bool) -> list[list]:
         gw = self.gateway
         gw.ensure()
-        calls = [gw.submit("render", (n, r)) for n, r in zip(names, requests)]
+        calls = [gw.submit("render", (n, b)) for n, b in zip(names, batches)]
         deadline = time.monotonic() + gw.settings.ray_timeout_s
         answers = [gw.wait(f, g, deadline - time.monotonic(), "render") for f, g in calls]
         lost = [i for i, (tag, _) in enumerate(answers) if tag in ("died", "missing")]
         if lost and retry:
             # A replica died under these calls (Serve replaces it) or an app vanished (the next
-            # start redeploys it): try those items once more.
+            # start redeploys it): try those once more.
             log.warning("%d call(s) lost (%s); retrying once", len(lost), answers[lost[0]][1])
             self.retries += len(lost)
             if any(answers[i][0] == "missing" for i in lost):
                 gw._stop("an application was missing on the cluster; redeploying")
-            again = self._render([names[i] for i in lost], [requests[i] for i in lost], retry=False)
+            again = self._render([names[i] for i in lost], [batches[i] for i in lost], retry=False)
             for i, value in zip(lost, again):
                 answers[i] = ("ok", value)
         for tag, value in answers:

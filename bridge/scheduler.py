@@ -125,11 +125,15 @@ class JobScheduler:
         batch_window: float = 0.004,
         executor: Executor | None = None,
         workers_per_device: int = 1,
+        batch_limit: int | None = None,
     ):
         self.max_queue = max_queue
         self.batching = batching
         self.batch_window = batch_window
         self.executor = executor or InProcessExecutor()
+        # Most items per batch, in place of each generator's own limit for this machine's device
+        # (a remote executor's replicas split a batch to fit their device themselves).
+        self.batch_limit = batch_limit
         self._cond = threading.Condition()
         self._pending: OrderedDict[str, deque[Job]] = OrderedDict()  # client -> jobs with units left
         self._active: dict[tuple[str, str], Job] = {}  # every job not yet finished
@@ -277,7 +281,7 @@ class JobScheduler:
         job, unit = first
         try:
             key = (job.generator.name, job.generator.batch_key(unit.params))
-            limit = job.generator.max_batch(unit.params)
+            limit = self.batch_limit or job.generator.max_batch(unit.params)
         except Exception:
             log.exception("%s could not give a batch key; running the request alone", job.generator.name)
             return batch

@@ -40,16 +40,17 @@ def build_core(settings: Settings) -> BridgeCore:
 
 def ray_scheduler(settings: Settings) -> tuple[dict[str, Generator], JobScheduler]:
     """Generators described here (params, latents) and rendered on the cluster's replicas.
-    Serve batches across every bridge, so this one only keeps `ray_inflight` single requests
-    in flight rather than forming batches of its own."""
+    This bridge sends micro-batches of up to `ray_max_batch_size` items and keeps up to
+    `ray_inflight` of them in flight; Serve gathers batches from every bridge into one call."""
     from bridge.ray_backend import RayExecutor, RayGateway, app_specs
 
     generators = load_generators(settings.models_dir, "cpu")
     gateway = RayGateway(settings, app_specs(settings, generators))
     log.info("connecting to Ray at %s and deploying %d checkpoint(s)", settings.ray_address, len(gateway.specs))
     gateway.ensure()  # a cluster that cannot be reached or deployed to stops `serve` with the reason
-    scheduler = JobScheduler(devices=["cpu"], max_queue=settings.max_queue, batching=False,
-                             executor=RayExecutor(gateway), workers_per_device=settings.ray_inflight)  # fmt: skip
+    scheduler = JobScheduler(devices=["cpu"], max_queue=settings.max_queue, batching=settings.batching,
+                             batch_window=settings.batch_window_ms / 1000.0, executor=RayExecutor(gateway),
+                             workers_per_device=settings.ray_inflight, batch_limit=settings.ray_max_batch_size)  # fmt: skip
     return generators, scheduler
 
 

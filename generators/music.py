@@ -59,6 +59,7 @@ class MusicConfig:
     z_bar_track: int = 8
     width: int = 64  # channels of the last generator stage; earlier stages have 1.5x, 2x
     phrase_bars: int = 4  # the window the critic sees in training
+    critic_bar_stats: bool = True  # the critic also sees pitches and onsets per bar and voice
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -176,6 +177,17 @@ def chroma(roll: torch.Tensor, config: MusicConfig) -> torch.Tensor:
     return x.view(n, t, s, p // 12, 12).sum(dim=3)
 
 
+def bar_stats(roll: torch.Tensor) -> torch.Tensor:
+    """Per voice and bar: how many pitches sound and how many notes start, (N, 2T, bars).
+    A droning voice (one held pitch a bar) and a busy one differ plainly here, where a critic
+    pooling convolution features over time could miss it (MuseGAN's UPC, QN read the same)."""
+    n, ch, steps, p = roll.shape
+    bars = roll.view(n, ch // 2, 2, steps // STEPS_PER_BAR, STEPS_PER_BAR, p)
+    pitches = bars[:, :, 0].amax(dim=3).sum(dim=3) / 4.0
+    onsets = bars[:, :, 1].sum(dim=(3, 4)) / 4.0
+    return torch.cat([pitches, onsets], dim=1)
+
+
 class MusicCritic(nn.Module):
     def __init__(self, config: MusicConfig):
         super().__init__()
@@ -192,7 +204,10 @@ class MusicCritic(nn.Module):
         self.chroma = nn.Sequential(  # pitch classes per voice: harmony per beat, then per bar
             *conv(12 * t, 2 * w, 4, 4, 0), *conv(2 * w, 2 * w, 4, 4, 0),
         )  # fmt: skip
-        feats = 4 * w + 2 * w + 1  # + the minibatch spread
+        stats = w if config.critic_bar_stats else 0
+        if stats:
+            self.stats = nn.Sequential(*conv(2 * t, w, 1, 1, 0), *conv(w, w, 1, 1, 0))
+        feats = 4 * w + 2 * w + stats + 1  # + the minibatch spread
         self.head = spectral_norm(nn.Linear(feats, 1))
         self.project = spectral_norm(nn.Embedding(len(MODES), feats))
 
@@ -201,7 +216,10 @@ class MusicCritic(nn.Module):
         a = self.roll(roll.transpose(2, 3).reshape(n, ch * p, steps)).mean(dim=2)
         cr = chroma(roll, self.config)  # (N, T, S, 12)
         b = self.chroma(cr.permute(0, 1, 3, 2).reshape(n, -1, steps)).mean(dim=2)
-        h = torch.cat([a, b], dim=1)
+        parts = [a, b]
+        if self.config.critic_bar_stats:
+            parts.append(self.stats(bar_stats(roll)).mean(dim=2))
+        h = torch.cat(parts, dim=1)
         return torch.cat([h, minibatch_spread(h)], dim=1)
 
     def forward(self, roll: torch.Tensor, mode: torch.Tensor) -> torch.Tensor:
