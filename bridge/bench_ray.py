@@ -23,16 +23,21 @@ CLIENTS = (1, 16, 64)
 MODEL = "gravel"  # one checkpoint, so every request meets the same replica
 
 
-async def _measure(bridge: BridgeProcess, size: int, runs: int, per_client: int) -> dict:
-    await bridge.wait_ready(timeout=600)
-    rt = await round_trips(bridge.url, size, runs, MODEL)
+async def measure(url: str, size: int, runs: int, per_client: int, clients: tuple[int, ...] = CLIENTS) -> dict:
+    """Lone-request round trips, then items/s at each client count, against a running bridge."""
+    rt = await round_trips(url, size, runs, MODEL)
     out = {"p50_ms": _percentile(rt, 50) * 1000, "p99_ms": _percentile(rt, 99) * 1000, "items_per_s": {}}
-    for clients in CLIENTS:
-        out["items_per_s"][clients] = await throughput(bridge.url, size, clients, per_client, MODEL)
+    for n in clients:
+        out["items_per_s"][n] = await throughput(url, size, n, per_client, MODEL)
     return out
 
 
-def _batch_sizes(head, app: str) -> dict[int, int]:
+async def _measure(bridge: BridgeProcess, size: int, runs: int, per_client: int) -> dict:
+    await bridge.wait_ready(timeout=600)
+    return await measure(bridge.url, size, runs, per_client)
+
+
+def batch_sizes(head, app: str) -> dict[int, int]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "status.json"
         cmd = [
@@ -69,7 +74,7 @@ def ray_bench(args: argparse.Namespace, device: str) -> dict:
         remote = BridgeProcess(device, True, env=env)
         try:
             on_ray = asyncio.run(_measure(remote, size, runs, per_client))
-            on_ray["batch_sizes"] = _batch_sizes(head, f"ganbridge-texture-{MODEL}")
+            on_ray["batch_sizes"] = batch_sizes(head, f"ganbridge-texture-{MODEL}")
         finally:
             remote.close()
     finally:
@@ -87,7 +92,7 @@ def print_ray(f: dict) -> None:
     for label, key in (("lone request p50 (ms)", "p50_ms"), ("lone request p99 (ms)", "p99_ms")):
         print(f"  {label:<36}{local[key]:>12.1f}{ray[key]:>12.1f}{ray[key] / local[key]:>18.2f}")
     print(f"  {'added by Ray at p50 (ms)':<36}{'':>12}{ray['p50_ms'] - local['p50_ms']:>12.1f}")
-    for clients in CLIENTS:
+    for clients in local["items_per_s"]:
         a, b = local["items_per_s"][clients], ray["items_per_s"][clients]
         print(f"  {f'{clients} client(s), items/s':<36}{a:>12.1f}{b:>12.1f}{b / a:>18.2f}")
     total = sum(ray["batch_sizes"].values())

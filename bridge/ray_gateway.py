@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 import sys
 import threading
@@ -82,18 +83,23 @@ class ServeCluster:
                 ray.init(address=self.settings.ray_address, **common)
         serve.start(proxy_location="Disabled", logging_config={"enable_access_log": False})
 
-    def gpus_per_replica(self) -> float:
+    def gpus_per_replica(self, apps: int = 1) -> float:
+        """The setting, or a share of the cluster's GPUs: a whole GPU per replica when there are
+        enough, else a fraction, so that (say) seven checkpoints still all run on four GPUs."""
         import ray
 
         if self.settings.ray_num_gpus is not None:
             return self.settings.ray_num_gpus
-        return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if gpus <= 0:
+            return 0.0
+        share = gpus / max(1, apps * self.settings.ray_min_replicas)
+        return 1.0 if share >= 1 else max(0.01, math.floor(share * 100) / 100)
 
-    def application(self, spec: AppSpec) -> Any:
+    def application(self, spec: AppSpec, gpus: float) -> Any:
         from bridge.ray_app import GeneratorReplica
 
         s = self.settings
-        gpus = self.gpus_per_replica()
         scaling: dict[str, Any]
         if s.ray_max_replicas > s.ray_min_replicas:
             scaling = {"autoscaling_config": {"min_replicas": s.ray_min_replicas,
@@ -124,7 +130,8 @@ class ServeCluster:
         DeployError naming what could not start, at the first failure or after the deadline."""
         from ray import serve
 
-        targets = [serve.RunTarget(self.application(s), name=s.name, route_prefix=None) for s in specs]
+        gpus = self.gpus_per_replica(len(specs))
+        targets = [serve.RunTarget(self.application(s, gpus), name=s.name, route_prefix=None) for s in specs]
         if targets:
             serve.run_many(targets, wait_for_applications_running=False)
         return self.wait_running([s.name for s in specs])

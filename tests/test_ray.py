@@ -7,6 +7,7 @@ through this bridge.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -135,6 +136,21 @@ def test_batches_form_under_concurrent_load(ray_bridge, head, tmp_path):
     assert sum(k * v for k, v in sizes.items()) == 48  # every request went through this replica
     assert max(sizes) > 1, sizes  # and some were batched together
     assert "ganbridge-texture-gravel" in out.stdout and "RUNNING" in out.stdout
+
+
+def test_ray_bench_measures_both_backends(ray_bridge, bridge, head, capsys):
+    """The bench's figures, measured for real on a small scale against both backends."""
+    from bridge.bench_ray import MODEL, batch_sizes, measure, print_ray
+
+    local = asyncio.run(measure(bridge.url, 64, 3, 2, clients=(1, 4)))
+    remote = asyncio.run(measure(ray_bridge.url, 64, 3, 2, clients=(1, 4)))
+    remote["batch_sizes"] = batch_sizes(head, f"ganbridge-texture-{MODEL}")
+    figures = {"size": 64, "runs": 3, "requests_per_client": 2, "in_process": local, "ray": remote}
+    print_ray(figures)
+    out = capsys.readouterr().out
+    assert "lone request p50 (ms)" in out and "4 client(s), items/s" in out and "batches formed" in out
+    assert all(f["p50_ms"] > 0 and f["items_per_s"][4] > 0 for f in (local, remote))
+    assert sum(remote["batch_sizes"].values()) >= 1
 
 
 def test_unschedulable_deployment_is_reported_not_waited_on(head):
