@@ -48,7 +48,7 @@ def ray_bridge(head, tmp_path_factory) -> Iterator[RayBridge]:
 
 
 def client(bridge: RayBridge) -> WsClient:
-    return WsClient(connect(bridge.url, compression=None, max_size=None, open_timeout=30))
+    return WsClient(connect(bridge.url, compression=None, max_size=None, open_timeout=30).__enter__())
 
 
 @pytest.fixture
