@@ -23,7 +23,11 @@ def add_parser(sub) -> None:
     action.add_argument("--delete", action="store_true", help="remove this bridge's applications from the cluster")
     p.add_argument("--min-replicas", type=int, help="replicas per checkpoint (autoscaling lower bound)")
     p.add_argument("--max-replicas", type=int, help="autoscaling upper bound (default: = min, no autoscaling)")
-    p.add_argument("--gpus", type=float, help="GPUs per replica (default: a whole GPU each when there are enough, else an equal share)")
+    p.add_argument(
+        "--gpus",
+        type=float,
+        help="GPUs per replica (default: a whole GPU each when there are enough, else an equal share)",
+    )
     p.add_argument("--max-batch-size", type=int, help="Serve dynamic batching: most requests per batch")
     p.add_argument("--json", help="also write the status to this JSON file")
     p.set_defaults(func=cmd_deploy)

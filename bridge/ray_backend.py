@@ -77,7 +77,7 @@ class RayGateway:
             try:
                 self._start()
             except BackendUnavailable as e:
-                self._stop(str(e))
+                self.stop(str(e))
                 self._down_until = time.monotonic() + RETRY_AFTER_S
                 self._down_reason = str(e)
                 raise
@@ -108,7 +108,7 @@ class RayGateway:
             raise BackendUnavailable(f"could not deploy to the Ray cluster at {self.address}: {value}")
         log.info("Ray at %s: %d application(s) running (%.1f s)", self.address, len(value), time.monotonic() - t0)
 
-    def _stop(self, reason: str) -> None:
+    def stop(self, reason: str) -> None:
         with self._lock:
             proc, conn = self._proc, self._conn
             self._proc = self._conn = None
@@ -124,7 +124,7 @@ class RayGateway:
         self._fail_pending(reason)
 
     def close(self) -> None:
-        self._stop("the bridge is shutting down")
+        self.stop("the bridge is shutting down")
 
     def _fail_pending(self, reason: str) -> None:
         with self._send_lock:
@@ -146,7 +146,7 @@ class RayGateway:
         if generation == self._generation and self._conn is conn:
             log.warning("the Ray connection process exited")
             self._fail_pending("the Ray connection process exited")
-            self._stop("the Ray connection process exited; the bridge reconnects on the next request")
+            self.stop("the Ray connection process exited; the bridge reconnects on the next request")
 
     # -- calls --------------------------------------------------------------------------------
     def submit(self, op: str, payload: Any) -> tuple[Future, int]:
@@ -174,7 +174,7 @@ class RayGateway:
             )
             if generation == self._generation:
                 log.warning("%s", reason)
-                self._stop(reason)
+                self.stop(reason)
             raise BackendUnavailable(reason) from None
 
     def _call(self, op: str, payload: Any, timeout: float, what: str) -> tuple[str, Any]:
@@ -226,7 +226,7 @@ class RayExecutor:
             log.warning("%d call(s) lost (%s); retrying once", len(lost), answers[lost[0]][1])
             self.retries += len(lost)
             if any(answers[i][0] == "missing" for i in lost):
-                gw._stop("an application was missing on the cluster; redeploying")
+                gw.stop("an application was missing on the cluster; redeploying")
             again = self._render([names[i] for i in lost], [batches[i] for i in lost], retry=False)
             for i, value in zip(lost, again):
                 answers[i] = ("ok", value)

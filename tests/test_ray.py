@@ -76,6 +76,32 @@ def test_protocol_through_the_ray_backend(protocol_test, ray_ws):
     protocol_test(ray_ws)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"backend": "cloud"}, "not one of local, ray"),
+        ({"backend": "ray", "ray_min_replicas": "3", "ray_max_replicas": "2"}, "ray_min_replicas"),
+        ({"backend": "ray", "ray_timeout_s": "0"}, "ray_timeout_s"),
+    ],
+)
+def test_bad_ray_settings_are_refused_with_the_reason(overrides, message):
+    from bridge.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match=message):
+        load_settings(overrides=overrides)
+
+
+def test_deploy_to_an_address_where_nothing_listens_fails_at_once():
+    head = RayHead()  # not started: nothing listens on its port
+    try:
+        t0 = time.monotonic()
+        out = deploy_cli(head, "--status")
+    finally:
+        head.stop()
+    assert out.returncode == 1 and "nothing answers at 127.0.0.1:" in out.stderr, out.stderr
+    assert time.monotonic() - t0 < 60
+
+
 def test_welcome_reports_the_backend_and_replicas(ray_ws):
     welcome = ray_ws.request({"type": "hello", "protocol": 1, "client": "pytest"})
     for gen in welcome["generators"]:
