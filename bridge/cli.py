@@ -362,6 +362,14 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+
+def _multiple_of_4(text: str) -> int:
+    """The image critic compares groups of 4 images (minibatch standard deviation)."""
+    value = int(text)
+    if value < 4 or value % 4:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive multiple of 4")
+    return value
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganbridge", description="Local bridge server for GAN generators")
     parser.add_argument("--config", help="config file (TOML); default: the user config folder's ganbridge/config.toml")
@@ -466,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--out", required=True, help="output folder (weights, model card, samples, state)")
     img.add_argument("--name", help="model name (default: the folder's name)")
     img.add_argument("--steps", type=int, default=8000)
-    img.add_argument("--batch", type=int, default=32)
+    img.add_argument("--batch", type=_multiple_of_4, default=32, help="images per step (a multiple of 4)")
     img.add_argument("--width", type=int, default=32, help="generator width (last-stage channels)")
     img.add_argument("--no-classes", action="store_true", help="pool class sub-folders into one unconditional model")
     img.add_argument("--lr-g", type=float, default=2e-4, help="generator learning rate")

@@ -28,6 +28,7 @@ from generators.checkpoint import CheckpointRef, load_model
 NATIVE = 64
 MAX_SIZE = 1024
 ANY = "any"
+MINIBATCH_GROUP = 4
 
 
 @dataclass
@@ -111,9 +112,12 @@ def from_uint8_rgba(images: np.ndarray) -> torch.Tensor:
     return torch.cat([rgb, x[:, 3:4]], dim=1) * 2 - 1
 
 
-def minibatch_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:
+def minibatch_std(x: torch.Tensor, group: int = MINIBATCH_GROUP) -> torch.Tensor:
     """Append the spread of features across a small group of images (Karras et al., ProGAN) as one
-    more channel, so the critic can see a generator that makes the same image for every z."""
+    more channel, so the critic can see a generator that makes the same image for every z.
+    Image i is in group i % (n / group size); a conditional batch lays out its labels so that each
+    group shares one class (see `grouped_labels`), else a generator making one image per class
+    would still look varied."""
     n, c, h, w = x.shape
     g = min(group, n)
     while n % g:

@@ -21,7 +21,15 @@ from PIL import Image, UnidentifiedImageError
 
 from generators.checkpoint import save_weights, write_card
 from generators.gan_training import GanTrainer
-from generators.image import NATIVE, ImageConfig, ImageDiscriminator, ImageGenerator, from_uint8_rgba, to_uint8_rgba
+from generators.image import (
+    MINIBATCH_GROUP,
+    NATIVE,
+    ImageConfig,
+    ImageDiscriminator,
+    ImageGenerator,
+    from_uint8_rgba,
+    to_uint8_rgba,
+)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 HOLDOUT_EVERY = 10
@@ -155,6 +163,18 @@ def diff_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(inside[:, None], torch.full_like(x, -1.0), x)
 
 
+def grouped_labels(
+    labels: torch.Tensor, batch: int, gen: torch.Generator, group: int = MINIBATCH_GROUP
+) -> torch.Tensor:
+    """Class labels for a batch, drawn as often as the data has them, laid out so that each of the
+    critic's minibatch-std groups (images i, i + n/group, ...) holds one class. With mixed-class
+    groups a conditional generator collapsed to one image per class by step 1,000 on the emoji."""
+    groups = batch // group
+    if groups * group != batch:
+        raise ValueError(f"batch {batch} must be a multiple of {group}")
+    return labels[torch.randint(len(labels), (groups,), generator=gen)].repeat(group)
+
+
 @dataclass
 class ImageTrainSettings:
     data: Path
@@ -191,6 +211,7 @@ class ImageTrainer(GanTrainer):
         cl = torch.channels_last
         self.real = from_uint8_rgba(self.data.train).contiguous(memory_format=cl)
         self.labels = torch.from_numpy(self.data.train_labels)
+        self.by_class = [torch.nonzero(self.labels == c).flatten() for c in range(len(self.data.classes))]
         self.G = ImageGenerator(settings.config).to(self.device, memory_format=cl)
         self.D = ImageDiscriminator(settings.config).to(self.device, memory_format=cl)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
@@ -207,16 +228,19 @@ class ImageTrainer(GanTrainer):
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         # No flips: emoji, glyphs and sprites have a handedness.
-        idx = torch.randint(len(self.real), (self.s.batch,), generator=self.gen)
-        real = self.real[idx]
-        labels = self.labels[idx].to(self.device) if self.conditional else None
-        return real.to(self.device), labels
+        if not self.conditional:
+            idx = torch.randint(len(self.real), (self.s.batch,), generator=self.gen)
+            return self.real[idx].to(self.device), None
+        labels = grouped_labels(self.labels, self.s.batch, self.gen)
+        picks = [
+            self.by_class[c][torch.randint(len(self.by_class[c]), (1,), generator=self.gen)] for c in labels.tolist()
+        ]
+        idx = torch.cat(picks)
+        return self.real[idx].to(self.device), labels.to(self.device)
 
     def _noise(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         z = torch.randn(self.s.batch, self.s.config.z_dim, generator=self.gen).to(self.device)
-        y = None
-        if self.conditional:
-            y = self.labels[torch.randint(len(self.labels), (self.s.batch,), generator=self.gen)].to(self.device)
+        y = grouped_labels(self.labels, self.s.batch, self.gen).to(self.device) if self.conditional else None
         return z, y
 
     def train_step(self) -> dict:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from bridge.server import build_core
-from generators.image import ImageConfig, ImageGenerator, SpriteGenerator, load_image_model
+from generators.image import MINIBATCH_GROUP, ImageConfig, ImageGenerator, SpriteGenerator, load_image_model
 from generators.image_data import prepare_emoji
 from generators.image_eval import precision_recall, pyramid_swd
 from generators.image_train import DataError, ImageTrainer, ImageTrainSettings, load_folder
@@ -74,6 +74,26 @@ def test_folder_validation_reports_what_it_did(sprite_folder, tmp_path):
     sprite(np.random.default_rng(1), 5).save(mixed / "loose.png")
     with pytest.raises(DataError, match="both images and sub-folders"):
         load_folder(mixed)
+
+
+def test_conditional_batches_give_each_critic_group_one_class(sprite_folder, tmp_path):
+    # The critic's minibatch std looks across images i, i + n/4, ...; with classes mixed in a group,
+    # a generator making one image per class looked varied to it and collapsed (seen on the emoji).
+    settings = ImageTrainSettings(data=sprite_folder, out=tmp_path, name="s", batch=16, config=ImageConfig(width=8))
+    trainer = ImageTrainer(settings, "pytest")
+    groups = 16 // MINIBATCH_GROUP
+    seen = set()
+    for _ in range(10):
+        real, labels = trainer._batch()
+        _, fake_labels = trainer._noise()
+        for y in (labels, fake_labels):
+            assert all(len(set(y[j::groups].tolist())) == 1 for j in range(groups)), y
+        for image, y in zip(real, labels.tolist()):  # each real image is one of its class
+            assert (trainer.real[trainer.labels == y] == image).flatten(1).all(dim=1).any()
+        seen |= set(labels.tolist())
+    assert seen == {0, 1}
+    with pytest.raises(ValueError, match="multiple of 4"):
+        ImageTrainer(ImageTrainSettings(data=sprite_folder, out=tmp_path, name="s", batch=6), "pytest")._batch()
 
 
 def test_training_writes_loadable_weights_and_a_card(tiny_model):
@@ -213,3 +233,9 @@ def test_shipped_emoji_model():
     params = gen.params_model.model_validate({"model": "emoji", "size": 64})
     img = np.asarray(Image.open(io.BytesIO(gen.render([params], [gen.random_latent(params, 1)])[0].data)))
     assert img.shape == (64, 64, 4) and img[..., 3].min() < 10 and img[..., 3].max() > 245  # cut out
+
+
+def test_train_command_rejects_a_batch_the_critic_cannot_group(sprite_folder, tmp_path):
+    r = ganbridge("train", "image", "--data", str(sprite_folder), "--out", str(tmp_path), "--batch", "6")
+    assert r.returncode == 2 and "6 is not a positive multiple of 4" in r.stderr
+    assert not any(tmp_path.iterdir())  # nothing written
