@@ -254,6 +254,7 @@ def _cmd_train_image(args: argparse.Namespace) -> int:
         batch=args.batch,
         lr_g=args.lr_g,
         lr_d=args.lr_d,
+        mode_seeking=args.mode_seeking,
         sample_every=args.sample_every,
         snapshots=args.snapshots,
         seed=args.seed,
@@ -362,13 +363,13 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def _multiple_of_4(text: str) -> int:
     """The image critic compares groups of 4 images (minibatch standard deviation)."""
     value = int(text)
     if value < 4 or value % 4:
         raise argparse.ArgumentTypeError(f"{text} is not a positive multiple of 4")
     return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganbridge", description="Local bridge server for GAN generators")
@@ -479,6 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--no-classes", action="store_true", help="pool class sub-folders into one unconditional model")
     img.add_argument("--lr-g", type=float, default=2e-4, help="generator learning rate")
     img.add_argument("--lr-d", type=float, default=4e-4, help="discriminator learning rate (TTUR: a stronger critic)")
+    img.add_argument(
+        "--mode-seeking",
+        type=float,
+        default=1.0,
+        help="weight of the mode-seeking term that keeps a model with classes from making one image per class "
+        "(0: off; unconditional models do not use it)",
+    )
     img.add_argument("--size", type=int, default=64, choices=[64], help="training size (64)")
     img.add_argument("--sample-every", type=int, default=500, help="steps between sample grids")
     img.add_argument(

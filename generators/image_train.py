@@ -175,6 +175,15 @@ def grouped_labels(
     return labels[torch.randint(len(labels), (groups,), generator=gen)].repeat(group)
 
 
+def mode_seeking_penalty(fake: torch.Tensor, z: torch.Tensor, offset: int) -> torch.Tensor:
+    """MSGAN's term (Mao et al. 2019): large when two images of one class (i and i + offset, as
+    `grouped_labels` lays them out) are alike although their latents differ, so a conditional
+    generator cannot ignore z."""
+    images = (fake[:-offset] - fake[offset:]).abs().mean(dim=(1, 2, 3))
+    latents = (z[:-offset] - z[offset:]).abs().mean(dim=1)
+    return 1.0 / ((images / latents).mean() + 1e-5)
+
+
 @dataclass
 class ImageTrainSettings:
     data: Path
@@ -188,6 +197,7 @@ class ImageTrainSettings:
     sample_every: int = 500
     save_every: int = 250
     snapshots: bool = False  # also export the EMA generator at every sample step
+    mode_seeking: float = 1.0  # weight of the mode-seeking term (conditional models only)
     seed: int = 0
     license: str = "unknown (user-supplied images)"
     source: str = ""
@@ -256,7 +266,10 @@ class ImageTrainer(GanTrainer):
         loss_d.backward()
         self.opt_d.step()
         z, y = self._noise()
-        loss_g = -self.D(diff_augment(self.G(z, y), self.gen), y).mean()
+        fake = self.G(z, y)
+        loss_g = -self.D(diff_augment(fake, self.gen), y).mean()
+        if self.conditional and self.s.mode_seeking:
+            loss_g = loss_g + self.s.mode_seeking * mode_seeking_penalty(fake, z, self.s.batch // MINIBATCH_GROUP)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -298,7 +311,8 @@ class ImageTrainer(GanTrainer):
                 "lr_d": self.s.lr_d,
                 "ema": self.s.ema,
                 "seed": self.s.seed,
-                "loss": "hinge; DiffAugment (colour, translation 1/8, cutout 1/2) on real and fake",
+                "loss": "hinge; DiffAugment (colour, translation 1/8, cutout 1/2) on real and fake"
+                + (f"; mode-seeking term x{self.s.mode_seeking}" if self.conditional and self.s.mode_seeking else ""),
                 "machine": f"{platform.machine()} torch {torch.__version__} {torch.get_num_threads()} threads",
                 "runs": self.all_runs(),
             },  # fmt: skip

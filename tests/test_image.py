@@ -10,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from bridge.server import build_core
 from generators.image import MINIBATCH_GROUP, ImageConfig, ImageGenerator, SpriteGenerator, load_image_model
 from generators.image_data import prepare_emoji
 from generators.image_eval import precision_recall, pyramid_swd
-from generators.image_train import DataError, ImageTrainer, ImageTrainSettings, load_folder
+from generators.image_train import DataError, ImageTrainer, ImageTrainSettings, load_folder, mode_seeking_penalty
 from tests.conftest import BridgeThread, make_settings
 from tests.test_cli import ganbridge
 
@@ -94,6 +95,17 @@ def test_conditional_batches_give_each_critic_group_one_class(sprite_folder, tmp
     assert seen == {0, 1}
     with pytest.raises(ValueError, match="multiple of 4"):
         ImageTrainer(ImageTrainSettings(data=sprite_folder, out=tmp_path, name="s", batch=6), "pytest")._batch()
+
+
+def test_mode_seeking_penalty_punishes_a_generator_that_ignores_z():
+    z = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    varied = torch.rand(8, 4, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    ignores_z = varied[:1].expand(8, -1, -1, -1)
+    assert mode_seeking_penalty(ignores_z, z, 2) > 1000 * mode_seeking_penalty(varied, z, 2)
+    # images 2 apart are compared (the same class under grouped labels): a pair repeated at that
+    # distance is a collapse even if the batch as a whole varies
+    pairs = torch.cat([varied[:2]] * 4)
+    assert mode_seeking_penalty(pairs, z, 2) > 1000 * mode_seeking_penalty(varied, z, 2)
 
 
 def test_training_writes_loadable_weights_and_a_card(tiny_model):
