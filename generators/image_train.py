@@ -167,8 +167,8 @@ def grouped_labels(
     labels: torch.Tensor, batch: int, gen: torch.Generator, group: int = MINIBATCH_GROUP
 ) -> torch.Tensor:
     """Class labels for a batch, drawn as often as the data has them, laid out so that each of the
-    critic's minibatch-std groups (images i, i + n/group, ...) holds one class. With mixed-class
-    groups a conditional generator collapsed to one image per class by step 1,000 on the emoji."""
+    critic's minibatch-std groups (images i, i + n/group, ...) holds one class: the spread it
+    measures is then within a class, and `mode_seeking_penalty` can pair images i and i + n/group."""
     groups = batch // group
     if groups * group != batch:
         raise ValueError(f"batch {batch} must be a multiple of {group}")

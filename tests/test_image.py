@@ -79,7 +79,7 @@ def test_folder_validation_reports_what_it_did(sprite_folder, tmp_path):
 
 def test_conditional_batches_give_each_critic_group_one_class(sprite_folder, tmp_path):
     # The critic's minibatch std looks across images i, i + n/4, ...; with classes mixed in a group,
-    # a generator making one image per class looked varied to it and collapsed (seen on the emoji).
+    # a generator making one image per class looks varied to it. The mode-seeking term pairs them too.
     settings = ImageTrainSettings(data=sprite_folder, out=tmp_path, name="s", batch=16, config=ImageConfig(width=8))
     trainer = ImageTrainer(settings, "pytest")
     groups = 16 // MINIBATCH_GROUP
