@@ -371,6 +371,13 @@ def _multiple_of_4(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not a number >= 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganbridge", description="Local bridge server for GAN generators")
     parser.add_argument("--config", help="config file (TOML); default: the user config folder's ganbridge/config.toml")
@@ -482,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     img.add_argument("--lr-d", type=float, default=4e-4, help="discriminator learning rate (TTUR: a stronger critic)")
     img.add_argument(
         "--mode-seeking",
-        type=float,
+        type=_non_negative,
         default=1.0,
         help="weight of the mode-seeking term that keeps a model with classes from making one image per class "
         "(0: off; unconditional models do not use it)",

@@ -247,7 +247,9 @@ def test_shipped_emoji_model():
     assert img.shape == (64, 64, 4) and img[..., 3].min() < 10 and img[..., 3].max() > 245  # cut out
 
 
-def test_train_command_rejects_a_batch_the_critic_cannot_group(sprite_folder, tmp_path):
+def test_train_command_rejects_a_bad_batch_or_mode_seeking_weight(sprite_folder, tmp_path):
     r = ganbridge("train", "image", "--data", str(sprite_folder), "--out", str(tmp_path), "--batch", "6")
     assert r.returncode == 2 and "6 is not a positive multiple of 4" in r.stderr
+    r = ganbridge("train", "image", "--data", str(sprite_folder), "--out", str(tmp_path), "--mode-seeking", "-1")
+    assert r.returncode == 2 and "-1 is not a number >= 0" in r.stderr
     assert not any(tmp_path.iterdir())  # nothing written
