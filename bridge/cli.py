@@ -351,14 +351,22 @@ def _cmd_eval_image(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from generators.image_data import prepare_emoji
-
     try:
-        summary = prepare_emoji(Path(args.out), Path(args.tarball) if args.tarball else None)
-    except (RuntimeError, OSError, KeyError) as e:
+        if args.dataset == "glyphs":
+            from generators.glyph_data import CHARACTERS, prepare_glyphs
+
+            dirs = [Path(d) for d in args.fonts] if args.fonts else None
+            summary = prepare_glyphs(Path(args.out), dirs, args.chars or CHARACTERS)
+        else:
+            from generators.image_data import prepare_emoji
+
+            summary = prepare_emoji(Path(args.out), Path(args.tarball) if args.tarball else None)
+    except (RuntimeError, OSError, KeyError, ValueError) as e:
         print(f"ganbridge data: {e}", file=sys.stderr)
         return 1
     print(f"wrote {summary['images']} images in {len(summary['classes'])} categories to {args.out}")
+    for note in summary.get("skipped_fonts", []):
+        print(f"skipped font: {note}")
     print(f"licence: {summary['license']}. {summary['attribution']}")
     return 0
 
@@ -528,6 +536,17 @@ def build_parser() -> argparse.ArgumentParser:
     emoji.add_argument("--out", required=True, help="folder to write (one sub-folder per category)")
     emoji.add_argument("--tarball", help="the package's .tgz if you have it (default: npm pack)")
     emoji.set_defaults(func=_cmd_data)
+    glyphs = data_kinds.add_parser(
+        "glyphs", help="letters and digits rendered from installed fonts (OFL, Apache 2.0 and DejaVu licences only)"
+    )
+    glyphs.add_argument("--out", required=True, help="folder to write (one sub-folder per character)")
+    glyphs.add_argument(
+        "--fonts",
+        action="append",
+        help="a folder searched for .ttf/.otf/.ttc fonts (repeatable; default /usr/share/fonts)",
+    )
+    glyphs.add_argument("--chars", help="the characters to render (default: A-Z a-z 0-9)")
+    glyphs.set_defaults(func=_cmd_data)
     return parser
 
 

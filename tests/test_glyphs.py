@@ -1,0 +1,116 @@
+"""`ganbridge data glyphs` on Debian's real DejaVu fonts: layout, licence filter, bad input, and a
+conditional model trained on the result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fontTools.ttLib import TTFont
+from PIL import Image
+
+from generators.glyph_data import BASELINE, CAP_HEIGHT, MARGIN, SIZE, class_name
+from generators.image import SpriteGenerator, load_image_model
+from tests.conftest import missing_host
+from tests.test_cli import ganbridge
+
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
+
+
+@pytest.fixture(scope="module")
+def dejavu() -> Path:
+    if not (DEJAVU / "DejaVuSans.ttf").is_file():
+        missing_host("the DejaVu fonts", "apt-get install fonts-dejavu-core")
+    return DEJAVU
+
+
+@pytest.fixture(scope="module")
+def glyph_folder(dejavu, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("glyphs")
+    r = ganbridge("data", "glyphs", "--out", str(out), "--fonts", str(dejavu), "--chars", "AHg8")
+    assert r.returncode == 0, r.stderr
+    assert "categories" in r.stdout and "Bitstream Vera (DejaVu)" in r.stdout
+    return out
+
+
+def ink_rows(path: Path) -> np.ndarray:
+    alpha = np.asarray(Image.open(path))[..., 3]
+    return np.nonzero(alpha.max(axis=1) > 127)[0]
+
+
+def test_every_face_draws_every_character_on_one_layout(glyph_folder):
+    folders = sorted(p.name for p in glyph_folder.iterdir() if p.is_dir())
+    assert folders == sorted(class_name(c) for c in "AHg8") == ["digit-8", "lower-g", "upper-A", "upper-H"]
+    faces = {p.name for p in (glyph_folder / "upper-A").glob("*.png")}
+    assert len(faces) >= 20 and all({p.name for p in (glyph_folder / f).glob("*.png")} == faces for f in folders)
+    for face in faces:
+        h = ink_rows(glyph_folder / "upper-H" / face)
+        assert abs(h[-1] + 1 - BASELINE) <= 1  # H sits on the baseline...
+        assert CAP_HEIGHT - 3 <= len(h) <= CAP_HEIGHT + 1  # ...at the cap height (smaller only if it had to shrink)
+        assert ink_rows(glyph_folder / "lower-g" / face)[-1] > BASELINE + 2  # the descender goes below it
+        for folder in folders:
+            img = np.asarray(Image.open(glyph_folder / folder / face))
+            assert img.shape == (SIZE, SIZE, 4) and img[..., :3].max() == 0  # black ink, opacity in alpha
+            border = np.ones((SIZE, SIZE), dtype=bool)
+            border[MARGIN - 1 : SIZE - MARGIN + 1, MARGIN - 1 : SIZE - MARGIN + 1] = False
+            assert img[..., 3][border].max() == 0, f"{folder}/{face} touches the edge"
+    record = json.loads((glyph_folder / "dataset.json").read_text())
+    assert record["images"] == 4 * len(faces) and record["license"].startswith("Bitstream Vera (DejaVu)")
+    fonts = json.loads((glyph_folder / "fonts.json").read_text())
+    assert len(fonts) == len(faces) and all(f["licence"] == "Bitstream Vera (DejaVu)" and f["copyright"] for f in fonts)
+
+
+def test_a_font_without_an_accepted_licence_is_skipped_and_named(dejavu, tmp_path):
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    for name, licence in (("Open", "https://openfontlicense.org"), ("Closed", "All rights reserved")):
+        font = TTFont(dejavu / "DejaVuSans.ttf")
+        table = font["name"]
+        for record in list(table.names):
+            if record.nameID in (13, 14):
+                table.removeNames(nameID=record.nameID)
+        table.setName(licence, 14, 3, 1, 0x409)
+        table.setName(f"Test {name}", 4, 3, 1, 0x409)
+        font.save(fonts / f"{name}.ttf")
+    out = tmp_path / "out"
+    r = ganbridge("data", "glyphs", "--out", str(out), "--fonts", str(fonts), "--chars", "Ab")
+    assert r.returncode == 0, r.stderr
+    assert "skipped font: Test Closed (Closed.ttf: licence not one of" in r.stdout
+    assert sorted(p.name for p in (out / "upper-A").iterdir()) == ["test-open.png"]
+    assert json.loads((out / "fonts.json").read_text())[0]["licence"] == "SIL OFL 1.1"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--chars", "A!"], "--chars must be ASCII letters and digits"),
+        (["--fonts", "/no/such/fonts"], "no such font folder: /no/such/fonts"),
+        (["--fonts", "{empty}"], "apt-get install fonts-dejavu-core"),
+    ],
+)
+def test_bad_input_is_refused_with_a_reason_and_nothing_written(args, message, tmp_path):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    r = ganbridge("data", "glyphs", "--out", str(out), *[a.replace("{empty}", str(tmp_path / "empty")) for a in args])
+    assert r.returncode == 1 and message in r.stderr
+    assert not out.exists()
+
+
+def test_a_conditional_model_trains_on_the_glyphs_and_offers_each_character(glyph_folder, tmp_path):
+    r = ganbridge(
+        "train", "image", "--data", str(glyph_folder), "--out", str(tmp_path), "--name", "glyphs",
+        "--steps", "2", "--batch", "8", "--width", "8", "--sample-every", "2",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / "glyphs.safetensors"
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert (
+        card["data"]["license"].startswith("Bitstream Vera (DejaVu)") and "DejaVu Sans Bold" in card["data"]["source"]
+    )
+    gen = SpriteGenerator([load_image_model(path)])
+    schema = json.dumps(gen.params_model.model_json_schema())
+    assert all(name in schema for name in ("upper-A", "upper-H", "lower-g", "digit-8"))
+    params = gen.params_model.model_validate({"model": "glyphs", "category": "lower-g"})
+    assert gen.render([params], [gen.random_latent(params, 3)])[0].data.startswith(b"\x89PNG")
