@@ -160,7 +160,7 @@ class ItemStore:
             checkpoint_name=row[2],
             checkpoint_sha256=row[3],
             seed=row[4],
-            latent=dict(load_arrays(row[5])),
+            latent=dict(sorted(load_arrays(row[5]).items())),  # safetensors loads keys in any order
             params=json.loads(row[6]),
             format=row[7],
             file=Path(row[8]),

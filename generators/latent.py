@@ -22,7 +22,9 @@ def perturb(latent: Latent, strength: float, rng: np.random.Generator) -> Latent
     """strength 0 -> the same latent, 1 -> an unrelated one; in between, a variation."""
     a = np.float32(np.sqrt(1.0 - strength**2))
     b = np.float32(strength)
-    return {k: (a * v + b * rng.standard_normal(v.shape).astype(np.float32)) for k, v in latent.items()}
+    # Noise is drawn part by part in sorted order: a latent loaded from the store comes back in
+    # arbitrary key order (safetensors), and the same seed must give the same variations.
+    return {k: (a * latent[k] + b * rng.standard_normal(latent[k].shape).astype(np.float32)) for k in sorted(latent)}
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
