@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from generators.base import Latent, ModelSetGenerator, Output
+from generators.base import Latent, ModelSetGenerator, Output, each_alone
 from generators.checkpoint import CheckpointRef, load_model
 
 NATIVE = 64
@@ -255,7 +255,8 @@ class SpriteGenerator(ModelSetGenerator):
     def render(self, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Output]:
         model = self.models[params[0].model]
         labels = [self._label(p, z) for p, z in zip(params, latents)]
-        images = model.net.sample(latents, labels, [p.truncation for p in params])
+        # One item at a time: a batched pass can move a pixel by one level (see each_alone).
+        images = each_alone(model.net.sample, latents, labels, [p.truncation for p in params])
         outputs = []
         for p, img, label in zip(params, images, labels):
             pixels = finish(img, p.size, p.upscale, p.background)

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from generators.base import Latent, ModelSetGenerator, Output
+from generators.base import Latent, ModelSetGenerator, Output, each_alone
 from generators.checkpoint import CheckpointError, CheckpointRef, load_model
 
 STEPS_PER_BAR = 16  # 16th notes in 4/4
@@ -474,7 +474,8 @@ class ChoraleGenerator(ModelSetGenerator):
     def pieces(self, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Piece]:
         model = self.models[params[0].model]
         modes = [self.mode_of(p, z) for p, z in zip(params, latents)]
-        probs = model.net.sample(latents, modes, [p.temperature for p in params])
+        # One item at a time: a batched pass can flip a note near the threshold (see each_alone).
+        probs = each_alone(model.net.sample, latents, modes, [p.temperature for p in params])
         out = []
         for p, roll, mode in zip(params, probs, modes):
             notes = decode_roll(roll, model.net.config, 1.0 - p.density)

@@ -27,7 +27,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from torch import nn
 
-from generators.base import Latent, ModelSetGenerator, Output
+from generators.base import Latent, ModelSetGenerator, Output, each_alone
 from generators.checkpoint import CheckpointError, CheckpointRef, load_model
 from generators.maps import height_map, height_to_uint8, normal_map
 
@@ -213,18 +213,18 @@ class TextureGenerator(ModelSetGenerator):
         return (params.model, *self._render_size(params))
 
     def max_batch(self, params: BaseModel) -> int:
-        # On a CPU a batch runs as lanes, so it needs no more items than cores; on a GPU a batch
-        # is one forward pass, bounded by a pixel budget.
+        # On a CPU a batch runs as lanes, so it needs no more items than cores; on a GPU its items
+        # run one after another (see render), a batch bounded by a pixel budget.
         if self._device == "cpu":
             return CPU_LANES
         h, w = self._render_size(params)
         return max(1, min(16, (4096 * 4096) // (h * w)))
 
     def render(self, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Output]:
-        if self._device != "cpu":
-            return self._render_together(list(params), list(latents))
-        if len(params) == 1:
-            return self._render_together(list(params), list(latents))
+        # On a GPU too each image is its own forward pass (see each_alone): batched in one pass,
+        # its pixels moved by a level with the batch's size, and a recipe must regenerate exactly.
+        if self._device != "cpu" or len(params) == 1:
+            return self._render_each(list(params), list(latents))
         # On a CPU a batch runs as one single-threaded lane per core, each image its own forward
         # pass. Measured on 2 cores at 512x512, two lanes give ~1.5x the items/s of one
         # two-threaded forward (these layers are memory-bound; batching within one forward made
@@ -233,14 +233,14 @@ class TextureGenerator(ModelSetGenerator):
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            return list(_LANES.map(lambda p, z: self._render_together([p], [z])[0], params, latents))
+            return list(_LANES.map(lambda p, z: self._render_each([p], [z])[0], params, latents))
         finally:
             torch.set_num_threads(threads)
 
-    def _render_together(self, params: list[BaseModel], latents: list[Latent]) -> list[Output]:
+    def _render_each(self, params: list[BaseModel], latents: list[Latent]) -> list[Output]:
         model = self.models[params[0].model]
         grey = bool(model.card["data"].get("grayscale", False))
-        images = model.net.sample(latents, [p.temperature for p in params], grayscale=grey)
+        images = each_alone(model.net.sample, latents, [p.temperature for p in params], grayscale=grey)
         return [self._encode(p, img) for p, img in zip(params, images)]
 
     def _encode(self, params: BaseModel, pixels: np.ndarray) -> Output:
