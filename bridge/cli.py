@@ -301,7 +301,7 @@ def _cmd_eval_image(args: argparse.Namespace) -> int:
     from bridge.registry import weight_files
     from generators.checkpoint import CheckpointError
     from generators.image import load_image_model
-    from generators.image_eval import evaluate
+    from generators.image_eval import evaluate, samples_by_class
     from generators.image_train import DataError, load_folder
 
     path = Path(args.model)
@@ -324,13 +324,24 @@ def _cmd_eval_image(args: argparse.Namespace) -> int:
         print(f"ganbridge eval: the folder's classes {data.classes} differ from the model's", file=sys.stderr)
         return 2
     samples: list = []
-    table = evaluate(model.net, data.train, data.held_out, n=args.samples, seed=args.seed, keep=samples)
-    print(f"{'vs held-out':22} {'SWD x1e3 (64/32/16 px, mean)':34} precision  recall  coverage")
+    table = evaluate(
+        model.net, data.train, data.held_out, n=args.samples, seed=args.seed, keep=samples,
+        train_labels=data.train_labels, held_out_labels=data.held_out_labels,
+    )  # fmt: skip
+    classes = bool(model.net.config.classes)
+    print(
+        f"{'vs held-out':22} {'SWD x1e3 (64/32/16 px, mean)':34} precision  recall  coverage"
+        + ("  class agreement" if classes else "")
+    )
     for name in ("generated", "real_train (floor)", "untrained (ceiling)"):
         row = table[name]
         swd = row["swd_x1000"]
         levels = " / ".join(f"{swd[k]:.1f}" for k in ("64px", "32px", "16px")) + f"  ({swd['mean']:.1f})"
-        print(f"{name:22} {levels:34} {row['precision']:9.3f} {row['recall']:7.3f} {row['coverage']:9.3f}")
+        agreement = f"  {row['class_agreement']:15.3f}" if classes else ""
+        print(f"{name:22} {levels:34} {row['precision']:9.3f} {row['recall']:7.3f} {row['coverage']:9.3f}{agreement}")
+    if classes:
+        print("class agreement: samples whose 5 nearest training images are mostly of their category")
+        print("(the floor row: held-out images and their own categories)")
     copy = table["copy_check"]
     print(
         f"nearest training image, median RMS distance: generated {copy['median_nn_distance_generated']}, "
@@ -340,10 +351,15 @@ def _cmd_eval_image(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=1))
     if args.sheet:
-        from generators.plots import data_vs_samples
+        from generators.plots import class_sheet, data_vs_samples
 
         Path(args.sheet).parent.mkdir(parents=True, exist_ok=True)
-        data_vs_samples(list(data.held_out[:48]), samples[:48]).save(args.sheet)
+        if classes:
+            held = {int(c): img for c, img in zip(data.held_out_labels[::-1], data.held_out[::-1])}  # the first
+            sheet = class_sheet(data.classes, held, samples_by_class(model.net, 4, args.seed))
+        else:
+            sheet = data_vs_samples(list(data.held_out[:48]), samples[:48])
+        sheet.save(args.sheet)
         print(f"wrote {args.sheet}")
     if args.update_card:
         cli_music.store_eval_in_card(path, table)

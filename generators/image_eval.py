@@ -8,6 +8,9 @@
   of 32x32 premultiplied RGBA, fitted on the training images.
 - A copy check: each sample's distance to its nearest training image, next to the same for the
   held-out images (which are certainly not copies).
+- For a model with categories, class agreement: the share of samples whose 5 nearest training
+  images (same feature space) are mostly of the category asked for; for the floor, held-out images
+  and their own categories.
 
 Each figure is given for generated vs held-out, real training images vs held-out (the floor), and an
 untrained generator vs held-out (the ceiling).
@@ -128,38 +131,86 @@ def nearest_train_distance(images: np.ndarray, train: np.ndarray) -> np.ndarray:
     return _pairwise(a, b).min(axis=1) / np.sqrt(a.shape[1])
 
 
-def generate(net: ImageGenerator, n: int, classes: int, seed: int) -> np.ndarray:
+def generate(
+    net: ImageGenerator, n: int, classes: int, seed: int, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """n samples and their categories (drawn uniformly unless given; None for a model without)."""
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, net.config.z_dim, generator=g)
     y = torch.randint(classes, (n,), generator=g) if net.config.classes else None
+    if y is not None and labels is not None:
+        y = torch.as_tensor(labels, dtype=torch.int64)
     with torch.no_grad():
-        return np.concatenate(
+        images = np.concatenate(
             [to_uint8_rgba(net(z[i : i + 64], None if y is None else y[i : i + 64])) for i in range(0, n, 64)]
         )
+    return images, None if y is None else y.numpy()
+
+
+def samples_by_class(net: ImageGenerator, per_class: int, seed: int) -> dict[int, list[np.ndarray]]:
+    """`per_class` samples of every category of a model with categories, for a sheet."""
+    classes = len(net.config.classes)
+    labels = np.repeat(np.arange(classes), per_class)
+    images, _ = generate(net.eval(), len(labels), classes, seed, labels)
+    return {c: list(images[labels == c]) for c in range(classes)}
+
+
+def class_agreement(
+    features: PixelFeatures,
+    train: np.ndarray,
+    train_labels: np.ndarray,
+    images: np.ndarray,
+    labels: np.ndarray,
+    k: int = 5,
+) -> float:
+    """Share of images whose k nearest training images are mostly of the category asked for: does a
+    sample of category "A" look like the A's? Ties go to the lower category index."""
+    d = _pairwise(features(images), features(train))
+    nearest = train_labels[np.argsort(d, axis=1)[:, :k]]
+    votes = np.stack([(nearest == c).sum(axis=1) for c in range(int(train_labels.max()) + 1)], axis=1)
+    return round(float((votes.argmax(axis=1) == labels).mean()), 3)
 
 
 def evaluate(
-    net: ImageGenerator, train: np.ndarray, held_out: np.ndarray, n: int = 1000, seed: int = 0, keep: list | None = None
+    net: ImageGenerator,
+    train: np.ndarray,
+    held_out: np.ndarray,
+    n: int = 1000,
+    seed: int = 0,
+    keep: list | None = None,
+    train_labels: np.ndarray | None = None,
+    held_out_labels: np.ndarray | None = None,
 ) -> dict:
     """The table for the model card: generated / real floor / untrained ceiling, each vs held-out.
-    `keep`, if given, receives the generated samples (for a sample sheet)."""
+    `keep`, if given, receives the generated samples (for a sample sheet). With the labels of a
+    model with categories, each row also gets its class agreement (see class_agreement)."""
     net = net.eval()
     classes = max(1, len(net.config.classes))
-    fake = generate(net, n, classes, seed)
+    fake, fake_labels = generate(net, n, classes, seed)
     if keep is not None:
         keep.extend(fake)
     torch.manual_seed(seed)
-    untrained = generate(ImageGenerator(net.config).eval(), n, classes, seed)
+    untrained, _ = generate(ImageGenerator(net.config).eval(), n, classes, seed)
     rng = np.random.default_rng(seed)
-    floor = train[rng.permutation(len(train))[: min(n, len(train))]]
+    pick = rng.permutation(len(train))[: min(n, len(train))]
+    floor = train[pick]
     features = PixelFeatures(train)
     ref = features(held_out)
+    labelled = fake_labels is not None and train_labels is not None and held_out_labels is not None
     rows = {}
     for name, images in (("generated", fake), ("real_train (floor)", floor), ("untrained (ceiling)", untrained)):
         rows[name] = {
             "swd_x1000": pyramid_swd(images, held_out, seed=seed),
             **precision_recall(ref, features(images[: len(held_out) * 2])),
         }
+    if labelled:
+        # The floor here is the held-out images (a training image would find itself).
+        for name, images, labels in (
+            ("generated", fake, fake_labels),
+            ("real_train (floor)", held_out, held_out_labels),
+            ("untrained (ceiling)", untrained, fake_labels),
+        ):
+            rows[name]["class_agreement"] = class_agreement(features, train, train_labels, images, labels)
     copy_fake = nearest_train_distance(fake[:300], train)
     copy_held = nearest_train_distance(held_out, train)
     rows["copy_check"] = {

@@ -99,6 +99,34 @@ def data_vs_samples(real: list[np.ndarray], fake: list[np.ndarray], columns: int
     return sheet
 
 
+def class_sheet(
+    classes: list[str], real: dict[int, np.ndarray], fake: dict[int, list[np.ndarray]], band: int = 26
+) -> Image.Image:
+    """A sheet for a model with categories: per category a column, a held-out image on top and the
+    model's samples of that category below; the categories in bands of `band` columns."""
+    h, w = next(iter(fake.values()))[0].shape[:2]
+    blank = np.zeros((h, w, 4), dtype=np.uint8)
+    rows = 1 + max(len(v) for v in fake.values())
+    label_h = 22
+    parts = []
+    for start in range(0, len(classes), band):
+        cols = list(range(start, min(start + band, len(classes))))
+        cells = [real.get(c, blank) for c in cols]
+        for r in range(rows - 1):
+            cells += [fake[c][r] if r < len(fake[c]) else blank for c in cols]
+        title = f"{classes[cols[0]]} ... {classes[cols[-1]]}: held-out image (top row), generated samples below"
+        parts.append((title, image_grid(cells, columns=len(cols), scale=1)))
+    width = max(g.width for _, g in parts)
+    sheet = Image.new("RGB", (width, sum(g.height + label_h for _, g in parts)), (240, 240, 240))
+    draw = ImageDraw.Draw(sheet)
+    y = 0
+    for title, grid in parts:
+        _label(draw, (PAD, y + 4), title)
+        sheet.paste(grid, (0, y + label_h))
+        y += label_h + grid.height
+    return sheet
+
+
 TRACK_COLOURS = [(200, 40, 40), (40, 120, 200), (30, 150, 60), (150, 80, 180), (200, 140, 20), (60, 60, 60)]
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 from bridge.server import build_core
 from generators.image import MINIBATCH_GROUP, ImageConfig, ImageGenerator, SpriteGenerator, load_image_model
 from generators.image_data import prepare_emoji
-from generators.image_eval import precision_recall, pyramid_swd
+from generators.image_eval import PixelFeatures, class_agreement, precision_recall, pyramid_swd
 from generators.image_train import DataError, ImageTrainer, ImageTrainSettings, load_folder, mode_seeking_penalty
 from tests.conftest import BridgeThread, make_settings
 from tests.test_cli import ganbridge
@@ -167,7 +167,18 @@ def test_eval_command_prints_the_table(tiny_model, sprite_folder, tmp_path):
     assert Image.open(tmp_path / "sheet.png").width > 64
     assert "real_train (floor)" in r.stdout and "untrained (ceiling)" in r.stdout
     table = json.loads(out.read_text())
-    assert set(table["generated"]) == {"swd_x1000", "precision", "recall", "coverage"}
+    # The sprite folder has two categories: the table gets class agreement, the sheet a column each.
+    assert set(table["generated"]) == {"swd_x1000", "precision", "recall", "coverage", "class_agreement"}
+    assert "class agreement" in r.stdout
+    assert Image.open(tmp_path / "sheet.png").width < 4 * 64  # two columns, not twelve
+
+
+def test_class_agreement_on_known_cases(sprite_folder):
+    data = load_folder(sprite_folder)  # red and green discs
+    features = PixelFeatures(data.train)
+    right = class_agreement(features, data.train, data.train_labels, data.held_out, data.held_out_labels)
+    wrong = class_agreement(features, data.train, data.train_labels, data.held_out, 1 - data.held_out_labels)
+    assert (right, wrong) == (1.0, 0.0)
 
 
 def test_emoji_data_command_lays_out_categories(tmp_path):
