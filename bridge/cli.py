@@ -255,6 +255,7 @@ def _cmd_train_image(args: argparse.Namespace) -> int:
         lr_g=args.lr_g,
         lr_d=args.lr_d,
         mode_seeking=args.mode_seeking,
+        class_loss=args.class_loss,
         sample_every=args.sample_every,
         snapshots=args.snapshots,
         seed=args.seed,
@@ -516,6 +517,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative,
         default=1.0,
         help="weight of the mode-seeking term that keeps a model with classes from making one image per class "
+        "(0: off; unconditional models do not use it)",
+    )
+    img.add_argument(
+        "--class-loss",
+        type=_non_negative,
+        default=1.0,
+        help="weight of the auxiliary classifier (AC-GAN) that makes a model with classes draw the class asked for "
         "(0: off; unconditional models do not use it)",
     )
     img.add_argument("--size", type=int, default=64, choices=[64], help="training size (64)")

@@ -138,13 +138,20 @@ class ImageDiscriminator(nn.Module):
         self.head = spectral_norm(nn.Linear(cin + 1, 1))
         n_cls = len(config.classes)
         self.project = spectral_norm(nn.Embedding(n_cls, cin + 1)) if n_cls else None
+        # An auxiliary classifier (AC-GAN): the projection alone let a glyph model with 62
+        # categories ignore them (samples matched their category no better than chance).
+        self.classify = nn.Linear(cin + 1, n_cls) if n_cls else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.judge(x, labels)[0]
+
+    def judge(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The critic's score and, for a model with categories, its logits for each image's category."""
         h = minibatch_std(self.features(x)).sum(dim=(2, 3))
         out = self.head(h).squeeze(1)
-        if self.project is not None:
-            out = out + (self.project(labels) * h).sum(dim=1)
-        return out
+        if self.project is None:
+            return out, None
+        return out + (self.project(labels) * h).sum(dim=1), self.classify(h)
 
     def embedding(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features, the space the precision/recall metric works in."""

@@ -198,6 +198,7 @@ class ImageTrainSettings:
     save_every: int = 250
     snapshots: bool = False  # also export the EMA generator at every sample step
     mode_seeking: float = 1.0  # weight of the mode-seeking term (conditional models only)
+    class_loss: float = 1.0  # weight of the auxiliary classifier's loss (AC-GAN; conditional models only)
     seed: int = 0
     license: str = "unknown (user-supplied images)"
     source: str = ""
@@ -258,16 +259,20 @@ class ImageTrainer(GanTrainer):
         z, y = self._noise()
         with torch.no_grad():
             fake = self.G(z, y)
-        loss_d = (
-            F.relu(1 - self.D(diff_augment(real, self.gen), real_y)).mean()
-            + F.relu(1 + self.D(diff_augment(fake, self.gen), y)).mean()
-        )
+        real_score, real_logits = self.D.judge(diff_augment(real, self.gen), real_y)
+        loss_d = F.relu(1 - real_score).mean() + F.relu(1 + self.D(diff_augment(fake, self.gen), y)).mean()
+        if self.conditional and self.s.class_loss:
+            # The classifier learns categories from real images only, so fakes cannot teach it wrong ones.
+            loss_d = loss_d + self.s.class_loss * F.cross_entropy(real_logits, real_y)
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
         z, y = self._noise()
         fake = self.G(z, y)
-        loss_g = -self.D(diff_augment(fake, self.gen), y).mean()
+        fake_score, fake_logits = self.D.judge(diff_augment(fake, self.gen), y)
+        loss_g = -fake_score.mean()
+        if self.conditional and self.s.class_loss:
+            loss_g = loss_g + self.s.class_loss * F.cross_entropy(fake_logits, y)
         if self.conditional and self.s.mode_seeking:
             loss_g = loss_g + self.s.mode_seeking * mode_seeking_penalty(fake, z, self.s.batch // MINIBATCH_GROUP)
         self.opt_g.zero_grad(set_to_none=True)
@@ -312,7 +317,8 @@ class ImageTrainer(GanTrainer):
                 "ema": self.s.ema,
                 "seed": self.s.seed,
                 "loss": "hinge; DiffAugment (colour, translation 1/8, cutout 1/2) on real and fake"
-                + (f"; mode-seeking term x{self.s.mode_seeking}" if self.conditional and self.s.mode_seeking else ""),
+                + (f"; mode-seeking term x{self.s.mode_seeking}" if self.conditional and self.s.mode_seeking else "")
+                + (f"; auxiliary classifier x{self.s.class_loss}" if self.conditional and self.s.class_loss else ""),
                 "machine": f"{platform.machine()} torch {torch.__version__} {torch.get_num_threads()} threads",
                 "runs": self.all_runs(),
             },  # fmt: skip

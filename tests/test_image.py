@@ -14,7 +14,14 @@ import torch
 from PIL import Image
 
 from bridge.server import build_core
-from generators.image import MINIBATCH_GROUP, ImageConfig, ImageGenerator, SpriteGenerator, load_image_model
+from generators.image import (
+    MINIBATCH_GROUP,
+    ImageConfig,
+    ImageDiscriminator,
+    ImageGenerator,
+    SpriteGenerator,
+    load_image_model,
+)
 from generators.image_data import prepare_emoji
 from generators.image_eval import PixelFeatures, class_agreement, precision_recall, pyramid_swd
 from generators.image_train import DataError, ImageTrainer, ImageTrainSettings, load_folder, mode_seeking_penalty
@@ -114,8 +121,17 @@ def test_training_writes_loadable_weights_and_a_card(tiny_model):
     assert card["config"]["classes"] == ["green", "red"] and card["data"]["license"] == "test data"
     assert card["data"]["unreadable"] and (tiny_model.parent / "samples" / "step_000003.png").is_file()
     assert (tiny_model.parent / "state" / "train_state.safetensors").is_file()
+    assert "mode-seeking term x1.0; auxiliary classifier x1.0" in card["training"]["loss"]
     model = load_image_model(tiny_model)
     assert model.net.config.z_dim == 16
+
+
+def test_critic_of_a_model_with_classes_also_names_the_class():
+    critic = ImageDiscriminator(ImageConfig(width=8, classes=["a", "b", "c"]))
+    score, logits = critic.judge(torch.zeros(4, 4, 64, 64), torch.tensor([0, 1, 2, 0]))
+    assert score.shape == (4,) and logits.shape == (4, 3)
+    plain = ImageDiscriminator(ImageConfig(width=8))
+    assert plain.judge(torch.zeros(4, 4, 64, 64))[1] is None
 
 
 def test_resume_continues_from_the_saved_step(sprite_folder, tiny_model):
@@ -258,9 +274,11 @@ def test_shipped_emoji_model():
     assert img.shape == (64, 64, 4) and img[..., 3].min() < 10 and img[..., 3].max() > 245  # cut out
 
 
-def test_train_command_rejects_a_bad_batch_or_mode_seeking_weight(sprite_folder, tmp_path):
+def test_train_command_rejects_a_bad_batch_or_loss_weight(sprite_folder, tmp_path):
     r = ganbridge("train", "image", "--data", str(sprite_folder), "--out", str(tmp_path), "--batch", "6")
     assert r.returncode == 2 and "6 is not a positive multiple of 4" in r.stderr
     r = ganbridge("train", "image", "--data", str(sprite_folder), "--out", str(tmp_path), "--mode-seeking", "-1")
     assert r.returncode == 2 and "-1 is not a number >= 0" in r.stderr
+    r = ganbridge("train", "image", "--data", str(sprite_folder), "--out", str(tmp_path), "--class-loss", "nan")
+    assert r.returncode == 2 and "nan is not a number >= 0" in r.stderr
     assert not any(tmp_path.iterdir())  # nothing written
