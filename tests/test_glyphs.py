@@ -3,6 +3,7 @@ conditional model trained on the result."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -114,3 +115,19 @@ def test_a_conditional_model_trains_on_the_glyphs_and_offers_each_character(glyp
     assert all(name in schema for name in ("upper-A", "upper-H", "lower-g", "digit-8"))
     params = gen.params_model.model_validate({"model": "glyphs", "category": "lower-g"})
     assert gen.render([params], [gen.random_latent(params, 3)])[0].data.startswith(b"\x89PNG")
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / "generators" / "weights" / "image" / "glyphs.safetensors"
+
+
+def test_shipped_glyph_model_draws_the_character_asked_for():
+    card = json.loads(SHIPPED.with_suffix(".json").read_text())
+    assert "SIL OFL 1.1" in card["data"]["license"] and "DejaVu Sans Bold (Bitstream Vera" in card["data"]["source"]
+    table = card["metrics"]["eval"]
+    assert table["generated"]["class_agreement"] > 10 * table["untrained (ceiling)"]["class_agreement"]
+    gen = SpriteGenerator([load_image_model(SHIPPED)])
+    params = gen.params_model.model_validate({"model": "glyphs", "category": "upper-O", "size": 64, "seed": 1})
+    out = gen.render([params], [gen.random_latent(params, 1)])[0]
+    img = np.asarray(Image.open(io.BytesIO(out.data)))
+    assert out.extra["category"] == "upper-O" and img.shape == (64, 64, 4)
+    assert img[..., 3].min() == 0 and img[..., 3].max() > 200  # ink on transparency
