@@ -201,7 +201,10 @@ class RayExecutor:
         calls: dict[str, list[int]] = {}  # one call per checkpoint's application
         for i, p in enumerate(params):
             calls.setdefault(app_name(prefix, generator.kind, generator.checkpoint_for(p).name), []).append(i)
-        requests = [RenderRequest(p.model_dump(mode="json"), z) for p, z in zip(params, latents)]
+        # Defaults stay out: a replica knows only its own checkpoint, so its params model lacks what
+        # other checkpoints of the kind add (an unconditional image model has no `category`), and it
+        # fills the same defaults from the same code.
+        requests = [RenderRequest(p.model_dump(mode="json", exclude_defaults=True), z) for p, z in zip(params, latents)]
         names = list(calls)
         answers = self._render(names, [[requests[i] for i in calls[n]] for n in names], retry=True)
         results: list = [None] * len(params)

@@ -120,7 +120,12 @@ def _first_item(ws: WsClient, rid: str, generator: str, params: dict) -> dict:
 
 @pytest.mark.parametrize(
     ("generator", "params"),
-    [("texture", {"width": 96, "height": 64, "maps": ["normal"]}), ("image", {}), ("music", {"bars": 2})],
+    [
+        ("texture", {"width": 96, "height": 64, "maps": ["normal"]}),
+        ("image", {}),  # the default emoji model: no categories, where the kind's other model has some
+        ("image", {"model": "glyphs", "category": "upper-A"}),
+        ("music", {"bars": 2}),
+    ],
 )
 def test_same_recipe_same_output_as_in_process(generator, params, ray_ws, ws):
     remote = _first_item(ray_ws, "r", generator, params)
