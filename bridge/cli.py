@@ -356,8 +356,10 @@ def _cmd_eval_image(args: argparse.Namespace) -> int:
 
         Path(args.sheet).parent.mkdir(parents=True, exist_ok=True)
         if classes:
-            held = {int(c): img for c, img in zip(data.held_out_labels[::-1], data.held_out[::-1])}  # the first
-            sheet = class_sheet(data.classes, held, samples_by_class(model.net, 4, args.seed))
+            first_held_out: dict = {}
+            for label, img in zip(data.held_out_labels, data.held_out):
+                first_held_out.setdefault(int(label), img)
+            sheet = class_sheet(data.classes, first_held_out, samples_by_class(model.net, 4, args.seed))
         else:
             sheet = data_vs_samples(list(data.held_out[:48]), samples[:48])
         sheet.save(args.sheet)

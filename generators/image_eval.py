@@ -156,16 +156,11 @@ def samples_by_class(net: ImageGenerator, per_class: int, seed: int) -> dict[int
 
 
 def class_agreement(
-    features: PixelFeatures,
-    train: np.ndarray,
-    train_labels: np.ndarray,
-    images: np.ndarray,
-    labels: np.ndarray,
-    k: int = 5,
+    train_features: np.ndarray, train_labels: np.ndarray, features: np.ndarray, labels: np.ndarray, k: int = 5
 ) -> float:
-    """Share of images whose k nearest training images are mostly of the category asked for: does a
-    sample of category "A" look like the A's? Ties go to the lower category index."""
-    d = _pairwise(features(images), features(train))
+    """Share of images (given by their features) whose k nearest training images are mostly of the
+    category asked for: does a sample of category "A" look like the A's? Ties go to the lower index."""
+    d = _pairwise(features, train_features)
     nearest = train_labels[np.argsort(d, axis=1)[:, :k]]
     votes = np.stack([(nearest == c).sum(axis=1) for c in range(int(train_labels.max()) + 1)], axis=1)
     return round(float((votes.argmax(axis=1) == labels).mean()), 3)
@@ -192,8 +187,7 @@ def evaluate(
     torch.manual_seed(seed)
     untrained, _ = generate(ImageGenerator(net.config).eval(), n, classes, seed)
     rng = np.random.default_rng(seed)
-    pick = rng.permutation(len(train))[: min(n, len(train))]
-    floor = train[pick]
+    floor = train[rng.permutation(len(train))[: min(n, len(train))]]
     features = PixelFeatures(train)
     ref = features(held_out)
     labelled = fake_labels is not None and train_labels is not None and held_out_labels is not None
@@ -205,12 +199,13 @@ def evaluate(
         }
     if labelled:
         # The floor here is the held-out images (a training image would find itself).
+        train_features = features(train)
         for name, images, labels in (
             ("generated", fake, fake_labels),
             ("real_train (floor)", held_out, held_out_labels),
             ("untrained (ceiling)", untrained, fake_labels),
         ):
-            rows[name]["class_agreement"] = class_agreement(features, train, train_labels, images, labels)
+            rows[name]["class_agreement"] = class_agreement(train_features, train_labels, features(images), labels)
     copy_fake = nearest_train_distance(fake[:300], train)
     copy_held = nearest_train_distance(held_out, train)
     rows["copy_check"] = {

@@ -192,8 +192,9 @@ def test_eval_command_prints_the_table(tiny_model, sprite_folder, tmp_path):
 def test_class_agreement_on_known_cases(sprite_folder):
     data = load_folder(sprite_folder)  # red and green discs
     features = PixelFeatures(data.train)
-    right = class_agreement(features, data.train, data.train_labels, data.held_out, data.held_out_labels)
-    wrong = class_agreement(features, data.train, data.train_labels, data.held_out, 1 - data.held_out_labels)
+    train, held_out = features(data.train), features(data.held_out)
+    right = class_agreement(train, data.train_labels, held_out, data.held_out_labels)
+    wrong = class_agreement(train, data.train_labels, held_out, 1 - data.held_out_labels)
     assert (right, wrong) == (1.0, 0.0)
 
 
