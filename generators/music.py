@@ -157,14 +157,29 @@ def minibatch_spread(h: torch.Tensor, group: int = 4) -> torch.Tensor:
     return std.repeat(g)[:, None]
 
 
-def binarize(probs: torch.Tensor) -> torch.Tensor:
-    """What the decoder keeps, with the sigmoid's gradient (a straight-through estimator): per
-    track and step, the most likely pitch if above 1/2; onsets above 1/2. Without it the critic
-    tells soft fake rolls from binary real ones by their values alone."""
-    frames, onsets = probs[:, 0::2], probs[:, 1::2]
-    best = frames.max(dim=3, keepdim=True).values
-    hard_frames = ((frames == best) & (best > 0.5)).float()
-    hard = torch.stack([hard_frames, (onsets > 0.5).float()], dim=2).flatten(1, 2)
+def binarize(probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """The roll `decode_roll` reads from these probabilities, with the sigmoid's gradient (a
+    straight-through estimator). The critic must judge what the musician hears: a critic shown
+    each step's most likely pitch instead trained a model whose voices, read by the decoder's hold
+    rule, droned on one pitch for bars (UPC 1.1 against Bach's 2.8) while its own view changed
+    pitch nearly every step (QN 0.3-0.5). Without binarising, the critic tells soft fake rolls from
+    binary real ones by their values alone."""
+    n, channels, steps, p = probs.shape
+    frames, onsets = probs[:, 0::2].detach(), probs[:, 1::2].detach()
+    hard_frames = torch.zeros_like(frames)
+    hard_onsets = torch.zeros_like(onsets)
+    current = torch.full(frames.shape[:2] + (1,), -1, dtype=torch.long, device=probs.device)
+    for step in range(steps):
+        f, o = frames[:, :, step], onsets[:, :, step]
+        at_current = current.clamp(min=0)
+        holds = (current >= 0) & (f.gather(2, at_current) > threshold) & (o.gather(2, at_current) <= 0.5)
+        best_p, best = f.max(dim=2, keepdim=True)
+        pitch = torch.where(holds, current, torch.where(best_p > threshold, best, -1))
+        sounding = (pitch >= 0).float()
+        hard_frames[:, :, step].scatter_(2, pitch.clamp(min=0), sounding)
+        hard_onsets[:, :, step].scatter_(2, pitch.clamp(min=0), sounding * (~holds).float())
+        current = pitch
+    hard = torch.stack([hard_frames, hard_onsets], dim=2).flatten(1, 2)
     return hard + probs - probs.detach()
 
 

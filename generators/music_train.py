@@ -1,8 +1,9 @@
 """Training loop for the music GAN: four-part pieces -> a MuseGAN-style piano-roll model.
 
 WGAN-GP with five critic steps per generator step, as MuseGAN trained. The critic sees the fake
-rolls binarised the way the decoder reads them (a straight-through estimator passes the sigmoid's
-gradient), so it cannot tell real from fake by soft values alone. Measured here on the chorales
+rolls binarised exactly as the decoder reads them into notes (a straight-through estimator passes
+the sigmoid's gradient), so it judges what the musician hears and cannot tell real from fake by
+soft values alone. Measured here on the chorales
 over the first few hundred steps: hinge loss with one critic step collapsed (all samples alike
 by step 400); WGAN-GP on soft probabilities made near-silent rolls; WGAN-GP with binarised fakes
 kept samples diverse with realistic note counts. The generator is conditioned on mode; the critic
@@ -53,7 +54,7 @@ class MusicTrainSettings:
     device: str = "cpu"
     loss: str = "wgan-gp"  # wgan-gp | hinge
     n_critic: int = 5  # critic steps per generator step
-    straight_through: bool = True  # the critic sees binarised fake rolls
+    straight_through: bool = True  # the critic sees the fake rolls as the decoder reads them
     gp_weight: float = 10.0
     mode_seeking: float = 0.1  # weight of MSGAN's mode-seeking term (0: off)
     config: MusicConfig = field(default_factory=MusicConfig)
@@ -168,7 +169,11 @@ class MusicTrainer(GanTrainer):
         s = self.s
         seeking = f"; mode-seeking term (MSGAN) weight {s.mode_seeking}" if s.mode_seeking else ""
         loss = f"WGAN-GP (penalty weight {s.gp_weight})" if s.loss == "wgan-gp" else "hinge"
-        seen = "straight-through binarised fake rolls" if s.straight_through else "sigmoid probabilities"
+        seen = (
+            "fake rolls binarised as the decoder reads them into notes (straight-through)"
+            if s.straight_through
+            else "sigmoid probabilities"
+        )
         return (
             f"{loss}, {s.n_critic} critic step(s) per generator step, Adam betas (0.5, 0.9); spectral norm and "
             f"minibatch spread in the critic, which sees {seen}; random transposition -6..+5{seeking}"

@@ -18,6 +18,7 @@ import torch
 
 from generators.music import (
     MusicConfig,
+    binarize,
     decode_roll,
     detect_key,
     note_list,
@@ -95,6 +96,31 @@ def test_decode_roll_keeps_repeated_notes_apart_and_one_pitch_per_voice():
     probs[2, 5, 72 - config.low + 2] = 0.6  # a weaker second pitch in the alto: not a second note
     assert decode_roll(probs, config, 0.5) == sorted(notes, key=lambda n: (n[2], n[0]))
     assert decode_roll(probs, config, 0.95) == []  # density 0.05: nothing is certain enough
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_critic_sees_exactly_the_notes_the_decoder_plays(seed):
+    """Training shows the critic binarize(probs); users hear decode_roll(probs). They must agree, or
+    the generator is trained for a roll nobody hears (the droning voices of an earlier model)."""
+    config = MusicConfig(pitches=20)
+    rng = np.random.default_rng(seed)
+    steps = 32
+    # Mostly quiet with a few likely pitches, so holds, re-strikes, moves and rests all occur.
+    probs = (rng.random((2 * config.n_tracks, steps, config.pitches)) ** 6).astype(np.float32)
+    probs[0::2, :, rng.integers(config.pitches, size=3)] += 0.4
+    probs = np.clip(probs, 0, 1)
+    for threshold in (0.3, 0.5, 0.7):
+        notes = decode_roll(probs, config, threshold)
+        lengths = [n for *_, n in notes]
+        assert len(notes) > 10 and min(lengths) == 1 and max(lengths) > 2  # not a trivial case
+        seen = binarize(torch.from_numpy(probs)[None], threshold)[0].numpy()
+        np.testing.assert_allclose(seen, notes_to_roll(notes, config, steps), atol=1e-6)  # p - p rounding
+
+
+def test_binarize_passes_the_gradient_to_every_probability():
+    probs = torch.full((1, 8, 16, 12), 0.3, requires_grad=True)
+    binarize(probs).sum().backward()
+    assert torch.equal(probs.grad, torch.ones_like(probs))
 
 
 def test_key_detection_and_transposition():
