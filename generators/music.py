@@ -164,7 +164,7 @@ def binarize(probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     rule, droned on one pitch for bars (UPC 1.1 against Bach's 2.8) while its own view changed
     pitch nearly every step (QN 0.3-0.5). Without binarising, the critic tells soft fake rolls from
     binary real ones by their values alone."""
-    n, channels, steps, p = probs.shape
+    steps = probs.shape[2]
     frames, onsets = probs[:, 0::2].detach(), probs[:, 1::2].detach()
     hard_frames = torch.zeros_like(frames)
     hard_onsets = torch.zeros_like(onsets)
