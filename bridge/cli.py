@@ -281,6 +281,8 @@ def _cmd_train_image(args: argparse.Namespace) -> int:
         f"classes: {', '.join(f'{k} {v}' for k, v in report['classes'].items()) or 'none (unconditional)'}",
         file=sys.stderr,
     )
+    if report["grayscale"]:
+        print("the images are grey wherever they have ink: the model will draw in grey", file=sys.stderr)
     if report["unreadable"]:
         print(f"skipped {len(report['unreadable'])} unreadable: {', '.join(report['unreadable'][:5])}", file=sys.stderr)
     if report["converted"]:
@@ -331,7 +333,7 @@ def _cmd_eval_image(args: argparse.Namespace) -> int:
     )  # fmt: skip
     classes = bool(model.net.config.classes)
     print(
-        f"{'vs held-out':22} {'SWD x1e3 (64/32/16 px, mean)':34} precision  recall  coverage"
+        f"{'vs held-out':22} {'SWD x1e3 (64/32/16 px, mean)':34} precision  recall  coverage  spread"
         + ("  class agreement" if classes else "")
     )
     for name in ("generated", "real_train (floor)", "untrained (ceiling)"):
@@ -339,10 +341,14 @@ def _cmd_eval_image(args: argparse.Namespace) -> int:
         swd = row["swd_x1000"]
         levels = " / ".join(f"{swd[k]:.1f}" for k in ("64px", "32px", "16px")) + f"  ({swd['mean']:.1f})"
         agreement = f"  {row['class_agreement']:15.3f}" if classes else ""
-        print(f"{name:22} {levels:34} {row['precision']:9.3f} {row['recall']:7.3f} {row['coverage']:9.3f}{agreement}")
+        print(
+            f"{name:22} {levels:34} {row['precision']:9.3f} {row['recall']:7.3f} {row['coverage']:9.3f}"
+            f" {row['spread']:7.2f}{agreement}"
+        )
+    print(f"spread: mean distance between two images of one {'category' if classes else 'set'} (features)")
     if classes:
         print("class agreement: samples whose 5 nearest training images are mostly of their category")
-        print("(the floor row: held-out images and their own categories)")
+        print("(the floor row's spread and class agreement: held-out images and their own categories)")
     copy = table["copy_check"]
     print(
         f"nearest training image, median RMS distance: generated {copy['median_nn_distance_generated']}, "

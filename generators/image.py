@@ -37,13 +37,14 @@ class ImageConfig:
     width: int = 32  # channels of the last stage; earlier stages have 2x, 4x, 8x
     classes: list[str] = field(default_factory=list)  # empty: unconditional
     size: int = NATIVE
+    grayscale: bool = False  # grey training data (R = G = B wherever there is ink): colour channels tied
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> ImageConfig:
-        return cls(**{k: d[k] for k in ("z_dim", "width", "classes", "size") if k in d})
+        return cls(**{k: d[k] for k in ("z_dim", "width", "classes", "size", "grayscale") if k in d})
 
 
 def _stages(config: ImageConfig) -> list[int]:
@@ -77,7 +78,12 @@ class ImageGenerator(nn.Module):
             z = torch.cat([z, self.embed(labels)], dim=1)
         x = self.fc(z).view(z.shape[0], -1, 4, 4)
         x = F.relu(self.fc_norm(x))
-        return premultiply(torch.tanh(self.to_rgba(self.blocks(x))))
+        x = torch.tanh(self.to_rgba(self.blocks(x)))
+        if self.config.grayscale:
+            # Tied in the network, not fixed up afterwards: a model of black glyphs had learned a
+            # green or purple tint the critic let pass, and a grey model cannot draw one at all.
+            x = torch.cat([x[:, :3].mean(dim=1, keepdim=True).expand(-1, 3, -1, -1), x[:, 3:]], dim=1)
+        return premultiply(x)
 
     @torch.no_grad()
     def sample(self, latents: Sequence[Latent], labels: Sequence[int], truncation: Sequence[float]) -> np.ndarray:

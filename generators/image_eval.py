@@ -8,6 +8,9 @@
   of 32x32 premultiplied RGBA, fitted on the training images.
 - A copy check: each sample's distance to its nearest training image, next to the same for the
   held-out images (which are certainly not copies).
+- Spread: the mean distance between two images of one category (the whole set for a model
+  without categories), in the same feature space; samples far less spread than real images of their
+  category are a model that varies too little.
 - For a model with categories, class agreement: the share of samples whose 5 nearest training
   images (same feature space) are mostly of the category asked for; for the floor, held-out images
   and their own categories.
@@ -166,6 +169,19 @@ def class_agreement(
     return round(float((votes.argmax(axis=1) == labels).mean()), 3)
 
 
+def within_class_spread(features: np.ndarray, labels: np.ndarray | None = None) -> float:
+    """Mean distance between two different images of one category, averaged over the categories
+    that have at least two images (one category when labels is None)."""
+    labels = np.zeros(len(features), dtype=np.int64) if labels is None else np.asarray(labels)
+    spreads = []
+    for c in np.unique(labels):
+        f = features[labels == c]
+        if len(f) >= 2:
+            d = _pairwise(f, f)
+            spreads.append(d.sum() / (len(f) * (len(f) - 1)))  # the zero diagonal left out
+    return round(float(np.mean(spreads)), 3)
+
+
 def evaluate(
     net: ImageGenerator,
     train: np.ndarray,
@@ -197,6 +213,12 @@ def evaluate(
             "swd_x1000": pyramid_swd(images, held_out, seed=seed),
             **precision_recall(ref, features(images[: len(held_out) * 2])),
         }
+    # The real spread is that of the held-out images in their own categories: about 10 per category
+    # against about 16 samples, which is fair, since a mean pairwise distance does not grow with n.
+    real_labels = held_out_labels if labelled else None
+    rows["real_train (floor)"]["spread"] = within_class_spread(ref, real_labels)
+    rows["generated"]["spread"] = within_class_spread(features(fake), fake_labels if labelled else None)
+    rows["untrained (ceiling)"]["spread"] = within_class_spread(features(untrained), fake_labels if labelled else None)
     if labelled:
         # The floor here is the held-out images (a training image would find itself).
         train_features = features(train)

@@ -47,6 +47,7 @@ class ImageData:
     held_out: np.ndarray
     held_out_labels: np.ndarray
     classes: list[str]
+    grayscale: bool  # every pixel with any alpha has R = G = B
     report: dict  # what was converted or skipped, for the person and the card
 
 
@@ -109,6 +110,7 @@ def load_folder(folder: Path, size: int = NATIVE, use_classes: bool = True) -> I
     held = np.zeros(len(images), dtype=bool)
     held[order[::HOLDOUT_EVERY]] = True
     all_images, all_labels = np.stack(images), np.asarray(labels, dtype=np.int64)
+    grey = is_grayscale(all_images)
     report = {
         "images": len(images),
         "held_out": int(held.sum()),
@@ -116,8 +118,16 @@ def load_folder(folder: Path, size: int = NATIVE, use_classes: bool = True) -> I
         "unreadable": bad,
         "converted": len(notes),
         "conversions": dict(list(notes.items())[:20]),
+        "grayscale": grey,
     }
-    return ImageData(all_images[~held], all_labels[~held], all_images[held], all_labels[held], classes, report)
+    return ImageData(all_images[~held], all_labels[~held], all_images[held], all_labels[held], classes, grey, report)
+
+
+def is_grayscale(images: np.ndarray) -> bool:
+    """Whether straight-alpha RGBA images are grey wherever they have ink (fully transparent pixels
+    are ignored: their colour is never seen)."""
+    ink = images[images[..., 3] > 0][:, :3]
+    return bool((ink[:, 0] == ink[:, 1]).all() and (ink[:, 1] == ink[:, 2]).all())
 
 
 # --- DiffAugment (Zhao et al. 2020), the same random transform for real and fake batches -------
@@ -215,6 +225,7 @@ class ImageTrainer(GanTrainer):
         self.s = settings
         self.data = data or load_folder(settings.data, settings.config.size, settings.use_classes)
         self.s.config.classes = list(self.data.classes)
+        self.s.config.grayscale = self.data.grayscale
         torch.manual_seed(settings.seed)
         self.gen = torch.Generator().manual_seed(settings.seed)
         self.device = torch.device(settings.device)

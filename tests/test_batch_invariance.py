@@ -41,7 +41,7 @@ def _differing(gen: Generator, params: list[BaseModel], latents: list[Latent]) -
 
 
 def test_image_item_alone_equals_item_in_a_mixed_batch(generators):
-    # On the shipped emoji model a batched forward pass moved about 1 item in 4 by one uint8 level
+    # On the emoji model shipped until 2026-11 a batched forward pass moved about 1 item in 4 by one uint8 level
     # (items 4-7 of these 8 on the 2-core dev machine).
     gen = generators["image"]
     looks = [{"size": 64}, {"size": 96, "truncation": 0.7}, {"size": 64, "background": "#ffffff"}]

@@ -23,8 +23,21 @@ from generators.image import (
     load_image_model,
 )
 from generators.image_data import prepare_emoji
-from generators.image_eval import PixelFeatures, class_agreement, precision_recall, pyramid_swd
-from generators.image_train import DataError, ImageTrainer, ImageTrainSettings, load_folder, mode_seeking_penalty
+from generators.image_eval import (
+    PixelFeatures,
+    class_agreement,
+    precision_recall,
+    pyramid_swd,
+    within_class_spread,
+)
+from generators.image_train import (
+    DataError,
+    ImageTrainer,
+    ImageTrainSettings,
+    is_grayscale,
+    load_folder,
+    mode_seeking_penalty,
+)
 from tests.conftest import BridgeThread, make_settings
 from tests.test_cli import ganbridge
 
@@ -126,6 +139,40 @@ def test_training_writes_loadable_weights_and_a_card(tiny_model):
     assert model.net.config.z_dim == 16
 
 
+def test_grey_data_makes_a_model_that_cannot_draw_colour(sprite_folder, tmp_path):
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(16):
+        img = np.asarray(sprite(rng, 0)).copy()
+        img[..., :3] = img[..., 3:] // 3  # black to dark grey ink
+        img[img[..., 3] == 0, :3] = (12, 200, 40)  # colour under full transparency is never seen
+        Image.fromarray(img, "RGBA").save(grey / f"{i}.png")
+    assert load_folder(grey).grayscale and load_folder(grey).report["grayscale"]
+    assert not load_folder(sprite_folder).grayscale
+    one_tinted = np.zeros((2, 4, 4, 4), dtype=np.uint8)
+    one_tinted[..., 3] = 255
+    assert is_grayscale(one_tinted)
+    one_tinted[1, 2, 3, :3] = (10, 10, 11)
+    assert not is_grayscale(one_tinted)
+
+    settings = ImageTrainSettings(
+        data=grey, out=tmp_path / "run", name="grey", steps=2, batch=4, sample_every=2, save_every=2,
+        config=ImageConfig(width=8, z_dim=16),
+    )  # fmt: skip
+    model = load_image_model(ImageTrainer(settings, "pytest").run())
+    assert model.net.config.grayscale
+    torch.nn.init.normal_(model.net.to_rgba.weight, std=1.0)  # weights that would tint a colour model
+    z = [{"z": np.random.default_rng(i).standard_normal(16).astype(np.float32)} for i in range(4)]
+    pixels = model.net.sample(z, [0] * 4, [1.0] * 4)
+    ink = pixels[pixels[..., 3] > 0]
+    assert len(ink) and (ink[:, 0] == ink[:, 1]).all() and (ink[:, 1] == ink[:, 2]).all()
+    colour = ImageGenerator(ImageConfig(width=8, z_dim=16)).eval()
+    colour.load_state_dict(model.net.state_dict())
+    tinted = colour.sample(z, [0] * 4, [1.0] * 4)
+    assert (tinted[..., 0] != tinted[..., 1]).any()  # the same weights untied do draw colour
+
+
 def test_critic_of_a_model_with_classes_also_names_the_class():
     critic = ImageDiscriminator(ImageConfig(width=8, classes=["a", "b", "c"]))
     score, logits = critic.judge(torch.zeros(4, 4, 64, 64), torch.tensor([0, 1, 2, 0]))
@@ -184,8 +231,8 @@ def test_eval_command_prints_the_table(tiny_model, sprite_folder, tmp_path):
     assert "real_train (floor)" in r.stdout and "untrained (ceiling)" in r.stdout
     table = json.loads(out.read_text())
     # The sprite folder has two categories: the table gets class agreement, the sheet a column each.
-    assert set(table["generated"]) == {"swd_x1000", "precision", "recall", "coverage", "class_agreement"}
-    assert "class agreement" in r.stdout
+    assert set(table["generated"]) == {"swd_x1000", "precision", "recall", "coverage", "spread", "class_agreement"}
+    assert "class agreement" in r.stdout and "spread" in r.stdout
     assert Image.open(tmp_path / "sheet.png").width < 4 * 64  # two columns, not twelve
 
 
@@ -196,6 +243,19 @@ def test_class_agreement_on_known_cases(sprite_folder):
     right = class_agreement(train, data.train_labels, held_out, data.held_out_labels)
     wrong = class_agreement(train, data.train_labels, held_out, 1 - data.held_out_labels)
     assert (right, wrong) == (1.0, 0.0)
+
+
+def test_spread_on_known_cases():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((40, 8))
+    labels = np.repeat([0, 1], 20)
+    assert within_class_spread(np.zeros((10, 8)), np.zeros(10)) == 0.0  # one image, repeated
+    assert within_class_spread(2 * x, labels) == pytest.approx(2 * within_class_spread(x, labels), abs=2e-3)
+    # two tight clusters far apart: small within each category, large if pooled into one set
+    clusters = 0.01 * x + 100 * labels[:, None]
+    assert within_class_spread(clusters, labels) < 0.1 < 50 < within_class_spread(clusters)
+    two = np.array([[0.0, 0.0], [3.0, 4.0]])
+    assert within_class_spread(two) == 5.0  # the one pair, not diluted by the zero diagonal
 
 
 def test_emoji_data_command_lays_out_categories(tmp_path):
@@ -259,20 +319,6 @@ def test_untrained_generator_output_is_premultiplied_consistently():
     alpha = (out[:, 3:] + 1) / 2
     rgb = (out[:, :3] + 1) / 2
     assert bool((rgb <= alpha + 1e-6).all())  # premultiplied: colour never exceeds alpha
-
-
-SHIPPED = Path(__file__).resolve().parent.parent / "generators" / "weights" / "image" / "emoji.safetensors"
-
-
-def test_shipped_emoji_model():
-    card = json.loads(SHIPPED.with_suffix(".json").read_text())
-    assert card["data"]["license"] == "CC-BY 4.0" and "Twemoji" in card["data"]["source"]
-    table = card["metrics"]["eval"]
-    assert table["generated"]["swd_x1000"]["mean"] < table["untrained (ceiling)"]["swd_x1000"]["mean"]
-    gen = SpriteGenerator([load_image_model(SHIPPED)])
-    params = gen.params_model.model_validate({"model": "emoji", "size": 64})
-    img = np.asarray(Image.open(io.BytesIO(gen.render([params], [gen.random_latent(params, 1)])[0].data)))
-    assert img.shape == (64, 64, 4) and img[..., 3].min() < 10 and img[..., 3].max() > 245  # cut out
 
 
 def test_train_command_rejects_a_bad_batch_or_loss_weight(sprite_folder, tmp_path):

@@ -122,7 +122,7 @@ def _first_item(ws: WsClient, rid: str, generator: str, params: dict) -> dict:
     ("generator", "params"),
     [
         ("texture", {"width": 96, "height": 64, "maps": ["normal"]}),
-        ("image", {}),  # the default emoji model: no categories, where the kind's other model has some
+        ("image", {}),  # the default model with category "any": the class comes from the latent
         ("image", {"model": "glyphs", "category": "upper-A"}),
         ("music", {"bars": 2}),
     ],
