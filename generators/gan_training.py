@@ -12,6 +12,7 @@ evaluating the snapshots, not assumed to be the last.
 from __future__ import annotations
 
 import json
+import reprlib
 import sys
 import time
 from pathlib import Path
@@ -105,8 +106,16 @@ class GanTrainer:
         tensors = load_weights(self.state_path)
         with safe_open(str(self.state_path), "pt") as f:
             info = json.loads(f.metadata()["trainer"])
-        if info["config"] != json.loads(json.dumps(self.s.config.to_dict())):
-            raise ValueError("the saved training state has a different model config; use a new --out")
+        # Through from_dict: a state saved before a config field existed has that field's default.
+        saved = json.loads(json.dumps(type(self.s.config).from_dict(info["config"]).to_dict()))
+        wanted = json.loads(json.dumps(self.s.config.to_dict()))
+        if saved != wanted:
+            differ = ", ".join(
+                f"{k}: saved {reprlib.repr(saved.get(k))}, now {reprlib.repr(wanted.get(k))}"
+                for k in wanted
+                if saved.get(k) != wanted.get(k)
+            )
+            raise ValueError(f"the saved training state has a different model config ({differ}); use a new --out")
         for prefix, module in self._modules().items():
             module.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
         for prefix in OPTIMIZERS:

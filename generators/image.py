@@ -44,7 +44,7 @@ class ImageConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ImageConfig:
-        return cls(**{k: d[k] for k in ("z_dim", "width", "classes", "size", "grayscale") if k in d})
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 def _stages(config: ImageConfig) -> list[int]:

@@ -9,8 +9,8 @@
 - A copy check: each sample's distance to its nearest training image, next to the same for the
   held-out images (which are certainly not copies).
 - Spread: the mean distance between two images of one category (the whole set for a model
-  without categories), in the same feature space; samples far less spread than real images of their
-  category are a model that varies too little.
+  without categories), in the same feature space, next to the same for real images: far less
+  spread is a model that varies too little, far more one that varies in ways the data does not.
 - For a model with categories, class agreement: the share of samples whose 5 nearest training
   images (same feature space) are mostly of the category asked for; for the floor, held-out images
   and their own categories.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from bridge.server import build_core
 from generators.image import (
@@ -190,6 +193,27 @@ def test_resume_continues_from_the_saved_step(sprite_folder, tiny_model):
     trainer.run(resume=True)
     card = json.loads(tiny_model.with_suffix(".json").read_text())
     assert [r["to_step"] for r in card["training"]["runs"]] == [3, 5]
+
+
+def test_resume_of_a_state_saved_before_a_config_field_existed(sprite_folder, tiny_model, tmp_path):
+    shutil.copytree(tiny_model.parent / "state", tmp_path / "state")
+    state = tmp_path / "state" / "train_state.safetensors"
+    with safe_open(str(state), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    info = json.loads(meta["trainer"])
+    del info["config"]["grayscale"]  # as saved by a version without grey models
+    save_file(tensors, str(state), metadata={**meta, "trainer": json.dumps(info)})
+
+    def settings(width: int) -> ImageTrainSettings:
+        return ImageTrainSettings(
+            data=sprite_folder, out=tmp_path, name="sprites", steps=6, batch=4, sample_every=6,
+            config=ImageConfig(width=width, z_dim=16),
+        )  # fmt: skip
+
+    with pytest.raises(ValueError, match="different model config \\(width: saved 8, now 16\\)"):
+        ImageTrainer(settings(16), "pytest").run(resume=True)
+    ImageTrainer(settings(8), "pytest").run(resume=True)  # the missing field is its default: resumes
+    assert json.loads((tmp_path / "sprites.json").read_text())["training"]["steps"] == 6
 
 
 def test_same_seed_same_image_with_alpha(tiny_model):
