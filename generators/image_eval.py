@@ -213,21 +213,19 @@ def evaluate(
             "swd_x1000": pyramid_swd(images, held_out, seed=seed),
             **precision_recall(ref, features(images[: len(held_out) * 2])),
         }
-    # The real spread is that of the held-out images in their own categories: about 10 per category
-    # against about 16 samples, which is fair, since a mean pairwise distance does not grow with n.
-    real_labels = held_out_labels if labelled else None
-    rows["real_train (floor)"]["spread"] = within_class_spread(ref, real_labels)
-    rows["generated"]["spread"] = within_class_spread(features(fake), fake_labels if labelled else None)
-    rows["untrained (ceiling)"]["spread"] = within_class_spread(features(untrained), fake_labels if labelled else None)
-    if labelled:
-        # The floor here is the held-out images (a training image would find itself).
-        train_features = features(train)
-        for name, images, labels in (
-            ("generated", fake, fake_labels),
-            ("real_train (floor)", held_out, held_out_labels),
-            ("untrained (ceiling)", untrained, fake_labels),
-        ):
-            rows[name]["class_agreement"] = class_agreement(train_features, train_labels, features(images), labels)
+    # Spread and class agreement of real images: the held-out ones in their own categories (a
+    # training image would find itself among its neighbours). A mean pairwise distance does not grow
+    # with n, so about 10 held-out images per category stand fairly against about 16 samples.
+    own = {
+        "generated": (features(fake), fake_labels),
+        "real_train (floor)": (ref, held_out_labels),
+        "untrained (ceiling)": (features(untrained), fake_labels),
+    }
+    train_features = features(train) if labelled else None
+    for name, (feats, labels) in own.items():
+        rows[name]["spread"] = within_class_spread(feats, labels if labelled else None)
+        if labelled:
+            rows[name]["class_agreement"] = class_agreement(train_features, train_labels, feats, labels)
     copy_fake = nearest_train_distance(fake[:300], train)
     copy_held = nearest_train_distance(held_out, train)
     rows["copy_check"] = {

@@ -22,11 +22,9 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 def missing_host(what: str, install: str) -> None:
     """A real host the test needs is not installed: `what` names it, `install` is how .ci/run
     installs it. Under CI that is a failure; on a developer machine, a skip that says both."""
-    message = f"real host missing: {what}; install it with: {install} (.ci/run does this)"
     if IN_CI:
-        pytest.fail(message)
-    else:
-        pytest.skip(message)
+        pytest.fail(f"real host missing under CI=true: {what}; .ci/run should have installed it with: {install}")
+    pytest.skip(f"real host missing: {what}; install it with: {install} (as .ci/run does)")
 
 
 def require_tool(name: str, apt_package: str) -> str:

@@ -151,7 +151,8 @@ def test_grey_data_makes_a_model_that_cannot_draw_colour(sprite_folder, tmp_path
         img[..., :3] = img[..., 3:] // 3  # black to dark grey ink
         img[img[..., 3] == 0, :3] = (12, 200, 40)  # colour under full transparency is never seen
         Image.fromarray(img, "RGBA").save(grey / f"{i}.png")
-    assert load_folder(grey).grayscale and load_folder(grey).report["grayscale"]
+    grey_data = load_folder(grey)
+    assert grey_data.grayscale and grey_data.report["grayscale"]
     assert not load_folder(sprite_folder).grayscale
     one_tinted = np.zeros((2, 4, 4, 4), dtype=np.uint8)
     one_tinted[..., 3] = 255
