@@ -2,9 +2,8 @@
 
 Each sending host is one core client. Replies go to the sender's address, or to the port
 it chose with /ganbridge/reply_to (senders such as liblo's oscsend use a new source port per
-message). Raw datagrams are checked before python-osc parses them: python-osc silently
-misparses some type tags (S, c, I, arrays), so anything outside the tags we accept gets an
-error reply instead.
+message). Datagrams are read by bridge/osc_wire.py, which checks each one whole before any
+of it runs: a datagram with any fault gets one /ganbridge/error and nothing of it is done.
 """
 
 from __future__ import annotations
@@ -18,18 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from pythonosc.osc_bundle import OscBundle
-from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
-
 from bridge import __version__
 from bridge.core import BridgeCore, Client
-from bridge.protocol import ProtocolError
+from bridge.osc_wire import OscFormatError, encode_message, parse_datagram
+from bridge.protocol import ProtocolError, shorten
 
 log = logging.getLogger("ganbridge.osc")
 
 PREFIX = "/ganbridge/"
-ACCEPTED_TAGS = set("ifsTFhd")
 RECEIVE_BUFFER = 4 << 20  # bursts from a control surface must not overflow the default 212 KB
 CONTROL_KEYS = {"count": int, "seed": int, "session": str}
 MAX_PEERS = 256
@@ -37,44 +32,6 @@ MAX_PEERS = 256
 
 class OscArgError(ValueError):
     pass
-
-
-def osc_message(address: str, *args: Any) -> bytes:
-    builder = OscMessageBuilder(address=address)
-    for a in args:
-        if isinstance(a, bool):
-            builder.add_arg(a, OscMessageBuilder.ARG_TYPE_TRUE if a else OscMessageBuilder.ARG_TYPE_FALSE)
-        elif isinstance(a, int):
-            builder.add_arg(a, OscMessageBuilder.ARG_TYPE_INT)
-        elif isinstance(a, float):
-            builder.add_arg(a, OscMessageBuilder.ARG_TYPE_FLOAT)
-        else:
-            builder.add_arg(str(a), OscMessageBuilder.ARG_TYPE_STRING)
-    return builder.build().dgram
-
-
-def _osc_string_end(data: bytes, start: int) -> int:
-    end = data.index(b"\x00", start)
-    return (end + 4) & ~3
-
-
-def check_type_tags(dgram: bytes) -> tuple[str, str]:
-    """(address, tags) of a raw message; raises OscArgError for tags we do not accept."""
-    try:
-        addr_end = data_end = _osc_string_end(dgram, 0)
-        address = dgram[: dgram.index(b"\x00")].decode("utf-8")
-        if addr_end >= len(dgram):
-            return address, ""
-        data_end = dgram.index(b"\x00", addr_end)
-        tags = dgram[addr_end:data_end].decode("ascii")
-    except (ValueError, UnicodeDecodeError):
-        raise OscArgError("not a well-formed OSC message") from None
-    if not tags.startswith(","):
-        raise OscArgError(f"{address}: missing type tag string")
-    bad = sorted(set(tags[1:]) - ACCEPTED_TAGS)
-    if bad:
-        raise OscArgError(f"{address}: unsupported OSC type tag(s) {''.join(bad)!r}; use i, f, s, T/F (also h, d)")
-    return address, tags[1:]
 
 
 @dataclass(eq=False)
@@ -125,7 +82,7 @@ class OscDoor(asyncio.DatagramProtocol):
 
     # -- sending ---------------------------------------------------------------------------
     def _send(self, peer: OscPeer, address: str, *args: Any) -> None:
-        data = osc_message(address, *args)
+        data = encode_message(address, *args)
         if self._loop is None or self.transport is None:
             return
         try:
@@ -155,9 +112,12 @@ class OscDoor(asyncio.DatagramProtocol):
                 pass  # OSC peers get /ganbridge/welcome from _osc_hello
             elif kind == "error":
                 peer.feedback_items.pop(rid, None)
-                self._send(peer, PREFIX + "error", rid, msg["code"], msg["message"])
+                self._error(peer, rid, msg["code"], msg["message"])
 
         return emit
+
+    def _error(self, peer: OscPeer, job: str, code: str, message: str) -> None:
+        self._send(peer, PREFIX + "error", job, code, shorten(message))
 
     def _peer(self, addr: tuple) -> OscPeer:
         host, port = addr[0], addr[1]
@@ -179,39 +139,23 @@ class OscDoor(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         peer = self._peer(addr)
         try:
-            messages = self._unpack(data)
-        except OscArgError as e:
-            self._send(peer, PREFIX + "error", "", "bad_message", str(e))
+            messages = parse_datagram(data)
+        except OscFormatError as e:
+            self._error(peer, "", "bad_message", f"not a well-formed OSC datagram: {e}")
             return
-        for address, args in messages:
-            self._pool.submit(self._handle_safely, peer, address, args)
-
-    def _unpack(self, data: bytes) -> list[tuple[str, list[Any]]]:
-        if data.startswith(b"#bundle"):
-            try:
-                bundle = OscBundle(data)
-            except Exception as e:  # python-osc raises its own parse errors
-                raise OscArgError(f"not a well-formed OSC bundle: {e}") from None
-            out = []
-            for content in bundle:
-                out += self._unpack(content.dgram)
-            return out
-        address, _ = check_type_tags(data)
-        try:
-            return [(address, list(OscMessage(data).params))]
-        except Exception as e:
-            raise OscArgError(f"{address}: cannot parse arguments: {e}") from None
+        for message in messages:
+            self._pool.submit(self._handle_safely, peer, message.address, list(message.args))
 
     def _handle_safely(self, peer: OscPeer, address: str, args: list[Any]) -> None:
         try:
             self._handle(peer, address, args)
         except OscArgError as e:
-            self._send(peer, PREFIX + "error", "", "invalid_params", str(e))
+            self._error(peer, "", "invalid_params", str(e))
         except ProtocolError as e:
-            self._send(peer, PREFIX + "error", "", str(e.code), e.message)
+            self._error(peer, "", str(e.code), e.message)
         except Exception as e:
-            log.exception("OSC %s failed", address)
-            self._send(peer, PREFIX + "error", "", "internal", f"internal error: {e}")
+            log.exception("OSC %s failed", shorten(address, 100))
+            self._error(peer, "", "internal", f"internal error: {e}")
 
     def _handle(self, peer: OscPeer, address: str, args: list[Any]) -> None:
         log.debug("osc %s <- %s %s", peer.host, address, args)
@@ -220,12 +164,10 @@ class OscDoor(asyncio.DatagramProtocol):
         verb = address[len(PREFIX) :]
         handler = getattr(self, f"_osc_{verb}", None)
         if handler is None:
-            self._send(peer, PREFIX + "error", "", "unknown_type", f"unknown address {address}")
+            self._error(peer, "", "unknown_type", f"unknown address {address}")
             return
         if not peer.client.authorized and verb != "hello":
-            self._send(
-                peer, PREFIX + "error", "", "unauthorized", "this bridge needs a token: send /ganbridge/hello s:token"
-            )
+            self._error(peer, "", "unauthorized", "this bridge needs a token: send /ganbridge/hello s:token")
             return
         handler(peer, args)
 

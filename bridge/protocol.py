@@ -14,6 +14,10 @@ from typing import Annotated, Any, Literal, Union, get_args
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 PROTOCOL_VERSION = 1
+# An error reply stays small whatever the request was: a message of 1 MB with 60,000 unknown
+# keys must not make a 4 MB answer. Past these, text is cut and details are counted, not listed.
+MAX_ERROR_DETAILS = 20
+MAX_ERROR_TEXT = 500
 
 
 class ErrorCode(StrEnum):
@@ -249,22 +253,41 @@ def validate_reply(msg: dict) -> BaseModel:
     return _reply_adapter.validate_python(msg)
 
 
+def shorten(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """Text for an error reply: cut to `limit` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def error_message(request_id: str | None, err: ProtocolError) -> dict:
-    msg = {"type": "error", "id": request_id, "code": err.code.value, "message": err.message}
+    msg: dict[str, Any] = {"type": "error", "id": request_id, "code": err.code.value, "message": shorten(err.message)}
     if err.details:
-        msg["details"] = err.details
+        details = err.details
+        # One entry more is the count that validation_details already puts last.
+        if len(details) > MAX_ERROR_DETAILS + 1:
+            left_out = len(details) - MAX_ERROR_DETAILS
+            details = [
+                *details[:MAX_ERROR_DETAILS],
+                {"path": "(more)", "message": f"{left_out} more error(s) left out"},
+            ]
+        msg["details"] = [{k: shorten(v, 200) if isinstance(v, str) else v for k, v in d.items()} for d in details]
     return msg
 
 
 def validation_details(e: ValidationError, prefix: str = "") -> list[dict]:
-    """pydantic errors -> [{path, message}] with dotted field paths a person can read."""
+    """pydantic errors -> [{path, message}] with dotted field paths a person can read. Only the
+    first MAX_ERROR_DETAILS are built; the rest are counted in one last entry."""
     out = []
-    for err in e.errors(include_url=False):
+    errors = e.errors(include_url=False, include_context=False, include_input=False)
+    for err in errors[:MAX_ERROR_DETAILS]:
         loc = [str(p) for p in err["loc"]]
         if loc and loc[0] in REQUEST_TYPES and prefix == "":
             loc = loc[1:]  # drop the discriminator tag pydantic puts first
         path = ".".join(([prefix] if prefix else []) + loc)
         out.append({"path": path or "(message)", "message": err["msg"]})
+    if len(errors) > MAX_ERROR_DETAILS:
+        out.append({"path": "(more)", "message": f"{len(errors) - MAX_ERROR_DETAILS} more error(s) left out"})
     return out
 
 
@@ -292,7 +315,9 @@ def parse_request(obj: dict) -> Request:
     if kind is None:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, 'a message needs a "type" field')
     if kind not in REQUEST_TYPES:
-        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind!r}; known: {', '.join(REQUEST_TYPES)}")
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_TYPE, f"unknown message type {shorten(repr(kind), 60)}; known: {', '.join(REQUEST_TYPES)}"
+        )
     try:
         return _request_adapter.validate_python(obj)
     except ValidationError as e:

@@ -173,3 +173,81 @@ def test_burst_of_pings_all_answered(bridge, tmp_path):
         pass
     rx.close()
     assert got == 500
+
+
+class RawOscClient:
+    """A plain UDP socket that sends bytes as they are and reads what the bridge answers."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.5)
+        # reply_to holds per host, and earlier tests pointed it elsewhere: point it at this socket
+        self.send(_reply_to(self.sock.getsockname()[1]))
+        assert self.replies()[0].address == "/ganbridge/reply_to"
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendto(data, ("127.0.0.1", self.port))
+
+    def replies(self, quiet: float = 0.5) -> list:
+        """Everything the bridge sends until it has been quiet for `quiet` seconds."""
+        from bridge.osc_wire import parse_datagram
+
+        out = []
+        self.sock.settimeout(quiet)
+        try:
+            while True:
+                out += parse_datagram(self.sock.recvfrom(65536)[0])
+        except TimeoutError:
+            return out
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_malformed_datagrams_get_one_error_each_and_none_of_them_runs(bridge):
+    """The datagram that hung the old door (a bundle element of size -4), a broken bundle with a
+    valid generate beside the fault, and a truncated float: one error each, nothing run."""
+    import struct
+
+    from bridge.osc_wire import encode_bundle, encode_message
+
+    generate = encode_message("/ganbridge/generate", "texture", "width", 64, "height", 64)
+    bad = [
+        bytes.fromhex("2362756e646c65000000000000000000fffffffc"),
+        encode_bundle(generate) + struct.pack(">i", -8),
+        encode_bundle(generate, b"#bundleX" + bytes(8)),
+        encode_message("/ganbridge/ping") + b"\x00\x00\x00\x00",
+        encode_bundle(*[encode_message("/ganbridge/ping")] * 3000)[:60000],
+    ]
+    client = RawOscClient(bridge.osc_port)
+    try:
+        for data in bad:
+            client.send(data)
+            replies = client.replies()
+            assert [m.address for m in replies] == ["/ganbridge/error"], data[:40].hex()
+            assert replies[0].args[1] == "bad_message"
+        client.send(encode_message("/ganbridge/ping"))
+        assert [m.address for m in client.replies()] == ["/ganbridge/pong"]
+    finally:
+        client.close()
+
+
+def test_a_truncated_rating_is_refused_and_the_stored_rating_kept(bridge):
+    from bridge.osc_wire import encode_message
+
+    client = RawOscClient(bridge.osc_port)
+    try:
+        client.send(encode_message("/ganbridge/generate", "texture", "width", 64, "height", 64, "seed", 3))
+        item = next(m.args[1] for m in client.replies(2.0) if m.address == "/ganbridge/result")
+        client.send(encode_message("/ganbridge/feedback", item, 1.0))
+        assert [m.address for m in client.replies()] == ["/ganbridge/ack"]
+        truncated = encode_message("/ganbridge/feedback", item, 1.0)[:-4]  # the float's bytes left out
+        client.send(truncated)
+        replies = client.replies()
+        assert [(m.address, m.args[1]) for m in replies] == [("/ganbridge/error", "bad_message")]
+        assert "argument 'f'" in replies[0].args[2]
+        assert bridge.core.store.latest_rating(item) == 1
+    finally:
+        client.close()
