@@ -32,8 +32,21 @@ class Settings:
     allowed_origins: list[str] = field(default_factory=list)
     max_count: int = 16
     max_steps: int = 32
+    # Waiting items: each client may have max_client_queue; when the bridge holds max_queue in all,
+    # only a client holding more than an equal share of it is refused (`busy`).
     max_queue: int = 256
+    max_client_queue: int = 64
+    # Cost budgets (README, "Limits"): one request, and all of one client's queued and running
+    # requests together. Pixels count every output image, maps included: the default request
+    # budget is four 2048x2048 textures, or one with both maps.
+    max_request_pixels: int = 4 * 2048 * 2048
+    max_client_pixels: int = 16 * 2048 * 2048
+    max_request_bars: int = 256
+    max_client_bars: int = 1024
     max_message_bytes: int = 1 << 20
+    # Open WebSocket connections, and the replies one of them may leave unread before it is closed.
+    max_connections: int = 64
+    max_unsent_bytes: int = 256 << 20
     batching: bool = True
     batch_window_ms: float = 4.0
     log_level: str = "info"
@@ -61,7 +74,10 @@ class Settings:
         return self.data_dir / "items.sqlite3"
 
     def check(self) -> None:
-        """Reject combinations no single field's type catches."""
+        """Reject values and combinations no single field's type catches."""
+        for name in self.limits():
+            if getattr(self, name) < 1:
+                raise ConfigError(f"setting {name}: {getattr(self, name)} must be at least 1")
         if self.backend not in ("local", "ray"):
             raise ConfigError(f"setting backend: {self.backend!r} is not one of local, ray")
         if self.backend == "ray":
@@ -71,11 +87,17 @@ class Settings:
                 raise ConfigError("ray_max_batch_size and ray_inflight must be >= 1, ray_timeout_s > 0")
 
     def limits(self) -> dict[str, int]:
+        """Every limit a client may meet; `welcome` lists them."""
+        names = ("max_count", "max_steps", "max_queue", "max_client_queue", "max_request_pixels",
+                 "max_client_pixels", "max_request_bars", "max_client_bars", "max_message_bytes",
+                 "max_connections", "max_unsent_bytes")  # fmt: skip
+        return {name: getattr(self, name) for name in names}
+
+    def budgets(self) -> dict[str, tuple[int, int]]:
+        """Cost unit -> (per request, per client); a unit not listed has no budget."""
         return {
-            "max_count": self.max_count,
-            "max_steps": self.max_steps,
-            "max_queue": self.max_queue,
-            "max_message_bytes": self.max_message_bytes,
+            "pixels": (self.max_request_pixels, self.max_client_pixels),
+            "bars": (self.max_request_bars, self.max_client_bars),
         }
 
 

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -339,6 +340,7 @@ class BridgeCore:
             gen.preflight(units[0].params)
         except Unavailable as e:
             raise ProtocolError(ErrorCode.UNAVAILABLE, str(e)) from None
+        self._check_budget(gen, units)
         listener = _JobEvents(self, client, session)
         job = Job(client=client.id, request_id=request_id, generator=gen, units=units, listener=listener)
         try:
@@ -354,6 +356,21 @@ class BridgeCore:
                         ErrorCode.INVALID_PARAMS, str(e.args[0]), [{"path": "id", "message": "already in use"}]
                     ),
                 )
+            )
+
+    def _check_budget(self, gen: Generator, units: list[WorkUnit]) -> None:
+        """Price every unit; a request over its kind's per-request budget is `too_large`."""
+        for unit in units:
+            unit.cost = gen.cost(unit.params)
+        cost = units[0].cost
+        total = sum(u.cost.amount for u in units)
+        budget = self.settings.budgets().get(cost.unit, (None, None))[0]
+        if budget is not None and total > budget:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"this request costs {total:,} {cost.unit} ({len(units)} x {cost.what}), over the per-request "
+                f"budget of {budget:,} {cost.unit} (setting max_request_{cost.unit}); ask for fewer or smaller items",
+                [{"path": "count", "message": f"{len(units)} x {cost.amount:,} {cost.unit} > {budget:,}"}],
             )
 
     # -- playback out of the virtual MIDI port ------------------------------------------------
@@ -382,12 +399,32 @@ class BridgeCore:
     def store_outputs(
         self, gen: Generator, units: list[WorkUnit], outputs: list[Output], session: str | None
     ) -> list[dict]:
-        """Write files and recipes (worker thread); returns the protocol Items."""
+        """Write files and recipes (worker thread); returns the protocol Items. Files are on disk
+        (synced) before their recipes commit; if anything fails, none of them stays."""
+        written: list[Path] = []
+        try:
+            return self._store_outputs(gen, units, outputs, session, written)
+        except BaseException:
+            self.store.remove_files(written)
+            raise
+
+    def discard_items(self, items: list[dict]) -> None:
+        """Remove stored items that were never delivered: their files and their recipes."""
+        self.store.remove([item["item"] for item in items])
+        self.store.remove_files(
+            [Path(item["file"]) for item in items]
+            + [Path(m["file"]) for item in items for m in (item.get("maps") or {}).values()]
+        )
+
+    def _store_outputs(
+        self, gen: Generator, units: list[WorkUnit], outputs: list[Output], session: str | None, written: list[Path]
+    ) -> list[dict]:
         records, items = [], []
         now = time.time()
         for unit, out in zip(units, outputs):
             item_id = new_item_id()
             path = self.store.output_path(gen.name, item_id, out.format)
+            written.append(path)
             self.store.write_file(path, out.data)
             item: dict[str, Any] = {
                 "item": item_id,
@@ -403,6 +440,7 @@ class BridgeCore:
                 item["maps"] = {}
                 for name, data in out.attachments.items():
                     map_path = self.store.output_path(gen.name, item_id, out.format, f"_{name}")
+                    written.append(map_path)
                     self.store.write_file(map_path, data)
                     item["maps"][name] = {
                         "format": out.format,
@@ -433,6 +471,15 @@ class BridgeCore:
         return items
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """Python's MemoryError, torch's CPU allocator ("[enforce fail at alloc_cpu.cpp:...]
+    DefaultCPUAllocator: not enough memory") and CUDA's OutOfMemoryError."""
+    text = str(error).lower()
+    return isinstance(error, MemoryError) or any(
+        s in text for s in ("out of memory", "not enough memory", "can't allocate memory", "defaultcpuallocator")
+    )
+
+
 def _without_seed(params: dict) -> dict:
     return {k: v for k, v in params.items() if k != "seed"}
 
@@ -456,6 +503,9 @@ class _JobEvents:
     def store(self, job: Job, units: list[WorkUnit], outputs: list[Output]) -> list[dict]:
         return self.core.store_outputs(job.generator, units, outputs, self.session)
 
+    def discard(self, job: Job, items: list[dict]) -> None:
+        self.core.discard_items(items)
+
     def results(self, job: Job, items: list[dict]) -> None:
         self.client.emit({"type": "result", "id": job.request_id, "items": items})
 
@@ -472,8 +522,15 @@ class _JobEvents:
         if isinstance(error, Unavailable):
             self.client.emit(error_message(job.request_id, ProtocolError(ErrorCode.UNAVAILABLE, str(error))))
             return
-        if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
-            text = f"{job.generator.name} ran out of memory; try a smaller size or count"
+        if is_out_of_memory(error):
+            unit, cost = job.units[0].cost, sum(u.cost.amount for u in job.units)
+            budget = self.core.settings.budgets().get(unit.unit, (None, None))[0]
+            text = (
+                f"{job.generator.name} ran out of memory on this request of {len(job.units)} x {unit.what} "
+                f"({cost:,} {unit.unit}"
+                + (f"; the per-request budget is {budget:,}, setting max_request_{unit.unit}" if budget else "")
+                + "): ask for fewer or smaller items, or lower the budget to what this machine can hold"
+            )
         else:
             text = f"{job.generator.name} failed: {type(error).__name__}: {error}"
         self.client.emit(error_message(job.request_id, ProtocolError(ErrorCode.INTERNAL, text)))

@@ -1,11 +1,15 @@
 """JobScheduler: runs generation off the event loop, fairly, in micro-batches.
 
-One worker thread per device takes work units from a bounded queue. Clients are served
-round-robin, one unit each per turn, so a client's 16-image request cannot starve another
-client's single image. When batching is on, the worker waits a few milliseconds after picking
-a unit and then gathers more units with the same batch key (same generator, model and output
-shape) from every client, in the same round-robin order, and hands them to the executor as one
-device call. The executor is the seam for running batches elsewhere (e.g. a Ray cluster).
+One worker thread per device takes work units from a bounded queue, one unit per turn from the
+client served least recently. A client that has just arrived has never been served, so it goes
+first: a single small request waits for at most the batch already running, whatever another
+client has queued. When batching is on, the worker waits a few milliseconds after picking a unit
+and then gathers more units with the same batch key (same generator, model and output shape)
+from every client, in the same order, and hands them to the executor as one device call. The
+executor is the seam for running batches elsewhere (e.g. a Ray cluster).
+
+Each client has its own share of the queue and its own cost budget (queued and running work
+together), so a client that fills its share is told `busy` and nobody else is.
 """
 
 from __future__ import annotations
@@ -20,13 +24,13 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from generators.base import Generator, Latent, Output, Unavailable
+from generators.base import Cost, Generator, Latent, Output, Unavailable
 
 log = logging.getLogger("ganbridge.scheduler")
 
 
 class QueueFull(Exception):
-    pass
+    """The client is over its share of the queue or its cost budget: try again later."""
 
 
 class Executor(Protocol):
@@ -59,6 +63,7 @@ class WorkUnit:
     seed: int | None
     meta: dict[str, Any] = field(default_factory=dict)
     index: int = -1  # its place in the job, set when a worker takes it
+    cost: Cost = field(default=Cost("items", 1, "one item"))
 
 
 class JobListener(Protocol):
@@ -68,6 +73,10 @@ class JobListener(Protocol):
 
     def accepted(self, job: Job, position: int) -> None: ...
     def store(self, job: Job, units: list[WorkUnit], outputs: list[Output]) -> Any: ...
+    def discard(self, job: Job, stored: Any) -> None:
+        """Undo `store` for results that will never be sent (the job was cancelled meanwhile)."""
+        ...
+
     def results(self, job: Job, stored: Any) -> None: ...
     def progress(self, job: Job, done: int, total: int) -> None: ...
     def finished(self, job: Job) -> None: ...
@@ -112,6 +121,11 @@ class Job:
     def remaining(self) -> int:
         return len(self.units) - self.next_index
 
+    def cost_left(self) -> tuple[str, int]:
+        """(unit, amount) of the units not yet finished: queued and running."""
+        left = self.units[self.completed :]
+        return (self.units[0].cost.unit, sum(u.cost.amount for u in left))
+
     def head_batch_key(self) -> Any:
         return (self.generator.name, self.generator.batch_key(self.units[self.next_index].params))
 
@@ -121,6 +135,8 @@ class JobScheduler:
         self,
         devices: Sequence[str] = ("cpu",),
         max_queue: int = 256,
+        max_client_queue: int | None = None,
+        client_budgets: dict[str, int] | None = None,
         batching: bool = True,
         batch_window: float = 0.004,
         executor: Executor | None = None,
@@ -128,6 +144,8 @@ class JobScheduler:
         batch_limit: int | None = None,
     ):
         self.max_queue = max_queue
+        self.max_client_queue = max_client_queue or max_queue
+        self.client_budgets = dict(client_budgets or {})  # cost unit -> most one client may have
         self.batching = batching
         self.batch_window = batch_window
         self.executor = executor or InProcessExecutor()
@@ -139,6 +157,9 @@ class JobScheduler:
         self._active: dict[tuple[str, str], Job] = {}  # every job not yet finished
         self._queued_units = 0
         self._last_submit: dict[str, float] = {}  # client -> when it last submitted
+        # client -> the turn it was last served in: the worker serves the lowest first
+        self._served: dict[str, int] = {}
+        self._turn = 0
         self._stopping = False
         self.batches_run = 0
         self.units_run = 0
@@ -176,8 +197,8 @@ class JobScheduler:
         with self._cond:
             if job.key in self._active:
                 raise KeyError(f"request id {job.request_id!r} is already in progress")
-            if self._queued_units + len(job.units) > self.max_queue:
-                raise QueueFull(f"the queue is full ({self._queued_units} of {self.max_queue} items waiting)")
+            self._check_share(job)
+            self._check_budget(job)
             position = self._queued_units
             self._active[job.key] = job
             self._pending.setdefault(job.client, deque()).append(job)
@@ -187,6 +208,40 @@ class JobScheduler:
             job.listener.accepted(job, position)
             self._cond.notify_all()
         return position
+
+    def _check_share(self, job: Job) -> None:
+        """A client may queue max_client_queue items; when the whole queue is full, a client still
+        gets in while it holds no more than an equal share of it (lock held)."""
+        mine = sum(j.remaining for j in self._pending.get(job.client, ()))
+        wanted = mine + len(job.units)
+        if wanted > self.max_client_queue:
+            raise QueueFull(
+                f"this client has {mine} item(s) waiting and may have at most {self.max_client_queue} "
+                f"(setting max_client_queue); this request adds {len(job.units)}"
+            )
+        if self._queued_units + len(job.units) > self.max_queue:
+            share = self.max_queue // len(self._pending.keys() | {job.client})
+            if wanted > share:
+                raise QueueFull(
+                    f"the queue is full ({self._queued_units} of {self.max_queue} items waiting) and this client "
+                    f"holds more than its share ({mine} waiting, share {share})"
+                )
+
+    def _check_budget(self, job: Job) -> None:
+        """A client's queued and running work together stays within its cost budget (lock held)."""
+        unit, cost = job.cost_left()
+        budget = self.client_budgets.get(unit)
+        if budget is None:
+            return
+        busy = 0
+        for other in self._active.values():
+            if other.client == job.client and other.cost_left()[0] == unit:
+                busy += other.cost_left()[1]
+        if busy + cost > budget:
+            raise QueueFull(
+                f"this client's queued and running requests cost {busy:,} {unit} and this one {cost:,}; "
+                f"a client may have {budget:,} {unit} of work at once (setting max_client_{unit})"
+            )
 
     def cancel(self, client: str, request_id: str) -> Job | None:
         """Stop a queued or running job and send its `cancelled`. None if unknown or already over."""
@@ -206,6 +261,8 @@ class JobScheduler:
                 del self._active[job.key]
                 self._drop(job)
                 job.cancelled = True
+            self._served.pop(client, None)
+            self._last_submit.pop(client, None)
         for job in jobs:
             with job.lock:
                 job.closed = True
@@ -223,8 +280,9 @@ class JobScheduler:
 
     # -- worker side ------------------------------------------------------------------------------
     def _take(self, device: str, key: Any | None) -> tuple[Job, WorkUnit] | None:
-        """One unit from the next client in turn (matching `key` if given); rotates the clients."""
-        for client in list(self._pending):
+        """One unit (matching `key` if given) from the client served least recently (lock held)."""
+        # sorted() is stable: clients never served yet keep their order of arrival.
+        for client in sorted(self._pending, key=lambda c: self._served.get(c, -1)):
             for job in self._pending[client]:
                 if job.generator.device != device:
                     continue
@@ -236,10 +294,10 @@ class JobScheduler:
                 self._queued_units -= 1
                 if job.remaining == 0:
                     self._pending[client].remove(job)
-                if self._pending[client]:
-                    self._pending.move_to_end(client)  # this client's turn is over
-                else:
+                if not self._pending[client]:
                     del self._pending[client]
+                self._served[client] = self._turn  # this client's turn is over
+                self._turn += 1
                 return job, unit
         return None
 
@@ -367,7 +425,11 @@ class JobScheduler:
             if finished:
                 self._active.pop(job.key, None)
         job.emit(job.listener.progress, job.completed, len(job.units))
-        job.emit(job.listener.results, stored)
+        if not job.emit(job.listener.results, stored):
+            # Cancelled (or its client gone) while the results were being stored: they are never
+            # sent, so nothing of them may stay behind. Results already sent stay.
+            job.listener.discard(job, stored)
+            return
         if finished:
             job.emit(job.listener.finished, final=True)
 

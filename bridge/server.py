@@ -26,10 +26,7 @@ def build_core(settings: Settings) -> BridgeCore:
         device = resolve_device(settings.device)
         generators = load_generators(settings.models_dir, device)
         scheduler = JobScheduler(
-            devices=sorted({g.device for g in generators.values()}) or [device],
-            max_queue=settings.max_queue,
-            batching=settings.batching,
-            batch_window=settings.batch_window_ms / 1000.0,
+            devices=sorted({g.device for g in generators.values()}) or [device], **queue_settings(settings)
         )
     store = ItemStore(settings.db_path, settings.output_dir)
     scheduler.start()
@@ -48,10 +45,20 @@ def ray_scheduler(settings: Settings) -> tuple[dict[str, Generator], JobSchedule
     gateway = RayGateway(settings, app_specs(settings, generators))
     log.info("connecting to Ray at %s and deploying %d checkpoint(s)", settings.ray_address, len(gateway.specs))
     gateway.ensure()  # a cluster that cannot be reached or deployed to stops `serve` with the reason
-    scheduler = JobScheduler(devices=["cpu"], max_queue=settings.max_queue, batching=settings.batching,
-                             batch_window=settings.batch_window_ms / 1000.0, executor=RayExecutor(gateway),
-                             workers_per_device=settings.ray_inflight, batch_limit=settings.ray_max_batch_size)  # fmt: skip
+    scheduler = JobScheduler(devices=["cpu"], executor=RayExecutor(gateway), workers_per_device=settings.ray_inflight,
+                             batch_limit=settings.ray_max_batch_size, **queue_settings(settings))  # fmt: skip
     return generators, scheduler
+
+
+def queue_settings(settings: Settings) -> dict:
+    """The scheduler's queue, share, budget and batching settings."""
+    return {
+        "max_queue": settings.max_queue,
+        "max_client_queue": settings.max_client_queue,
+        "client_budgets": {unit: per_client for unit, (_, per_client) in settings.budgets().items()},
+        "batching": settings.batching,
+        "batch_window": settings.batch_window_ms / 1000.0,
+    }
 
 
 def midi_player(settings: Settings) -> MidiPlayer | None:

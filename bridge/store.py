@@ -2,12 +2,15 @@
 
 A recipe is enough to regenerate the item exactly: generator, checkpoint sha256, params, seed
 and the latent itself (stored as safetensors bytes, never pickled). Writes are committed with
-`synchronous=FULL`, so a rating that has been acknowledged survives a crash or power cut.
+`synchronous=FULL`, so a rating that has been acknowledged survives a crash or power cut. An
+item's files are written to a temporary name, synced, renamed and their folder synced before its
+recipe commits, so a recipe never points at a file that a power cut left empty.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -67,6 +70,20 @@ class ItemRecord:
     created: float
 
 
+def _sync_folder(folder: Path) -> None:
+    """Make a rename or a new file in `folder` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def new_item_id() -> str:
     return secrets.token_hex(8)
 
@@ -111,10 +128,32 @@ class ItemStore:
         return path
 
     def write_file(self, path: Path, data: bytes) -> None:
+        """Durably: the bytes and the file's name are on disk when this returns."""
+        new_folder = not path.parent.is_dir()
         path.parent.mkdir(parents=True, exist_ok=True)
+        if new_folder:
+            _sync_folder(path.parent.parent)
         tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         tmp.replace(path)
+        _sync_folder(path.parent)
+
+    def remove_files(self, paths: list[Path]) -> None:
+        for path in paths:
+            if self.output_dir in path.parents:
+                path.unlink(missing_ok=True)
+                path.with_name(path.name + ".part").unlink(missing_ok=True)
+
+    def remove(self, item_ids: list[str]) -> None:
+        """Delete items that were never delivered (no rating can point at them)."""
+        if not item_ids:
+            return
+        marks = ",".join("?" * len(item_ids))
+        with self._lock, self._transaction():
+            self._db.execute(f"DELETE FROM items WHERE id IN ({marks})", item_ids)
 
     def add(self, records: list[ItemRecord]) -> None:
         rows = [

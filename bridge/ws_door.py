@@ -3,6 +3,10 @@
 Per-message compression is off: payloads are PNG/MIDI, already compressed, and deflate would
 cost more than generating. Each connection handles its messages in order, each off the event
 loop (the core may touch SQLite); replies from worker threads are queued back onto the loop.
+
+Connections are bounded: past `max_connections` a new one is closed at once with code 1013 (try
+again later), and one that leaves more than `max_unsent_bytes` of replies unread is closed with
+1008; both with a reason a client can show.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class WebSocketDoor:
         self.port = port
         self.allowed_origins = allowed_origins
         self._server: Server | None = None
+        self.connections = 0
 
     async def start(self) -> None:
         self._server = await serve(
@@ -49,8 +54,20 @@ class WebSocketDoor:
             await self._server.wait_closed()
 
     async def _connection(self, ws: ServerConnection) -> None:
+        limit = self.core.settings.max_connections
+        if self.connections >= limit:
+            log.warning("refusing a connection: %d are open (setting max_connections)", self.connections)
+            await ws.close(1013, f"the bridge has its limit of {limit} connections open; try again later")
+            return
+        self.connections += 1
+        try:
+            await self._serve(ws)
+        finally:
+            self.connections -= 1
+
+    async def _serve(self, ws: ServerConnection) -> None:
         loop = asyncio.get_running_loop()
-        outbox = Outbox(ws)
+        outbox = Outbox(ws, self.core.settings.max_unsent_bytes)
 
         def emit(msg: dict) -> None:
             try:
@@ -69,14 +86,17 @@ class WebSocketDoor:
             pass  # the client went away; its jobs are cancelled below
         finally:
             self.core.disconnect(client)
-            outbox.put({})  # wake the writer so it can flush and stop
+            # The connection is closed: nothing more can be written, so the writer stops here
+            # (it may be waiting for the peer to read, or for a reply that will never come).
+            writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
             log.info("client %s disconnected", client.name)
 
 
 def payload_size(msg: dict) -> int:
-    """Bytes of base64 payload a message carries (results are what can pile up)."""
-    size = 0
+    """About the bytes a message takes on the wire: its base64 payload (results are what can
+    pile up), plus a fixed share for the rest, so a flood of small replies counts too."""
+    size = 256
     for item in msg.get("items", ()):
         size += len(item.get("data", ""))
         size += sum(len(m.get("data", "")) for m in (item.get("maps") or {}).values())
@@ -87,13 +107,12 @@ class Outbox:
     """Replies waiting to be written to one connection (loop thread only).
 
     A client that stops reading while its requests keep producing results would make the
-    bridge hold every payload in memory; past MAX_BACKLOG bytes the connection is closed.
+    bridge hold every payload in memory; past `limit` bytes unsent the connection is closed.
     """
 
-    MAX_BACKLOG = 512 << 20
-
-    def __init__(self, ws: ServerConnection):
+    def __init__(self, ws: ServerConnection, limit: int):
         self.ws = ws
+        self.limit = limit
         self.queue: asyncio.Queue[dict] = asyncio.Queue()
         self.backlog = 0
         self.overflowed = False
@@ -102,10 +121,11 @@ class Outbox:
         if self.overflowed:
             return
         self.backlog += payload_size(msg)
-        if self.backlog > self.MAX_BACKLOG:
+        if self.backlog > self.limit:
             self.overflowed = True
             log.warning("closing a connection whose client is not reading its results")
-            asyncio.get_running_loop().create_task(self.ws.close(1008, "client is not reading its replies"))
+            reason = f"client is not reading its replies: over {self.limit:,} bytes unsent (setting max_unsent_bytes)"
+            asyncio.get_running_loop().create_task(self.ws.close(1008, reason))
             return
         self.queue.put_nowait(msg)
 

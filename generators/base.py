@@ -31,6 +31,16 @@ class Output:
     attachments: dict[str, bytes] = field(default_factory=dict)  # name -> encoded bytes (same format)
 
 
+@dataclass(frozen=True)
+class Cost:
+    """What one item of a request costs, counted in the unit the bridge's budgets use for its
+    kind: "pixels" (images and textures, maps included) or "bars" (music)."""
+
+    unit: str
+    amount: int
+    what: str  # for error messages: "2048x2048 with 2 maps"
+
+
 class Unavailable(RuntimeError):
     """A valid request this machine cannot serve (e.g. WAV output without FluidSynth)."""
 
@@ -88,6 +98,10 @@ class Generator(ABC):
 
     def max_batch(self, params: BaseModel) -> int:
         return 16
+
+    def cost(self, params: BaseModel) -> Cost:
+        """One item's cost; a generator without a budgeted unit costs one item."""
+        return Cost("items", 1, "one item")
 
     def preflight(self, params: BaseModel) -> None:
         """Raise Unavailable when these (valid) params need something this machine lacks, so the

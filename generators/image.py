@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from generators.base import Latent, ModelSetGenerator, Output, each_alone
+from generators.base import Cost, Latent, ModelSetGenerator, Output, each_alone
 from generators.checkpoint import CheckpointRef, load_model
 
 NATIVE = 64
@@ -250,6 +250,9 @@ class SpriteGenerator(ModelSetGenerator):
 
     def max_batch(self, params: BaseModel) -> int:
         return 32
+
+    def cost(self, params: BaseModel) -> Cost:
+        return Cost("pixels", params.size * params.size, f"{params.size}x{params.size}")
 
     def _label(self, params: BaseModel, latent: Latent) -> int:
         """The class index: the requested category, or (for "any") one drawn from the latent, so

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from generators.base import Latent, ModelSetGenerator, Output, each_alone
+from generators.base import Cost, Latent, ModelSetGenerator, Output, each_alone
 from generators.checkpoint import CheckpointError, CheckpointRef, load_model
 
 STEPS_PER_BAR = 16  # 16th notes in 4/4
@@ -478,6 +478,9 @@ class ChoraleGenerator(ModelSetGenerator):
 
     def max_batch(self, params: BaseModel) -> int:
         return 32
+
+    def cost(self, params: BaseModel) -> Cost:
+        return Cost("bars", params.bars, f"{params.bars} bar{'s' * (params.bars > 1)}")
 
     @staticmethod
     def mode_of(params: BaseModel, latent: Latent) -> int:

@@ -27,7 +27,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from torch import nn
 
-from generators.base import Latent, ModelSetGenerator, Output, each_alone
+from generators.base import Cost, Latent, ModelSetGenerator, Output, each_alone
 from generators.checkpoint import CheckpointError, CheckpointRef, load_model
 from generators.maps import height_map, height_to_uint8, normal_map
 
@@ -211,6 +211,11 @@ class TextureGenerator(ModelSetGenerator):
 
     def batch_key(self, params: BaseModel) -> Hashable:
         return (params.model, *self._render_size(params))
+
+    def cost(self, params: BaseModel) -> Cost:
+        h, w = self._render_size(params)
+        maps = f" with {len(params.maps)} map{'s' * (len(params.maps) > 1)}" if params.maps else ""
+        return Cost("pixels", h * w * (1 + len(params.maps)), f"{params.width}x{params.height}{maps}")
 
     def max_batch(self, params: BaseModel) -> int:
         # On a CPU a batch runs as lanes, so it needs no more items than cores; on a GPU its items

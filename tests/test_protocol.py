@@ -249,3 +249,21 @@ def test_busy_and_internal_over_websocket(ws, bridge):
         ws.send({"type": "cancel", "id": rid})
     for rid in ids:
         assert ws.until_final(rid)[-1]["type"] == "cancelled"
+
+
+def test_an_error_reply_stays_small_whatever_the_request(ws):
+    """60,000 unknown keys (1 MB) once gave a 4.3 MB error; now 20 details and a count."""
+    params = {f"k{i}": i for i in range(60_000)}
+    msg = json.dumps({"type": "generate", "id": "keys", "generator": "texture", "params": params})
+    assert len(msg) < 1 << 20
+    ws.send(msg)
+    raw = ws.ws.recv(timeout=60)
+    reply = json.loads(raw)
+    assert reply["code"] == "invalid_params" and len(raw) < 4096
+    assert len(reply["details"]) == 21 and reply["details"][-1] == {
+        "path": "(more)",
+        "message": "59980 more error(s) left out",
+    }
+    ws.send({"type": "x" * 100_000, "id": "long"})
+    reply = ws.recv()
+    assert reply["code"] == "unknown_type" and len(reply["message"]) < 1000

@@ -11,6 +11,7 @@ import pytest
 from bridge.core import BridgeCore
 from bridge.registry import load_generators
 from bridge.scheduler import JobScheduler
+from bridge.server import queue_settings
 from bridge.store import ItemStore
 from generators.base import Generator
 from tests.conftest import make_settings
@@ -22,8 +23,10 @@ class Inbox:
     def __init__(self):
         self.q: queue.Queue = queue.Queue()
         self.log: list[tuple[float, dict]] = []
+        self.arrived: list[tuple[float, dict]] = []  # as the core emitted them
 
     def emit(self, msg: dict) -> None:
+        self.arrived.append((time.monotonic(), msg))
         self.q.put(msg)
 
     def until_final(self, rid: str, timeout: float = 120) -> list[dict]:
@@ -50,11 +53,11 @@ def generators():
     return load_generators(None, "cpu")
 
 
-def make_core(tmp_path, generators, batching=True, **settings) -> BridgeCore:
+def make_core(tmp_path, generators, batching=True, store_class=ItemStore, **settings) -> BridgeCore:
     s = make_settings(tmp_path, batching=batching, **settings)
-    scheduler = JobScheduler(max_queue=s.max_queue, batching=batching, batch_window=0.01)
+    scheduler = JobScheduler(**{**queue_settings(s), "batch_window": 0.01})
     scheduler.start()
-    return BridgeCore(s, dict(generators), ItemStore(s.db_path, s.output_dir), scheduler)
+    return BridgeCore(s, dict(generators), store_class(s.db_path, s.output_dir), scheduler)
 
 
 @pytest.fixture
@@ -254,3 +257,176 @@ def test_results_keep_request_order_when_workers_finish_out_of_order(tmp_path, g
     finally:
         scheduler.stop()
         core.store.close()
+
+
+def results_between(inbox: Inbox, start: float, end: float, rid: str) -> int:
+    return sum(
+        len(m["items"]) for t, m in inbox.arrived if start <= t <= end and m["type"] == "result" and m["id"] == rid
+    )
+
+
+def test_a_newcomer_waits_for_at_most_the_batch_already_running(core):
+    """The hog's batches keep coming; a client that arrives with one small request is served
+    next, after the hog's batch in flight, not after the hog's next batch too."""
+    hog, newcomer = Inbox(), Inbox()
+    c_hog, c_new = core.connect(hog.emit, "hog"), core.connect(newcomer.emit, "newcomer")
+    params = core.generators["texture"].params_model.model_validate({"width": 512, "height": 512})
+    batch = core.generators["texture"].max_batch(params)
+    core.handle(c_hog, gen_msg("hog", count=4 * batch, size=512))
+    while True:  # the hog's first batch is out and its second is running
+        msg = hog.q.get(timeout=60)
+        hog.log.append((time.monotonic(), msg))
+        if msg["type"] == "result":
+            break
+    asked = time.monotonic()
+    core.handle(c_new, gen_msg("small", size=64))
+    assert newcomer.until_final("small")[-1]["type"] == "done"
+    answered = newcomer.arrived[-1][0]
+    hog.until_final("hog")
+    assert results_between(hog, asked, answered, "hog") <= batch
+
+
+def test_one_client_filling_the_queue_locks_nobody_else_out(tmp_path, generators):
+    core = make_core(tmp_path, generators, max_queue=12, max_client_queue=16)
+    try:
+        hog, other = Inbox(), Inbox()
+        c_hog, c_other = core.connect(hog.emit, "hog"), core.connect(other.emit, "other")
+        core.handle(c_hog, gen_msg("fill", count=12, size=512))  # the worker takes a batch or two at once
+        core.handle(c_hog, gen_msg("more", count=4, size=64))
+        busy = next(m for m in hog.drain(0.05) if m.get("id") == "more")
+        assert busy["code"] == "busy" and "more than its share" in busy["message"]
+        # The queue is full, but not with this client's work: its 4 are within an equal share (6).
+        core.handle(c_other, gen_msg("mine", count=4, size=64))
+        assert other.until_final("mine")[-1]["type"] == "done"
+        hog.until_final("fill")
+    finally:
+        core.scheduler.stop()
+
+
+def test_a_client_over_its_share_of_the_queue_is_busy(tmp_path, generators):
+    core = make_core(tmp_path, generators, max_client_queue=8)
+    try:
+        a = Inbox()
+        ca = core.connect(a.emit)
+        core.handle(ca, gen_msg("eight", count=8, size=512))  # the worker takes a batch or two at once
+        core.handle(ca, gen_msg("more", count=4, size=64))
+        reply = next(m for m in a.drain(0.05) if m.get("id") == "more")
+        assert reply["code"] == "busy" and "max_client_queue" in reply["message"]
+        a.until_final("eight")
+        core.handle(ca, gen_msg("later", size=64))  # its share is free again once the work is done
+        assert a.until_final("later")[-1]["type"] == "done"
+    finally:
+        core.scheduler.stop()
+
+
+def test_a_request_over_the_cost_budget_is_too_large_and_says_why(tmp_path, generators):
+    core = make_core(tmp_path, generators, max_request_pixels=4 * 256 * 256)
+    try:
+        a = Inbox()
+        ca = core.connect(a.emit)
+        core.handle(ca, gen_msg("fits", count=4, size=256))
+        core.handle(ca, gen_msg("over", count=5, size=256))
+        core.handle(ca, gen_msg("maps", count=3, size=256, params={"width": 256, "height": 256, "maps": ["height"]}))
+        replies = {m["id"]: m for m in a.drain(0.05) if m["type"] == "error"}
+        assert set(replies) == {"over", "maps"}
+        over = replies["over"]
+        assert over["code"] == "too_large"
+        assert "327,680 pixels (5 x 256x256)" in over["message"] and "max_request_pixels" in over["message"]
+        assert "(3 x 256x256 with 1 map)" in replies["maps"]["message"]
+        assert a.until_final("fits")[-1]["type"] == "done"
+    finally:
+        core.scheduler.stop()
+
+
+def test_a_client_over_its_cost_budget_is_busy_until_its_work_is_done(tmp_path, generators):
+    core = make_core(tmp_path, generators, max_client_pixels=4 * 512 * 512, max_request_bars=8)
+    try:
+        a, b = Inbox(), Inbox()
+        ca, cb = core.connect(a.emit), core.connect(b.emit)
+        core.handle(ca, gen_msg("big", count=4, size=512))
+        core.handle(ca, gen_msg("one more", size=64))
+        reply = next(m for m in a.drain(0.05) if m.get("id") == "one more")
+        assert reply["code"] == "busy" and "max_client_pixels" in reply["message"]
+        core.handle(cb, gen_msg("other client", size=64))  # the budget is per client
+        assert b.until_final("other client")[-1]["type"] == "done"
+        a.until_final("big")
+        core.handle(ca, gen_msg("after", size=64))
+        assert a.until_final("after")[-1]["type"] == "done"
+        music = {"type": "generate", "id": "long", "generator": "music", "count": 2, "params": {"bars": 8}}
+        core.handle(cb, music)
+        reply = b.until_final("long")[-1]
+        assert reply["code"] == "too_large" and "16 bars (2 x 8 bars)" in reply["message"]
+    finally:
+        core.scheduler.stop()
+
+
+class PausingStore(ItemStore):
+    """The real store, held at the moment a result's recipe is about to commit, so a test can
+    cancel the request exactly then."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reached, self.release = threading.Event(), threading.Event()
+        self.files_at_commit: list[tuple[str, int]] = []
+
+    def add(self, records):
+        self.files_at_commit += [(str(r.file), r.file.stat().st_size) for r in records]
+        self.reached.set()
+        assert self.release.wait(60)
+        super().add(records)
+
+
+def test_a_cancel_while_results_are_stored_leaves_no_file_and_no_record(tmp_path, generators):
+    core = make_core(tmp_path, generators, store_class=PausingStore)
+    try:
+        a = Inbox()
+        ca = core.connect(a.emit)
+        core.handle(ca, gen_msg("raced", size=64, seed=5))
+        assert core.store.reached.wait(60)
+        # The file is complete on disk before its recipe commits (durable items).
+        ((path, size),) = core.store.files_at_commit
+        assert size > 0 and not path.endswith(".part")
+        core.handle(ca, {"type": "cancel", "id": "raced"})
+        core.store.release.set()
+        msgs = a.until_final("raced")
+        assert [m["type"] for m in msgs] == ["accepted", "cancelled"]
+        assert a.drain(0.5) == []
+        assert core.store.counts()["items"] == 0
+        assert [p for p in core.store.output_dir.rglob("*") if p.is_file()] == []
+    finally:
+        core.store.release.set()
+        core.scheduler.stop()
+
+
+class AllocatingGenerator(ExplodingGenerator):
+    """Asks torch for more memory than any machine has: torch's own out-of-memory error."""
+
+    def __init__(self, inner: Generator):
+        super().__init__(inner, MemoryError())
+
+    def cost(self, params):
+        return self.inner.cost(params)
+
+    def render(self, params, latents):
+        import torch
+
+        torch.empty(2**60, dtype=torch.uint8)
+        raise AssertionError("unreachable")
+
+
+def test_out_of_memory_names_the_request_and_the_budget(core):
+    core.generators["allocating"] = AllocatingGenerator(core.generators["texture"])
+    a = Inbox()
+    ca = core.connect(a.emit)
+    msg = {
+        "type": "generate",
+        "id": "huge",
+        "generator": "allocating",
+        "count": 2,
+        "params": {"width": 1024, "height": 512},
+    }
+    core.handle(ca, msg)
+    failed = a.until_final("huge")[-1]
+    assert failed["code"] == "internal"
+    assert "ran out of memory on this request of 2 x 1024x512 (1,048,576 pixels" in failed["message"]
+    assert "max_request_pixels" in failed["message"] and "alloc" not in failed["message"]

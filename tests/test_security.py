@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,55 @@ def test_config_file_env_and_cli_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv("GANBRIDGE_MAX_COUNT", "lots")
     with pytest.raises(ValueError, match="max_count"):
         load_settings(None)
+
+
+@pytest.fixture(scope="module")
+def small_bridge(tmp_path_factory):
+    """A bridge with tight connection limits, so a test can reach them."""
+    settings = make_settings(tmp_path_factory.mktemp("limits"), max_connections=2, max_unsent_bytes=1 << 20)
+    b = BridgeThread(settings)
+    yield b
+    b.stop()
+
+
+def test_connections_past_the_limit_are_closed_with_a_reason(small_bridge):
+    first, second = small_bridge.client(), small_bridge.client()
+    try:
+        third = connect(small_bridge.url, compression=None).__enter__()
+        with pytest.raises(ConnectionClosed) as closed:
+            third.recv(timeout=10)
+        assert closed.value.rcvd.code == 1013
+        assert "limit of 2 connections" in closed.value.rcvd.reason
+        assert first.request({"type": "generators", "id": "still"})["type"] == "generators"
+    finally:
+        first.close()
+        second.close()
+    deadline = time.monotonic() + 10
+    while small_bridge.bridge.ws.connections and time.monotonic() < deadline:
+        time.sleep(0.05)
+    again = small_bridge.client()  # a freed place can be taken again
+    assert again.request({"type": "generators", "id": "again"})["type"] == "generators"
+    again.close()
+
+
+def test_a_client_that_does_not_read_is_closed_with_a_reason_and_others_go_on(small_bridge):
+    reader = small_bridge.client()
+    lazy = connect(small_bridge.url, compression=None, max_size=None).__enter__()
+    try:
+        params = {"width": 1024, "height": 1024}  # 16 noisy 1024x1024 PNGs: far more than 1 MiB
+        lazy.send(
+            json.dumps({"type": "generate", "id": "unread", "generator": "texture", "count": 16, "params": params})
+        )
+        time.sleep(0.2)
+        reply = reader.request(
+            {"type": "generate", "id": "small", "generator": "texture", "params": {"width": 64, "height": 64}}
+        )
+        assert reply["type"] == "accepted"
+        assert reader.until_final("small")[-1]["type"] == "done"
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                lazy.recv(timeout=120)
+        assert closed.value.rcvd.code == 1008 and "max_unsent_bytes" in closed.value.rcvd.reason
+    finally:
+        reader.close()
+        lazy.close()
