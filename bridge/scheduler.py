@@ -422,8 +422,6 @@ class JobScheduler:
         with self._cond:
             job.completed += len(units)
             finished = job.completed == len(job.units)
-            if finished:
-                self._active.pop(job.key, None)
         job.emit(job.listener.progress, job.completed, len(job.units))
         if not job.emit(job.listener.results, stored):
             # Cancelled (or its client gone) while the results were being stored: they are never
@@ -431,14 +429,24 @@ class JobScheduler:
             job.listener.discard(job, stored)
             return
         if finished:
-            job.emit(job.listener.finished, final=True)
+            self._close(job, job.listener.finished)
+
+    def _close(self, job: Job, send: Any, *args: Any) -> None:
+        """Send a job's final message, then forget it. Until then a `cancel` still finds it, so a
+        cancel that comes too late is answered `unknown_request` only after the final message."""
+        with job.lock:
+            if not job.closed:
+                send(job, *args)
+                job.closed = True
+            with self._cond:  # the only place that takes both locks, always in this order
+                if self._active.get(job.key) is job:
+                    del self._active[job.key]
 
     def _fail(self, jobs: set[Job], error: BaseException) -> None:
         with self._cond:
             failing = [j for j in jobs if not j.cancelled and not j.failed]
             for job in failing:
                 job.failed = True
-                self._active.pop(job.key, None)
                 self._drop(job)
         for job in failing:
-            job.emit(job.listener.failed, error, final=True)
+            self._close(job, job.listener.failed, error)

@@ -430,3 +430,30 @@ def test_out_of_memory_names_the_request_and_the_budget(core):
     assert failed["code"] == "internal"
     assert "ran out of memory on this request of 2 x 1024x512 (1,048,576 pixels" in failed["message"]
     assert "max_request_pixels" in failed["message"] and "alloc" not in failed["message"]
+
+
+def test_a_cancel_that_comes_too_late_is_answered_after_the_final_message(core):
+    """generate, then cancel at every moment of its life: the request ends with exactly one of
+    `done` or `cancelled`, and a cancel that missed it (`unknown_request`) is answered after that."""
+    import random
+
+    rng = random.Random(4)
+    a = Inbox()
+    ca = core.connect(a.emit)
+    endings = set()
+    for n in range(150):
+        rid = f"r{n}"
+        core.handle(ca, gen_msg(rid, size=64, seed=n))
+        time.sleep(rng.uniform(0, 0.02))
+        core.handle(ca, {"type": "cancel", "id": rid})
+        msgs = a.until_final(rid)
+        if msgs[-1]["type"] == "done":  # the cancel missed it: its answer must come next
+            msgs.append(a.q.get(timeout=10))
+        kinds = [m["type"] for m in msgs]
+        assert kinds[0] == "accepted", kinds
+        if kinds[-1] == "cancelled":
+            assert "done" not in kinds and "error" not in kinds, kinds
+        else:
+            assert kinds[-2:] == ["done", "error"] and msgs[-1]["code"] == "unknown_request", kinds
+        endings.add(kinds[-1])
+    assert endings == {"cancelled", "error"}  # both orders happened
