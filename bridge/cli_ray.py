@@ -1,13 +1,16 @@
 """`ganbridge deploy`: put the installed checkpoints on a Ray Serve cluster, show or remove them.
 
 A thin adapter over bridge/ray_gateway.ServeCluster. This command is a short-lived Ray driver
-of its own; `ganbridge serve --backend ray` deploys the same way when it starts.
+of its own, and the one place that sets the applications' replica settings: it (re)deploys
+with its options, and a running application takes them. `ganbridge serve --backend ray`
+deploys only the applications the cluster lacks and uses the others as they are.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,13 +57,31 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         )
     except ConfigError as e:
         return _fail(str(e))
+    from bridge.ray_head import PrivateRay
+
+    # `--ray-address local` starts a private Ray for this command alone (as `serve` does): its
+    # environment must be set before Ray is imported, and it is removed when the command ends.
+    private = PrivateRay.create() if settings.ray_address == "local" else None
+    if private is not None:
+        env = private.env(dict(os.environ))
+        for key in set(os.environ) - set(env):
+            del os.environ[key]
+        os.environ.update(env)
+    try:
+        return _deploy_with(args, settings, private)
+    finally:
+        if private is not None:
+            private.remove()
+
+
+def _deploy_with(args: argparse.Namespace, settings, private) -> int:
     try:
         import ray  # noqa: F401
     except ImportError:
         return _fail("Ray is not installed here: pip install 'ganbridge[ray]'")
     from bridge.ray_gateway import DeployError, ServeCluster
 
-    cluster = ServeCluster(settings)
+    cluster = ServeCluster(settings, private)
     try:
         cluster.connect()
     except Exception as e:
@@ -103,8 +124,14 @@ def status_report(cluster, timeout: float) -> dict:
     from ray import serve
 
     report = {"address": cluster.settings.ray_address, "gpus_per_replica": cluster.gpus_per_replica(), "apps": {}}
+    try:
+        settings = cluster.app_settings()
+    except Exception as e:  # a private API (see app_settings): the rest of the report still helps
+        settings = {}
+        print(f"ganbridge deploy: cannot read the applications' settings: {e}", file=sys.stderr)
     for name, state in sorted(cluster.status().items()):
-        entry = {"status": state.status, "replicas": state.replicas, "message": state.message}
+        entry = {"status": state.status, "replicas": state.replicas, "message": state.message,
+                 "settings": settings.get(name, {})}  # fmt: skip
         if state.running:
             try:
                 entry["replica"] = serve.get_app_handle(name).describe.remote().result(timeout_s=timeout)
@@ -116,12 +143,15 @@ def status_report(cluster, timeout: float) -> dict:
 
 def print_report(report: dict) -> None:
     print(f"Ray cluster {report['address']}: {len(report['apps'])} ganbridge application(s)")
-    print(f"  {'application':<34}{'status':<14}{'replicas':>9}  {'device':<7}{'host':<14}batch sizes so far")
+    print(f"  {'application':<34}{'status':<14}{'replicas':>9}{'min-max':>9}  {'device':<7}{'host':<14}"
+          "batch sizes so far")  # fmt: skip
     for name, app in report["apps"].items():
         replica = app.get("replica", {})
         sizes = ", ".join(f"{k}x{v}" for k, v in sorted(replica.get("batch_sizes", {}).items())) or "-"
         running = app["replicas"].get("RUNNING", 0)
-        print(f"  {name:<34}{app['status']:<14}{running:>9}  {replica.get('device', '-'):<7}"
+        bounds = app.get("settings", {})
+        scale = f"{bounds['min_replicas']}-{bounds['max_replicas']}" if bounds.get("max_replicas") else "-"
+        print(f"  {name:<34}{app['status']:<14}{running:>9}{scale:>9}  {replica.get('device', '-'):<7}"
               f"{replica.get('host', '-'):<14}{sizes}")  # fmt: skip
         if app["status"] != "RUNNING" and app["message"]:
             print(f"      {app['message']}")

@@ -11,6 +11,7 @@ latents come from the bridge, so a recipe gives the same output whichever backen
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 import tempfile
@@ -42,6 +43,33 @@ def _item_count(calls: list[list[RenderRequest]]) -> int:
     return sum(len(call) for call in calls)
 
 
+def bind_serve_grpc_to_loopback() -> bool:
+    """On a loopback-only node (the one-machine mode's private Ray), bind this replica's
+    inter-deployment gRPC server to loopback too; returns whether it did.
+
+    Ray 2.60 binds every other listener of such a node to 127.0.0.1, but Serve hardcodes this
+    one to "[::]:0", every interface (ray/serve/_private/replica.py, `_on_initialized`, with no
+    setting to change it). That runs after the user class's __init__, in the same process, and
+    looks the helper up in its module at call time, so swapping the helper there rebinds it.
+    Elsewhere (a studio's nodes) it stays as Serve made it: callers on other nodes need it."""
+    import ray
+    from ray.serve._private import replica as serve_replica
+
+    node_ip = ray.util.get_node_ip_address()
+    original = getattr(serve_replica, "add_port_to_grpc_server", None)
+    if original is None or not ipaddress.ip_address(node_ip).is_loopback:
+        return False
+    host = f"[{node_ip}]" if ":" in node_ip else node_ip
+
+    def add_port(server: Any, address: str) -> int:
+        if address.startswith("[::]:"):
+            address = f"{host}:{address.removeprefix('[::]:')}"
+        return original(server, address)
+
+    serve_replica.add_port_to_grpc_server = add_port
+    return True
+
+
 @serve.deployment(name="generator")
 class GeneratorReplica:
     def __init__(self, kind: str, checkpoint: str, weights: bytes, card: bytes, device: str, options: dict):
@@ -49,6 +77,7 @@ class GeneratorReplica:
 
         from bridge.registry import build_generator, load_model_file
 
+        self.loopback_only = bind_serve_grpc_to_loopback()
         # Ray sets OMP_NUM_THREADS from a replica's CPU reservation (a fraction here, so 1), and
         # OpenMP's thread count is per thread: rendering sets it in the thread that renders,
         # giving it the node's cores as an in-process bridge has, unless set. (Measured here:
@@ -57,11 +86,14 @@ class GeneratorReplica:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device
-        self._dir = tempfile.TemporaryDirectory(prefix="ganbridge-replica-")
-        path = Path(self._dir.name) / f"{checkpoint}.safetensors"
-        path.write_bytes(weights)
-        path.with_suffix(".json").write_bytes(card)
-        self.generator = build_generator(kind, [load_model_file(kind, path, device)], device)
+        # The files live only while they load (the loader reads them whole and hashes them): a
+        # replica is killed, not stopped, when its cluster goes, so a folder kept for its life
+        # would be left in /tmp every time.
+        with tempfile.TemporaryDirectory(prefix="ganbridge-replica-", ignore_cleanup_errors=True) as folder:
+            path = Path(folder) / f"{checkpoint}.safetensors"
+            path.write_bytes(weights)
+            path.with_suffix(".json").write_bytes(card)
+            self.generator = build_generator(kind, [load_model_file(kind, path, device)], device)
         if options.get("soundfont"):
             self.generator.soundfont = Path(options["soundfont"])
         self.batch_sizes: Counter[int] = Counter()
@@ -127,4 +159,5 @@ class GeneratorReplica:
             "batch_sizes": dict(self.batch_sizes),
             "render_seconds": round(self.render_seconds, 3),
             "torch_threads": self.threads,
+            "loopback_only": self.loopback_only,
         }

@@ -5,14 +5,16 @@ generators' descriptions (params, latent shapes). `RayExecutor` sends each (para
 pair to the Serve application of its checkpoint, where Serve batches the requests of every
 bridge on the cluster. The Ray driver lives in a child process (bridge/ray_gateway.py says
 why); every call to it has a deadline. A missed deadline fails that request with a clear
-`unavailable` error and replaces the child, which reconnects and redeploys on the next
-request. A replica that dies fails only its in-flight calls, and those are retried once.
+`unavailable` error and replaces the child, which reconnects on the next request and deploys
+what is missing (it never changes a running application: `ganbridge deploy` owns the
+settings). A replica that dies fails only its in-flight calls, and those are retried once.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -29,7 +31,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from bridge.config import Settings
-from bridge.ray_gateway import AppSpec, app_name
+from bridge.ray_gateway import SHUTDOWN_S, AppSpec, app_name
+from bridge.ray_head import PrivateRay
 from generators.base import Generator, Latent, Output, Unavailable
 
 log = logging.getLogger("ganbridge.ray")
@@ -53,6 +56,7 @@ class RayGateway:
         self._ids = itertools.count()
         self._proc: Any = None
         self._conn: Any = None
+        self._private: PrivateRay | None = None  # the one-machine mode's Ray of the current child
         self._generation = 0  # which child a call went to, so a late timeout kills only its own
         self._down_until = 0.0
         self._down_reason = ""
@@ -83,13 +87,17 @@ class RayGateway:
                 raise
 
     def _start(self) -> None:
+        args, env = self._child_args()
         # A new interpreter, not a fork (which would copy the bridge's threads and torch state),
-        # and not multiprocessing's spawn (which re-runs the parent's __main__).
+        # and not multiprocessing's spawn (which re-runs the parent's __main__). Its own session:
+        # a Ctrl-C in the terminal reaches the bridge alone, which then stops it in order.
         ours, theirs = socket.socketpair()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bridge.ray_gateway", str(theirs.fileno())],
+            [sys.executable, "-m", "bridge.ray_gateway", str(theirs.fileno()), *args],
             pass_fds=(theirs.fileno(),),
             cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            start_new_session=True,
         )
         theirs.close()
         parent = Connection(ours.detach())
@@ -106,21 +114,34 @@ class RayGateway:
                                 what="deploy")  # fmt: skip
         if tag != "ok":
             raise BackendUnavailable(f"could not deploy to the Ray cluster at {self.address}: {value}")
-        log.info("Ray at %s: %d application(s) running (%.1f s)", self.address, len(value), time.monotonic() - t0)
+        self._log_deployed(value, time.monotonic() - t0)
+
+    def _child_args(self) -> tuple[list[str], dict[str, str] | None]:
+        """The one-machine mode gives each child a new private Ray (the old one went with the
+        old child); a shared cluster needs nothing."""
+        if self.address != "local":
+            return [], None
+        self._private = private = PrivateRay.create()
+        log.info("starting a private Ray on this machine (loopback only) in %s", private.root)
+        return [str(private.root)], private.env(dict(os.environ))
+
+    def _log_deployed(self, value: dict[str, Any], seconds: float) -> None:
+        existing = value["existing"]
+        log.info("Ray at %s: %d application(s) running (%.1f s)", self.address, len(value["apps"]), seconds)
+        if existing:
+            log.info("using the existing deployment of %d application(s) with its settings (`ganbridge deploy` "
+                     "changes them): %s", len(existing), ", ".join(existing))  # fmt: skip
 
     def stop(self, reason: str) -> None:
         with self._lock:
-            proc, conn = self._proc, self._conn
-            self._proc = self._conn = None
+            proc, conn, private = self._proc, self._conn, self._private
+            self._proc = self._conn = self._private = None
         if conn is not None:
-            conn.close()
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(3)
+            _hang_up(conn)  # the child sees the pipe close: a private Ray shuts down in order
+        if proc is not None:
+            _end(proc, grace=SHUTDOWN_S + 5 if private is not None else 0.0)
+        if private is not None:
+            private.remove()  # in case the child was killed before it could
         self._fail_pending(reason)
 
     def close(self) -> None:
@@ -275,6 +296,33 @@ class RayExecutor:
 
     def close(self) -> None:
         self.gateway.close()
+
+
+def _hang_up(conn: Connection) -> None:
+    """Close the pipe so that the child sees it closed: a plain close() does not while our
+    reader thread is blocked in recv() on it (the socket lives on until that call returns), so
+    shut the socket down first, which also wakes that thread."""
+    try:
+        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    conn.close()
+
+
+def _end(proc: subprocess.Popen, grace: float) -> None:
+    """Let the child exit by itself for `grace` seconds, then SIGTERM (it exits in order), then
+    SIGKILL."""
+    for step, wait in ((None, grace), (proc.terminate, 3.0), (proc.kill, 3.0)):
+        if proc.poll() is not None:
+            return
+        if step is not None:
+            step()
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def app_specs(settings: Settings, generators: dict[str, Generator]) -> list[AppSpec]:

@@ -8,6 +8,12 @@ this process when it misses one or dies.
 
 Messages on the pipe are (call id, op, payload) one way and (call id, tag, value) back, with
 tag "ok", "error", "died" (a replica died under the call) or "missing" (not deployed).
+
+In the one-machine mode (`ray_address` local) this process's `ray.init()` starts a private Ray
+(bridge/ray_head.PrivateRay: its own folder and token, loopback only). When the pipe closes
+(the bridge stops or died) or on SIGTERM/SIGINT, this process shuts that Ray down, kills what
+is left of it and removes its folder; the bridge does the same once this process is gone, in
+case it was killed first.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import signal
 import socket
 import sys
 import threading
@@ -26,8 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from bridge.config import Settings
+from bridge.ray_head import PrivateRay
 
 log = logging.getLogger("ganbridge.ray")
+
+# The gateway's orderly exit (ray.shutdown, then removing the private Ray) is cut short after
+# this; the bridge waits a little longer for it before it kills the gateway.
+SHUTDOWN_S = 15.0
+GONE = ("DELETING",)  # an application about to vanish: a bridge deploys it as if it were missing
 
 
 def app_name(prefix: str, kind: str, checkpoint: str) -> str:
@@ -67,8 +81,9 @@ class DeployError(RuntimeError):
 class ServeCluster:
     """Connect, deploy and query status; runs inside the gateway process (or a CLI command)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, private: PrivateRay | None = None):
         self.settings = settings
+        self.private = private  # where the one-machine mode's Ray lives (its environment is set already)
 
     def connect(self) -> None:
         import ray
@@ -78,7 +93,10 @@ class ServeCluster:
             check_reachable(self.settings.ray_address)
             common = {"logging_level": logging.WARNING, "log_to_driver": False, "configure_logging": False}
             if self.settings.ray_address == "local":
-                ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **common)
+                # "local", not None: with None, Ray would join a cluster named by RAY_ADDRESS or
+                # found in /tmp/ray instead of starting this machine's private one.
+                temp = str(self.private.temp) if self.private else None
+                ray.init(address="local", include_dashboard=False, _temp_dir=temp, **common)
             else:
                 ray.init(address=self.settings.ray_address, **common)
         serve.start(proxy_location="Disabled", logging_config={"enable_access_log": False})
@@ -125,16 +143,30 @@ class ServeCluster:
             options,
         )
 
-    def deploy(self, specs: list[AppSpec]) -> dict[str, AppState]:
-        """Deploy without blocking, then poll `serve.status()` until every app runs; raise
-        DeployError naming what could not start, at the first failure or after the deadline."""
+    def deploy(self, specs: list[AppSpec], apps: int | None = None) -> dict[str, AppState]:
+        """Deploy with this command's settings (`ganbridge deploy`: it updates running apps too),
+        without blocking, then poll `serve.status()` until every app runs; raise DeployError
+        naming what could not start, at the first failure or after the deadline. `apps` is how
+        many checkpoints share the GPUs (default: these)."""
         from ray import serve
 
-        gpus = self.gpus_per_replica(len(specs))
+        gpus = self.gpus_per_replica(apps or len(specs))
         targets = [serve.RunTarget(self.application(s, gpus), name=s.name, route_prefix=None) for s in specs]
         if targets:
             serve.run_many(targets, wait_for_applications_running=False)
         return self.wait_running([s.name for s in specs])
+
+    def deploy_missing(self, specs: list[AppSpec]) -> tuple[dict[str, AppState], list[str]]:
+        """What a bridge does: deploy only the apps the cluster lacks, and use the others as they
+        are. Redeploying a running app would replace the replica settings that `ganbridge
+        deploy` gave it (say --max-replicas 4) with this bridge's. Returns the states of all
+        and the names that were there already."""
+        states = self.status()
+        existing = [s.name for s in specs if s.name in states and states[s.name].status not in GONE]
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            self.deploy(missing, apps=len(specs))  # GPU shares as if all were deployed together
+        return self.wait_running([s.name for s in specs]), existing
 
     def wait_running(self, names: list[str]) -> dict[str, AppState]:
         deadline = time.monotonic() + self.settings.ray_deploy_timeout_s
@@ -171,6 +203,32 @@ class ServeCluster:
             states[name] = AppState(name, _text(app.status), " ".join(messages), dict(replicas))
         return states
 
+    def app_settings(self) -> dict[str, dict[str, Any]]:
+        """The replica settings each application of this prefix runs with, as Serve's controller
+        has them (what `ganbridge deploy --status` shows). Serve's public API has no call for it
+        in 2.60; the controller client's serve details are what its REST API returns."""
+        from ray.serve.context import _get_global_client
+
+        details = _get_global_client().get_serve_details()
+        return {
+            name: _deployment_settings(next(iter(app["deployments"].values()))["deployment_config"])
+            for name, app in details.get("applications", {}).items()
+            if name.startswith(self.settings.ray_app_prefix) and app.get("deployments")
+        }
+
+
+def _deployment_settings(config: dict[str, Any]) -> dict[str, Any]:
+    auto = config.get("autoscaling_config") or {}
+    actor = config.get("ray_actor_options") or {}
+    return {
+        "min_replicas": auto.get("min_replicas", config.get("num_replicas")),
+        "max_replicas": auto.get("max_replicas", config.get("num_replicas")),
+        "max_ongoing_requests": config.get("max_ongoing_requests"),
+        "num_cpus": actor.get("num_cpus"),
+        "num_gpus": actor.get("num_gpus"),
+        "max_batch_size": (config.get("user_config") or {}).get("max_batch_size"),
+    }
+
 
 def check_reachable(address: str) -> None:
     """Fail at once when nothing listens at HOST:PORT: `ray.init` would retry for ever."""
@@ -191,9 +249,10 @@ def _text(value: Any) -> str:
 
 
 class Gateway:
-    def __init__(self, conn: Connection, settings: Settings):
+    def __init__(self, conn: Connection, settings: Settings, private: PrivateRay | None = None):
         self.conn = conn
-        self.cluster = ServeCluster(settings)
+        self.private = private
+        self.cluster = ServeCluster(settings, private)
         self.handles: dict[str, Any] = {}
         self.send_lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
@@ -247,9 +306,10 @@ class Gateway:
         else:
             self.reply(call, "error", f"unknown op {op!r}")
 
-    def _deploy(self, specs: list[dict]) -> dict[str, dict]:
+    def _deploy(self, specs: list[dict]) -> dict[str, Any]:
         self.handles.clear()
-        return {n: asdict(s) for n, s in self.cluster.deploy([AppSpec(**s) for s in specs]).items()}
+        states, existing = self.cluster.deploy_missing([AppSpec(**s) for s in specs])
+        return {"apps": {n: asdict(s) for n, s in states.items()}, "existing": existing}
 
     def _status(self) -> dict[str, Any]:
         apps = {n: asdict(s) for n, s in self.cluster.status().items()}
@@ -262,7 +322,7 @@ class Gateway:
             self.reply(call, "error", f"{type(e).__name__}: {e}")
 
     def read(self) -> None:
-        """Pipe -> event loop; the parent closing the pipe ends this process."""
+        """Pipe -> event loop; the parent closing the pipe (or dying) ends this process."""
         try:
             while True:
                 call, op, payload = self.conn.recv()
@@ -271,16 +331,45 @@ class Gateway:
             self.loop.call_soon_threadsafe(self.loop.stop)
 
     def run(self) -> None:
+        """Until the pipe closes or a SIGTERM/SIGINT (a service manager stops every process of
+        the bridge at once); then exit() runs, as it would not if these signals killed us."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self.loop.stop)
         threading.Thread(target=self.read, name="gateway-reader", daemon=True).start()
         self.loop.run_forever()
 
+    def exit(self) -> None:
+        """Shut the private Ray down and remove it; a shared cluster only loses this driver (and
+        `ray.shutdown()` could hang on a dead one). Never returns: a render or deploy thread
+        still waiting on the cluster must not hold the exit up."""
+        watchdog = threading.Timer(SHUTDOWN_S, self._remove_and_exit, args=(1,))
+        watchdog.daemon = True
+        watchdog.start()
+        if self.private is not None:
+            try:
+                import ray
+
+                ray.shutdown()  # stops the Ray processes this driver started
+            except Exception as e:  # the folder is removed all the same
+                log.warning("ray.shutdown() failed: %s", e)
+        self._remove_and_exit(0)
+
+    def _remove_and_exit(self, code: int) -> None:
+        if self.private is not None:
+            self.private.remove()  # whatever ray.shutdown() left (Ray's agents, a hung daemon)
+        os._exit(code)
+
 
 def main() -> None:
-    """`python -m bridge.ray_gateway FD`: FD is this end of a socket pair; the settings come first."""
+    """`python -m bridge.ray_gateway FD [FOLDER]`: FD is this end of a socket pair (the settings
+    come first on it); FOLDER is the private Ray's in the one-machine mode."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s ray-gateway: %(message)s")
     conn = Connection(int(sys.argv[1]))
+    private = PrivateRay(Path(sys.argv[2])) if len(sys.argv) > 2 else None
     settings = conn.recv()
-    Gateway(conn, settings).run()
+    gateway = Gateway(conn, settings, private)
+    gateway.run()
+    gateway.exit()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""A real Ray head node on this machine, and a real `ganbridge serve --backend ray` against it.
+"""A real Ray head node on this machine, and a real `ganbridge serve --backend ray` against it
+(or in the one-machine mode, with its private Ray).
 
 The head runs as `ray start --head` does for a studio, with token authentication and its own
 temp folder, so the tests can kill exactly this cluster (not any other Ray on the machine) and
@@ -7,31 +8,41 @@ start it again on the same port. The bridge runs as a subprocess, as an artist w
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import re
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bridge.ray_head import RayHead, free_port, ray_command
 
-__all__ = ["RayBridge", "RayHead", "deploy_cli", "ray_command"]
+__all__ = ["RayBridge", "RayHead", "deploy_cli", "is_loopback", "listening", "ray_command"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class RayBridge:
-    """`ganbridge serve --backend ray --ray-address HEAD` with throw-away data folders."""
+    """`ganbridge serve --backend ray --ray-address HEAD` with throw-away data folders; with no
+    head, the one-machine mode (`--ray-address local`) with a throw-away home folder too, so
+    that what Ray would write there shows."""
 
-    def __init__(self, head: RayHead, tmp: Path, **settings: str) -> None:
+    def __init__(self, head: RayHead | None, tmp: Path, **settings: str) -> None:
         self.ws_port = free_port()
         self.osc_port = free_port(socket.SOCK_DGRAM)
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.home = tmp / "home"
         self.log_path = tmp / "bridge.log"
-        env = dict(head.env, GANBRIDGE_DATA_DIR=str(tmp / "data"), GANBRIDGE_OUTPUT_DIR=str(tmp / "out"),
+        base = head.env if head else dict(os.environ, HOME=str(self.home))
+        env = dict(base, GANBRIDGE_DATA_DIR=str(tmp / "data"), GANBRIDGE_OUTPUT_DIR=str(tmp / "out"),
                    GANBRIDGE_MODELS_DIR=str(tmp / "models"), GANBRIDGE_MIDI_OUT="none",
                    **{f"GANBRIDGE_{k.upper()}": v for k, v in settings.items()})  # fmt: skip
         env.pop("GANBRIDGE_CONFIG", None)
-        cmd = [sys.executable, "-m", "bridge.cli", "serve", "--backend", "ray", "--ray-address", head.address,
+        cmd = [sys.executable, "-m", "bridge.cli", "serve", "--backend", "ray",
+               "--ray-address", head.address if head else "local",
                "--ws-port", str(self.ws_port), "--osc-port", str(self.osc_port), "--log-level", "info"]  # fmt: skip
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
@@ -55,6 +66,18 @@ class RayBridge:
                 time.sleep(0.5)
         raise TimeoutError(f"the Ray-backed bridge did not start listening in {timeout:.0f} s:\n{self.log()}")
 
+    def private_root(self) -> Path:
+        """The folder of the one-machine mode's private Ray, as the bridge logs it."""
+        found = re.search(r"private Ray on this machine \(loopback only\) in (\S+)", self.log())
+        assert found, self.log()
+        return Path(found.group(1))
+
+    def processes(self) -> list[Any]:
+        """The bridge's whole process tree now (its Ray driver, and a private Ray's processes)."""
+        import psutil
+
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -62,6 +85,29 @@ class RayBridge:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self._log.close()
+
+
+def is_loopback(ip: str) -> bool:
+    """127.0.0.0/8 and ::1, also as IPv4-mapped IPv6 (::ffff:127.0.0.1: a dual-stack socket
+    bound to 127.0.0.1)."""
+    addr = ipaddress.ip_address(ip)
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return addr.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def listening(procs: list[Any]) -> list[tuple[str, str, int]]:
+    """(process name, address, port) of every TCP socket these processes listen on."""
+    import psutil
+
+    found = []
+    for proc in procs:
+        try:
+            name = proc.name()
+            conns = proc.net_connections("inet")
+        except psutil.NoSuchProcess:
+            continue
+        found += [(name, c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN]
+    return found
 
 
 def deploy_cli(head: RayHead, *args: str, **settings: str) -> subprocess.CompletedProcess:

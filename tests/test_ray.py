@@ -1,36 +1,48 @@
-"""`--backend ray` against a real Ray head node on loopback (`ray start --head`).
+"""`--backend ray` against a real Ray head node on this machine (`ray start --head`), and in
+the one-machine mode with its private Ray.
 
-One module-scoped cluster and one Ray-backed bridge subprocess serve every test here; the test
-that kills the cluster runs last. The protocol tests of the in-process backend run unchanged
-through this bridge.
+The one-machine tests run first, before the module's cluster starts. Then one module-scoped
+cluster and one Ray-backed bridge subprocess serve every other test here; the test that kills
+the cluster runs last. The protocol tests of the in-process backend run unchanged through
+this bridge.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
 
+from bridge.ray_head import PrivateRay, cluster_processes
 from tests import test_protocol as proto
 from tests.conftest import WsClient, missing_host
-from tests.ray_support import RayBridge, RayHead, deploy_cli, ray_command
+from tests.ray_support import RayBridge, RayHead, deploy_cli, is_loopback, listening, ray_command
 
 TIMEOUT_S = 10  # the bridge's deadline for every cluster call in these tests
 
 
-@pytest.fixture(scope="module")
-def head() -> Iterator[RayHead]:
+def require_ray() -> None:
     try:
         import ray  # noqa: F401
     except ImportError:
         missing_host("Ray Serve is not installed", "pip install -e '.[ray]'")
     if ray_command() is None:
         missing_host("the ray command is not installed", "pip install -e '.[ray]'")
+
+
+@pytest.fixture(scope="module")
+def head() -> Iterator[RayHead]:
+    require_ray()
     head = RayHead()
     head.start()
     yield head
@@ -56,6 +68,90 @@ def ray_ws(ray_bridge) -> Iterator[WsClient]:
     c = client(ray_bridge)
     yield c
     c.close()
+
+
+def _alive(procs: list) -> list:
+    import psutil
+
+    alive = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _wait_gone(procs: list, root: Path, timeout: float) -> list:
+    """What is still there after `timeout` s: the processes that still run and the folder."""
+    deadline = time.monotonic() + timeout
+    while (_alive(procs) or root.exists()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return _alive(procs) + ([root] if root.exists() else [])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_one_machine_mode_is_loopback_only_and_leaves_nothing_behind(sig, tmp_path):
+    """`serve --backend ray` with no cluster starts a private Ray. SIGTERM kills the bridge at
+    once (its Ray driver then cleans up); SIGINT stops it in order (the bridge cleans up)."""
+    require_ray()
+    replica_folders = set(Path("/tmp").glob("ganbridge-replica-*"))
+    bridge = RayBridge(None, tmp_path, ray_timeout_s="60")
+    procs: list = []
+    root = Path("/nonexistent")
+    try:
+        bridge.wait_ready()
+        procs, root = bridge.processes(), bridge.private_root()
+        names = {p.name() for p in procs}
+        assert {"gcs_server", "raylet", "ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= names, names
+        assert any(n.startswith("ray::ServeReplica") for n in names), names
+        wide = [entry for entry in listening(procs) if not is_loopback(entry[1])]
+        assert not wide, f"listening beyond loopback: {wide}"
+        assert len(listening(procs)) > len(procs) // 2  # the check saw the listeners
+        # The token: the private Ray's own, 0600 in a 0700 folder; nothing in the home folder.
+        assert (root.stat().st_mode & 0o777, (root / "auth_token").stat().st_mode & 0o777) == (0o700, 0o600)
+        assert not (bridge.home / ".ray").exists()
+        gateway = next(p.pid for p in procs if "bridge.ray_gateway" in " ".join(p.cmdline()))
+
+        t0 = time.monotonic()
+        bridge.proc.send_signal(sig)
+        bridge.proc.wait(60)
+        left = _wait_gone(procs, root, 40)
+        print(f"{sig.name}: bridge and private Ray gone after {time.monotonic() - t0:.1f} s")
+        assert not left, f"left behind: {left}"
+        assert not cluster_processes(root)  # also none the snapshot missed
+        assert not list(Path("/tmp/ray").glob(f"session_*_{gateway}"))  # Ray's default folder untouched
+        assert not set(Path("/tmp").glob("ganbridge-replica-*")) - replica_folders  # the replicas' weights
+    finally:
+        bridge.stop()
+        for proc in _alive(procs):  # only ever this test's own processes
+            proc.kill()
+        if root.is_relative_to("/tmp"):
+            PrivateRay(root).remove()
+
+
+def test_a_private_ray_whose_bridge_was_killed_is_removed_by_the_next(tmp_path):
+    """SIGKILL of the bridge and its Ray driver together leaves Ray's agents and the folder; the
+    next private Ray removes them, and leaves a live bridge's alone."""
+    require_ray()
+    gone = subprocess.run([sys.executable, "-c", "import os, psutil; print(os.getpid(), psutil.Process().create_time())"],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    stale, live = PrivateRay.create(), PrivateRay.create()
+    (stale.root / "owner").write_text(gone)  # owned by a process that has exited
+    stale.temp.mkdir()
+    with (stale.temp / "agent.log").open("w") as log:  # Ray's orphaned agents keep such a file open
+        orphan = subprocess.Popen(["sleep", "120"], stdout=log)
+    fresh = None
+    try:
+        fresh = PrivateRay.create()
+        assert not stale.root.exists() and live.root.exists() and fresh.root.exists()
+        orphan.wait(10)  # killed (a TimeoutExpired here if it still runs)
+    finally:
+        orphan.kill()
+        for private in (stale, live, fresh):
+            if private is not None:
+                shutil.rmtree(private.root, ignore_errors=True)
 
 
 @pytest.mark.parametrize(
@@ -217,6 +313,27 @@ def test_a_dead_replica_fails_only_its_calls_and_they_are_retried(ray_bridge, he
     assert "retrying once" in ray_bridge.log()
     assert deploy_cli(head, "--status", "--json", str(status)).returncode == 0
     assert json.loads(status.read_text())["apps"]["ganbridge-texture-brick"]["replica"]["pid"] != pid
+
+
+def test_a_bridge_keeps_the_settings_of_ganbridge_deploy(ray_bridge, head, tmp_path):
+    """`ganbridge deploy --max-replicas 3` on the shared apps; then a bridge on the defaults (one
+    replica, no autoscaling) connects to the same cluster and must use them as they are.
+
+    It leaves the apps autoscaling: only the next test runs after it, and that one kills the
+    cluster and has the bridge deploy anew (setting them back takes ~25 s)."""
+    status = tmp_path / "status.json"
+    out = deploy_cli(head, "--min-replicas", "1", "--max-replicas", "3")
+    assert out.returncode == 0, out.stderr
+    second = RayBridge(head, tmp_path / "second", ray_timeout_s=str(TIMEOUT_S))
+    try:
+        second.wait_ready()
+    finally:
+        second.stop()
+    assert deploy_cli(head, "--status", "--json", str(status)).returncode == 0
+    apps = json.loads(status.read_text())["apps"]
+    assert apps, status.read_text()
+    assert {(a["settings"]["min_replicas"], a["settings"]["max_replicas"]) for a in apps.values()} == {(1, 3)}
+    assert f"using the existing deployment of {len(apps)} application(s) with its settings" in second.log()
 
 
 def test_cluster_down_mid_request_is_a_clear_error_and_the_bridge_recovers(ray_bridge, head):
