@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from dataclasses import dataclass
 
 from bridge.config import Settings
@@ -113,7 +114,14 @@ def _fmt(host: str) -> str:
 
 async def serve_forever(settings: Settings) -> None:
     bridge = await start_bridge(settings)
+    stop = asyncio.Event()
     try:
-        await asyncio.Event().wait()
+        # A service manager's stop (SIGTERM) takes the same orderly way out as Ctrl-C: jobs are
+        # cancelled, the store closed, a private Ray shut down.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    except (NotImplementedError, AttributeError):  # Windows has no SIGTERM handlers on the loop
+        pass
+    try:
+        await stop.wait()
     finally:
         await bridge.stop()
