@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from websockets.asyncio.client import connect
@@ -50,7 +51,7 @@ def raw_generator_times(device: str, size: int, runs: int) -> tuple[list[float],
 
 
 class BridgeProcess:
-    def __init__(self, device: str, batching: bool, env: dict[str, str] | None = None):
+    def __init__(self, device: str, batching: bool, env: dict[str, str] | None = None, stderr: IO | None = None):
         self.tmp = tempfile.TemporaryDirectory(prefix="ganbridge-bench-")
         self.port = _free_port()
         env = dict(
@@ -77,7 +78,8 @@ class BridgeProcess:
             "--log-level",
             "warning",
         ]
-        self.proc = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parent.parent)
+        # stderr: a file to keep the bridge's log in (the robustness bench counts its tracebacks)
+        self.proc = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parent.parent, stderr=stderr)
 
     @property
     def url(self) -> str:
@@ -170,6 +172,10 @@ def run_bench(args: argparse.Namespace) -> int:
         figures |= texture_bench(args, device)
     if args.only in ("all", "music"):
         figures |= asyncio.run(_music(device, args.runs))
+    if args.only == "robustness":  # not in "all": at its defaults it runs for a quarter of an hour
+        from bridge.bench_robustness import run_robustness
+
+        figures |= run_robustness(args, device)
     if args.backend == "ray":
         from bridge.bench_ray import ray_bench
 

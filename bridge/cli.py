@@ -470,8 +470,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.add_argument(
-        "--only", choices=["all", "texture", "music", "none"], default="all", help="which paths to measure"
-    )
+        "--only", choices=["all", "texture", "music", "robustness", "none"], default="all",
+        help="which paths to measure (robustness: fuzzing, a hog next to bystanders, a soak; not part of all)",
+    )  # fmt: skip
+    bench.add_argument("--fuzz", type=int, default=10_000, help="robustness: fuzzed inputs per door")
+    bench.add_argument("--seed", type=int, default=1, help="robustness: seed of the fuzzed inputs and the soak")
+    bench.add_argument("--soak-seconds", type=float, default=600.0, help="robustness: how long the soak runs")
+    bench.add_argument("--soak-clients", type=int, default=32, help="robustness: concurrent soak clients")
+    bench.add_argument("--hog-size", type=int, default=2048, help="robustness: the hog's side (halved if refused)")
+    bench.add_argument("--hog-count", type=int, default=16, help="robustness: textures per hog request")
+    bench.add_argument("--bystanders", type=int, default=4, help="robustness: small-request clients next to the hog")
     bench.add_argument(
         "--backend", choices=["local", "ray"], default="local",
         help="ray: also measure a Ray Serve backend (a private head on this machine) next to in-process",
