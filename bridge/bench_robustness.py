@@ -1578,6 +1578,7 @@ class _Watch(threading.Thread):
         self.server, self.stop_soak = server, stop
         self.pings: list[float] = []
         self.rss: list[tuple[float, int]] = []
+        self.measure_from = float("inf")  # the end of the warm-up: what came before is not the soak's
         self.hung = self.crashed = False
         self.done = threading.Event()
 
@@ -1622,7 +1623,7 @@ async def _soak(server: ServerUnderTest, clients: int, seconds: float, seed: int
     tasks = [asyncio.create_task(_soak_client(server.url, c, seed, stop, tally)) for c in range(clients)]
     warm = min(30.0, seconds / 10)
     await asyncio.sleep(warm)
-    rss_start = server.rss()
+    rss_start, watch.measure_from = server.rss(), time.perf_counter()
     await asyncio.to_thread(stop.wait, max(0.0, seconds - warm))
     stop.set()
     await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 180)
@@ -1635,7 +1636,7 @@ async def _soak(server: ServerUnderTest, clients: int, seconds: float, seed: int
 
 def _soak_figures(server, tally, watch, clients, rss_start, rss_end, tracebacks0, seconds) -> dict:
     mb = 1 / (1 << 20)
-    rss_max = max((r for _, r in watch.rss), default=None)
+    rss_max = max((r for t, r in watch.rss if t >= watch.measure_from), default=None)
     return {
         "clients": clients,
         "seconds": seconds,
@@ -1662,13 +1663,47 @@ def _soak_figures(server, tally, watch, clients, rss_start, rss_end, tracebacks0
 # --- `ganbridge bench --only robustness` ----------------------------------------------------------
 
 
+def osc_read_times(seed: int, n: int) -> dict:
+    """How long the door's strict reader (bridge/osc_wire.py, which runs on the event loop) takes
+    per datagram: the fuzz corpus, and the largest datagrams it can be sent (64 KB of nested
+    bundles; 64 KB of one message's strings), in process."""
+    from bridge.osc_wire import MAX_DEPTH, OscFormatError, parse_datagram
+
+    def timed(data: bytes) -> float:
+        t0 = time.perf_counter()
+        try:
+            parse_datagram(data)
+        except OscFormatError:
+            pass
+        return time.perf_counter() - t0
+
+    corpus = [timed(d) for _, d in osc_corpus(seed, n, killer=True)]
+    inner = osc_bundle(*[osc_msg("/ganbridge/set", "texture", "model", "x" * 900)] * 8)
+    for _ in range(MAX_DEPTH - 2):
+        inner = osc_bundle(inner)  # with the outer bundle, as deep as the reader allows
+    largest = {  # each under UDP's 65,507 bytes, each read to its end or to the 64-message limit
+        "nested, 64 messages": osc_bundle(*[inner] * 8),
+        "one message, 60 strings": osc_msg("/ganbridge/generate", *["y" * 1000] * 60),
+        "5,000 tiny elements": osc_bundle(*[osc_msg("/a")] * 5000),
+    }
+    assert all(len(d) <= 65507 for d in largest.values())
+    worst = {name: 1000 * max(timed(d) for _ in range(20)) for name, d in largest.items()}
+    return {"corpus": _ms(corpus), "corpus_max_ms": 1000 * max(corpus), "largest_max_ms": worst}
+
+
 def run_robustness(args: Any, device: str) -> dict:
     """All three parts against one bridge (restarted when an input takes it down)."""
     seed = args.seed
+    reads = osc_read_times(seed, args.fuzz)
+    print(f"  OSC reader, in process: {args.fuzz} fuzzed datagrams p50/p99 {_p(reads['corpus'])}, "
+          f"max {reads['corpus_max_ms']:.3f} ms")  # fmt: skip
+    for name, ms in reads["largest_max_ms"].items():
+        _row(f"largest datagram ({name}), max of 20", f"{ms:.3f} ms")
     server = ServerUnderTest(device)
     try:
         figures = {
             "seed": seed,
+            "osc_read": reads,
             "fuzz_osc": fuzz("osc", args.fuzz, seed, server, killer=True),
             "fuzz_ws": fuzz("ws", args.fuzz, seed, server),
         }
@@ -1695,7 +1730,7 @@ def _p(d: dict) -> str:
 
 
 def _row(label: str, value: Any) -> None:
-    print(f"    {label:<52}{value}")
+    print(f"    {label:<52} {value}")
 
 
 def print_fuzz(f: dict) -> None:
@@ -1752,6 +1787,6 @@ def print_soak(f: dict) -> None:
     _row("hangs / crashes / tracebacks", f"{f['hangs']} / {f['crashes']} / {f['tracebacks']}")
     if f["rss_change_pct"] is not None:
         _row("server RSS start -> end (max)",
-             f"{f['rss_start_mb']:.0f} -> {f['rss_end_mb']:.0f} MB ({f['rss_change_pct']:+.1f}%, max {f['rss_max_mb']:.0f})")  # fmt: skip
+             f"{f['rss_start_mb']:.0f} -> {f['rss_end_mb']:.0f} MB ({f['rss_change_pct']:+.1f}%, max after warm-up {f['rss_max_mb']:.0f})")  # fmt: skip
     for e in f["examples"][:5]:
         print(f"      {e}")

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import logging
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 from bridge import __version__
 from bridge.core import BridgeCore, Client
 from bridge.osc_wire import OscFormatError, encode_message, parse_datagram
-from bridge.protocol import ProtocolError, shorten
+from bridge.protocol import ErrorCode, ProtocolError, shorten
 
 log = logging.getLogger("ganbridge.osc")
 
@@ -43,6 +44,7 @@ class OscPeer:
     seen: float = 0.0  # when it last sent something
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # generator -> key -> value
     feedback_items: dict[str, str] = field(default_factory=dict)  # request id -> item
+    waiting: int = 0  # its messages handed to the OSC thread and not yet handled (loop thread only)
 
     @property
     def reply_address(self) -> tuple[str, int]:
@@ -59,23 +61,43 @@ class OscDoor(asyncio.DatagramProtocol):
         self._ids = itertools.count(1)
         # One thread keeps each peer's messages in order without blocking the event loop.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="osc")
+        # The door's own event loop, in its own thread: datagrams are read and pings answered
+        # there, so a busy WebSocket door (whose loop is the caller's) does not delay them.
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-        sock.bind((self.host, self.port))
-        await self._loop.create_datagram_endpoint(lambda: self, sock=sock)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            sock.bind((self.host, self.port))  # here, so a port in use fails `start` itself
+        except OSError:
+            sock.close()
+            raise
         self.port = sock.getsockname()[1]
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="osc-door", daemon=True)
+        self._thread.start()
+        endpoint = self._loop.create_datagram_endpoint(lambda: self, sock=sock)
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(endpoint, self._loop))
 
     async def stop(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-        for peer in self.peers.values():
+        loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None and thread.is_alive():
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._close_transport(), loop))
+            loop.call_soon_threadsafe(loop.stop)
+            await asyncio.to_thread(thread.join, 10)
+            if not thread.is_alive():
+                loop.close()
+        for peer in list(self.peers.values()):
             self.core.disconnect(peer.client)
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _close_transport(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            await asyncio.sleep(0)  # connection_lost runs next and closes the socket
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -144,7 +166,31 @@ class OscDoor(asyncio.DatagramProtocol):
             self._error(peer, "", "bad_message", f"not a well-formed OSC datagram: {e}")
             return
         for message in messages:
-            self._pool.submit(self._handle_safely, peer, message.address, list(message.args))
+            if message.address == PREFIX + "ping" and peer.waiting == 0 and peer.client.authorized:
+                # Answered here on the loop, with no thread hop: a liveness check stays fast while
+                # other clients load the bridge. Only when nothing of this peer's is waiting, so
+                # its replies keep the order of its messages.
+                if self.transport is not None:
+                    self.transport.sendto(
+                        encode_message(PREFIX + "pong", f"ganbridge {__version__}"), peer.reply_address
+                    )
+                continue
+            peer.waiting += 1
+            self._pool.submit(self._handle_in_turn, peer, message.address, list(message.args))
+
+    def _handle_in_turn(self, peer: OscPeer, address: str, args: list[Any]) -> None:
+        try:
+            self._handle_safely(peer, address, args)
+        finally:
+            if self._loop is not None:  # after this message's replies, which are queued on the loop first
+                try:
+                    self._loop.call_soon_threadsafe(self._handled, peer)
+                except RuntimeError:
+                    pass  # the loop has shut down
+
+    @staticmethod
+    def _handled(peer: OscPeer) -> None:
+        peer.waiting -= 1
 
     def _handle_safely(self, peer: OscPeer, address: str, args: list[Any]) -> None:
         try:
@@ -199,6 +245,15 @@ class OscDoor(asyncio.DatagramProtocol):
         key = _arg(args, 1, str, "key")
         if len(args) != 3:
             raise OscArgError("set takes s:generator s:key value")
+        # Only known generators and keys are kept: a sender must not grow a peer's defaults
+        # without bound, and a knob mapped to a misspelt key should hear so now, not at generate.
+        gen = self.core.generators.get(generator)
+        if gen is None:
+            known = ", ".join(self.core.generators) or "none installed"
+            raise ProtocolError(ErrorCode.UNKNOWN_GENERATOR, f"set: no generator named {generator!r} (known: {known})")
+        keys = [*gen.params_model.model_fields, *CONTROL_KEYS]
+        if key not in keys:
+            raise OscArgError(f"set: {generator} has no key {key!r}; known: {', '.join(keys)}")
         peer.defaults.setdefault(generator, {})[key] = args[2]
 
     def _osc_generate(self, peer: OscPeer, args: list[Any]) -> None:

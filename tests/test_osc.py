@@ -122,6 +122,8 @@ def test_unparseable_type_tags_get_an_error_reply(bridge, dump):
         ("/ganbridge/feedback", "sf", ("missing", 0.5), "invalid_params"),
         ("/ganbridge/cancel", "s", ("osc999",), "unknown_request"),
         ("/ganbridge/reply_to", "s", ("x",), "invalid_params"),
+        ("/ganbridge/set", "ssi", ("nope", "width", 64), "unknown_generator"),
+        ("/ganbridge/set", "ssi", ("texture", "widht", 64), "invalid_params"),
     ],
 )
 def test_bad_osc_messages_get_error_replies(bridge, dump, address, types, values, code):

@@ -115,3 +115,10 @@ def test_osc_known_killer_bundle_of_element_size_minus_4():
         server.close()
     assert (f["hangs"], f["crashes"]) == (0, 0), _report(f)
     assert f["invalid"] == f["invalid_one_error"] == 1, _report(f)
+
+
+def test_the_bench_times_the_door_s_reader_on_the_corpus_and_the_largest_datagrams():
+    from bridge.bench_robustness import osc_read_times
+
+    f = osc_read_times(SEED, 200)
+    assert f["corpus"]["n"] == 201 and len(f["largest_max_ms"]) == 3
