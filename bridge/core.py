@@ -359,17 +359,21 @@ class BridgeCore:
             )
 
     def _check_budget(self, gen: Generator, units: list[WorkUnit]) -> None:
-        """Price every unit; a request over its kind's per-request budget is `too_large`."""
+        """Price every unit; a request over its kind's per-request budget is `too_large`, and so is
+        one over the per-client budget on its own (it could never run, so `busy` would mislead)."""
         for unit in units:
             unit.cost = gen.cost(unit.params)
         cost = units[0].cost
         total = sum(u.cost.amount for u in units)
-        budget = self.settings.budgets().get(cost.unit, (None, None))[0]
-        if budget is not None and total > budget:
+        if cost.unit not in self.settings.budgets():
+            return
+        per_request, per_client = self.settings.budgets()[cost.unit]
+        budget, which, setting = min((per_request, "per-request", "request"), (per_client, "per-client", "client"))
+        if total > budget:
             raise ProtocolError(
                 ErrorCode.TOO_LARGE,
-                f"this request costs {total:,} {cost.unit} ({len(units)} x {cost.what}), over the per-request "
-                f"budget of {budget:,} {cost.unit} (setting max_request_{cost.unit}); ask for fewer or smaller items",
+                f"this request costs {total:,} {cost.unit} ({len(units)} x {cost.what}), over the {which} "
+                f"budget of {budget:,} {cost.unit} (setting max_{setting}_{cost.unit}); ask for fewer or smaller items",
                 [{"path": "count", "message": f"{len(units)} x {cost.amount:,} {cost.unit} > {budget:,}"}],
             )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -153,7 +153,7 @@ class JobScheduler:
         # (a remote executor's replicas split a batch to fit their device themselves).
         self.batch_limit = batch_limit
         self._cond = threading.Condition()
-        self._pending: OrderedDict[str, deque[Job]] = OrderedDict()  # client -> jobs with units left
+        self._pending: dict[str, deque[Job]] = {}  # client -> jobs with units left, in order of arrival
         self._active: dict[tuple[str, str], Job] = {}  # every job not yet finished
         self._queued_units = 0
         self._last_submit: dict[str, float] = {}  # client -> when it last submitted
