@@ -356,6 +356,10 @@ def test_a_client_over_its_cost_budget_is_busy_until_its_work_is_done(tmp_path, 
         core.handle(cb, music)
         reply = b.until_final("long")[-1]
         assert reply["code"] == "too_large" and "16 bars (2 x 8 bars)" in reply["message"]
+        core.handle(cb, gen_msg("never", count=5, size=512))  # could never run: too large, not busy
+        reply = b.until_final("never")[-1]
+        assert reply["code"] == "too_large" and "per-client budget" in reply["message"]
+        assert "max_client_pixels" in reply["message"]
     finally:
         core.scheduler.stop()
 
@@ -457,16 +461,3 @@ def test_a_cancel_that_comes_too_late_is_answered_after_the_final_message(core):
             assert kinds[-2:] == ["done", "error"] and msgs[-1]["code"] == "unknown_request", kinds
         endings.add(kinds[-1])
     assert endings == {"cancelled", "error"}  # both orders happened
-
-
-def test_a_request_over_the_per_client_budget_on_its_own_is_too_large_not_busy(tmp_path, generators):
-    core = make_core(tmp_path, generators, max_client_pixels=2 * 256 * 256)
-    try:
-        a = Inbox()
-        ca = core.connect(a.emit)
-        core.handle(ca, gen_msg("never", count=3, size=256))
-        reply = a.until_final("never")[-1]
-        assert reply["code"] == "too_large" and "per-client budget" in reply["message"]
-        assert "max_client_pixels" in reply["message"]
-    finally:
-        core.scheduler.stop()
