@@ -43,6 +43,8 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as sync_connect
 
 from bridge.bench import BridgeProcess
+from bridge.osc_wire import encode_bundle as osc_bundle  # inputs are written as the door writes OSC,
+from bridge.osc_wire import encode_message as osc_msg  # but replies are read by this harness's own reader
 from bridge.protocol import validate_reply
 
 LOOPBACK = "127.0.0.1"
@@ -233,24 +235,6 @@ def osc_str(raw: bytes) -> bytes:
 
 def osc_raw(address: str, tags: str, payload: bytes = b"") -> bytes:
     return osc_str(address.encode()) + osc_str(tags.encode()) + payload
-
-
-def osc_msg(address: str, *args: Any) -> bytes:
-    tags, payload = ",", b""
-    for a in args:
-        if isinstance(a, bool):
-            tags += "T" if a else "F"
-        elif isinstance(a, int):
-            tags, payload = tags + "i", payload + struct.pack(">i", a)
-        elif isinstance(a, float):
-            tags, payload = tags + "f", payload + struct.pack(">f", a)
-        else:
-            tags, payload = tags + "s", payload + osc_str(str(a).encode())
-    return osc_raw(address, tags, payload)
-
-
-def osc_bundle(*elements: bytes, timetag: int = 1) -> bytes:
-    return BUNDLE + struct.pack(">Q", timetag) + b"".join(struct.pack(">i", len(e)) + e for e in elements)
 
 
 def read_datagram(data: bytes) -> list[tuple[str, tuple]]:
