@@ -36,7 +36,7 @@ class Settings:
     # only a client holding more than an equal share of it is refused (`busy`).
     max_queue: int = 256
     max_client_queue: int = 64
-    # Cost budgets (README, "Limits"): one request, and all of one client's queued and running
+    # Cost budgets (docs/configuration.md, "Limits and fairness"): one request, and all of one client's queued and running
     # requests together. Pixels count every output image, maps included: the default request
     # budget is four 2048x2048 textures, or one with both maps.
     max_request_pixels: int = 4 * 2048 * 2048
@@ -53,7 +53,7 @@ class Settings:
     midi_out: str = "ganbridge"  # the virtual MIDI port music plays out of; "" or "none": no port
     midi_api: str = "auto"  # auto, LINUX_ALSA, UNIX_JACK, MACOSX_CORE, WINDOWS_MM
     soundfont: Path | None = None  # General MIDI .sf2 for WAV output; default: the system's
-    # Where generation runs: "local" (this process) or "ray" (Ray Serve replicas; see README).
+    # Where generation runs: "local" (this process) or "ray" (Ray Serve replicas; see docs/scaling-out.md).
     backend: str = "local"
     ray_address: str = "local"  # local: a private Ray on this machine; auto; HOST:6379; ray://HOST:10001
     ray_max_batch_size: int = 16  # Serve's dynamic batching, per replica
