@@ -365,9 +365,10 @@ class BridgeCore:
             unit.cost = gen.cost(unit.params)
         cost = units[0].cost
         total = sum(u.cost.amount for u in units)
-        if cost.unit not in self.settings.budgets():
+        budgets = self.settings.budgets()
+        if cost.unit not in budgets:
             return
-        per_request, per_client = self.settings.budgets()[cost.unit]
+        per_request, per_client = budgets[cost.unit]
         budget, which, setting = min((per_request, "per-request", "request"), (per_client, "per-client", "client"))
         if total > budget:
             raise ProtocolError(
@@ -405,12 +406,14 @@ class BridgeCore:
     ) -> list[dict]:
         """Write files and recipes (worker thread); returns the protocol Items. Files are on disk
         (synced) before their recipes commit; if anything fails, none of them stays."""
-        written: list[Path] = []
+        records, items, files = self._describe_outputs(gen, units, outputs, session)
         try:
-            return self._store_outputs(gen, units, outputs, session, written)
+            self.store.write_files(files)
+            self.store.add(records)
         except BaseException:
-            self.store.remove_files(written)
+            self.store.remove_files([path for path, _ in files])
             raise
+        return items
 
     def discard_items(self, items: list[dict]) -> None:
         """Remove stored items that were never delivered: their files and their recipes."""
@@ -420,16 +423,16 @@ class BridgeCore:
             + [Path(m["file"]) for item in items for m in (item.get("maps") or {}).values()]
         )
 
-    def _store_outputs(
-        self, gen: Generator, units: list[WorkUnit], outputs: list[Output], session: str | None, written: list[Path]
-    ) -> list[dict]:
-        records, items = [], []
+    def _describe_outputs(
+        self, gen: Generator, units: list[WorkUnit], outputs: list[Output], session: str | None
+    ) -> tuple[list[ItemRecord], list[dict], list[tuple[Path, bytes]]]:
+        """The records, protocol Items and files (path, bytes) of finished outputs."""
+        records, items, files = [], [], []
         now = time.time()
         for unit, out in zip(units, outputs):
             item_id = new_item_id()
             path = self.store.output_path(gen.name, item_id, out.format)
-            written.append(path)
-            self.store.write_file(path, out.data)
+            files.append((path, out.data))
             item: dict[str, Any] = {
                 "item": item_id,
                 "generator": gen.name,
@@ -444,8 +447,7 @@ class BridgeCore:
                 item["maps"] = {}
                 for name, data in out.attachments.items():
                     map_path = self.store.output_path(gen.name, item_id, out.format, f"_{name}")
-                    written.append(map_path)
-                    self.store.write_file(map_path, data)
+                    files.append((map_path, data))
                     item["maps"][name] = {
                         "format": out.format,
                         "mime": out.mime,
@@ -471,8 +473,7 @@ class BridgeCore:
                 )
             )
             items.append(item)
-        self.store.add(records)
-        return items
+        return records, items, files
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -127,19 +127,23 @@ class ItemStore:
             raise ValueError(f"refusing to write outside the output folder: {path}")
         return path
 
-    def write_file(self, path: Path, data: bytes) -> None:
-        """Durably: the bytes and the file's name are on disk when this returns."""
-        new_folder = not path.parent.is_dir()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if new_folder:
-            _sync_folder(path.parent.parent)
-        tmp = path.with_name(path.name + ".part")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-        _sync_folder(path.parent)
+    def write_files(self, files: list[tuple[Path, bytes]]) -> None:
+        """Durably: every file's bytes and name are on disk when this returns (each file synced,
+        then each folder they went into synced once)."""
+        folders: dict[Path, None] = {}
+        for path, data in files:
+            if not path.parent.is_dir():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                folders[path.parent.parent] = None  # the new folder's own name
+            tmp = path.with_name(path.name + ".part")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(path)
+            folders[path.parent] = None
+        for folder in folders:
+            _sync_folder(folder)
 
     def remove_files(self, paths: list[Path]) -> None:
         for path in paths:
