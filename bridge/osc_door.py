@@ -163,7 +163,8 @@ class OscDoor(asyncio.DatagramProtocol):
         try:
             messages = parse_datagram(data)
         except OscFormatError as e:
-            self._error(peer, "", "bad_message", f"not a well-formed OSC datagram: {e}")
+            # In turn, like any message: a reply_to sent just before must take effect first.
+            self._in_turn(peer, self._error, peer, "", "bad_message", f"not a well-formed OSC datagram: {e}")
             return
         for message in messages:
             if message.address == PREFIX + "ping" and peer.waiting == 0 and peer.client.authorized:
@@ -175,12 +176,16 @@ class OscDoor(asyncio.DatagramProtocol):
                         encode_message(PREFIX + "pong", f"ganbridge {__version__}"), peer.reply_address
                     )
                 continue
-            peer.waiting += 1
-            self._pool.submit(self._handle_in_turn, peer, message.address, list(message.args))
+            self._in_turn(peer, self._handle_safely, peer, message.address, list(message.args))
 
-    def _handle_in_turn(self, peer: OscPeer, address: str, args: list[Any]) -> None:
+    def _in_turn(self, peer: OscPeer, work: Any, *args: Any) -> None:
+        """Run `work` on the OSC thread after everything this peer sent before (loop thread)."""
+        peer.waiting += 1
+        self._pool.submit(self._run_in_turn, peer, work, *args)
+
+    def _run_in_turn(self, peer: OscPeer, work: Any, *args: Any) -> None:
         try:
-            self._handle_safely(peer, address, args)
+            work(*args)
         finally:
             if self._loop is not None:  # after this message's replies, which are queued on the loop first
                 try:
