@@ -9,6 +9,7 @@ the same wheel into `ganbridge/vendor/`, since Krita has no way to install wheel
 
 from __future__ import annotations
 
+import importlib.resources
 import importlib.util
 import os
 import re
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import platformdirs
 
-import bridge
+from ganbridge import __version__
 
 # Pure-Python modules under plugins/client that every plugin bundles.
 SHARED_MODULES = ("ganbridge_client.py", "ganbridge_schema.py")
@@ -32,11 +33,11 @@ class BuildError(Exception):
 
 
 def plugin_source(name: str) -> Path:
-    """Folder of `plugins/<name>` (a source checkout or the installed package data)."""
-    spec = importlib.util.find_spec(f"plugins.{name}")
-    if spec is None or not spec.submodule_search_locations:
+    """Folder of `plugins/<name>`: package data of `ganbridge.plugins`, in a checkout or installed."""
+    folder = Path(str(importlib.resources.files("ganbridge.plugins"))) / name
+    if not folder.is_dir():
         raise BuildError(f"the plugin sources plugins/{name} are not installed with ganbridge")
-    return Path(next(iter(spec.submodule_search_locations)))
+    return folder
 
 
 def websockets_wheel(wheel: Path | None = None) -> Path:
@@ -102,7 +103,7 @@ def build_blender(out_dir: Path, wheel: Path | None = None, blender_ext: Path | 
     source = plugin_source("blender")
     shared = [plugin_source("client") / name for name in SHARED_MODULES]
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir.resolve() / f"ganbridge-blender-{bridge.__version__}.zip"
+    target = out_dir.resolve() / f"ganbridge-blender-{__version__}.zip"
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / "ganbridge"
         stage.mkdir()
@@ -114,7 +115,7 @@ def build_blender(out_dir: Path, wheel: Path | None = None, blender_ext: Path | 
         (stage / "wheels").mkdir()
         shutil.copy2(wheel, stage / "wheels" / wheel.name)
         template = (source / "blender_manifest.toml").read_text()
-        (stage / "blender_manifest.toml").write_text(_manifest(template, bridge.__version__, wheel.name))
+        (stage / "blender_manifest.toml").write_text(_manifest(template, __version__, wheel.name))
         _run([*command, "build", "--source-dir", str(stage), "--output-filepath", str(target)], "build")
     _run([*command, "validate", str(target)], "validate")
     return target
@@ -133,7 +134,7 @@ def build_krita(out_dir: Path, wheel: Path | None = None) -> Path:
     source = plugin_source("krita")
     package = source / "ganbridge"
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir.resolve() / f"ganbridge-krita-{bridge.__version__}.zip"
+    target = out_dir.resolve() / f"ganbridge-krita-{__version__}.zip"
     tmp = target.with_suffix(".part")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         z.write(source / "ganbridge.desktop", "ganbridge.desktop")

@@ -7,15 +7,15 @@ import logging
 import signal
 from dataclasses import dataclass
 
-from bridge.config import Settings
-from bridge.core import BridgeCore
-from bridge.midi_out import MidiPlayer, MidiUnavailable
-from bridge.osc_door import OscDoor
-from bridge.registry import load_generators, resolve_device
-from bridge.scheduler import JobScheduler
-from bridge.store import ItemStore
-from bridge.ws_door import WebSocketDoor
-from generators.base import Generator
+from ganbridge.core.registry import load_generators, resolve_device
+from ganbridge.core.scheduler import JobScheduler
+from ganbridge.core.service import BridgeCore
+from ganbridge.core.settings import Settings
+from ganbridge.core.store import ItemStore
+from ganbridge.doors.midi import MidiPlayer, MidiUnavailable
+from ganbridge.doors.osc import OscDoor
+from ganbridge.doors.websocket import WebSocketDoor
+from ganbridge.generators.base import Generator
 
 log = logging.getLogger("ganbridge")
 
@@ -40,7 +40,7 @@ def ray_scheduler(settings: Settings) -> tuple[dict[str, Generator], JobSchedule
     """Generators described here (params, latents) and rendered on the cluster's replicas.
     This bridge sends micro-batches of up to `ray_max_batch_size` items and keeps up to
     `ray_inflight` of them in flight; Serve gathers batches from every bridge into one call."""
-    from bridge.ray_backend import RayExecutor, RayGateway, app_specs
+    from ganbridge.cluster.backend import RayExecutor, RayGateway, app_specs
 
     generators = load_generators(settings.models_dir, "cpu")
     gateway = RayGateway(settings, app_specs(settings, generators))

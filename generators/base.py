@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from generators.checkpoint import CheckpointError, CheckpointRef
+from ganbridge.generators.checkpoint import CheckpointError, CheckpointRef
 
 Latent = dict[str, np.ndarray]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from generators.base import Latent
+from ganbridge.generators.base import Latent
 
 
 def _typical(v: np.ndarray) -> np.ndarray:

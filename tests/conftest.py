@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from bridge.config import Settings
-from bridge.protocol import validate_reply
-from bridge.server import RunningBridge, build_core, start_bridge
+from ganbridge.core.protocol import validate_reply
+from ganbridge.core.settings import Settings
+from ganbridge.server import RunningBridge, build_core, start_bridge
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bridge.ray_head import RayHead, free_port, ray_command
+from ganbridge.cluster.head import RayHead, free_port, ray_command
 
 __all__ = ["RayBridge", "RayHead", "deploy_cli", "is_loopback", "listening", "ray_command"]
 
@@ -41,7 +41,7 @@ class RayBridge:
                    GANBRIDGE_MODELS_DIR=str(tmp / "models"), GANBRIDGE_MIDI_OUT="none",
                    **{f"GANBRIDGE_{k.upper()}": v for k, v in settings.items()})  # fmt: skip
         env.pop("GANBRIDGE_CONFIG", None)
-        cmd = [sys.executable, "-m", "bridge.cli", "serve", "--backend", "ray",
+        cmd = [sys.executable, "-m", "ganbridge", "serve", "--backend", "ray",
                "--ray-address", head.address if head else "local",
                "--ws-port", str(self.ws_port), "--osc-port", str(self.osc_port), "--log-level", "info"]  # fmt: skip
         self._log = self.log_path.open("w")
@@ -112,5 +112,5 @@ def listening(procs: list[Any]) -> list[tuple[str, str, int]]:
 
 def deploy_cli(head: RayHead, *args: str, **settings: str) -> subprocess.CompletedProcess:
     env = dict(head.env, **{f"GANBRIDGE_{k.upper()}": v for k, v in settings.items()})
-    cmd = [sys.executable, "-m", "bridge.cli", "deploy", "--ray-address", head.address, *args]
+    cmd = [sys.executable, "-m", "ganbridge", "deploy", "--ray-address", head.address, *args]
     return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import pytest
 from pydantic import BaseModel
 
-from bridge.registry import load_generators
-from generators.base import Generator, Latent, Output
-from generators.music import decode_roll
+from ganbridge.core.registry import load_generators
+from ganbridge.generators.base import Generator, Latent, Output
+from ganbridge.generators.music.notes import decode_roll
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,9 @@ import pytest
 from PIL import Image
 from websockets.asyncio.server import serve
 
-from bridge.plugin_build import build_blender
-from bridge.server import build_core
-from generators.texture import TextureGenerator
+from ganbridge.generators.texture.adapter import TextureGenerator
+from ganbridge.plugin_build import build_blender
+from ganbridge.server import build_core
 from tests.blender_support import SETUP, BlenderHost, blender_ext_script, blender_python
 from tests.conftest import BridgeThread, make_settings
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def ganbridge(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "bridge.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "ganbridge", *args], cwd=cwd, capture_output=True, text=True, timeout=300
     )
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bridge.server import build_core
+from ganbridge.server import build_core
 from plugins.client.ganbridge_client import BadUrl, BridgeClient, Event, check_url, is_loopback
 from tests.conftest import BridgeThread, make_settings, small_texture
 

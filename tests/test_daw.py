@@ -89,7 +89,7 @@ def test_play_of_an_unknown_or_non_music_item(bridge, dump):
 
 
 def test_osc_address_map_covers_every_address_the_door_handles():
-    from bridge.osc_door import OscDoor
+    from ganbridge.doors.osc import OscDoor
 
     spec = json.loads((ROOT / "plugins" / "daw" / "osc_map.json").read_text())
     mapped = {a["address"] for a in spec["to_bridge"]}
@@ -212,7 +212,7 @@ def test_wav_over_osc(bridge, dump):
 
 
 def test_music_bench_measures_the_osc_paths(bridge):
-    from bridge.bench_music import music_figures
+    from ganbridge.bench.music import music_figures
 
     f = music_figures("cpu", bridge.osc_port, runs=3)
     assert f["music_notes_per_item"] > 0

@@ -23,7 +23,7 @@ from pathlib import Path
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from bridge.store import ItemStore
+from ganbridge.core.store import ItemStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +45,7 @@ class Serve:
     def start(self) -> None:
         env = dict(os.environ, GANBRIDGE_DATA_DIR=str(self.data), GANBRIDGE_OUTPUT_DIR=str(self.data / "out"),
                    GANBRIDGE_MODELS_DIR=str(self.data / "models"), GANBRIDGE_MIDI_OUT="none")  # fmt: skip
-        cmd = [sys.executable, "-m", "bridge.cli", "serve", "--ws-port", str(self.port), "--osc-port",
+        cmd = [sys.executable, "-m", "ganbridge", "serve", "--ws-port", str(self.port), "--osc-port",
                str(self.osc_port), "--device", "cpu", "--log-level", "warning"]  # fmt: skip
         self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
         deadline = time.monotonic() + 120

@@ -12,8 +12,9 @@ import pytest
 from fontTools.ttLib import TTFont
 from PIL import Image
 
-from generators.glyph_data import BASELINE, CAP_HEIGHT, MARGIN, SIZE, class_name
-from generators.image import SpriteGenerator, load_image_model
+from ganbridge.generators.image.adapter import ImageGenerator
+from ganbridge.generators.image.glyphs import BASELINE, CAP_HEIGHT, MARGIN, SIZE, class_name
+from ganbridge.generators.image.model import load_image_network
 from tests.conftest import missing_host
 from tests.test_cli import ganbridge
 
@@ -110,7 +111,7 @@ def test_a_conditional_model_trains_on_the_glyphs_and_offers_each_character(glyp
     assert (
         card["data"]["license"].startswith("Bitstream Vera (DejaVu)") and "DejaVu Sans Bold" in card["data"]["source"]
     )
-    gen = SpriteGenerator([load_image_model(path)])
+    gen = ImageGenerator([load_image_network(path)])
     schema = json.dumps(gen.params_model.model_json_schema())
     assert all(name in schema for name in ("upper-A", "upper-H", "lower-g", "digit-8"))
     params = gen.params_model.model_validate({"model": "glyphs", "category": "lower-g"})
@@ -125,7 +126,7 @@ def test_shipped_glyph_model_draws_the_character_asked_for():
     assert "SIL OFL 1.1" in card["data"]["license"] and "DejaVu Sans Bold (Bitstream Vera" in card["data"]["source"]
     table = card["metrics"]["eval"]
     assert table["generated"]["class_agreement"] > 10 * table["untrained (ceiling)"]["class_agreement"]
-    gen = SpriteGenerator([load_image_model(SHIPPED)])
+    gen = ImageGenerator([load_image_network(SHIPPED)])
     params = gen.params_model.model_validate({"model": "glyphs", "category": "upper-O", "size": 64, "seed": 1})
     out = gen.render([params], [gen.random_latent(params, 1)])[0]
     img = np.asarray(Image.open(io.BytesIO(out.data)))

@@ -16,31 +16,20 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from bridge.server import build_core
-from generators.image import (
-    MINIBATCH_GROUP,
-    ImageConfig,
-    ImageDiscriminator,
-    ImageGenerator,
-    SpriteGenerator,
-    load_image_model,
-)
-from generators.image_data import prepare_emoji
-from generators.image_eval import (
+from ganbridge.generators.gan.losses import mode_seeking_penalty
+from ganbridge.generators.image.adapter import ImageGenerator
+from ganbridge.generators.image.data import DataError, is_grayscale, load_folder
+from ganbridge.generators.image.emoji import prepare_emoji
+from ganbridge.generators.image.evaluate import (
     PixelFeatures,
     class_agreement,
     precision_recall,
     pyramid_swd,
     within_class_spread,
 )
-from generators.image_train import (
-    DataError,
-    ImageTrainer,
-    ImageTrainSettings,
-    is_grayscale,
-    load_folder,
-    mode_seeking_penalty,
-)
+from ganbridge.generators.image.model import MINIBATCH_GROUP, ImageConfig, ImageNetwork, load_image_network
+from ganbridge.generators.image.train import ImageCritic, ImageTrainer, ImageTrainSettings
+from ganbridge.server import build_core
 from tests.conftest import BridgeThread, make_settings
 from tests.test_cli import ganbridge
 
@@ -138,7 +127,7 @@ def test_training_writes_loadable_weights_and_a_card(tiny_model):
     assert card["data"]["unreadable"] and (tiny_model.parent / "samples" / "step_000003.png").is_file()
     assert (tiny_model.parent / "state" / "train_state.safetensors").is_file()
     assert "mode-seeking term x1.0; auxiliary classifier x1.0" in card["training"]["loss"]
-    model = load_image_model(tiny_model)
+    model = load_image_network(tiny_model)
     assert model.net.config.z_dim == 16
 
 
@@ -164,24 +153,24 @@ def test_grey_data_makes_a_model_that_cannot_draw_colour(sprite_folder, tmp_path
         data=grey, out=tmp_path / "run", name="grey", steps=2, batch=4, sample_every=2, save_every=2,
         config=ImageConfig(width=8, z_dim=16),
     )  # fmt: skip
-    model = load_image_model(ImageTrainer(settings, "pytest").run())
+    model = load_image_network(ImageTrainer(settings, "pytest").run())
     assert model.net.config.grayscale
     torch.nn.init.normal_(model.net.to_rgba.weight, std=1.0)  # weights that would tint a colour model
     z = [{"z": np.random.default_rng(i).standard_normal(16).astype(np.float32)} for i in range(4)]
     pixels = model.net.sample(z, [0] * 4, [1.0] * 4)
     ink = pixels[pixels[..., 3] > 0]
     assert len(ink) and (ink[:, 0] == ink[:, 1]).all() and (ink[:, 1] == ink[:, 2]).all()
-    colour = ImageGenerator(ImageConfig(width=8, z_dim=16)).eval()
+    colour = ImageNetwork(ImageConfig(width=8, z_dim=16)).eval()
     colour.load_state_dict(model.net.state_dict())
     tinted = colour.sample(z, [0] * 4, [1.0] * 4)
     assert (tinted[..., 0] != tinted[..., 1]).any()  # the same weights untied do draw colour
 
 
 def test_critic_of_a_model_with_classes_also_names_the_class():
-    critic = ImageDiscriminator(ImageConfig(width=8, classes=["a", "b", "c"]))
+    critic = ImageCritic(ImageConfig(width=8, classes=["a", "b", "c"]))
     score, logits = critic.judge(torch.zeros(4, 4, 64, 64), torch.tensor([0, 1, 2, 0]))
     assert score.shape == (4,) and logits.shape == (4, 3)
-    plain = ImageDiscriminator(ImageConfig(width=8))
+    plain = ImageCritic(ImageConfig(width=8))
     assert plain.judge(torch.zeros(4, 4, 64, 64))[1] is None
 
 
@@ -218,7 +207,7 @@ def test_resume_of_a_state_saved_before_a_config_field_existed(sprite_folder, ti
 
 
 def test_same_seed_same_image_with_alpha(tiny_model):
-    gen = SpriteGenerator([load_image_model(tiny_model)])
+    gen = ImageGenerator([load_image_network(tiny_model)])
     schema = gen.info()["params_schema"]["properties"]
     assert schema["category"]["enum"] == ["any", "green", "red"]
     params = gen.params_model.model_validate({"size": 128, "category": "red"})
@@ -337,7 +326,7 @@ def test_served_through_the_bridge(tiny_model, tmp_path):
 
 
 def test_untrained_generator_output_is_premultiplied_consistently():
-    net = ImageGenerator(ImageConfig(width=8, z_dim=16)).eval()
+    net = ImageNetwork(ImageConfig(width=8, z_dim=16)).eval()
     import torch
 
     out = net(torch.randn(4, 16))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bridge.plugin_build import build_krita
+from ganbridge.plugin_build import build_krita
 from tests.conftest import BridgeThread, make_settings
 from tests.krita_support import KritaProfile
 

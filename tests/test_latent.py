@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generators.latent import interpolate, perturb, slerp, steer
+from ganbridge.generators.latent import interpolate, perturb, slerp, steer
 
 SHAPES = {"global": (16,), "local": (16, 8, 8)}
 

@@ -16,17 +16,7 @@ import pretty_midi
 import pytest
 import torch
 
-from generators.music import (
-    MusicConfig,
-    binarize,
-    decode_roll,
-    detect_key,
-    note_list,
-    notes_to_midi,
-    notes_to_roll,
-    transpose_to,
-)
-from generators.music_eval import (
+from ganbridge.generators.music.evaluate import (
     empty_bars,
     pitch_class_entropy,
     polyphony,
@@ -34,6 +24,15 @@ from generators.music_eval import (
     scale_consistency,
     tonal_distance,
     used_pitch_classes,
+)
+from ganbridge.generators.music.model import MusicConfig, binarize
+from ganbridge.generators.music.notes import (
+    decode_roll,
+    detect_key,
+    note_list,
+    notes_to_midi,
+    notes_to_roll,
+    transpose_to,
 )
 from tests.conftest import make_settings, require_tool
 
@@ -160,8 +159,8 @@ def test_midi_file_read_back_by_pretty_midi():
 
 @pytest.fixture(scope="module")
 def tiny_music_model(tmp_path_factory) -> Path:
-    from generators.music_data import load_music_data
-    from generators.music_train import MusicTrainer, MusicTrainSettings
+    from ganbridge.generators.music.data import load_music_data
+    from ganbridge.generators.music.train import MusicTrainer, MusicTrainSettings
 
     data = load_music_data("bach", None, limit=6)
     out = tmp_path_factory.mktemp("music-train")
@@ -171,10 +170,10 @@ def tiny_music_model(tmp_path_factory) -> Path:
 
 
 def test_training_a_few_steps_writes_loadable_weights(tiny_music_model):
-    from generators.checkpoint import read_card
-    from generators.music import load_music_model
+    from ganbridge.generators.checkpoint import read_card
+    from ganbridge.generators.music.model import load_music_network
 
-    model = load_music_model(tiny_music_model)
+    model = load_music_network(tiny_music_model)
     card = read_card(tiny_music_model)
     assert card["kind"] == "music" and card["training"]["steps"] == 4
     assert card["data"]["train_pieces"] == 5 and card["data"]["held_out_pieces"] == 1
@@ -187,21 +186,21 @@ def test_training_a_few_steps_writes_loadable_weights(tiny_music_model):
 
 def test_training_snapshots_every_sample_step(tiny_music_model):
     """--snapshots: the EMA generator at each sample step, loadable and evaluable on its own."""
-    from generators.checkpoint import read_card
-    from generators.music import load_music_model
+    from ganbridge.generators.checkpoint import read_card
+    from ganbridge.generators.music.model import load_music_network
 
     snapshots = tiny_music_model.parent / "snapshots"
     assert sorted(p.name for p in snapshots.iterdir()) == ["step_000002", "step_000004"]
     early = snapshots / "step_000002" / "tiny.safetensors"
     assert read_card(early)["training"]["steps"] == 2
-    a = load_music_model(early).net.state_dict()
-    b = load_music_model(tiny_music_model).net.state_dict()
+    a = load_music_network(early).net.state_dict()
+    b = load_music_network(tiny_music_model).net.state_dict()
     assert any(not torch.equal(a[k], b[k]) for k in a)  # step 2's weights, not the final ones
 
 
 def test_training_resumes_from_saved_state(tiny_music_model):
-    from generators.music_data import load_music_data
-    from generators.music_train import MusicTrainer, MusicTrainSettings
+    from ganbridge.generators.music.data import load_music_data
+    from ganbridge.generators.music.train import MusicTrainer, MusicTrainSettings
 
     data = load_music_data("bach", None, limit=6)
     settings = MusicTrainSettings(out=tiny_music_model.parent, name="tiny", steps=6, batch=8, sample_every=2,
@@ -212,7 +211,7 @@ def test_training_resumes_from_saved_state(tiny_music_model):
 
 
 def test_midi_folder_training_data(tmp_path):
-    from generators.music_data import load_music_data
+    from ganbridge.generators.music.data import load_music_data
 
     good = notes_to_midi([(t, 72 - 7 * t, s, 4) for t in range(4) for s in range(0, 64, 4)], 4, 100.0,
                          [0, 1, 2, 3], [0] * 4, ["a", "b", "c", "d"])  # fmt: skip
@@ -228,7 +227,7 @@ def test_midi_folder_training_data(tmp_path):
 
 
 def test_eval_command_prints_the_table(tiny_music_model, tmp_path):
-    from bridge.cli import main
+    from ganbridge.cli.main import main
 
     folder = tmp_path / "midi"
     folder.mkdir()

@@ -194,7 +194,7 @@ class RawOscClient:
 
     def replies(self, quiet: float = 0.5) -> list:
         """Everything the bridge sends until it has been quiet for `quiet` seconds."""
-        from bridge.osc_wire import parse_datagram
+        from ganbridge.doors.osc_wire import parse_datagram
 
         out = []
         self.sock.settimeout(quiet)
@@ -213,7 +213,7 @@ def test_malformed_datagrams_get_one_error_each_and_none_of_them_runs(bridge):
     valid generate beside the fault, and a truncated float: one error each, nothing run."""
     import struct
 
-    from bridge.osc_wire import encode_bundle, encode_message
+    from ganbridge.doors.osc_wire import encode_bundle, encode_message
 
     generate = encode_message("/ganbridge/generate", "texture", "width", 64, "height", 64)
     bad = [
@@ -237,7 +237,7 @@ def test_malformed_datagrams_get_one_error_each_and_none_of_them_runs(bridge):
 
 
 def test_a_truncated_rating_is_refused_and_the_stored_rating_kept(bridge):
-    from bridge.osc_wire import encode_message
+    from ganbridge.doors.osc_wire import encode_message
 
     client = RawOscClient(bridge.osc_port)
     try:

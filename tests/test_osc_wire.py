@@ -9,7 +9,7 @@ import pytest
 from pythonosc.osc_message import OscMessage as PythonOscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from bridge.osc_wire import (
+from ganbridge.doors.osc_wire import (
     MAX_DEPTH,
     MAX_MESSAGES,
     OscFormatError,

@@ -10,7 +10,7 @@ import time
 import pytest
 from PIL import Image
 
-from bridge.protocol import ErrorCode, protocol_schema
+from ganbridge.core.protocol import ErrorCode, protocol_schema
 from tests.conftest import small_texture
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
-from bridge.ray_head import PrivateRay, cluster_processes
+from ganbridge.cluster.head import PrivateRay, cluster_processes
 from tests import test_protocol as proto
 from tests.conftest import WsClient, missing_host
 from tests.ray_support import RayBridge, RayHead, deploy_cli, is_loopback, listening, ray_command
@@ -112,7 +112,7 @@ def test_one_machine_mode_is_loopback_only_and_leaves_nothing_behind(sig, tmp_pa
         # The token: the private Ray's own, 0600 in a 0700 folder; nothing in the home folder.
         assert (root.stat().st_mode & 0o777, (root / "auth_token").stat().st_mode & 0o777) == (0o700, 0o600)
         assert not (bridge.home / ".ray").exists()
-        gateway = next(p.pid for p in procs if "bridge.ray_gateway" in " ".join(p.cmdline()))
+        gateway = next(p.pid for p in procs if "ganbridge.cluster.gateway" in " ".join(p.cmdline()))
 
         t0 = time.monotonic()
         bridge.proc.send_signal(sig)
@@ -181,7 +181,7 @@ def test_protocol_through_the_ray_backend(protocol_test, ray_ws):
     ],
 )
 def test_bad_ray_settings_are_refused_with_the_reason(overrides, message):
-    from bridge.config import ConfigError, load_settings
+    from ganbridge.core.settings import ConfigError, load_settings
 
     with pytest.raises(ConfigError, match=message):
         load_settings(overrides=overrides)
@@ -267,7 +267,7 @@ def test_batches_form_under_concurrent_load(ray_bridge, head, tmp_path):
 
 def test_ray_bench_measures_both_backends(ray_bridge, bridge, head, capsys):
     """The bench's figures, measured for real on a small scale against both backends."""
-    from bridge.bench_ray import MODEL, batch_sizes, measure, print_ray
+    from ganbridge.bench.scale_out import MODEL, batch_sizes, measure, print_ray
 
     local = asyncio.run(measure(bridge.url, 64, 3, 2, clients=(1, 4)))
     remote = asyncio.run(measure(ray_bridge.url, 64, 3, 2, clients=(1, 4)))

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from bridge.bench_robustness import (
+from ganbridge.bench.robustness import (
     KILLER,
     ServerUnderTest,
     WireFault,
@@ -24,7 +24,7 @@ from bridge.bench_robustness import (
     read_datagram,
     soak,
 )
-from bridge.cli import build_parser
+from ganbridge.cli.main import build_parser
 
 SEED = 20261202
 
@@ -118,7 +118,7 @@ def test_osc_known_killer_bundle_of_element_size_minus_4():
 
 
 def test_the_bench_times_the_door_s_reader_on_the_corpus_and_the_largest_datagrams():
-    from bridge.bench_robustness import osc_read_times
+    from ganbridge.bench.robustness import osc_read_times
 
     f = osc_read_times(SEED, 200)
     assert f["corpus"]["n"] == 201 and len(f["largest_max_ms"]) == 3

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from bridge.core import BridgeCore
-from bridge.registry import load_generators
-from bridge.scheduler import JobScheduler
-from bridge.server import queue_settings
-from bridge.store import ItemStore
-from generators.base import Generator
+from ganbridge.core.registry import load_generators
+from ganbridge.core.scheduler import JobScheduler
+from ganbridge.core.service import BridgeCore
+from ganbridge.core.store import ItemStore
+from ganbridge.generators.base import Generator
+from ganbridge.server import queue_settings
 from tests.conftest import make_settings
 
 

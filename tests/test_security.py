@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from bridge.config import Settings, is_loopback, load_settings, secure_settings
+from ganbridge.core.settings import Settings, is_loopback, load_settings, secure_settings
 from tests.conftest import BridgeThread, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,7 +127,7 @@ def test_serve_on_all_interfaces_prints_a_token(tmp_path):
         PYTHONUNBUFFERED="1",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "serve", "--host", "0.0.0.0", "--ws-port", "0", "--osc-port", "0"],
+        [sys.executable, "-m", "ganbridge", "serve", "--host", "0.0.0.0", "--ws-port", "0", "--osc-port", "0"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import sqlite3
 
-from bridge.server import build_core
+from ganbridge.server import build_core
 from tests.conftest import make_settings
 from tests.test_scheduler import Inbox
 
@@ -64,7 +64,7 @@ def test_items_and_feedback_survive_restart_and_regenerate(tmp_path):
 
 
 def test_store_uses_wal_and_keeps_files_inside_output_folder(tmp_path):
-    from bridge.store import ItemStore
+    from ganbridge.core.store import ItemStore
 
     store = ItemStore(tmp_path / "db.sqlite3", tmp_path / "out")
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from bridge.registry import load_generators
-from generators.checkpoint import CheckpointError, load_weights
-from generators.texture import load_texture
-from generators.texture_train import TextureTrainer, TrainSettings
+from ganbridge.core.registry import load_generators
+from ganbridge.generators.checkpoint import CheckpointError, load_weights
+from ganbridge.generators.texture.model import load_texture_network
+from ganbridge.generators.texture.train import TextureTrainer, TextureTrainSettings
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_same_latent_same_pixels_in_any_batch(texture, size):
 
 
 def test_a_few_training_steps_write_loadable_weights_and_card(tmp_path):
-    settings = TrainSettings(
+    settings = TextureTrainSettings(
         image="skimage:gravel", out=tmp_path, name="tiny", steps=3, batch=2, crop=64, sample_every=2, save_every=2
     )
     weights = TextureTrainer(settings, "ganbridge train texture (test)").run()
@@ -143,7 +143,7 @@ def test_a_few_training_steps_write_loadable_weights_and_card(tmp_path):
     assert {"final_loss_d_mean100", "final_loss_g_mean100", "patch_swd_generated", "patch_swd_real_floor"} <= set(
         card["metrics"]
     )
-    loaded = load_texture(weights)
+    loaded = load_texture_network(weights)
     assert loaded.ref.name == "tiny" and len(loaded.ref.sha256) == 64
     assert (tmp_path / "samples" / "step_000002.png").is_file() and (tmp_path / "loss.png").is_file()
     # resumable: a longer run picks up at step 3 from the saved state
@@ -169,7 +169,7 @@ def test_train_command_reports_bad_input_clearly(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "bridge.cli",
+                "ganbridge",
                 "train",
                 "texture",
                 "--image",

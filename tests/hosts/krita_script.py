@@ -33,9 +33,10 @@ def drive(*_args) -> None:
     job = _job()
     report: dict = {}
     try:
+        from krita import Krita, Selection
+
         from ganbridge import canvas
         from ganbridge.ganbridge_client import BridgeClient
-        from krita import Krita, Selection
 
         app = Krita.instance()
         report["krita"] = app.version()

@@ -1,0 +1,238 @@
+"""`ganbridge bench`: raw generator time vs WebSocket round trip vs batched throughput.
+
+The bridge runs as a real `ganbridge serve` subprocess (so client and server do not share a
+GIL) with throw-away data folders. Figures are medians over repeated runs, and each is also
+given as a ratio to the raw in-process figure, since these machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from websockets.asyncio.client import connect
+
+
+def _free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def raw_generator_times(device: str, size: int, runs: int) -> tuple[list[float], str]:
+    from ganbridge.core.registry import load_generators, resolve_device
+
+    gen = load_generators(None, resolve_device(device))["texture"]
+    params = gen.params_model.model_validate({"width": size, "height": size})
+    times = []
+    for i in range(runs + 2):
+        latent = gen.random_latent(params, i)
+        t0 = time.perf_counter()
+        gen.render([params], [latent])
+        if i >= 2:  # the first runs warm up allocators and kernels
+            times.append(time.perf_counter() - t0)
+    return times, gen.device
+
+
+class BridgeProcess:
+    def __init__(self, device: str, batching: bool, env: dict[str, str] | None = None, stderr: IO | None = None):
+        self.tmp = tempfile.TemporaryDirectory(prefix="ganbridge-bench-")
+        self.port = _free_port()
+        env = dict(
+            env or os.environ,
+            GANBRIDGE_DATA_DIR=self.tmp.name,
+            GANBRIDGE_OUTPUT_DIR=str(Path(self.tmp.name) / "out"),
+            GANBRIDGE_MODELS_DIR=str(Path(self.tmp.name) / "models"),
+            GANBRIDGE_MAX_QUEUE="4096",
+            GANBRIDGE_BATCHING="true" if batching else "false",
+            GANBRIDGE_MIDI_OUT="none",
+        )
+        self.osc_port = _free_port(socket.SOCK_DGRAM)
+        cmd = [
+            sys.executable,
+            "-m",
+            "ganbridge",
+            "serve",
+            "--ws-port",
+            str(self.port),
+            "--osc-port",
+            str(self.osc_port),
+            "--device",
+            device,
+            "--log-level",
+            "warning",
+        ]
+        # stderr: a file to keep the bridge's log in (the robustness bench counts its tracebacks)
+        self.proc = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parent.parent, stderr=stderr)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    async def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ganbridge serve exited with {self.proc.returncode}")
+            try:
+                async with connect(self.url, compression=None):
+                    return
+            except OSError:
+                await asyncio.sleep(0.2)
+        raise TimeoutError("the bridge did not start listening in time")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.tmp.cleanup()
+
+
+async def _request(ws, rid: str, size: int, seed: int, model: str | None = None) -> None:
+    params: dict = {"width": size, "height": size} | ({"model": model} if model else {})
+    msg = {"type": "generate", "id": rid, "generator": "texture", "seed": seed, "params": params}
+    await ws.send(json.dumps(msg))
+    while True:
+        reply = json.loads(await ws.recv())
+        if reply.get("id") != rid:
+            continue
+        if reply["type"] == "done":
+            return
+        if reply["type"] == "error":
+            raise RuntimeError(f"bridge error: {reply['code']}: {reply['message']}")
+
+
+async def round_trips(url: str, size: int, runs: int, model: str | None = None) -> list[float]:
+    async with connect(url, compression=None, max_size=None) as ws:
+        times = []
+        for i in range(runs + 2):
+            t0 = time.perf_counter()
+            await _request(ws, f"rt{i}", size, i, model)
+            if i >= 2:
+                times.append(time.perf_counter() - t0)
+        return times
+
+
+async def throughput(url: str, size: int, clients: int, per_client: int, model: str | None = None) -> float:
+    """Items per second with `clients` connections, each sending requests back to back."""
+
+    async def one(c: int) -> None:
+        async with connect(url, compression=None, max_size=None) as ws:
+            for r in range(per_client):
+                await _request(ws, f"c{c}r{r}", size, (c + 1) * 1000 + r, model)
+
+    await one(-1)  # warm-up
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(c) for c in range(clients)))
+    return clients * per_client / (time.perf_counter() - t0)
+
+
+async def _served(device: str, batching: bool, size: int, runs: int, clients: int, per_client: int) -> dict:
+    bridge = BridgeProcess(device, batching)
+    try:
+        await bridge.wait_ready()
+        out = {"throughput": await throughput(bridge.url, size, clients, per_client)}
+        if batching:
+            out["round_trips"] = await round_trips(bridge.url, size, runs)
+        return out
+    finally:
+        bridge.close()
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from ganbridge.core.registry import resolve_device
+
+    device = resolve_device(args.device)
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), device {device}"
+        + (f" {torch.cuda.get_device_name()}" if device.startswith("cuda") else "")
+    )
+    figures: dict = {"machine": machine}
+    if args.only in ("all", "texture"):
+        figures |= texture_bench(args, device)
+    if args.only in ("all", "music"):
+        figures |= asyncio.run(_music(device, args.runs))
+    if args.only == "robustness":  # not in "all": at its defaults it runs for a quarter of an hour
+        from ganbridge.bench.robustness import run_robustness
+
+        figures |= run_robustness(args, device)
+    if args.backend == "ray":
+        from ganbridge.bench.scale_out import ray_bench
+
+        figures["ray"] = ray_bench(args, device)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+async def _music(device: str, runs: int) -> dict:
+    from ganbridge.bench.music import music_figures, print_music
+
+    bridge = BridgeProcess(device, True)
+    try:
+        await bridge.wait_ready()
+        figures = await asyncio.to_thread(music_figures, device, bridge.osc_port, runs)
+    finally:
+        bridge.close()
+    print_music(figures)
+    return figures
+
+
+def texture_bench(args: argparse.Namespace, device: str) -> dict:
+    raw, device = raw_generator_times(args.device, args.size, args.runs)
+    batched = asyncio.run(_served(device, True, args.size, args.runs, args.clients, args.requests))
+    unbatched = asyncio.run(_served(device, False, args.size, args.runs, args.clients, args.requests))
+    raw_p50 = statistics.median(raw)
+    rt = batched["round_trips"]
+    import torch
+
+    figures = {
+        "size": args.size,
+        "raw_p50_ms": raw_p50 * 1000,
+        "round_trip_p50_ms": _percentile(rt, 50) * 1000,
+        "round_trip_p99_ms": _percentile(rt, 99) * 1000,
+        "round_trip_p50_ratio": _percentile(rt, 50) / raw_p50,
+        "round_trip_p99_ratio": _percentile(rt, 99) / raw_p50,
+        "raw_items_per_s": 1.0 / raw_p50,
+        "clients": args.clients,
+        "batched_items_per_s": batched["throughput"],
+        "unbatched_items_per_s": unbatched["throughput"],
+        "batched_vs_unbatched": batched["throughput"] / unbatched["throughput"],
+    }
+    print(f"ganbridge bench: texture {args.size}x{args.size}, {platform.machine()}, torch {torch.__version__}")
+    print(f"  {'figure':<44}{'value':>12}{'ratio to raw':>16}")
+    print(f"  {'raw generator (forward + PNG), p50':<44}{raw_p50 * 1000:>10.1f}ms{1.0:>16.2f}")
+    print(
+        f"  {'WebSocket round trip, p50':<44}{figures['round_trip_p50_ms']:>10.1f}ms{figures['round_trip_p50_ratio']:>16.2f}"
+    )
+    print(
+        f"  {'WebSocket round trip, p99':<44}{figures['round_trip_p99_ms']:>10.1f}ms{figures['round_trip_p99_ratio']:>16.2f}"
+    )
+    ips = 1.0 / raw_p50
+    for label, key in (
+        (f"{args.clients} clients, micro-batching on", "batched_items_per_s"),
+        (f"{args.clients} clients, micro-batching off", "unbatched_items_per_s"),
+    ):
+        print(f"  {label + ' (items/s)':<44}{figures[key]:>12.2f}{figures[key] / ips:>16.2f}")
+    print(f"  batched / unbatched throughput: {figures['batched_vs_unbatched']:.2f}x")
+    return figures

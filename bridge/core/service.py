@@ -1,0 +1,541 @@
+"""BridgeCore: protocol v1 without sockets.
+
+A door (WebSocket, OSC, a test) creates a `Client` with an `emit` callback and feeds it
+messages through `handle`; everything the bridge says to that client comes back through
+`emit` as plain dicts, possibly from a worker thread. `handle` may block briefly (SQLite),
+so doors call it off their event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ganbridge import __version__
+from ganbridge.core.protocol import (
+    PROTOCOL_VERSION,
+    Cancel,
+    ErrorCode,
+    Feedback,
+    Generate,
+    GetItem,
+    Hello,
+    Interpolate,
+    ListGenerators,
+    ProtocolError,
+    Steer,
+    Variations,
+    decode_json,
+    error_message,
+    parse_request,
+    request_id_of,
+    validation_details,
+)
+from ganbridge.core.scheduler import Job, JobScheduler, QueueFull, WorkUnit
+from ganbridge.core.settings import Settings
+from ganbridge.core.store import ItemRecord, ItemStore, new_item_id
+from ganbridge.doors.midi import MidiPlayer, MidiUnavailable
+from ganbridge.generators import latent as latent_ops
+from ganbridge.generators.base import Generator, Output, Unavailable, seeded_rng
+
+log = logging.getLogger("ganbridge.core")
+Emit = Callable[[dict], None]
+
+
+@dataclass(eq=False)
+class Client:
+    emit: Emit
+    name: str = ""
+    authorized: bool = False
+    id: str = field(default_factory=lambda: secrets.token_hex(6))
+
+
+def _random_seed() -> int:
+    return secrets.randbelow(2**31)
+
+
+class BridgeCore:
+    def __init__(
+        self,
+        settings: Settings,
+        generators: dict[str, Generator],
+        store: ItemStore,
+        scheduler: JobScheduler,
+        player: MidiPlayer | None = None,
+    ):
+        self.settings = settings
+        self.generators = generators
+        self.store = store
+        self.scheduler = scheduler
+        self.player = player
+        self._clients_lock = threading.Lock()
+        self.clients: set[Client] = set()
+
+    # -- connection lifecycle -------------------------------------------------------------
+    def connect(self, emit: Emit, name: str = "") -> Client:
+        client = Client(emit=emit, name=name, authorized=self.settings.token is None)
+        with self._clients_lock:
+            self.clients.add(client)
+        return client
+
+    def disconnect(self, client: Client) -> None:
+        """A client that goes away has its queued and running jobs cancelled."""
+        with self._clients_lock:
+            self.clients.discard(client)
+        n = self.scheduler.cancel_client(client.id)
+        if n:
+            log.info("client %s disconnected; cancelled %d request(s)", client.name or client.id, n)
+
+    def generator_infos(self) -> list[dict[str, Any]]:
+        return [self._info(g) for g in self.generators.values()]
+
+    def _info(self, generator: Generator) -> dict[str, Any]:
+        """The generator's own description, plus where its batches run (this process or a cluster)."""
+        info = generator.info()
+        try:
+            info["backend"] = self.scheduler.executor.describe(generator)
+        except Exception as e:  # an unreachable cluster must not break the welcome message
+            info["backend"] = {"kind": "unknown", "error": f"{type(e).__name__}: {e}"}
+        info["device"] = info["backend"].get("device", info["device"])
+        return info
+
+    # -- entry points -----------------------------------------------------------------------
+    def handle_raw(self, client: Client, raw: str | bytes) -> None:
+        """One frame from a client. Errors go back as `error` messages; nothing is raised."""
+        request_id = None
+        limit = self.settings.max_message_bytes
+        try:
+            size = len(raw.encode()) if isinstance(raw, str) and len(raw) * 4 > limit else len(raw)
+            if size > limit:
+                raise ProtocolError(ErrorCode.TOO_LARGE, f"message of {size} bytes is over the {limit}-byte limit")
+            obj = decode_json(raw)
+            request_id = request_id_of(obj)
+            self.handle(client, obj)
+        except ProtocolError as e:
+            client.emit(error_message(request_id, e))
+        except Exception as e:  # never let one frame take the connection down
+            log.exception("internal error on a frame")
+            client.emit(error_message(request_id, ProtocolError(ErrorCode.INTERNAL, f"internal error: {e}")))
+
+    def handle(self, client: Client, obj: dict) -> None:
+        request_id = request_id_of(obj)
+        try:
+            request = parse_request(obj)
+            log.debug("%s <- %s %s", client.name or client.id, request.type, request_id or "")
+            if not client.authorized and not isinstance(request, Hello):
+                raise ProtocolError(ErrorCode.UNAUTHORIZED, "this bridge needs a token: send hello with it first")
+            self._dispatch(client, request)
+        except ProtocolError as e:
+            client.emit(error_message(request_id, e))
+        except Exception as e:  # one bad request never takes the bridge down
+            log.exception("internal error handling %s", obj.get("type"))
+            client.emit(error_message(request_id, ProtocolError(ErrorCode.INTERNAL, f"internal error: {e}")))
+
+    def _dispatch(self, client: Client, request: BaseModel) -> None:
+        handlers: dict[type, Callable[[Client, Any], None]] = {
+            Hello: self._hello,
+            ListGenerators: self._generators,
+            Generate: self._generate,
+            Variations: self._variations,
+            Interpolate: self._interpolate,
+            Feedback: self._feedback,
+            Steer: self._steer,
+            Cancel: self._cancel,
+            GetItem: self._item,
+        }
+        handlers[type(request)](client, request)
+
+    # -- simple requests ----------------------------------------------------------------------
+    def _hello(self, client: Client, msg: Hello) -> None:
+        if self.settings.token is not None and not secrets.compare_digest(
+            (msg.token or "").encode(), self.settings.token.encode()
+        ):
+            client.authorized = False
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, "wrong or missing token")
+        if msg.protocol != PROTOCOL_VERSION:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                f"this bridge speaks protocol {PROTOCOL_VERSION}, not {msg.protocol}",
+                [{"path": "protocol", "message": f"must be {PROTOCOL_VERSION}"}],
+            )
+        client.authorized = True
+        client.name = msg.client or client.name
+        client.emit(
+            {
+                "type": "welcome",
+                "id": msg.id,
+                "server": f"ganbridge {__version__}",
+                "protocol": PROTOCOL_VERSION,
+                "generators": self.generator_infos(),
+                "limits": self.settings.limits(),
+            }
+        )
+
+    def _generators(self, client: Client, msg: ListGenerators) -> None:
+        client.emit({"type": "generators", "id": msg.id, "generators": self.generator_infos()})
+
+    def _cancel(self, client: Client, msg: Cancel) -> None:
+        if self.scheduler.cancel(client.id, msg.id) is None:  # it sends `cancelled` itself
+            raise ProtocolError(ErrorCode.UNKNOWN_REQUEST, f"no queued or running request with id {msg.id!r}")
+
+    def _item(self, client: Client, msg: GetItem) -> None:
+        rec = self._record(msg.item)
+        client.emit({"type": "item", "id": msg.id, **self.describe(rec)})
+
+    def describe(self, rec: ItemRecord) -> dict[str, Any]:
+        return {
+            "item": rec.id,
+            "generator": rec.generator,
+            "checkpoint": {"name": rec.checkpoint_name, "sha256": rec.checkpoint_sha256},
+            "seed": rec.seed,
+            "params": rec.params,
+            "format": rec.format,
+            "created": rec.created,
+            "session": rec.session,
+            "parents": rec.parents,
+            "origin": rec.origin,
+            "rating": self.store.latest_rating(rec.id),
+            "file": str(rec.file),
+        }
+
+    def _feedback(self, client: Client, msg: Feedback) -> None:
+        rec = self._record(msg.item)
+        self.store.add_feedback(rec.id, msg.session or rec.session or "default", msg.rating)
+        client.emit({"type": "ack", "id": msg.id})
+
+    # -- generation requests ------------------------------------------------------------------
+    def _generator(self, name: str) -> Generator:
+        gen = self.generators.get(name)
+        if gen is None:
+            known = ", ".join(self.generators) or "none installed"
+            raise ProtocolError(ErrorCode.UNKNOWN_GENERATOR, f"no generator named {name!r} (known: {known})")
+        return gen
+
+    def _record(self, item_id: str) -> ItemRecord:
+        rec = self.store.get(item_id)
+        if rec is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_ITEM, f"no item with id {item_id!r}")
+        return rec
+
+    def _params(self, gen: Generator, params: dict) -> BaseModel:
+        try:
+            return gen.params_model.model_validate(params)
+        except ValidationError as e:
+            details = validation_details(e, prefix="params")
+            summary = "; ".join(f"{d['path']}: {d['message']}" for d in details[:3])
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS, f"invalid params for {gen.name}: {summary}", details
+            ) from None
+
+    def _check_count(self, count: int, field_name: str = "count", limit: int | None = None) -> None:
+        limit = limit or self.settings.max_count
+        if count > limit:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"{field_name} {count} is over this bridge's limit of {limit}",
+                [{"path": field_name, "message": f"at most {limit}"}],
+            )
+
+    def _stored_params(self, gen: Generator, rec: ItemRecord, overrides: dict | None = None) -> BaseModel:
+        params = dict(rec.params)
+        params.update(overrides or {})
+        try:
+            return gen.params_model.model_validate(params)
+        except ValidationError as e:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                f"item {rec.id}'s params no longer fit generator {gen.name} (was its model removed?)",
+                validation_details(e, prefix="params"),
+            ) from None
+
+    def _generate(self, client: Client, msg: Generate) -> None:
+        gen = self._generator(msg.generator)
+        self._check_count(msg.count)
+        params = self._params(gen, msg.params)
+        base = msg.seed if msg.seed is not None else getattr(params, "seed", None)
+        base = _random_seed() if base is None else base
+        units = []
+        for i in range(msg.count):
+            seed = (base + i) % 2**31
+            p = params.model_copy(update={"seed": seed}) if "seed" in type(params).model_fields else params
+            units.append(WorkUnit(p, gen.random_latent(p, seed), seed, {"origin": "generate", "parents": []}))
+        self._submit(client, msg.id, gen, units, msg.session)
+
+    def _variations(self, client: Client, msg: Variations) -> None:
+        self._check_count(msg.count)
+        rec = self._record(msg.item)
+        gen = self._generator(rec.generator)
+        params = _derived(self._stored_params(gen, rec))
+        base = msg.seed if msg.seed is not None else _random_seed()
+        units = []
+        for i in range(msg.count):
+            seed = (base + i) % 2**31
+            z = latent_ops.perturb(rec.latent, msg.strength, seeded_rng(seed))
+            units.append(WorkUnit(params, z, seed, {"origin": "variations", "parents": [rec.id]}))
+        self._submit(client, msg.id, gen, units, msg.session or rec.session)
+
+    def _interpolate(self, client: Client, msg: Interpolate) -> None:
+        self._check_count(msg.steps, "steps", self.settings.max_steps)
+        start, end = self._record(msg.from_), self._record(msg.to)
+        if start.generator != end.generator:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                f"cannot interpolate between generators {start.generator!r} and {end.generator!r}",
+                [{"path": "to", "message": "must be an item of the same generator as 'from'"}],
+            )
+        gen = self._generator(start.generator)
+        if _without_seed(start.params) != _without_seed(end.params):
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                "cannot interpolate between items made with different params (apart from the seed)",
+                [{"path": "to", "message": "must have the same params as 'from', except the seed"}],
+            )
+        params = _derived(self._stored_params(gen, start))
+        try:
+            latents = latent_ops.interpolate(start.latent, end.latent, msg.steps)
+        except ValueError as e:
+            raise ProtocolError(ErrorCode.INVALID_PARAMS, str(e), [{"path": "to", "message": str(e)}]) from None
+        meta = {"origin": "interpolate", "parents": [start.id, end.id]}
+        units = [WorkUnit(params, z, None, dict(meta, step=i)) for i, z in enumerate(latents)]
+        self._submit(client, msg.id, gen, units, msg.session or start.session)
+
+    def _steer(self, client: Client, msg: Steer) -> None:
+        gen = self._generator(msg.generator)
+        self._check_count(msg.count)
+        rated = self.store.rated_items(msg.session, gen.name)
+        liked = [r for r, rating in rated if rating > 0]
+        disliked = [r for r, rating in rated if rating < 0]
+        reference = (liked or [r for r, _ in rated] or [None])[0]
+        if reference is None:
+            params = self._params(gen, msg.params or {})
+        else:
+            params = self._stored_params(gen, reference, msg.params)
+        params = _derived(params)
+        seed = msg.seed if msg.seed is not None else _random_seed()
+        drawn = latent_ops.steer(
+            [r.latent for r in liked],
+            [r.latent for r in disliked],
+            gen.latent_shapes(params),
+            msg.count,
+            msg.explore,
+            seeded_rng(seed),
+        )
+        parents = [r.id for r in liked]
+        units = [WorkUnit(params, z, seed, {"origin": "steer", "how": how, "parents": parents}) for how, z in drawn]
+        self._submit(client, msg.id, gen, units, msg.session)
+
+    def _submit(
+        self, client: Client, request_id: str, gen: Generator, units: list[WorkUnit], session: str | None
+    ) -> None:
+        try:
+            gen.preflight(units[0].params)
+        except Unavailable as e:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, str(e)) from None
+        self._check_budget(gen, units)
+        listener = _JobEvents(self, client, session)
+        job = Job(client=client.id, request_id=request_id, generator=gen, units=units, listener=listener)
+        try:
+            self.scheduler.submit(job)
+        except QueueFull as e:
+            raise ProtocolError(ErrorCode.BUSY, f"{e}; try again shortly") from None
+        except KeyError as e:
+            # Not sent with that id: its messages belong to the request already running.
+            client.emit(
+                error_message(
+                    None,
+                    ProtocolError(
+                        ErrorCode.INVALID_PARAMS, str(e.args[0]), [{"path": "id", "message": "already in use"}]
+                    ),
+                )
+            )
+
+    def _check_budget(self, gen: Generator, units: list[WorkUnit]) -> None:
+        """Price every unit; a request over its kind's per-request budget is `too_large`, and so is
+        one over the per-client budget on its own (it could never run, so `busy` would mislead)."""
+        for unit in units:
+            unit.cost = gen.cost(unit.params)
+        cost = units[0].cost
+        total = sum(u.cost.amount for u in units)
+        budgets = self.settings.budgets()
+        if cost.unit not in budgets:
+            return
+        per_request, per_client = budgets[cost.unit]
+        budget, which, setting = min((per_request, "per-request", "request"), (per_client, "per-client", "client"))
+        if total > budget:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"this request costs {total:,} {cost.unit} ({len(units)} x {cost.what}), over the {which} "
+                f"budget of {budget:,} {cost.unit} (setting max_{setting}_{cost.unit}); ask for fewer or smaller items",
+                [{"path": "count", "message": f"{len(units)} x {cost.amount:,} {cost.unit} > {budget:,}"}],
+            )
+
+    # -- playback out of the virtual MIDI port ------------------------------------------------
+    def play_item(self, item_id: str, on_end: Callable[[str, bool], None] | None = None) -> float:
+        """Play a music item out of the MIDI port; returns its length in seconds."""
+        rec = self._record(item_id)
+        gen = self._generator(rec.generator)
+        if gen.kind != "music":
+            raise ProtocolError(ErrorCode.INVALID_PARAMS, f"item {item_id} is {gen.kind}, not music: nothing to play")
+        if self.player is None:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "MIDI output is off (start the bridge with --midi-out NAME)")
+        if rec.format == "mid" and rec.file.is_file():
+            midi = rec.file.read_bytes()
+        else:  # a WAV item: the same recipe, as MIDI
+            params = self._stored_params(gen, rec, {"format": "mid"})
+            midi = gen.render([params], [rec.latent])[0].data
+        try:
+            return self.player.play(midi, item_id, on_end)
+        except MidiUnavailable as e:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, str(e)) from None
+
+    def stop_playback(self) -> bool:
+        return self.player.stop() if self.player is not None else False
+
+    # -- results ----------------------------------------------------------------------------
+    def store_outputs(
+        self, gen: Generator, units: list[WorkUnit], outputs: list[Output], session: str | None
+    ) -> list[dict]:
+        """Write files and recipes (worker thread); returns the protocol Items. Files are on disk
+        (synced) before their recipes commit; if anything fails, none of them stays."""
+        records, items, files = self._describe_outputs(gen, units, outputs, session)
+        try:
+            self.store.write_files(files)
+            self.store.add(records)
+        except BaseException:
+            self.store.remove_files([path for path, _ in files])
+            raise
+        return items
+
+    def discard_items(self, items: list[dict]) -> None:
+        """Remove stored items that were never delivered: their files and their recipes."""
+        self.store.remove([item["item"] for item in items])
+        self.store.remove_files(
+            [Path(item["file"]) for item in items]
+            + [Path(m["file"]) for item in items for m in (item.get("maps") or {}).values()]
+        )
+
+    def _describe_outputs(
+        self, gen: Generator, units: list[WorkUnit], outputs: list[Output], session: str | None
+    ) -> tuple[list[ItemRecord], list[dict], list[tuple[Path, bytes]]]:
+        """The records, protocol Items and files (path, bytes) of finished outputs."""
+        records, items, files = [], [], []
+        now = time.time()
+        for unit, out in zip(units, outputs):
+            item_id = new_item_id()
+            path = self.store.output_path(gen.name, item_id, out.format)
+            files.append((path, out.data))
+            item: dict[str, Any] = {
+                "item": item_id,
+                "generator": gen.name,
+                "seed": unit.seed,
+                "format": out.format,
+                "mime": out.mime,
+                **out.extra,
+                "file": str(path),
+                "data": base64.b64encode(out.data).decode("ascii"),
+            }
+            if out.attachments:
+                item["maps"] = {}
+                for name, data in out.attachments.items():
+                    map_path = self.store.output_path(gen.name, item_id, out.format, f"_{name}")
+                    files.append((map_path, data))
+                    item["maps"][name] = {
+                        "format": out.format,
+                        "mime": out.mime,
+                        "file": str(map_path),
+                        "data": base64.b64encode(data).decode("ascii"),
+                    }
+            ref = gen.checkpoint_for(unit.params)
+            records.append(
+                ItemRecord(
+                    id=item_id,
+                    generator=gen.name,
+                    checkpoint_name=ref.name,
+                    checkpoint_sha256=ref.sha256,
+                    seed=unit.seed,
+                    latent=unit.latent,
+                    params=unit.params.model_dump(mode="json"),
+                    format=out.format,
+                    file=path,
+                    session=session,
+                    origin=unit.meta.get("origin", "generate"),
+                    parents=unit.meta.get("parents", []),
+                    created=now,
+                )
+            )
+            items.append(item)
+        return records, items, files
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Python's MemoryError, torch's CPU allocator ("[enforce fail at alloc_cpu.cpp:...]
+    DefaultCPUAllocator: not enough memory") and CUDA's OutOfMemoryError."""
+    text = str(error).lower()
+    return isinstance(error, MemoryError) or any(
+        s in text for s in ("out of memory", "not enough memory", "can't allocate memory", "defaultcpuallocator")
+    )
+
+
+def _without_seed(params: dict) -> dict:
+    return {k: v for k, v in params.items() if k != "seed"}
+
+
+def _derived(params: BaseModel) -> BaseModel:
+    """Params of an item made from a latent, not a seed: its seed says nothing, so clear it."""
+    return params.model_copy(update={"seed": None}) if "seed" in type(params).model_fields else params
+
+
+class _JobEvents:
+    """Turns scheduler callbacks into protocol messages for one client's request."""
+
+    def __init__(self, core: BridgeCore, client: Client, session: str | None):
+        self.core = core
+        self.client = client
+        self.session = session
+
+    def accepted(self, job: Job, position: int) -> None:
+        self.client.emit({"type": "accepted", "id": job.request_id, "position": position})
+
+    def store(self, job: Job, units: list[WorkUnit], outputs: list[Output]) -> list[dict]:
+        return self.core.store_outputs(job.generator, units, outputs, self.session)
+
+    def discard(self, job: Job, items: list[dict]) -> None:
+        self.core.discard_items(items)
+
+    def results(self, job: Job, items: list[dict]) -> None:
+        self.client.emit({"type": "result", "id": job.request_id, "items": items})
+
+    def progress(self, job: Job, done: int, total: int) -> None:
+        self.client.emit({"type": "progress", "id": job.request_id, "done": done, "total": total})
+
+    def finished(self, job: Job) -> None:
+        self.client.emit({"type": "done", "id": job.request_id})
+
+    def cancelled(self, job: Job) -> None:
+        self.client.emit({"type": "cancelled", "id": job.request_id})
+
+    def failed(self, job: Job, error: BaseException) -> None:
+        if isinstance(error, Unavailable):
+            self.client.emit(error_message(job.request_id, ProtocolError(ErrorCode.UNAVAILABLE, str(error))))
+            return
+        if is_out_of_memory(error):
+            unit, cost = job.units[0].cost, sum(u.cost.amount for u in job.units)
+            budget = self.core.settings.budgets().get(unit.unit, (None, None))[0]
+            text = (
+                f"{job.generator.name} ran out of memory on this request of {len(job.units)} x {unit.what} "
+                f"({cost:,} {unit.unit}"
+                + (f"; the per-request budget is {budget:,}, setting max_request_{unit.unit}" if budget else "")
+                + "): ask for fewer or smaller items, or lower the budget to what this machine can hold"
+            )
+        else:
+            text = f"{job.generator.name} failed: {type(error).__name__}: {error}"
+        self.client.emit(error_message(job.request_id, ProtocolError(ErrorCode.INTERNAL, text)))

@@ -1,0 +1,254 @@
+"""ItemStore: every generated item's recipe and every rating, in SQLite (WAL), plus output files.
+
+A recipe is enough to regenerate the item exactly: generator, checkpoint sha256, params, seed
+and the latent itself (stored as safetensors bytes, never pickled). Writes are committed with
+`synchronous=FULL`, so a rating that has been acknowledged survives a crash or power cut. An
+item's files are written to a temporary name, synced, renamed and their folder synced before its
+recipe commits, so a recipe never points at a file that a power cut left empty.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load as load_arrays
+from safetensors.numpy import save as save_arrays
+
+from ganbridge.generators.base import Latent
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id TEXT PRIMARY KEY,
+    generator TEXT NOT NULL,
+    checkpoint_name TEXT NOT NULL,
+    checkpoint_sha256 TEXT NOT NULL,
+    seed INTEGER,
+    latent BLOB NOT NULL,
+    params TEXT NOT NULL,
+    format TEXT NOT NULL,
+    file TEXT NOT NULL,
+    session TEXT,
+    origin TEXT NOT NULL,
+    parents TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item TEXT NOT NULL REFERENCES items(id),
+    session TEXT NOT NULL,
+    rating INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_session ON feedback(session, item);
+"""
+
+
+@dataclass
+class ItemRecord:
+    id: str
+    generator: str
+    checkpoint_name: str
+    checkpoint_sha256: str
+    seed: int | None
+    latent: Latent
+    params: dict
+    format: str
+    file: Path
+    session: str | None
+    origin: str  # generate | variations | interpolate | steer
+    parents: list[str]
+    created: float
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename or a new file in `folder` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def new_item_id() -> str:
+    return secrets.token_hex(8)
+
+
+def encode_latent(latent: Latent) -> bytes:
+    return save_arrays({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in latent.items()})
+
+
+class ItemStore:
+    def __init__(self, db_path: Path, output_dir: Path):
+        self.db_path = Path(db_path)
+        self.output_dir = Path(output_dir).resolve()
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One atomic, durable commit (the connection is otherwise in autocommit mode)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def output_path(self, generator: str, item_id: str, fmt: str, suffix: str = "") -> Path:
+        """Where an item's file goes: always inside the output folder."""
+        path = (self.output_dir / generator / f"{item_id}{suffix}.{fmt}").resolve()
+        if self.output_dir not in path.parents:
+            raise ValueError(f"refusing to write outside the output folder: {path}")
+        return path
+
+    def write_files(self, files: list[tuple[Path, bytes]]) -> None:
+        """Durably: every file's bytes and name are on disk when this returns (each file synced,
+        then each folder they went into synced once)."""
+        folders: dict[Path, None] = {}
+        for path, data in files:
+            if not path.parent.is_dir():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                folders[path.parent.parent] = None  # the new folder's own name
+            tmp = path.with_name(path.name + ".part")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(path)
+            folders[path.parent] = None
+        for folder in folders:
+            _sync_folder(folder)
+
+    def remove_files(self, paths: list[Path]) -> None:
+        for path in paths:
+            if self.output_dir in path.parents:
+                path.unlink(missing_ok=True)
+                path.with_name(path.name + ".part").unlink(missing_ok=True)
+
+    def remove(self, item_ids: list[str]) -> None:
+        """Delete items that were never delivered (no rating can point at them)."""
+        if not item_ids:
+            return
+        marks = ",".join("?" * len(item_ids))
+        with self._lock, self._transaction():
+            self._db.execute(f"DELETE FROM items WHERE id IN ({marks})", item_ids)
+
+    def add(self, records: list[ItemRecord]) -> None:
+        rows = [
+            (
+                r.id,
+                r.generator,
+                r.checkpoint_name,
+                r.checkpoint_sha256,
+                r.seed,
+                encode_latent(r.latent),
+                json.dumps(r.params),
+                r.format,
+                str(r.file),
+                r.session,
+                r.origin,
+                json.dumps(r.parents),
+                r.created,
+            )
+            for r in records
+        ]
+        with self._lock, self._transaction():
+            self._db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+
+    def get(self, item_id: str) -> ItemRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+        return self._record(row) if row else None
+
+    def get_many(self, item_ids: list[str]) -> list[ItemRecord]:
+        if not item_ids:
+            return []
+        marks = ",".join("?" * len(item_ids))
+        with self._lock:
+            rows = self._db.execute(f"SELECT * FROM items WHERE id IN ({marks})", item_ids).fetchall()
+        by_id = {r[0]: self._record(r) for r in rows}
+        return [by_id[i] for i in item_ids if i in by_id]
+
+    @staticmethod
+    def _record(row: tuple) -> ItemRecord:
+        return ItemRecord(
+            id=row[0],
+            generator=row[1],
+            checkpoint_name=row[2],
+            checkpoint_sha256=row[3],
+            seed=row[4],
+            latent=dict(sorted(load_arrays(row[5]).items())),  # safetensors loads keys in any order
+            params=json.loads(row[6]),
+            format=row[7],
+            file=Path(row[8]),
+            session=row[9],
+            origin=row[10],
+            parents=json.loads(row[11]),
+            created=row[12],
+        )
+
+    def add_feedback(self, item_id: str, session: str, rating: int) -> None:
+        """Returns only after the rating is committed to disk."""
+        with self._lock, self._transaction():
+            self._db.execute(
+                "INSERT INTO feedback (item, session, rating, created) VALUES (?,?,?,?)",
+                (item_id, session, rating, time.time()),
+            )
+
+    def latest_rating(self, item_id: str) -> int | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT rating FROM feedback WHERE item = ? ORDER BY id DESC LIMIT 1", (item_id,)
+            ).fetchone()
+        return row[0] if row else None
+
+    def rated_items(self, session: str, generator: str, limit: int = 64) -> list[tuple[ItemRecord, int]]:
+        """The latest rating of each item this session rated (the `limit` most recent ratings,
+        newest first); zeros dropped."""
+        with self._lock:
+            rows = self._db.execute(
+                """
+                SELECT f.item, f.rating FROM feedback f
+                JOIN items i ON i.id = f.item
+                WHERE f.session = ? AND i.generator = ?
+                  AND f.id = (SELECT MAX(id) FROM feedback g WHERE g.item = f.item AND g.session = f.session)
+                ORDER BY f.id DESC
+                LIMIT ?
+                """,
+                (session, generator, limit),
+            ).fetchall()
+        ratings = {item: rating for item, rating in rows if rating != 0}
+        records = self.get_many(list(ratings))
+        return [(r, ratings[r.id]) for r in records]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            items = self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+            feedback = self._db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0]
+        return {"items": items, "feedback": feedback}

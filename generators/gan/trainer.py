@@ -1,0 +1,167 @@
+"""What every GAN training loop here shares: the EMA generator, resumable safetensors state, the
+step loop with its progress bar, and the log of runs that goes into the model card.
+
+A trainer subclasses `GanTrainer`, builds `G`, `D`, `G_ema`, `opt_g`, `opt_d`, `gen` (the torch
+generator all training randomness comes from) and `s` (settings with out, name, steps, ema,
+sample_every, save_every, snapshots, config), and writes `train_step`, `write_samples` and
+`export(folder=None)`. With `snapshots` on, the EMA generator is also exported at every sample step
+to `OUT/snapshots/step_N/`: GAN quality is not monotone in steps, so the best step is chosen by
+evaluating the snapshots, not assumed to be the last.
+"""
+
+from __future__ import annotations
+
+import json
+import reprlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from ganbridge.generators.checkpoint import load_weights, save_weights
+
+MODULES = ("G", "D", "E")  # state prefixes: generator, discriminator, EMA generator
+OPTIMIZERS = ("opt_g", "opt_d")
+
+
+def flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, meta = {}, {}
+    for idx, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{idx}.{key}"] = value
+            else:
+                meta[f"{prefix}.{idx}.{key}"] = value
+    return tensors, meta
+
+
+def restore_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    sd = opt.state_dict()
+    state: dict[int, dict] = {}
+    for name, value in list(tensors.items()) + list(meta.items()):
+        if not name.startswith(prefix + "."):
+            continue
+        _, idx, key = name.split(".", 2)
+        state.setdefault(int(idx), {})[key] = torch.as_tensor(value) if key == "step" else value
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+class GanTrainer:
+    label = "gan"
+    s: Any
+    G: torch.nn.Module
+    D: torch.nn.Module
+    G_ema: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    gen: torch.Generator
+
+    def __init__(self, command: str):
+        self.command = command
+        self.step = 0
+        self.history: list[dict] = []
+        self.runs: list[dict] = []  # earlier runs of this training (resumes), from the saved state
+        self.run_started = time.perf_counter()
+        self.run_from = 0
+
+    def train_step(self) -> dict:
+        raise NotImplementedError
+
+    def write_samples(self) -> None:
+        raise NotImplementedError
+
+    def export(self) -> Path:
+        raise NotImplementedError
+
+    # --- state ---------------------------------------------------------------------------------
+
+    @property
+    def state_path(self) -> Path:
+        return self.s.out / "state" / "train_state.safetensors"
+
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        return {"G": self.G, "D": self.D, "E": self.G_ema}
+
+    def save_state(self) -> None:
+        tensors: dict[str, torch.Tensor] = {}
+        for prefix, module in self._modules().items():
+            tensors |= {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
+        meta: dict = {}
+        for prefix in OPTIMIZERS:
+            t, m = flatten_optimizer(prefix, getattr(self, prefix))
+            tensors |= t
+            meta |= m
+        tensors["rng"] = self.gen.get_state()
+        info = {"step": self.step, "history": self.history, "runs": self.all_runs(), "optimizer": meta,
+                "config": self.s.config.to_dict()}  # fmt: skip
+        save_weights(self.state_path, tensors, {"trainer": json.dumps(info)})
+
+    def load_state(self) -> None:
+        from safetensors import safe_open
+
+        tensors = load_weights(self.state_path)
+        with safe_open(str(self.state_path), "pt") as f:
+            info = json.loads(f.metadata()["trainer"])
+        # Through from_dict: a state saved before a config field existed has that field's default.
+        saved = json.loads(json.dumps(type(self.s.config).from_dict(info["config"]).to_dict()))
+        wanted = json.loads(json.dumps(self.s.config.to_dict()))
+        if saved != wanted:
+            differ = ", ".join(
+                f"{k}: saved {reprlib.repr(saved.get(k))}, now {reprlib.repr(wanted.get(k))}"
+                for k in wanted
+                if saved.get(k) != wanted.get(k)
+            )
+            raise ValueError(f"the saved training state has a different model config ({differ}); use a new --out")
+        for prefix, module in self._modules().items():
+            module.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+        for prefix in OPTIMIZERS:
+            restore_optimizer(prefix, getattr(self, prefix), tensors, info["optimizer"])
+        self.gen.set_state(tensors["rng"])
+        self.step = info["step"]
+        self.history = info["history"]
+        self.runs = info.get("runs") or [
+            {"command": "(not recorded: state saved before runs were logged)", "to_step": self.step}
+        ]
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def update_ema(self) -> None:
+        decay = min(self.s.ema, (1 + self.step) / (10 + self.step))  # warm-up: early EMA follows G closely
+        with torch.no_grad():
+            for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                pe.lerp_(p, 1 - decay)
+            for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
+                be.copy_(b)  # BatchNorm running statistics
+
+    def run(self, resume: bool = False) -> Path:
+        self.s.out.mkdir(parents=True, exist_ok=True)
+        if resume and self.state_path.is_file():
+            self.load_state()
+            print(f"resumed at step {self.step}", file=sys.stderr)
+        self.run_started = time.perf_counter()
+        self.run_from = self.step
+        bar = tqdm(total=self.s.steps, initial=self.step, desc=f"{self.label} {self.s.name}", unit="step")
+        while self.step < self.s.steps:
+            record = self.train_step()
+            self.step += 1
+            self.history.append(record)
+            bar.update(1)
+            bar.set_postfix(d=record["loss_d"], g=record["loss_g"])
+            if self.step % self.s.sample_every == 0 or self.step == self.s.steps:
+                self.write_samples()
+                if self.s.snapshots:
+                    self.export(folder=self.s.out / "snapshots" / f"step_{self.step:06d}")
+            if self.step % self.s.save_every == 0 or self.step == self.s.steps:
+                self.save_state()
+        bar.close()
+        return self.export()
+
+    def all_runs(self) -> list[dict]:
+        """Earlier runs plus this one (command, steps, seconds), for the state and the card."""
+        this = {"command": self.command, "from_step": self.run_from, "to_step": self.step,
+                "seconds": round(time.perf_counter() - self.run_started, 1)}  # fmt: skip
+        return [*self.runs, this]

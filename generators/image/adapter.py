@@ -1,0 +1,112 @@
+"""The bridge adapter for images: params, sizes, upscaling, backgrounds and PNG outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from ganbridge.generators.base import Cost, Latent, ModelSetGenerator, Output, each_alone
+from ganbridge.generators.image.model import ANY, MAX_SIZE, NATIVE, LoadedImageNetwork
+from ganbridge.generators.pixels import encode_png
+
+
+def image_params_model(models: list[str], classes: list[str]) -> type[BaseModel]:
+    fields = {
+        "model": (Literal[tuple(models)], Field(models[0], title="Model", description="Which trained image model")),
+        "seed": (int | None, Field(None, ge=0, le=2**31 - 1, title="Seed", description="Empty: random")),
+        "truncation": (
+            float,
+            Field(1.0, ge=0.1, le=1.0, title="Truncation", description="Lower: more typical, less varied"),
+        ),
+        "size": (int, Field(256, ge=NATIVE, le=MAX_SIZE, title="Size", description="Output pixels (upscaled from 64)")),
+        "upscale": (
+            Literal["nearest", "lanczos"],
+            Field("nearest", title="Upscale", description="Nearest keeps hard pixels (pixel art); Lanczos smooths"),
+        ),
+        "background": (
+            str,
+            Field(
+                "transparent",
+                pattern=r"^(transparent|#[0-9a-fA-F]{6})$",
+                title="Background",
+                description="transparent, or a colour like #ffffff",
+            ),
+        ),
+    }
+    if classes:
+        fields["category"] = (
+            Literal[tuple([ANY, *classes])],
+            Field(ANY, title="Category", description="What kind of image (any: the model picks)"),
+        )
+    return create_model("ImageParams", __config__=ConfigDict(extra="forbid", title="Image parameters"), **fields)
+
+
+def finish(pixels: np.ndarray, size: int, upscale: str, background: str) -> np.ndarray:
+    """Upscale a native RGBA image and put it on its background."""
+    img = Image.fromarray(pixels, "RGBA")
+    if size != img.width:
+        img = img.resize((size, size), Image.Resampling.NEAREST if upscale == "nearest" else Image.Resampling.LANCZOS)
+    if background != "transparent":
+        colour = tuple(int(background[i : i + 2], 16) for i in (1, 3, 5)) + (255,)
+        base = Image.new("RGBA", img.size, colour)
+        img = Image.alpha_composite(base, img)
+    return np.asarray(img)
+
+
+class ImageGenerator(ModelSetGenerator):
+    """Sprites, icons and glyphs from small-data GANs; one or more trained models."""
+
+    name = "image"
+    kind = "image"
+    description = "Sprites, icons and emoji-like images (64x64 RGBA GAN), upscaled to any size"
+    outputs = ["png"]
+
+    def __init__(self, models: Sequence[LoadedImageNetwork], device: str = "cpu"):
+        self._set_models(models, device)
+        classes = sorted({c for m in self.models.values() for c in m.net.config.classes})
+        self.params_model = image_params_model(list(self.models), classes)
+        self.z_dim = {m.net.config.z_dim for m in self.models.values()}
+
+    def latent_shapes(self, params: BaseModel) -> dict[str, tuple[int, ...]]:
+        return {"z": (self.models[params.model].net.config.z_dim,), "class": (1,)}
+
+    def batch_key(self, params: BaseModel) -> Hashable:
+        return params.model
+
+    def max_batch(self, params: BaseModel) -> int:
+        return 32
+
+    def cost(self, params: BaseModel) -> Cost:
+        return Cost("pixels", params.size * params.size, f"{params.size}x{params.size}")
+
+    def _label(self, params: BaseModel, latent: Latent) -> int:
+        """The class index: the requested category, or (for "any") one drawn from the latent, so
+        that "any" stays reproducible from the recipe."""
+        classes = self.models[params.model].net.config.classes
+        if not classes:
+            return 0
+        wanted = getattr(params, "category", ANY)
+        if wanted != ANY:
+            if wanted not in classes:
+                raise ValueError(f"model {params.model!r} has no category {wanted!r}; it has {', '.join(classes)}")
+            return classes.index(wanted)
+        u = 0.5 * (1 + float(np.tanh(latent["class"][0] * 0.8)))  # a standard normal -> (0, 1), smooth
+        return min(len(classes) - 1, int(u * len(classes)))
+
+    def render(self, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Output]:
+        model = self.models[params[0].model]
+        labels = [self._label(p, z) for p, z in zip(params, latents)]
+        # One item at a time: a batched pass can move a pixel by one level (see each_alone).
+        images = each_alone(model.net.sample, latents, labels, [p.truncation for p in params])
+        outputs = []
+        for p, img, label in zip(params, images, labels):
+            pixels = finish(img, p.size, p.upscale, p.background)
+            extra = {"width": p.size, "height": p.size}
+            if model.net.config.classes:
+                extra["category"] = model.net.config.classes[label]
+            outputs.append(Output(data=encode_png(pixels), format="png", mime="image/png", extra=extra))
+        return outputs

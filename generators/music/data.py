@@ -1,0 +1,260 @@
+"""Training data for the music GAN: four-part pieces as notes on a 16th-note grid.
+
+Two sources: the Bach chorales inside music21's corpus (`--corpus bach`; parsed once, then cached
+as JSON), and a folder of the user's own MIDI files (`--midi-folder`). Pieces are split into
+training and held-out sets by piece, so no phrase of a held-out chorale is ever trained on.
+Training windows are 4-bar phrases starting on a bar line, transposed at random.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mido
+import numpy as np
+
+from ganbridge.generators.music.model import MODES, STEPS_PER_BAR, STEPS_PER_BEAT, MusicConfig
+from ganbridge.generators.music.notes import detect_key
+
+CACHE_VERSION = 1
+BACH_SOURCE = (
+    "J. S. Bach, four-part chorales (compositions in the public domain), as encoded in the music21 corpus "
+    "(music21 {version}, corpus.chorales.Iterator())"
+)
+BACH_LICENSE = (
+    "Compositions: public domain. Encodings: distributed in music21's corpus with the encoders' permission "
+    "(music21/corpus/license.txt: 'Some encodings included in the corpus may not be used for commercial uses or "
+    "have other restrictions: please see the licenses embedded in individual compositions or directories'; the "
+    "bach/ files carry no such restriction). music21 itself is BSD-3-Clause."
+)
+
+
+@dataclass
+class MusicPiece:
+    name: str
+    mode: int  # index into MODES
+    steps: int
+    notes: np.ndarray  # (N, 4) int32: track, pitch, start step, length in steps
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "mode": self.mode, "steps": self.steps, "notes": self.notes.tolist()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> MusicPiece:
+        return cls(d["name"], d["mode"], d["steps"], np.asarray(d["notes"], np.int32).reshape(-1, 4))
+
+
+@dataclass
+class MusicData:
+    train: list[MusicPiece]
+    held_out: list[MusicPiece]
+    source: str
+    license: str
+    report: dict = field(default_factory=dict)
+
+
+# --- the Bach chorales ------------------------------------------------------------------------
+
+
+def _chorale(score, tracks: int) -> tuple[MusicPiece | None, str]:
+    """One music21 score -> a piece, or None and why it was left out."""
+    parts = list(score.parts)
+    if len(parts) != tracks:
+        return None, f"{len(parts)} parts"
+    sigs = {ts.ratioString for ts in score.recurse().getElementsByClass("TimeSignature")}
+    if sigs != {"4/4"}:
+        return None, f"time signature {'/'.join(sorted(sigs)) or 'none'}"
+    first = parts[0].getElementsByClass("Measure")
+    shift = float(first[0].paddingLeft) if len(first) else 0.0  # a pickup bar: align bar lines to 16 steps
+    rows = []
+    for t, part in enumerate(parts):
+        for n in part.flatten().stripTies().notes:
+            start, length = (float(n.offset) + shift) * STEPS_PER_BEAT, float(n.quarterLength) * STEPS_PER_BEAT
+            if length == 0:
+                continue  # grace note
+            if abs(start - round(start)) > 1e-6 or abs(length - round(length)) > 1e-6:
+                return None, "notes off the 16th-note grid (tuplets)"
+            rows.append((t, max(p.midi for p in n.pitches), round(start), round(length)))
+    if not rows:
+        return None, "no notes"
+    notes = np.asarray(rows, np.int32)
+    steps = int((notes[:, 2] + notes[:, 3]).max())
+    steps = -(-steps // STEPS_PER_BAR) * STEPS_PER_BAR
+    mode = score.analyze("key").mode
+    name = (score.metadata.title if score.metadata else "") or "untitled"
+    return MusicPiece(name, MODES.index(mode) if mode in MODES else 0, steps, notes), ""
+
+
+def bach_chorales(cache: Path, tracks: int = 4, limit: int | None = None) -> tuple[list[MusicPiece], dict]:
+    """All usable chorales (four parts, 4/4, on the grid), parsed once and cached at `cache`."""
+    import music21
+    from music21 import corpus
+
+    if cache.is_file() and limit is None:
+        saved = json.loads(cache.read_text())
+        if saved.get("version") == CACHE_VERSION and saved.get("music21") == music21.__version__:
+            return [MusicPiece.from_json(p) for p in saved["pieces"]], saved["report"]
+    pieces, skipped = [], {}
+    total = 0
+    for score in corpus.chorales.Iterator(returnType="stream"):
+        total += 1
+        piece, why = _chorale(score, tracks)
+        if piece is None:
+            skipped[why] = skipped.get(why, 0) + 1
+        else:
+            pieces.append(piece)
+        if total % 25 == 0:
+            print(f"parsed {total} chorales, kept {len(pieces)}", file=sys.stderr)
+        if limit is not None and len(pieces) >= limit:
+            break
+    report = {"chorales_in_corpus_read": total, "kept": len(pieces), "skipped": skipped}
+    if limit is None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        body = {"version": CACHE_VERSION, "music21": music21.__version__, "report": report,
+                "pieces": [p.as_json() for p in pieces]}  # fmt: skip
+        cache.write_text(json.dumps(body))
+    return pieces, report
+
+
+# --- a folder of MIDI files -------------------------------------------------------------------
+
+
+def midi_piece(path: Path, tracks: int) -> tuple[MusicPiece | None, str]:
+    """A MIDI file with exactly `tracks` note tracks (or channels, for type 0), in 4/4."""
+    try:
+        mid = mido.MidiFile(str(path))
+    except Exception as e:  # mido raises several kinds for broken files
+        return None, f"unreadable MIDI ({type(e).__name__}: {e})"
+    per_beat = mid.ticks_per_beat
+    voices: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+    for ti, track in enumerate(mid.tracks):
+        now, sounding = 0, {}
+        for msg in track:
+            now += msg.time
+            if msg.type == "time_signature" and (msg.numerator, msg.denominator) != (4, 4):
+                return None, f"time signature {msg.numerator}/{msg.denominator} (only 4/4)"
+            if msg.type not in ("note_on", "note_off"):
+                continue
+            key = (ti if mid.type == 1 else 0, msg.channel if mid.type == 0 else 0)
+            if msg.type == "note_on" and msg.velocity > 0:
+                sounding[(key, msg.note)] = now
+            elif (key, msg.note) in sounding:
+                start = sounding.pop((key, msg.note))
+                voices.setdefault(key, []).append((msg.note, start, now))
+    if len(voices) != tracks:
+        return None, f"{len(voices)} note tracks (need {tracks})"
+    rows = []
+    # Highest voice first: soprano, alto, tenor, bass.
+    ordered = sorted(voices.values(), key=lambda v: -np.mean([n[0] for n in v]))
+    for t, notes in enumerate(ordered):
+        for pitch, start, end in notes:
+            s = round(start * STEPS_PER_BEAT / per_beat)
+            e = max(s + 1, round(end * STEPS_PER_BEAT / per_beat))
+            rows.append((t, pitch, s, e - s))
+    arr = np.asarray(rows, np.int32)
+    steps = -(-int((arr[:, 2] + arr[:, 3]).max()) // STEPS_PER_BAR) * STEPS_PER_BAR
+    _, mode = detect_key([tuple(r) for r in arr.tolist()])
+    return MusicPiece(path.stem, MODES.index(mode), steps, arr), ""
+
+
+def midi_folder(folder: Path, tracks: int) -> tuple[list[MusicPiece], dict]:
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+    if not files:
+        raise ValueError(f"{folder} has no .mid or .midi files")
+    pieces, skipped = [], {}
+    for path in files:
+        piece, why = midi_piece(path, tracks)
+        if piece is None:
+            skipped[str(path.relative_to(folder))] = why
+        else:
+            pieces.append(piece)
+    if not pieces:
+        first = next(iter(skipped.items()))
+        raise ValueError(f"none of the {len(files)} MIDI files in {folder} can be used (e.g. {first[0]}: {first[1]})")
+    return pieces, {"files": len(files), "kept": len(pieces), "skipped": skipped}
+
+
+def split(pieces: list[MusicPiece], held_out: float = 0.1, seed: int = 0) -> tuple[list, list]:
+    order = np.random.default_rng(seed).permutation(len(pieces))
+    n_held = max(1, round(held_out * len(pieces))) if len(pieces) > 1 else 0
+    held = [pieces[i] for i in sorted(order[:n_held])]
+    train = [pieces[i] for i in sorted(order[n_held:])]
+    return train, held
+
+
+# --- training windows -------------------------------------------------------------------------
+
+
+class PhraseSampler:
+    """Random 4-bar phrases (frame/onset rolls), each transposed by a random shift that keeps it
+    inside the model's pitch range. The shift range is -6..+5, so every key is seen."""
+
+    def __init__(self, pieces: list[MusicPiece], config: MusicConfig, seed: int = 0):
+        self.config = config
+        self.window = config.phrase_bars * STEPS_PER_BAR
+        self.rolls, self.windows = [], []  # full-range rolls (2T, steps, 128) and (piece, start, lo, hi)
+        for i, piece in enumerate(pieces):
+            roll = np.zeros((2 * config.n_tracks, max(piece.steps, self.window), 128), np.uint8)
+            for t, p, s, n in piece.notes.tolist():
+                roll[2 * t, s : s + n, p] = 1
+                roll[2 * t + 1, s, p] = 1
+            self.rolls.append(roll)
+            for start in range(0, max(1, piece.steps - self.window + 1), STEPS_PER_BAR):
+                rows = np.nonzero(roll[:, start : start + self.window].any(axis=(0, 1)))[0]
+                if len(rows):
+                    self.windows.append((i, start, int(rows.min()), int(rows.max()), piece.mode))
+        if not self.windows:
+            raise ValueError("no usable phrases in the training pieces")
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        c = self.config
+        out = np.zeros((n, 2 * c.n_tracks, self.window, c.pitches), np.float32)
+        modes = np.zeros(n, np.int64)
+        for k, w in enumerate(self.rng.integers(len(self.windows), size=n)):
+            piece, start, lo, hi, mode = self.windows[w]
+            shifts = [s for s in range(-6, 6) if lo + s >= c.low and hi + s < c.low + c.pitches]
+            shift = int(self.rng.choice(shifts)) if shifts else 0
+            base = c.low - shift
+            rows = self.rolls[piece][:, start : start + self.window, max(0, base) : base + c.pitches]
+            out[k, :, : rows.shape[1], : rows.shape[2]] = rows
+            modes[k] = mode
+        return out, modes
+
+
+def default_cache() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("ganbridge")) / "bach_chorales.json"
+
+
+def load_music_data(
+    corpus: str | None, folder: Path | None, tracks: int = 4, limit: int | None = None, seed: int = 0
+) -> MusicData:
+    """The training data of `ganbridge train music`: --corpus bach or --midi-folder DIR."""
+    if (corpus is None) == (folder is None):
+        raise ValueError("give one of --corpus bach or --midi-folder DIR")
+    if corpus is not None:
+        if corpus != "bach":
+            raise ValueError(f"unknown corpus {corpus!r}; the corpus that ships with music21 here is 'bach'")
+        import music21
+
+        pieces, report = bach_chorales(default_cache(), tracks, limit)
+        source, license = BACH_SOURCE.format(version=music21.__version__), BACH_LICENSE
+    else:
+        pieces, report = midi_folder(folder, tracks)
+        if limit is not None:
+            pieces = pieces[:limit]
+        source, license = f"MIDI files in {folder}", "unknown (user-supplied MIDI files)"
+    if len(pieces) < 2:
+        raise ValueError(f"need at least 2 usable pieces (one is held out), found {len(pieces)}")
+    train, held = split(pieces, seed=seed)
+    return MusicData(train, held, source, license, report)

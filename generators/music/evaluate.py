@@ -1,0 +1,227 @@
+"""How good is a music model: MuseGAN's and muspy's metrics on generated vs held-out phrases.
+
+Every metric takes the notes of one phrase, (track, pitch, start_step, length_steps), and the
+phrase length in bars. Definitions:
+
+- EB, empty bars: the fraction of bars in which a track has no note sounding (MuseGAN).
+- UPC, used pitch classes: distinct pitch classes a track sounds per bar, over its non-empty bars.
+- QN, qualified notes: the fraction of notes at least `min_steps` long. MuseGAN used 3 of 96
+  steps per bar (a 32nd); on our 16-step grid the matching test is 2 steps (an eighth).
+- TD, tonal distance: per bar, the distance between two tracks' tonal centroids (Harte et al.'s
+  6-D tonal space of the chroma), averaged over bars where both sound.
+- Pitch-class entropy (bits), scale consistency (the best fit among the 24 major/minor scales) and
+  polyphony (mean pitches sounding at steps where any sounds), as muspy defines them, per phrase.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from ganbridge.generators.music.model import STEPS_PER_BAR
+from ganbridge.generators.music.notes import Note
+
+_MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], bool)
+_MINOR = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0], bool)  # natural minor
+_l = np.arange(12)
+_TONAL = np.stack([
+    np.sin(_l * 7 * np.pi / 6), np.cos(_l * 7 * np.pi / 6),
+    np.sin(_l * 3 * np.pi / 2), np.cos(_l * 3 * np.pi / 2),
+    0.5 * np.sin(_l * 2 * np.pi / 3), 0.5 * np.cos(_l * 2 * np.pi / 3),
+])  # fmt: skip
+
+
+def _bar_chroma(notes: Sequence[Note], track: int, bars: int) -> np.ndarray:
+    """(bars, 12) duration of each pitch class per bar, for one track."""
+    out = np.zeros((bars, 12))
+    for t, pitch, start, length in notes:
+        if t != track:
+            continue
+        for step in range(start, min(start + length, bars * STEPS_PER_BAR)):
+            out[step // STEPS_PER_BAR, pitch % 12] += 1
+    return out
+
+
+def empty_bars(notes: Sequence[Note], track: int, bars: int) -> float:
+    return float((_bar_chroma(notes, track, bars).sum(axis=1) == 0).mean())
+
+
+def used_pitch_classes(notes: Sequence[Note], track: int, bars: int) -> float:
+    chroma = _bar_chroma(notes, track, bars)
+    used = (chroma > 0).sum(axis=1)
+    sounding = used[used > 0]
+    return float(sounding.mean()) if len(sounding) else math.nan
+
+
+def qualified_notes(notes: Sequence[Note], track: int, min_steps: int = 2) -> float:
+    lengths = [n for t, _, _, n in notes if t == track]
+    return float(np.mean([n >= min_steps for n in lengths])) if lengths else math.nan
+
+
+def tonal_distance(notes: Sequence[Note], a: int, b: int, bars: int) -> float:
+    ca, cb = _bar_chroma(notes, a, bars), _bar_chroma(notes, b, bars)
+    both = (ca.sum(axis=1) > 0) & (cb.sum(axis=1) > 0)
+    if not both.any():
+        return math.nan
+    ta = (_TONAL @ (ca[both] / ca[both].sum(axis=1, keepdims=True)).T).T
+    tb = (_TONAL @ (cb[both] / cb[both].sum(axis=1, keepdims=True)).T).T
+    return float(np.linalg.norm(ta - tb, axis=1).mean())
+
+
+def pitch_class_entropy(notes: Sequence[Note]) -> float:
+    hist = np.bincount([p % 12 for _, p, _, _ in notes], minlength=12).astype(float)
+    if hist.sum() == 0:
+        return math.nan
+    p = hist[hist > 0] / hist.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def scale_consistency(notes: Sequence[Note]) -> float:
+    if not notes:
+        return math.nan
+    classes = np.array([p % 12 for _, p, _, _ in notes])
+    best = 0.0
+    for scale in (_MAJOR, _MINOR):
+        for tonic in range(12):
+            best = max(best, float(np.roll(scale, tonic)[classes].mean()))
+    return best
+
+
+def polyphony(notes: Sequence[Note], bars: int) -> float:
+    counts = np.zeros(bars * STEPS_PER_BAR)
+    for _, _, start, length in notes:
+        counts[start : start + length] += 1
+    sounding = counts[counts > 0]
+    return float(sounding.mean()) if len(sounding) else math.nan
+
+
+def phrase_metrics(notes: Sequence[Note], bars: int, tracks: int) -> dict[str, float]:
+    """All metrics of one phrase, flat: eb/0, upc/0, qn2/0, qn3/0, td/0-1, ..., pce, sc, poly."""
+    m: dict[str, float] = {}
+    for t in range(tracks):
+        m[f"eb/{t}"] = empty_bars(notes, t, bars)
+        m[f"upc/{t}"] = used_pitch_classes(notes, t, bars)
+        m[f"qn2/{t}"] = qualified_notes(notes, t, 2)
+        m[f"qn3/{t}"] = qualified_notes(notes, t, 3)
+    for a, b in itertools.combinations(range(tracks), 2):
+        m[f"td/{a}-{b}"] = tonal_distance(notes, a, b, bars)
+    m["pce"] = pitch_class_entropy(notes)
+    m["sc"] = scale_consistency(notes)
+    m["poly"] = polyphony(notes, bars)
+    return m
+
+
+def mean_metrics(phrases: Sequence[Sequence[Note]], bars: int, tracks: int) -> dict[str, float]:
+    rows = [phrase_metrics(p, bars, tracks) for p in phrases]
+    return {k: float(np.nanmean([r[k] for r in rows])) if any(not math.isnan(r[k]) for r in rows) else math.nan
+            for k in rows[0]}  # fmt: skip
+
+
+# Targets from the issue, for the shipped weights against held-out Bach on the same grid.
+def target_checks(gen: dict[str, float], real: dict[str, float], tracks: int) -> dict[str, bool]:
+    checks = {}
+    for t in range(tracks):
+        checks[f"qn2/{t}"] = gen[f"qn2/{t}"] >= real[f"qn2/{t}"] - 0.05
+        checks[f"upc/{t}"] = abs(gen[f"upc/{t}"] - real[f"upc/{t}"]) <= 0.5
+        checks[f"eb/{t}"] = abs(gen[f"eb/{t}"] - real[f"eb/{t}"]) <= 0.05
+    for key in gen:
+        if key.startswith("td/"):
+            checks[key] = gen[key] <= real[key] * 1.10
+    checks["pce"] = abs(gen["pce"] - real["pce"]) <= 0.2
+    return checks
+
+
+def real_phrases(pieces, bars: int = 4) -> list[list[Note]]:
+    """Non-overlapping `bars`-bar phrases of the pieces, starting on bar lines, notes re-timed to
+    the phrase and cut at its end."""
+    out = []
+    span = bars * STEPS_PER_BAR
+    for piece in pieces:
+        for start in range(0, piece.steps - span + 1, span):
+            notes = []
+            for t, p, s, n in piece.notes.tolist():
+                if s < start + span and s + n > start:
+                    s0 = max(s, start)
+                    notes.append((t, p, s0 - start, min(s + n, start + span) - s0))
+            out.append(notes)
+    return out
+
+
+def generated_phrases(net, n: int, bars: int = 4, seed: int = 0, threshold: float = 0.5) -> list[list[Note]]:
+    """n phrases from random latents, mode drawn as key=auto draws it, in batches of 64."""
+    from ganbridge.generators.base import seeded_rng
+    from ganbridge.generators.music.model import latent_shapes
+    from ganbridge.generators.music.notes import decode_roll
+
+    rng = seeded_rng(seed)
+    shapes = latent_shapes(net.config, bars)
+    out: list[list[Note]] = []
+    while len(out) < n:
+        k = min(64, n - len(out))
+        latents = [{key: rng.standard_normal(s).astype(np.float32) for key, s in shapes.items()} for _ in range(k)]
+        modes = [int(z["mode"][0] > 0) for z in latents]
+        probs = net.sample(latents, modes, [1.0] * k)
+        out += [decode_roll(p, net.config, threshold) for p in probs]
+    return out
+
+
+def evaluate(net, held_out, n: int = 1000, seed: int = 0, bars: int = 4):
+    """(table, sheet): metrics of n generated phrases next to the held-out pieces' phrases."""
+    from ganbridge.generators.gan.plots import piano_roll, roll_sheet
+
+    config = net.config
+    tracks = config.n_tracks
+    real = real_phrases(held_out, bars)
+    fake = generated_phrases(net, n, bars, seed)
+    gen_m, real_m = mean_metrics(fake, bars, tracks), mean_metrics(real, bars, tracks)
+    checks = target_checks(gen_m, real_m, tracks)
+    table = {
+        "phrases": {"generated": len(fake), "held_out_real": len(real), "bars": bars},
+        "tracks": list(config.tracks),
+        "metrics": {
+            k: {
+                "generated": round(gen_m[k], 4),
+                "real": round(real_m[k], 4),
+                **({"meets_target": checks[k]} if k in checks else {}),
+            }
+            for k in gen_m
+        },  # fmt: skip
+        "targets_met": f"{sum(checks.values())}/{len(checks)}",
+    }
+    steps = bars * STEPS_PER_BAR
+    pick = np.random.default_rng(seed).choice(len(real), size=min(8, len(real)), replace=False)
+    rows = [
+        (
+            "held-out Bach phrases (not trained on)",
+            [piano_roll(real[i], steps, config.low, config.pitches) for i in pick],
+        ),
+        (
+            "generated phrases (random seeds, key auto)",
+            [piano_roll(f, steps, config.low, config.pitches) for f in fake[:8]],
+        ),
+    ]
+    return table, roll_sheet(rows)
+
+
+def print_table(table: dict) -> None:
+    names = table["tracks"]
+
+    def label(key: str) -> str:
+        kind, _, which = key.partition("/")
+        if not which:
+            return {"pce": "pitch-class entropy (bits)", "sc": "scale consistency", "poly": "polyphony"}[kind]
+        if kind == "td":
+            a, b = which.split("-")
+            return f"TD {names[int(a)]}-{names[int(b)]}"
+        return f"{kind.upper()} {names[int(which)]}"
+
+    ph = table["phrases"]
+    print(f"{ph['generated']} generated vs {ph['held_out_real']} held-out real {ph['bars']}-bar phrases")
+    print(f"{'metric':30} {'generated':>10} {'real':>10}  target")
+    for key, row in table["metrics"].items():
+        mark = "" if "meets_target" not in row else ("met" if row["meets_target"] else "MISSED")
+        print(f"{label(key):30} {row['generated']:10.3f} {row['real']:10.3f}  {mark}")
+    print(f"targets met: {table['targets_met']}")

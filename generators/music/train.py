@@ -1,0 +1,268 @@
+"""Training loop for the music GAN: four-part pieces -> a MuseGAN-style piano-roll model.
+
+WGAN-GP with five critic steps per generator step, as MuseGAN trained. The critic sees the fake
+rolls binarised exactly as the decoder reads them into notes (a straight-through estimator passes
+the sigmoid's gradient), so it judges what the musician hears and cannot tell real from fake by
+soft values alone. Measured here on the chorales
+over the first few hundred steps: hinge loss with one critic step collapsed (all samples alike
+by step 400); WGAN-GP on soft probabilities made near-silent rolls; WGAN-GP with binarised fakes
+kept samples diverse with realistic note counts. The generator is conditioned on mode; the critic
+projects it. State is saved as safetensors to `OUT/state/`, so a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from ganbridge.generators.checkpoint import save_weights, write_card
+from ganbridge.generators.gan.trainer import GanTrainer
+from ganbridge.generators.music.data import MusicData, PhraseSampler
+from ganbridge.generators.music.model import (
+    MODES,
+    STEPS_PER_BAR,
+    MusicConfig,
+    MusicNetwork,
+    bar_stats,
+    binarize,
+    chroma,
+    latent_shapes,
+    minibatch_spread,
+)
+from ganbridge.generators.music.notes import decode_roll, notes_to_midi
+
+
+class MusicCritic(nn.Module):
+    def __init__(self, config: MusicConfig):
+        super().__init__()
+        self.config = config
+        t, w = config.n_tracks, config.width
+
+        def conv(cin: int, cout: int, k: int, s: int, p: int) -> list[nn.Module]:
+            return [spectral_norm(nn.Conv1d(cin, cout, k, stride=s, padding=p)), nn.LeakyReLU(0.2, inplace=True)]
+
+        self.roll = nn.Sequential(  # 64 16ths -> 32 -> 16 -> 8 -> 4 (bars), pitch as channels
+            *conv(2 * t * config.pitches, 2 * w, 3, 1, 1), *conv(2 * w, 4 * w, 4, 2, 1),
+            *conv(4 * w, 4 * w, 4, 2, 1), *conv(4 * w, 4 * w, 4, 2, 1), *conv(4 * w, 4 * w, 4, 2, 1),
+        )  # fmt: skip
+        self.chroma = nn.Sequential(  # pitch classes per voice: harmony per beat, then per bar
+            *conv(12 * t, 2 * w, 4, 4, 0), *conv(2 * w, 2 * w, 4, 4, 0),
+        )  # fmt: skip
+        stats = w if config.critic_bar_stats else 0
+        if stats:
+            self.stats = nn.Sequential(*conv(2 * t, w, 1, 1, 0), *conv(w, w, 1, 1, 0))
+        feats = 4 * w + 2 * w + stats + 1  # + the minibatch spread
+        self.head = spectral_norm(nn.Linear(feats, 1))
+        self.project = spectral_norm(nn.Embedding(len(MODES), feats))
+
+    def features(self, roll: torch.Tensor) -> torch.Tensor:
+        n, ch, steps, p = roll.shape
+        a = self.roll(roll.transpose(2, 3).reshape(n, ch * p, steps)).mean(dim=2)
+        cr = chroma(roll, self.config)  # (N, T, S, 12)
+        b = self.chroma(cr.permute(0, 1, 3, 2).reshape(n, -1, steps)).mean(dim=2)
+        parts = [a, b]
+        if self.config.critic_bar_stats:
+            parts.append(self.stats(bar_stats(roll)).mean(dim=2))
+        h = torch.cat(parts, dim=1)
+        return torch.cat([h, minibatch_spread(h)], dim=1)
+
+    def forward(self, roll: torch.Tensor, mode: torch.Tensor) -> torch.Tensor:
+        h = self.features(roll)
+        return self.head(h).squeeze(1) + (self.project(mode) * h).sum(dim=1)
+
+
+# --- rolls, notes and MIDI --------------------------------------------------------------------
+
+
+@dataclass
+class MusicTrainSettings:
+    out: Path
+    name: str
+    steps: int = 6000
+    batch: int = 32
+    lr_g: float = 3e-4
+    lr_d: float = 3e-4
+    ema: float = 0.999
+    sample_every: int = 500
+    save_every: int = 250
+    snapshots: bool = False  # also export the EMA generator at every sample step
+    seed: int = 0
+    device: str = "cpu"
+    loss: str = "wgan-gp"  # wgan-gp | hinge
+    n_critic: int = 5  # critic steps per generator step
+    straight_through: bool = True  # the critic sees the fake rolls as the decoder reads them
+    gp_weight: float = 10.0
+    mode_seeking: float = 0.1  # weight of MSGAN's mode-seeking term (0: off)
+    config: MusicConfig = field(default_factory=MusicConfig)
+
+
+def random_latents(config: MusicConfig, n: int, bars: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    return {k: torch.randn(n, *s, generator=gen) for k, s in latent_shapes(config, bars).items() if k != "mode"}
+
+
+class MusicTrainer(GanTrainer):
+    label = "music"
+
+    def __init__(self, settings: MusicTrainSettings, command: str, data: MusicData):
+        super().__init__(command)
+        self.s = settings
+        self.data = data
+        torch.manual_seed(settings.seed)
+        self.gen = torch.Generator().manual_seed(settings.seed)
+        self.device = torch.device(settings.device)
+        self.sampler = PhraseSampler(data.train, settings.config, seed=settings.seed)
+        self.G = MusicNetwork(settings.config).to(self.device)
+        self.D = MusicCritic(settings.config).to(self.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=settings.lr_g, betas=(0.5, 0.9))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=settings.lr_d, betas=(0.5, 0.9))
+        mode_share = np.mean([p.mode for p in data.train]) if data.train else 0.5
+        self.p_minor = float(mode_share)
+
+    def _noise(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        c = self.s.config
+        z = {k: v.to(self.device) for k, v in random_latents(c, self.s.batch, c.phrase_bars, self.gen).items()}
+        modes = (torch.rand(self.s.batch, generator=self.gen) < self.p_minor).long().to(self.device)
+        return z, modes
+
+    def _fake(self, z: dict[str, torch.Tensor], modes: torch.Tensor) -> torch.Tensor:
+        probs = torch.sigmoid(self.G(z, modes))
+        return binarize(probs) if self.s.straight_through else probs
+
+    def _critic_loss(self, real, real_modes, fake, modes) -> torch.Tensor:
+        if self.s.loss == "hinge":
+            return F.relu(1 - self.D(real, real_modes)).mean() + F.relu(1 + self.D(fake, modes)).mean()
+        loss = self.D(fake, modes).mean() - self.D(real, real_modes).mean()
+        # Gradient penalty on mixes of real and fake (the mode of each mix is its real one's).
+        t = torch.rand(real.shape[0], 1, 1, 1, generator=self.gen).to(self.device)
+        mix = (t * real + (1 - t) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.D(mix, real_modes).sum(), mix, create_graph=True)
+        return loss + self.s.gp_weight * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+    @staticmethod
+    def _mode_seeking(z: dict[str, torch.Tensor], probs: torch.Tensor, half: int) -> torch.Tensor:
+        """MSGAN (Mao et al. 2019): outputs of two latents should differ in proportion to the
+        latents, so the generator cannot give every z of a mode the same phrase."""
+        out = (probs[:half] - probs[half : 2 * half]).abs().mean()
+        lat = sum((v[:half] - v[half : 2 * half]).abs().mean() for v in z.values()) / len(z)
+        return 1.0 / (out / lat + 1e-5)
+
+    def train_step(self) -> dict:
+        for _ in range(self.s.n_critic):
+            real, real_modes = self.sampler.batch(self.s.batch)
+            real = torch.from_numpy(real).to(self.device)
+            real_modes = torch.from_numpy(real_modes).to(self.device)
+            z, modes = self._noise()
+            with torch.no_grad():
+                fake = self._fake(z, modes)
+            loss_d = self._critic_loss(real, real_modes, fake, modes)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+        z, modes = self._noise()
+        half = self.s.batch // 2
+        modes[half : 2 * half] = modes[:half]  # pairs with the same mode and different z
+        probs = torch.sigmoid(self.G(z, modes))
+        fake = binarize(probs) if self.s.straight_through else probs
+        loss_g = -self.D(fake, modes).mean()
+        if self.s.mode_seeking > 0:
+            loss_g = loss_g + self.s.mode_seeking * self._mode_seeking(z, probs, half)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.update_ema()
+        return {"step": self.step, "loss_d": round(loss_d.item(), 4), "loss_g": round(loss_g.item(), 4)}
+
+    def sample_notes(self, n: int = 8, bars: int | None = None, seed: int = 1234) -> list[list]:
+        """Notes of n phrases from the EMA generator (fixed seeds, half major, half minor)."""
+        c = self.s.config
+        bars = bars or c.phrase_bars
+        g = torch.Generator().manual_seed(seed)
+        z = {k: v.to(self.device) for k, v in random_latents(c, n, bars, g).items()}
+        modes = (torch.arange(n) % 2).to(self.device)
+        with torch.no_grad():
+            probs = torch.sigmoid(self.G_ema(z, modes)).cpu().numpy()
+        return [decode_roll(p, c, 0.5) for p in probs]
+
+    def write_samples(self) -> None:
+        from ganbridge.generators.gan.plots import loss_plot, piano_roll, roll_sheet
+
+        c = self.s.config
+        d = self.s.out / "samples"
+        d.mkdir(parents=True, exist_ok=True)
+        phrases = self.sample_notes()
+        steps = c.phrase_bars * STEPS_PER_BAR
+        rolls = [piano_roll(notes, steps, c.low, c.pitches) for notes in phrases]
+        label = f"step {self.step}: generated phrases (alternately {MODES[0]} and {MODES[1]})"
+        roll_sheet([(label, rolls)]).save(d / f"step_{self.step:06d}.png")
+        tracks = list(range(c.n_tracks))
+        for i, notes in enumerate(phrases[:2]):
+            midi = notes_to_midi(notes, c.phrase_bars, 90.0, tracks, [0] * c.n_tracks, c.tracks)
+            (d / f"step_{self.step:06d}_{i}.mid").write_bytes(midi)
+        loss_plot(self.history).save(self.s.out / "loss.png")
+
+    def loss_description(self) -> str:
+        s = self.s
+        seeking = f"; mode-seeking term (MSGAN) weight {s.mode_seeking}" if s.mode_seeking else ""
+        loss = f"WGAN-GP (penalty weight {s.gp_weight})" if s.loss == "wgan-gp" else "hinge"
+        seen = (
+            "fake rolls binarised as the decoder reads them into notes (straight-through)"
+            if s.straight_through
+            else "sigmoid probabilities"
+        )
+        return (
+            f"{loss}, {s.n_critic} critic step(s) per generator step, Adam betas (0.5, 0.9); spectral norm and "
+            f"minibatch spread in the critic, which sees {seen}; random transposition -6..+5{seeking}"
+        )
+
+    def export(self, metrics: dict | None = None, folder: Path | None = None) -> Path:
+        weights = (folder or self.s.out) / f"{self.s.name}.safetensors"
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        save_weights(weights, self.G_ema.state_dict(), {"kind": "music"})
+        tail = self.history[-100:] or [{"loss_d": math.nan, "loss_g": math.nan}]
+        card = {
+            "kind": "music",
+            "name": self.s.name,
+            "architecture": "MuseGAN-style hybrid generator (shared, per-track, per-bar and per-bar-per-track "
+            "latents; 1-D convolutions over bars, then 2-D upsampling convolutions over time x pitch with the "
+            "tracks as channels; frame + onset roll per track; conditioned on mode), spectral-norm projection "
+            "critic with a roll stream and a chroma stream; 16 steps per 4/4 bar",
+            "config": self.s.config.to_dict(),
+            "data": {
+                "source": self.data.source,
+                "license": self.data.license,
+                **self.data.report,
+                "train_pieces": len(self.data.train),
+                "held_out_pieces": len(self.data.held_out),
+                "held_out": [p.name for p in self.data.held_out],
+                "phrases": len(self.sampler),
+            },  # fmt: skip
+            "training": {
+                "command": self.command,
+                "steps": self.step,
+                "batch": self.s.batch,
+                "lr_g": self.s.lr_g,
+                "lr_d": self.s.lr_d,
+                "ema": self.s.ema,
+                "seed": self.s.seed,
+                "loss": self.loss_description(),
+                "machine": f"{platform.machine()} torch {torch.__version__} {torch.get_num_threads()} threads",
+                "runs": self.all_runs(),
+            },
+            "metrics": {
+                "final_loss_d_mean100": round(float(np.mean([h["loss_d"] for h in tail])), 4),
+                "final_loss_g_mean100": round(float(np.mean([h["loss_g"] for h in tail])), 4),
+                **(metrics or {}),
+            },
+        }
+        write_card(weights, card)
+        return weights

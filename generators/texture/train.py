@@ -1,0 +1,180 @@
+"""Texture training: hinge loss, a spectrally normalised patch critic, an EMA generator."""
+
+from __future__ import annotations
+
+import copy
+import math
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganbridge.generators.checkpoint import save_weights, write_card
+from ganbridge.generators.gan.metrics import patch_swd
+from ganbridge.generators.gan.plots import loss_plot, sample_sheet
+from ganbridge.generators.gan.trainer import GanTrainer
+from ganbridge.generators.texture.data import load_exemplars, random_crops, resolve_exemplar
+from ganbridge.generators.texture.model import TextureConfig, TextureNetwork
+
+
+@dataclass
+class TextureTrainSettings:
+    image: str
+    out: Path
+    name: str
+    steps: int = 3000
+    batch: int = 16
+    crop: int = 128
+    lr: float = 2e-4
+    ema: float = 0.999
+    sample_every: int = 250
+    save_every: int = 250
+    snapshots: bool = False  # also export the EMA generator at every sample step
+    seed: int = 0
+    license: str = "unknown (user-supplied exemplar)"
+    device: str = "cpu"
+    config: TextureConfig = field(default_factory=TextureConfig)
+
+
+class TextureCritic(nn.Module):
+    """Fully convolutional: one real/fake logit per receptive-field patch."""
+
+    def __init__(self, channels: tuple[int, ...] = (32, 64, 128, 256)):
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        layers: list[nn.Module] = []
+        cin = 3
+        for c in channels:
+            layers += [sn(nn.Conv2d(cin, c, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            cin = c
+        layers.append(sn(nn.Conv2d(cin, 1, 3, padding=1)))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def sample_latent(config: TextureConfig, n: int, grid: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    return (
+        torch.randn(n, config.local_dim, grid, grid, generator=gen),
+        torch.randn(n, config.global_dim, generator=gen),
+        torch.randn(n, 2 * config.periodic_dim, generator=gen),
+    )
+
+
+class TextureTrainer(GanTrainer):
+    label = "texture"
+
+    def __init__(self, settings: TextureTrainSettings, command: str):
+        super().__init__(command)
+        self.s = settings
+        paths, known_licence = resolve_exemplar(settings.image)
+        self.sources = [str(p) for p in paths]
+        self.licence = known_licence or settings.license
+        self.images = load_exemplars(paths, settings.crop)
+        # A grey exemplar makes a grey model: the generator averages its channels when sampling.
+        self.grayscale = all(bool((img[0] == img[1]).all() and (img[1] == img[2]).all()) for img in self.images)
+        torch.manual_seed(settings.seed)
+        self.gen = torch.Generator().manual_seed(settings.seed)
+        self.device = torch.device(settings.device)
+        self.G = TextureNetwork(settings.config).to(self.device)
+        self.D = TextureCritic().to(self.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=settings.lr, betas=(0.5, 0.99))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=settings.lr, betas=(0.5, 0.99))
+        self.grid = settings.crop // settings.config.stride
+        self.fixed = sample_latent(settings.config, 8, 2 * self.grid, torch.Generator().manual_seed(1234))
+
+    # -- training ----------------------------------------------------------------------------
+    def latent_batch(self) -> list[torch.Tensor]:
+        # Drawn on the CPU from the saved generator, so a resumed run continues the same stream.
+        return [t.to(self.device) for t in sample_latent(self.s.config, self.s.batch, self.grid, self.gen)]
+
+    def train_step(self) -> dict:
+        s = self.s
+        real = random_crops(self.images, s.batch, s.crop, self.gen).to(self.device)
+        with torch.no_grad():
+            fake = self.G(*self.latent_batch())
+        loss_d = F.relu(1 - self.D(real)).mean() + F.relu(1 + self.D(fake)).mean()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+        fake = self.G(*self.latent_batch())
+        loss_g = -self.D(fake).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.update_ema()
+        return {"step": self.step, "loss_d": round(loss_d.item(), 4), "loss_g": round(loss_g.item(), 4)}
+
+    def write_samples(self) -> None:
+        with torch.no_grad():
+            fake = self.G_ema(*[t.to(self.device) for t in self.fixed])
+        pixels = ((fake + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        exemplar = ((self.images[0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        samples_dir = self.s.out / "samples"
+        samples_dir.mkdir(parents=True, exist_ok=True)
+        sample_sheet(exemplar, list(pixels)).save(samples_dir / f"step_{self.step:06d}.png")
+        loss_plot(self.history).save(self.s.out / "loss.png")
+
+    def quality(self) -> dict:
+        """Patch SWD of the EMA generator vs the exemplar, with the real floor and untrained ceiling."""
+        side = 2 * self.s.crop
+        shapes = self.G_ema.latent_shapes(side, side)
+        rng = np.random.default_rng(99)
+        latents = [{k: rng.standard_normal(v).astype(np.float32) for k, v in shapes.items()} for _ in range(16)]
+        untrained = TextureNetwork(self.s.config).eval().to(self.device)
+        exemplar = [((img + 1) * 127.5).round().permute(1, 2, 0).numpy() for img in self.images]
+        ones = [1.0] * len(latents)
+        return {
+            "patch_swd_generated": round(
+                patch_swd(list(self.G_ema.sample(latents, ones, self.grayscale)), exemplar), 4
+            ),
+            "patch_swd_real_floor": round(patch_swd(exemplar, exemplar, seed=1), 4),
+            "patch_swd_untrained": round(patch_swd(list(untrained.sample(latents, ones, self.grayscale)), exemplar), 4),
+            "patch_swd_note": "sliced Wasserstein distance of 7x7 patches (4096 each, 128 directions) vs the "
+            "exemplar, in exemplar std units; floor = exemplar vs itself, untrained = random weights",
+        }
+
+    def export(self, folder: Path | None = None) -> Path:
+        weights = (folder or self.s.out) / f"{self.s.name}.safetensors"
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        save_weights(weights, self.G_ema.state_dict(), {"kind": "texture"})
+        tail = self.history[-100:] or [{"loss_d": math.nan, "loss_g": math.nan}]
+        card = {
+            "kind": "texture",
+            "name": self.s.name,
+            "architecture": "TextureNetwork (SGAN/PSGAN-style spatial GAN; circular padding, integer-cycle periodic channels)",
+            "config": self.s.config.to_dict(),
+            "data": {
+                "source": self.s.image,
+                "files": [Path(p).name for p in self.sources],
+                "license": self.licence,
+                "grayscale": self.grayscale,
+            },
+            "training": {
+                "command": self.command,
+                "steps": self.step,
+                "batch": self.s.batch,
+                "crop": self.s.crop,
+                "lr": self.s.lr,
+                "ema": self.s.ema,
+                "loss": "hinge; spectral-norm patch discriminator",
+                "seed": self.s.seed,
+                "machine": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__} "
+                f"{torch.get_num_threads()} threads".strip(),
+                "runs": self.all_runs(),
+            },
+            "metrics": {
+                "final_loss_d_mean100": round(float(np.mean([h["loss_d"] for h in tail])), 4),
+                "final_loss_g_mean100": round(float(np.mean([h["loss_g"] for h in tail])), 4),
+                **self.quality(),
+            },
+        }
+        write_card(weights, card)
+        return weights
