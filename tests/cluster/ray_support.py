@@ -22,7 +22,7 @@ from ganbridge.cluster.head import RayHead, free_port, ray_command
 
 __all__ = ["RayBridge", "RayHead", "deploy_cli", "is_loopback", "listening", "ray_command"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class RayBridge:

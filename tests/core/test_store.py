@@ -7,7 +7,7 @@ import sqlite3
 
 from ganbridge.server import build_core
 from tests.conftest import make_settings
-from tests.test_scheduler import Inbox
+from tests.core.test_scheduler import Inbox
 
 
 def test_items_and_feedback_survive_restart_and_regenerate(tmp_path):

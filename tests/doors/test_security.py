@@ -17,7 +17,7 @@ from websockets.sync.client import connect
 from ganbridge.core.settings import Settings, is_loopback, load_settings, secure_settings
 from tests.conftest import BridgeThread, make_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_default_bind_is_loopback_without_token():

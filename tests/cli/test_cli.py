@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def ganbridge(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

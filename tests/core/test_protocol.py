@@ -227,7 +227,7 @@ def test_disconnect_mid_job_cancels_over_websocket(bridge):
 
 
 def test_busy_and_internal_over_websocket(ws, bridge):
-    from tests.test_scheduler import ExplodingGenerator
+    from tests.core.test_scheduler import ExplodingGenerator
 
     core = bridge.core
     core.generators["exploding"] = ExplodingGenerator(core.generators["texture"], RuntimeError("out of memory"))

@@ -24,9 +24,11 @@ import pytest
 from websockets.sync.client import connect
 
 from ganbridge.cluster.head import PrivateRay, cluster_processes
-from tests import test_protocol as proto
+from tests.cluster.ray_support import RayBridge, RayHead, deploy_cli, is_loopback, listening, ray_command
 from tests.conftest import WsClient, missing_host
-from tests.ray_support import RayBridge, RayHead, deploy_cli, is_loopback, listening, ray_command
+from tests.core import test_protocol as proto
+
+pytestmark = pytest.mark.ray
 
 TIMEOUT_S = 10  # the bridge's deadline for every cluster call in these tests
 

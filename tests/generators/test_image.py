@@ -30,8 +30,8 @@ from ganbridge.generators.image.evaluate import (
 from ganbridge.generators.image.model import MINIBATCH_GROUP, ImageConfig, ImageNetwork, load_image_network
 from ganbridge.generators.image.train import ImageCritic, ImageTrainer, ImageTrainSettings
 from ganbridge.server import build_core
+from tests.cli.test_cli import ganbridge
 from tests.conftest import BridgeThread, make_settings
-from tests.test_cli import ganbridge
 
 
 def sprite(rng: np.random.Generator, hue: int, size: int = 64) -> Image.Image:

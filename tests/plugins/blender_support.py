@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tests.conftest import missing_host
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOST_SCRIPT = Path(__file__).resolve().parent / "hosts" / "blender_host.py"
 INSTALL_HINT = 'python3.11 -m venv .blender/bpy-{v} && .blender/bpy-{v}/bin/pip install "bpy=={spec}"'
 

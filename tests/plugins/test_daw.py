@@ -13,9 +13,11 @@ import pretty_midi
 import pytest
 
 from tests.conftest import BridgeThread, make_settings, missing_host, require_tool
-from tests.test_osc import OscDump, free_udp_port, oscsend
+from tests.doors.test_osc import OscDump, free_udp_port, oscsend
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.real_host
+
+ROOT = Path(__file__).resolve().parents[2]
 PATCH = ROOT / "plugins" / "daw" / "ganbridge.pd"
 
 

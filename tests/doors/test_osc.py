@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import require_tool
 
+pytestmark = pytest.mark.real_host
+
 
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

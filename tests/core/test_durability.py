@@ -25,7 +25,7 @@ from websockets.sync.client import connect
 
 from ganbridge.core.store import ItemStore
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

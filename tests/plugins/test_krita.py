@@ -17,7 +17,9 @@ from PIL import Image
 
 from ganbridge.plugin_build import build_krita
 from tests.conftest import BridgeThread, make_settings
-from tests.krita_support import KritaProfile
+from tests.plugins.krita_support import KritaProfile
+
+pytestmark = pytest.mark.real_host
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,10 @@ from websockets.asyncio.server import serve
 from ganbridge.generators.texture.adapter import TextureGenerator
 from ganbridge.plugin_build import build_blender
 from ganbridge.server import build_core
-from tests.blender_support import SETUP, BlenderHost, blender_ext_script, blender_python
 from tests.conftest import BridgeThread, make_settings
+from tests.plugins.blender_support import SETUP, BlenderHost, blender_ext_script, blender_python
+
+pytestmark = pytest.mark.real_host
 
 
 class SecondTexture(TextureGenerator):

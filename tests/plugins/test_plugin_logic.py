@@ -12,7 +12,7 @@ import pytest
 
 from plugins.client import ganbridge_schema as gs
 
-KRITA_PACKAGE = Path(__file__).resolve().parent.parent / "plugins" / "krita" / "ganbridge"
+KRITA_PACKAGE = Path(__file__).resolve().parents[2] / "plugins" / "krita" / "ganbridge"
 
 
 def krita_module(name: str):

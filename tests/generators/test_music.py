@@ -338,6 +338,7 @@ def test_bad_music_params_are_refused_clearly(ws, params, path):
     assert any(d["path"].startswith(path) for d in reply["details"]), reply
 
 
+@pytest.mark.real_host
 def test_wav_preview_rendered_by_fluidsynth(ws):
     require_tool("fluidsynth", "fluidsynth fluid-soundfont-gm")
     item = _generate(ws, "w1", bars=2, tempo=120, seed=1, format="wav")[0]
