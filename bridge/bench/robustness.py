@@ -42,7 +42,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as sync_connect
 
-from ganbridge.bench.main import BridgeProcess
+from ganbridge.bench.common import BridgeProcess
 from ganbridge.core.protocol import validate_reply
 from ganbridge.doors.osc_wire import encode_bundle as osc_bundle
 from ganbridge.doors.osc_wire import encode_message as osc_msg

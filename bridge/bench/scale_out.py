@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ganbridge.bench.main import BridgeProcess, _percentile, round_trips, throughput
+from ganbridge.bench.common import BridgeProcess, percentile, round_trips, throughput
 
 CLIENTS = (1, 16, 64)
 MODEL = "gravel"  # one checkpoint, so every request meets the same replica
@@ -26,7 +26,7 @@ MODEL = "gravel"  # one checkpoint, so every request meets the same replica
 async def measure(url: str, size: int, runs: int, per_client: int, clients: tuple[int, ...] = CLIENTS) -> dict:
     """Lone-request round trips, then items/s at each client count, against a running bridge."""
     rt = await round_trips(url, size, runs, MODEL)
-    out = {"p50_ms": _percentile(rt, 50) * 1000, "p99_ms": _percentile(rt, 99) * 1000, "items_per_s": {}}
+    out = {"p50_ms": percentile(rt, 50) * 1000, "p99_ms": percentile(rt, 99) * 1000, "items_per_s": {}}
     for n in clients:
         out["items_per_s"][n] = await throughput(url, size, n, per_client, MODEL)
     return out
