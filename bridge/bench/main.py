@@ -38,7 +38,7 @@ async def _served(device: str, batching: bool, size: int, runs: int, clients: in
     bridge = BridgeProcess(device, batching)
     try:
         await bridge.wait_ready()
-        out = {"throughput": await throughput(bridge.url, size, clients, per_client)}
+        out: dict[str, float | list[float]] = {"throughput": await throughput(bridge.url, size, clients, per_client)}
         if batching:
             out["round_trips"] = await round_trips(bridge.url, size, runs)
         return out

@@ -372,10 +372,10 @@ def _element_sizes(d: bytes) -> list[tuple[int, int]]:
 
 
 def _set_size(rng: random.Random, d: bytes, sizes: Callable[[int, int], list[int]]) -> bytes:
-    d = bytearray(_as_bundle(d))
-    offset, size = rng.choice(_element_sizes(bytes(d)))
-    struct.pack_into(">i", d, offset, rng.choice(sizes(size, len(d))))
-    return bytes(d)
+    out = bytearray(_as_bundle(d))
+    offset, size = rng.choice(_element_sizes(bytes(out)))
+    struct.pack_into(">i", out, offset, rng.choice(sizes(size, len(out))))
+    return bytes(out)
 
 
 def _first_message(d: bytes) -> tuple[bytes, bool]:
@@ -1077,16 +1077,21 @@ class WsFuzzer(_Fuzzer):
 
     door = "ws"
 
+    def __init__(self, server: ServerUnderTest, seed: int, every: int, max_restarts: int):
+        super().__init__(server, seed, every, max_restarts)
+        # kept across reconnects: the run's totals
+        self.violations: Counter[str] = Counter()
+        self.examples: list[str] = []
+        self.answer_types: Counter[str] = Counter()
+        self.ws: Any = None
+
     def connect(self) -> None:
-        if getattr(self, "ws", None) is not None:
+        if self.ws is not None:
             self.ws.close()
             self.counts["reconnects"] += 1
         self.ws = _ws_open(self.server.url)
-        self.violations: Counter[str] = getattr(self, "violations", Counter())
-        self.examples: list[str] = getattr(self, "examples", [])
         self.ledger = Ledger(self.violations, self.examples)
         self.items: list[str] = []
-        self.answer_types: Counter[str] = getattr(self, "answer_types", Counter())
         self.ws.send(json.dumps({"type": "hello", "id": "fuzz-hello", "protocol": 1, "client": "ganbridge-fuzz"}))
         welcome = json.loads(self.ws.recv(timeout=HANG_S))
         self.limit = int(welcome.get("limits", {}).get("max_message_bytes", 1 << 20))

@@ -209,7 +209,10 @@ class ServeCluster:
         in 2.60; the controller client's serve details are what its REST API returns."""
         from ray.serve.context import _get_global_client
 
-        details = _get_global_client().get_serve_details()
+        client = _get_global_client()
+        if client is None:  # not connected to Serve: nothing is deployed that we could read
+            return {}
+        details = client.get_serve_details()
         return {
             name: _deployment_settings(next(iter(app["deployments"].values()))["deployment_config"])
             for name, app in details.get("applications", {}).items()

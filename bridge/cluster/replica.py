@@ -66,7 +66,7 @@ def bind_serve_grpc_to_loopback() -> bool:
             address = f"{host}:{address.removeprefix('[::]:')}"
         return original(server, address)
 
-    serve_replica.add_port_to_grpc_server = add_port
+    serve_replica.add_port_to_grpc_server = add_port  # pyright: ignore[reportPrivateImportUsage]  (a private Ray API, see above)
     return True
 
 
@@ -101,8 +101,9 @@ class GeneratorReplica:
 
     def reconfigure(self, config: dict) -> None:
         """Serve's user_config: batching knobs can change without restarting replicas."""
-        self.render.set_max_batch_size(int(config["max_batch_size"]))
-        self.render.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
+        # serve.batch adds these setters to the method at run time; its type does not show them
+        self.render.set_max_batch_size(int(config["max_batch_size"]))  # pyright: ignore[reportAttributeAccessIssue]
+        self.render.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))  # pyright: ignore[reportAttributeAccessIssue]
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005, batch_size_fn=_item_count)
     async def render(self, calls: list[list[RenderRequest]]) -> list[list[Output | RenderFailure]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -245,7 +245,8 @@ class Error(BaseModel):
 
 
 REPLIES = (Welcome, GeneratorsReply, Accepted, Progress, Result, Done, Ack, Cancelled, ItemReply, Error)
-_reply_adapter: TypeAdapter = TypeAdapter(Annotated[Union[REPLIES], Field(discriminator="type")])  # noqa: UP007
+Reply = Welcome | GeneratorsReply | Accepted | Progress | Result | Done | Ack | Cancelled | ItemReply | Error
+_reply_adapter: TypeAdapter = TypeAdapter(Annotated[Reply, Field(discriminator="type")])
 
 
 def validate_reply(msg: dict) -> BaseModel:
