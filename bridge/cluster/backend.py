@@ -60,7 +60,6 @@ class RayGateway:
         self._generation = 0  # which child a call went to, so a late timeout kills only its own
         self._down_until = 0.0
         self._down_reason = ""
-        self.starts = 0
 
     @property
     def address(self) -> str:
@@ -104,7 +103,6 @@ class RayGateway:
         parent.send(self.settings)
         self._proc, self._conn = proc, parent
         self._generation += 1
-        self.starts += 1
         threading.Thread(target=self._read, args=(parent, self._generation), name="ray-reader", daemon=True).start()
         t0 = time.monotonic()
         tag, value = self._call("connect", None, self.settings.ray_timeout_s, what="connect")
@@ -212,7 +210,6 @@ class RayExecutor:
 
     def __init__(self, gateway: RayGateway):
         self.gateway = gateway
-        self.retries = 0  # items retried after a replica died under them
         self._status: tuple[float, dict[str, Any]] = (0.0, {})
 
     def run(self, generator: Generator, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Output]:
@@ -248,7 +245,6 @@ class RayExecutor:
             # A replica died under these calls (Serve replaces it) or an app vanished (the next
             # start redeploys it): try those once more.
             log.warning("%d call(s) lost (%s); retrying once", len(lost), answers[lost[0]][1])
-            self.retries += len(lost)
             if any(answers[i][0] == "missing" for i in lost):
                 gw.stop("an application was missing on the cluster; redeploying")
             again = self._render([names[i] for i in lost], [batches[i] for i in lost], retry=False)
@@ -273,12 +269,6 @@ class RayExecutor:
         states = value if tag == "ok" else {"apps": {}, "gpus_per_replica": None}
         self._status = (time.monotonic(), states)
         return states
-
-    def replica_info(self, name: str) -> dict[str, Any]:
-        tag, value = self.gateway.call("describe", name)
-        if tag != "ok":
-            raise BackendUnavailable(value)
-        return value
 
     def describe(self, generator: Generator) -> dict[str, Any]:
         status = self.status()

@@ -304,8 +304,6 @@ class Gateway:
             self.loop.create_task(self.blocking(call, self._deploy, payload))
         elif op == "status":
             self.loop.create_task(self.blocking(call, self._status))
-        elif op == "describe":
-            self.loop.create_task(self._describe(call, payload))
         else:
             self.reply(call, "error", f"unknown op {op!r}")
 
@@ -317,12 +315,6 @@ class Gateway:
     def _status(self) -> dict[str, Any]:
         apps = {n: asdict(s) for n, s in self.cluster.status().items()}
         return {"apps": apps, "gpus_per_replica": self.cluster.gpus_per_replica()}
-
-    async def _describe(self, call: int, name: str) -> None:
-        try:
-            self.reply(call, "ok", await self.handle(name).describe.remote())
-        except Exception as e:
-            self.reply(call, "error", f"{type(e).__name__}: {e}")
 
     def read(self) -> None:
         """Pipe -> event loop; the parent closing the pipe (or dying) ends this process."""
