@@ -4,11 +4,13 @@ Blender: the extension's sources plus the shared protocol client, the pure-Pytho
 in `wheels/`, built and then validated by the extension CLI that ships inside Blender (or bpy).
 Krita: a zip for Tools > Scripts > Import Python Plugin from File: `ganbridge.desktop`,
 `ganbridge.action` and the `ganbridge/` package with the shared modules and websockets (unpacked from
-the same wheel into `ganbridge/vendor/`, since Krita has no way to install wheels).
+its pure-Python wheel into `ganbridge/vendor/`, since Krita has no way to install wheels). That
+websockets is the pinned `KRITA_WEBSOCKETS`, not the installed one: some Krita builds bundle Python 3.10.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.resources
 import importlib.util
 import os
@@ -27,6 +29,17 @@ from ganbridge import __version__
 # Pure-Python modules under plugins/client that every plugin bundles.
 SHARED_MODULES = ("ganbridge_client.py", "ganbridge_schema.py")
 
+# The websockets the Krita plugin vendors. Some of Krita's own release builds bundle Python 3.10,
+# and websockets 17 requires Python >= 3.11; 16.1.1 is the newest release whose Requires-Python
+# (>=3.10) admits 3.10, and its sync client has everything ganbridge_client uses (`connect(...,
+# proxy=None)` needs 15.0 or newer). tests/plugins/test_plugin_python.py checks both claims on the
+# built zip, and the real-Krita tests run the plugin on this version. Blender bundles Python 3.11 and
+# keeps the installed websockets, the version the rest of the test suite runs against.
+KRITA_WEBSOCKETS = "16.1.1"
+KRITA_PYTHON = "3.10"
+# Blender 4.2 to 5.0 bundle Python 3.11: the pip download of the installed version is made for it.
+BLENDER_PYTHON = "3.11"
+
 
 class BuildError(Exception):
     """The build cannot go on; the message says what to do."""
@@ -40,24 +53,26 @@ def plugin_source(name: str) -> Path:
     return folder
 
 
-def websockets_wheel(wheel: Path | None = None) -> Path:
-    """The pure-Python websockets wheel to bundle: the one given, else the cached or downloaded one
-    matching the installed version (the version the tests ran against)."""
+def websockets_wheel(wheel: Path | None = None, version: str | None = None, python: str = BLENDER_PYTHON) -> Path:
+    """The pure-Python websockets wheel to bundle for a host whose Python is `python` (major.minor):
+    the one given, else the cached or downloaded wheel of `version` (default: the installed version,
+    the one the tests ran against)."""
     if wheel is not None:
         if not wheel.is_file() or not re.match(r"websockets-[\d.]+-py3-none-any\.whl$", wheel.name):
             raise BuildError(f"{wheel} is not a websockets-X-py3-none-any.whl file")
+        _check_requires_python(wheel, python)
         return wheel
-    import websockets
-
-    version = websockets.__version__
+    if version is None:
+        version = importlib.metadata.version("websockets")
     cache = Path(platformdirs.user_cache_dir("ganbridge")) / "wheels"
     found = cache / f"websockets-{version}-py3-none-any.whl"
     if found.is_file():
         return found
     cache.mkdir(parents=True, exist_ok=True)
+    # --python-version makes pip refuse a release whose Requires-Python excludes the host's Python.
     cmd = [
         sys.executable, "-m", "pip", "download", f"websockets=={version}", "--no-deps", "--only-binary=:all:",
-        "--platform", "any", "--implementation", "py", "--python-version", "3.11", "-d", str(cache), "-q",
+        "--platform", "any", "--implementation", "py", "--python-version", python, "-d", str(cache), "-q",
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not found.is_file():
@@ -66,6 +81,41 @@ def websockets_wheel(wheel: Path | None = None) -> Path:
             "download websockets-*-py3-none-any.whl yourself and pass --wheel FILE"
         )
     return found
+
+
+def wheel_requires_python(wheel: Path) -> str:
+    """The Requires-Python of a wheel's METADATA ("" when it declares none)."""
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            names = [n for n in z.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)]
+            metadata = z.read(names[0]).decode("utf-8", "replace") if len(names) == 1 else None
+    except zipfile.BadZipFile:
+        metadata = None
+    if metadata is None:
+        raise BuildError(f"{wheel} is not a wheel: no single .dist-info/METADATA in a readable zip")
+    # Header fields end at the first blank line; the long description after it is free text.
+    for line in metadata.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "requires-python":
+            return value.strip()
+    return ""
+
+
+def _check_requires_python(wheel: Path, python: str) -> None:
+    """A wheel given with --wheel must run on the host's Python, or the plugin fails on import there."""
+    # packaging is installed with mido (a dependency of ganbridge); imported here as only this needs it.
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    requires = wheel_requires_python(wheel)
+    try:
+        ok = SpecifierSet(requires).contains(python)
+    except InvalidSpecifier:
+        raise BuildError(f"{wheel} declares an unreadable Requires-Python {requires!r}") from None
+    if not ok:
+        raise BuildError(
+            f"{wheel.name} requires Python {requires}, but this plugin must run on the host's Python {python}; "
+            "pass an older websockets wheel, or leave out --wheel for the tested default"
+        )
 
 
 def blender_ext_command(blender_ext: Path | None = None) -> list[str]:
@@ -99,7 +149,7 @@ def _manifest(template: str, version: str, wheel_name: str) -> str:
 def build_blender(out_dir: Path, wheel: Path | None = None, blender_ext: Path | None = None) -> Path:
     """Build and validate the extension zip; returns its path."""
     command = blender_ext_command(blender_ext)
-    wheel = websockets_wheel(wheel)
+    wheel = websockets_wheel(wheel, python=BLENDER_PYTHON)
     source = plugin_source("blender")
     shared = [plugin_source("client") / name for name in SHARED_MODULES]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +180,7 @@ def _run(cmd: list[str], what: str) -> None:
 
 def build_krita(out_dir: Path, wheel: Path | None = None) -> Path:
     """Build the importable Krita plugin zip; returns its path."""
-    wheel = websockets_wheel(wheel)
+    wheel = websockets_wheel(wheel, KRITA_WEBSOCKETS, KRITA_PYTHON)
     source = plugin_source("krita")
     package = source / "ganbridge"
     out_dir.mkdir(parents=True, exist_ok=True)
