@@ -177,7 +177,7 @@ def test_protocol_through_the_ray_backend(protocol_test, ray_ws):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"backend": "cloud"}, "not one of local, ray"),
+        ({"backend": "cloud"}, "must be one of local, ray"),
         ({"backend": "ray", "ray_min_replicas": "3", "ray_max_replicas": "2"}, "ray_min_replicas"),
         ({"backend": "ray", "ray_timeout_s": "0"}, "ray_timeout_s"),
     ],
