@@ -91,11 +91,11 @@ def test_play_of_an_unknown_or_non_music_item(bridge, dump):
 
 
 def test_osc_address_map_covers_every_address_the_door_handles():
-    from ganbridge.doors.osc import OscDoor
+    from ganbridge.doors.osc_mapping import OscMapping
 
     spec = json.loads((ROOT / "plugins" / "daw" / "osc_map.json").read_text())
     mapped = {a["address"] for a in spec["to_bridge"]}
-    handled = {"/ganbridge/" + n[len("_osc_") :] for n in dir(OscDoor) if n.startswith("_osc_")}
+    handled = set(OscMapping.addresses())
     assert mapped == handled
 
 
