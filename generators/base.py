@@ -3,19 +3,26 @@
 A generator turns (params, latent) pairs into encoded outputs. Latents are dicts of named
 standard-normal numpy arrays, so the latent operations (perturb, slerp, steering) work on
 every generator without knowing what the parts mean.
+
+This module and what it imports are torch-free: the bridge's core imports it to describe
+generators, and only loading a model imports torch.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel
 
-from ganbridge.generators.checkpoint import CheckpointError, CheckpointRef
+from ganbridge.generators.checkpoint import CheckpointError, CheckpointRef, LoadedNetwork
+
+if TYPE_CHECKING:
+    import torch
 
 Latent = dict[str, np.ndarray]
 
@@ -49,6 +56,18 @@ def seeded_rng(seed: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(seed))
 
 
+def draw_latent(shapes: Mapping[str, tuple[int, ...]], rng: np.random.Generator) -> Latent:
+    """A latent of standard-normal float32 parts, drawn from `rng` in the order of `shapes`."""
+    return {key: rng.standard_normal(shape).astype(np.float32) for key, shape in shapes.items()}
+
+
+def one_of(values: Sequence[str]) -> Any:
+    """The type of a params field whose values are known only at run time (the installed models,
+    their categories or voices): a Literal of them, so the schema lists them as an enum. Typed Any
+    because a static checker can only spell a Literal of values written in the source."""
+    return Literal[tuple(values)]
+
+
 def each_alone(
     sample: Callable[..., np.ndarray], latents: Sequence[Latent], *per_item: Sequence, **shared: Any
 ) -> np.ndarray:
@@ -64,48 +83,65 @@ def each_alone(
     return np.concatenate(parts)
 
 
-class Generator(ABC):
+class ModelParams(BaseModel):
+    """Params of a generator over several trained models: `model` names the one to use. Each
+    adapter narrows it, in the schema it builds, to an enum of the installed models."""
+
+    model: str
+
+
+Params = TypeVar("Params", bound=BaseModel)
+ModelSetParams = TypeVar("ModelSetParams", bound=ModelParams)
+Network = TypeVar("Network", bound="torch.nn.Module")
+
+
+class Generator(ABC, Generic[Params]):
+    """A kind's bridge adapter. `Params` is the static params class; `params_model` is the (often
+    dynamic) subclass of it that validates requests and gives clients their schema."""
+
     name: str
     kind: str
     description: str
     outputs: list[str]
-    params_model: type[BaseModel]
+    params_model: type[Params]
 
     @abstractmethod
     def checkpoints(self) -> list[CheckpointRef]:
         """Installed checkpoints; the first is the default."""
 
     @abstractmethod
-    def checkpoint_for(self, params: BaseModel) -> CheckpointRef: ...
+    def checkpoint_for(self, params: Params) -> CheckpointRef: ...
 
     @abstractmethod
-    def latent_shapes(self, params: BaseModel) -> dict[str, tuple[int, ...]]: ...
+    def latent_shapes(self, params: Params) -> dict[str, tuple[int, ...]]: ...
 
-    def random_latent(self, params: BaseModel, seed: int) -> Latent:
-        rng = seeded_rng(seed)
-        return {
-            key: rng.standard_normal(shape).astype(np.float32)
-            for key, shape in sorted(self.latent_shapes(params).items())
-        }
+    def random_latent(self, params: Params, seed: int) -> Latent:
+        # Parts in sorted order: the same seed gives the same latent whatever order a kind lists them.
+        return draw_latent(dict(sorted(self.latent_shapes(params).items())), seeded_rng(seed))
 
     @abstractmethod
-    def batch_key(self, params: BaseModel) -> Hashable:
+    def batch_key(self, params: Params) -> Hashable:
         """Requests whose keys are equal may run as one device call."""
 
     @abstractmethod
-    def render(self, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Output]:
+    def render(self, params: Sequence[Params], latents: Sequence[Latent]) -> list[Output]:
         """Run one batch (all with the same batch_key) and encode the outputs."""
 
-    def max_batch(self, params: BaseModel) -> int:
+    def max_batch(self, params: Params) -> int:
         return 16
 
-    def cost(self, params: BaseModel) -> Cost:
+    def cost(self, params: Params) -> Cost:
         """One item's cost; a generator without a budgeted unit costs one item."""
         return Cost("items", 1, "one item")
 
-    def preflight(self, params: BaseModel) -> None:
+    def preflight(self, params: Params) -> None:
         """Raise Unavailable when these (valid) params need something this machine lacks, so the
         request fails at once with a clear message instead of in the worker."""
+        return None
+
+    def configure(self, *, soundfont: Path | None = None) -> None:
+        """Take the bridge's settings that concern rendering (the General MIDI soundfont for WAV
+        output); each generator keeps those it uses, and the default uses none."""
         return None
 
     @property
@@ -126,11 +162,13 @@ class Generator(ABC):
         }
 
 
-class ModelSetGenerator(Generator):
-    """A generator over one or more trained models (`LoadedX` records with `ref` and `net`), one
-    of which each request picks with its `model` param."""
+class ModelSetGenerator(Generator[ModelSetParams], Generic[ModelSetParams, Network]):
+    """A generator over one or more trained models of one network class, one of which each
+    request picks with its `model` param."""
 
-    def _set_models(self, models: Sequence[Any], device: str) -> None:
+    models: dict[str, LoadedNetwork[Network]]
+
+    def _set_models(self, models: Sequence[LoadedNetwork[Network]], device: str) -> None:
         if not models:
             raise CheckpointError(f"no {self.kind} weights installed")
         self._device = device
@@ -143,5 +181,5 @@ class ModelSetGenerator(Generator):
     def checkpoints(self) -> list[CheckpointRef]:
         return [m.ref for m in self.models.values()]
 
-    def checkpoint_for(self, params: BaseModel) -> CheckpointRef:
+    def checkpoint_for(self, params: ModelSetParams) -> CheckpointRef:
         return self.models[params.model].ref

@@ -3,6 +3,10 @@
 A checkpoint is never unpickled. Before handing a file to safetensors we check that it
 starts like a safetensors file (an 8-byte header length followed by a JSON header), so a
 pickle renamed to `.safetensors` is refused with a clear message instead of a parser error.
+
+The bridge's core imports this module (through generators/base.py) without loading a model, so
+torch and safetensors.torch are imported only inside the functions that read or write tensors:
+the core, the CLI's help and the clients' protocol stay torch-free.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-import torch
-from safetensors.torch import load_file, save_file
+if TYPE_CHECKING:
+    import torch
+
+Network = TypeVar("Network", bound="torch.nn.Module")
 
 
 class CheckpointError(ValueError):
@@ -30,6 +37,15 @@ class CheckpointRef:
 
     def as_dict(self) -> dict[str, str]:
         return {"name": self.name, "sha256": self.sha256}
+
+
+@dataclass
+class LoadedNetwork(Generic[Network]):
+    """A network loaded for serving, with its model card and where it came from."""
+
+    ref: CheckpointRef
+    card: dict
+    net: Network
 
 
 def file_sha256(path: Path) -> str:
@@ -58,11 +74,15 @@ def check_safetensors(path: Path) -> None:
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
     check_safetensors(path)
     return load_file(str(path), device="cpu")
 
 
 def save_weights(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata)
@@ -84,9 +104,9 @@ def write_card(weights: Path, card: dict) -> None:
     card_path(weights).write_text(json.dumps(card, indent=2) + "\n")
 
 
-def load_model(path: Path, kind: str, build: Callable[[dict], torch.nn.Module], device: str = "cpu"):
-    """A model card of `kind` and its weights -> (network in eval mode on `device`, card, ref).
-    `build` makes the untrained network from the card's config."""
+def load_model(path: Path, kind: str, build: Callable[[dict], Network], device: str = "cpu") -> LoadedNetwork[Network]:
+    """A model card of `kind` and its weights -> the network in eval mode on `device`, with its
+    card and ref. `build` makes the untrained network from the card's config."""
     card = read_card(path)
     if card.get("kind") != kind:
         raise CheckpointError(f"{path.name}: model card kind is {card.get('kind')!r}, not {kind!r}")
@@ -96,4 +116,4 @@ def load_model(path: Path, kind: str, build: Callable[[dict], torch.nn.Module], 
     except RuntimeError as e:
         raise CheckpointError(f"{path.name}: weights do not match the model card config: {e}") from e
     net.eval().to(device)
-    return net, card, CheckpointRef(name=path.stem, path=path, sha256=file_sha256(path))
+    return LoadedNetwork(ref=CheckpointRef(name=path.stem, path=path, sha256=file_sha256(path)), card=card, net=net)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ganbridge.generators.base import Latent
+from ganbridge.generators.base import Latent, draw_latent
 
 
 def _typical(v: np.ndarray) -> np.ndarray:
@@ -68,7 +68,7 @@ def steer(
     n_around = count - n_fresh - n_cross
 
     def fresh() -> Latent:
-        return {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+        return draw_latent(shapes, rng)
 
     def centre(key: str, shape: tuple[int, ...]) -> np.ndarray | None:
         good = [z[key] for z in liked if z[key].shape == shape]

@@ -95,7 +95,7 @@ class GeneratorReplica:
             path.with_suffix(".json").write_bytes(card)
             self.generator = build_generator(kind, [load_model_file(kind, path, device)], device)
         if options.get("soundfont"):
-            self.generator.soundfont = Path(options["soundfont"])
+            self.generator.configure(soundfont=Path(options["soundfont"]))
         self.batch_sizes: Counter[int] = Counter()
         self.render_seconds = 0.0
 

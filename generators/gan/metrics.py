@@ -1,8 +1,8 @@
 """Quality figures that need no downloaded network: sliced Wasserstein distance on patches.
 
-For textures we compare the distribution of small patches (as in the Progressive GAN paper's
-SWD, at one scale): generated images vs the exemplar, next to exemplar vs exemplar (the floor
-that sampling noise alone gives) and an untrained generator vs exemplar (the ceiling).
+`sliced_wasserstein` is the distance every kind's evaluation uses (image/evaluate.py on Laplacian
+pyramid levels); `patch_swd` compares the distribution of small patches at one scale, as
+texture/evaluate.py does against the exemplar.
 """
 
 from __future__ import annotations
@@ -21,13 +21,17 @@ def random_patches(images: list[np.ndarray], count: int, size: int, rng: np.rand
     return np.asarray(out, dtype=np.float64)
 
 
-def sliced_wasserstein(a: np.ndarray, b: np.ndarray, projections: int, rng: np.random.Generator) -> float:
-    """Mean over random unit directions of the 1-D Wasserstein distance of the projections."""
-    dirs = rng.standard_normal((a.shape[1], projections))
-    dirs /= np.linalg.norm(dirs, axis=0, keepdims=True)
-    pa = np.sort(a @ dirs, axis=0)
-    pb = np.sort(b @ dirs, axis=0)
-    return float(np.abs(pa - pb).mean())
+def sliced_wasserstein(
+    a: np.ndarray, b: np.ndarray, projections: int, rng: np.random.Generator, repeats: int = 1
+) -> float:
+    """Mean over random unit directions of the 1-D Wasserstein distance of the projections of two
+    equally large samples (rows); `repeats` draws of `projections` directions each, averaged."""
+    total = 0.0
+    for _ in range(repeats):
+        dirs = rng.standard_normal((a.shape[1], projections))
+        dirs /= np.linalg.norm(dirs, axis=0, keepdims=True)
+        total += float(np.abs(np.sort(a @ dirs, axis=0) - np.sort(b @ dirs, axis=0)).mean())
+    return total / repeats
 
 
 def patch_swd(

@@ -1,30 +1,54 @@
-"""What every GAN training loop here shares: the EMA generator, resumable safetensors state, the
-step loop with its progress bar, and the log of runs that goes into the model card.
+"""What every GAN training loop here shares: seeding, the EMA generator, resumable safetensors
+state, the step loop with its progress bar, sample and loss pictures, and the log of runs and the
+loss figures that go into the model card.
 
-A trainer subclasses `GanTrainer`, builds `G`, `D`, `G_ema`, `opt_g`, `opt_d`, `gen` (the torch
-generator all training randomness comes from) and `s` (settings with out, name, steps, ema,
-sample_every, save_every, snapshots, config), and writes `train_step`, `write_samples` and
-`export(folder=None)`. With `snapshots` on, the EMA generator is also exported at every sample step
-to `OUT/snapshots/step_N/`: GAN quality is not monotone in steps, so the best step is chosen by
+A trainer subclasses `GanTrainer[Settings, Network, Critic]`, calls `__init__` first (it seeds
+everything, so the networks must be built after it), hands its networks to `set_networks`, builds
+`opt_g` and `opt_d`, and writes `train_step`, `save_samples` and `export(metrics=None,
+folder=None)`. With `snapshots` on, the EMA generator is also exported at every sample step to
+`OUT/snapshots/step_N/`: GAN quality is not monotone in steps, so the best step is chosen by
 evaluating the snapshots, not assumed to be the last.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import reprlib
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from ganbridge.generators.checkpoint import load_weights, save_weights
+from ganbridge.generators.gan.plots import loss_plot
 
-MODULES = ("G", "D", "E")  # state prefixes: generator, discriminator, EMA generator
 OPTIMIZERS = ("opt_g", "opt_d")
+
+
+class TrainSettings(Protocol):
+    """What the shared loop reads from a kind's settings."""
+
+    out: Path
+    name: str
+    steps: int
+    ema: float
+    sample_every: int
+    save_every: int
+    snapshots: bool
+    seed: int
+    device: str
+    config: Any  # the network's config: to_dict() and from_dict()
+
+
+Settings = TypeVar("Settings", bound=TrainSettings)
+Network = TypeVar("Network", bound=torch.nn.Module)
+Critic = TypeVar("Critic", bound=torch.nn.Module)
 
 
 def flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -50,31 +74,42 @@ def restore_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, me
     opt.load_state_dict(sd)
 
 
-class GanTrainer:
-    label = "gan"
-    s: Any
-    G: torch.nn.Module
-    D: torch.nn.Module
-    G_ema: torch.nn.Module
+class GanTrainer(Generic[Settings, Network, Critic]):
+    kind = "gan"  # the kind's name: on the progress bar and in the weights' metadata
+    G: Network
+    D: Critic
+    G_ema: Network
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
-    gen: torch.Generator
 
-    def __init__(self, command: str):
+    def __init__(self, settings: Settings, command: str):
+        self.s = settings
         self.command = command
+        # The global RNG initialises the networks' weights; `gen` draws all training randomness
+        # and is saved with the state, so a resumed run continues the same stream.
+        torch.manual_seed(settings.seed)
+        self.gen = torch.Generator().manual_seed(settings.seed)
+        self.device = torch.device(settings.device)
         self.step = 0
         self.history: list[dict] = []
         self.runs: list[dict] = []  # earlier runs of this training (resumes), from the saved state
         self.run_started = time.perf_counter()
         self.run_from = 0
 
+    def set_networks(self, generator: Network, critic: Critic) -> None:
+        """The networks to train; the EMA generator starts as a copy of the generator."""
+        self.G, self.D = generator, critic
+        self.G_ema = copy.deepcopy(generator).eval().requires_grad_(False)
+
     def train_step(self) -> dict:
         raise NotImplementedError
 
-    def write_samples(self) -> None:
+    def save_samples(self, stem: Path) -> None:
+        """Write samples of the EMA generator as STEM.png (and any other files as STEM_*)."""
         raise NotImplementedError
 
-    def export(self) -> Path:
+    def export(self, metrics: dict | None = None, folder: Path | None = None) -> Path:
+        """Write the EMA generator and its model card (with `metrics` too) to FOLDER (default: out)."""
         raise NotImplementedError
 
     # --- state ---------------------------------------------------------------------------------
@@ -84,6 +119,7 @@ class GanTrainer:
         return self.s.out / "state" / "train_state.safetensors"
 
     def _modules(self) -> dict[str, torch.nn.Module]:
+        """The networks by their prefix in the saved state (E: the EMA generator)."""
         return {"G": self.G, "D": self.D, "E": self.G_ema}
 
     def save_state(self) -> None:
@@ -144,7 +180,7 @@ class GanTrainer:
             print(f"resumed at step {self.step}", file=sys.stderr)
         self.run_started = time.perf_counter()
         self.run_from = self.step
-        bar = tqdm(total=self.s.steps, initial=self.step, desc=f"{self.label} {self.s.name}", unit="step")
+        bar = tqdm(total=self.s.steps, initial=self.step, desc=f"{self.kind} {self.s.name}", unit="step")
         while self.step < self.s.steps:
             record = self.train_step()
             self.step += 1
@@ -159,6 +195,29 @@ class GanTrainer:
                 self.save_state()
         bar.close()
         return self.export()
+
+    def write_samples(self) -> None:
+        """This step's samples to OUT/samples/step_N.png (and beside it), the losses to OUT/loss.png."""
+        folder = self.s.out / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.save_samples(folder / f"step_{self.step:06d}")
+        loss_plot(self.history).save(self.s.out / "loss.png")
+
+    # --- the exported model --------------------------------------------------------------------
+
+    def save_generator(self, folder: Path | None) -> Path:
+        """The EMA generator's weights to FOLDER (default: out) as NAME.safetensors; returns the path."""
+        weights = (folder or self.s.out) / f"{self.s.name}.safetensors"
+        save_weights(weights, self.G_ema.state_dict(), {"kind": self.kind})
+        return weights
+
+    def loss_means(self) -> dict[str, float]:
+        """The mean losses of the last 100 steps (NaN before the first), for the card's metrics."""
+        tail = self.history[-100:] or [{"loss_d": math.nan, "loss_g": math.nan}]
+        return {
+            "final_loss_d_mean100": round(float(np.mean([h["loss_d"] for h in tail])), 4),
+            "final_loss_g_mean100": round(float(np.mean([h["loss_g"] for h in tail])), 4),
+        }
 
     def all_runs(self) -> list[dict]:
         """Earlier runs plus this one (command, steps, seconds), for the state and the card."""

@@ -3,46 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import ConfigDict, Field, create_model
 
-from ganbridge.generators.base import Cost, Latent, ModelSetGenerator, Output, each_alone
-from ganbridge.generators.image.model import ANY, MAX_SIZE, NATIVE, LoadedImageNetwork
+from ganbridge.generators.base import Cost, Latent, ModelParams, ModelSetGenerator, Output, each_alone, one_of
+from ganbridge.generators.image.model import ANY, MAX_SIZE, NATIVE, ImageNetwork, LoadedImageNetwork
 from ganbridge.generators.pixels import encode_png
 
 
-def image_params_model(models: list[str], classes: list[str]) -> type[BaseModel]:
-    fields = {
-        "model": (Literal[tuple(models)], Field(models[0], title="Model", description="Which trained image model")),
-        "seed": (int | None, Field(None, ge=0, le=2**31 - 1, title="Seed", description="Empty: random")),
-        "truncation": (
-            float,
-            Field(1.0, ge=0.1, le=1.0, title="Truncation", description="Lower: more typical, less varied"),
-        ),
-        "size": (int, Field(256, ge=NATIVE, le=MAX_SIZE, title="Size", description="Output pixels (upscaled from 64)")),
-        "upscale": (
-            Literal["nearest", "lanczos"],
-            Field("nearest", title="Upscale", description="Nearest keeps hard pixels (pixel art); Lanczos smooths"),
-        ),
-        "background": (
-            str,
-            Field(
-                "transparent",
-                pattern=r"^(transparent|#[0-9a-fA-F]{6})$",
-                title="Background",
-                description="transparent, or a colour like #ffffff",
-            ),
-        ),
+class ImageParams(ModelParams):
+    """An image request. `image_params_model` gives `model` its schema and adds `category` for
+    installed models with categories; without any, a request has no category field at all."""
+
+    model_config = ConfigDict(extra="forbid", title="Image parameters")
+
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, title="Seed", description="Empty: random")
+    truncation: float = Field(1.0, ge=0.1, le=1.0, title="Truncation", description="Lower: more typical, less varied")
+    size: int = Field(256, ge=NATIVE, le=MAX_SIZE, title="Size", description="Output pixels (upscaled from 64)")
+    upscale: Literal["nearest", "lanczos"] = Field(
+        "nearest", title="Upscale", description="Nearest keeps hard pixels (pixel art); Lanczos smooths"
+    )
+    background: str = Field(
+        "transparent",
+        pattern=r"^(transparent|#[0-9a-fA-F]{6})$",
+        title="Background",
+        description="transparent, or a colour like #ffffff",
+    )
+
+
+def image_params_model(models: list[str], classes: list[str]) -> type[ImageParams]:
+    fields: dict[str, Any] = {
+        "model": (one_of(models), Field(models[0], title="Model", description="Which trained image model")),
     }
     if classes:
         fields["category"] = (
-            Literal[tuple([ANY, *classes])],
+            one_of([ANY, *classes]),
             Field(ANY, title="Category", description="What kind of image (any: the model picks)"),
         )
-    return create_model("ImageParams", __config__=ConfigDict(extra="forbid", title="Image parameters"), **fields)
+    return create_model("ImageParams", __base__=ImageParams, **fields)
 
 
 def finish(pixels: np.ndarray, size: int, upscale: str, background: str) -> np.ndarray:
@@ -57,7 +58,7 @@ def finish(pixels: np.ndarray, size: int, upscale: str, background: str) -> np.n
     return np.asarray(img)
 
 
-class ImageGenerator(ModelSetGenerator):
+class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
     """Sprites, icons and glyphs from small-data GANs; one or more trained models."""
 
     name = "image"
@@ -69,21 +70,20 @@ class ImageGenerator(ModelSetGenerator):
         self._set_models(models, device)
         classes = sorted({c for m in self.models.values() for c in m.net.config.classes})
         self.params_model = image_params_model(list(self.models), classes)
-        self.z_dim = {m.net.config.z_dim for m in self.models.values()}
 
-    def latent_shapes(self, params: BaseModel) -> dict[str, tuple[int, ...]]:
+    def latent_shapes(self, params: ImageParams) -> dict[str, tuple[int, ...]]:
         return {"z": (self.models[params.model].net.config.z_dim,), "class": (1,)}
 
-    def batch_key(self, params: BaseModel) -> Hashable:
+    def batch_key(self, params: ImageParams) -> Hashable:
         return params.model
 
-    def max_batch(self, params: BaseModel) -> int:
+    def max_batch(self, params: ImageParams) -> int:
         return 32
 
-    def cost(self, params: BaseModel) -> Cost:
+    def cost(self, params: ImageParams) -> Cost:
         return Cost("pixels", params.size * params.size, f"{params.size}x{params.size}")
 
-    def _label(self, params: BaseModel, latent: Latent) -> int:
+    def _label(self, params: ImageParams, latent: Latent) -> int:
         """The class index: the requested category, or (for "any") one drawn from the latent, so
         that "any" stays reproducible from the recipe."""
         classes = self.models[params.model].net.config.classes
@@ -97,7 +97,7 @@ class ImageGenerator(ModelSetGenerator):
         u = 0.5 * (1 + float(np.tanh(latent["class"][0] * 0.8)))  # a standard normal -> (0, 1), smooth
         return min(len(classes) - 1, int(u * len(classes)))
 
-    def render(self, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Output]:
+    def render(self, params: Sequence[ImageParams], latents: Sequence[Latent]) -> list[Output]:
         model = self.models[params[0].model]
         labels = [self._label(p, z) for p, z in zip(params, latents)]
         # One item at a time: a batched pass can move a pixel by one level (see each_alone).
@@ -105,7 +105,7 @@ class ImageGenerator(ModelSetGenerator):
         outputs = []
         for p, img, label in zip(params, images, labels):
             pixels = finish(img, p.size, p.upscale, p.background)
-            extra = {"width": p.size, "height": p.size}
+            extra: dict[str, Any] = {"width": p.size, "height": p.size}
             if model.net.config.classes:
                 extra["category"] = model.net.config.classes[label]
             outputs.append(Output(data=encode_png(pixels), format="png", mime="image/png", extra=extra))

@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ganbridge.generators.image.model import (
-    NATIVE,
-)
+from ganbridge.generators.image.model import NATIVE
 from ganbridge.generators.pixels import IMAGE_SUFFIXES
 
 HOLDOUT_EVERY = 10
@@ -109,6 +107,3 @@ def is_grayscale(images: np.ndarray) -> bool:
     are ignored: their colour is never seen)."""
     ink = images[images[..., 3] > 0][:, :3]
     return bool((ink[:, 0] == ink[:, 1]).all() and (ink[:, 1] == ink[:, 2]).all())
-
-
-# --- DiffAugment (Zhao et al. 2020), the same random transform for real and fake batches -------

@@ -42,12 +42,21 @@ def fetch_tarball(dest: Path) -> Path:
     return found[-1]
 
 
+def read_member(tar: tarfile.TarFile, member: str | tarfile.TarInfo) -> bytes:
+    """A file's bytes from the package tarball."""
+    f = tar.extractfile(member)
+    if f is None:  # a directory or a link: a broken or different package
+        name = member if isinstance(member, str) else member.name
+        raise RuntimeError(f"{name} in the {EMOJI_PACKAGE} tarball is not a file")
+    return f.read()
+
+
 def prepare_emoji(out: Path, tarball: Path | None = None) -> dict:
     """Write OUT/<category>/<name>.png plus ATTRIBUTION.txt and dataset.json; return the summary."""
     with tempfile.TemporaryDirectory() as tmp:
         tgz = tarball or fetch_tarball(Path(tmp))
         with tarfile.open(tgz) as tar:
-            catalogue = json.load(tar.extractfile("package/emoji.json"))
+            catalogue = json.loads(read_member(tar, "package/emoji.json"))
             members = {m.name: m for m in tar.getmembers() if m.name.startswith("package/img/twitter/64/")}
             counts: dict[str, int] = {}
             out.mkdir(parents=True, exist_ok=True)
@@ -59,7 +68,7 @@ def prepare_emoji(out: Path, tarball: Path | None = None) -> dict:
                 folder = out / slug(category)
                 folder.mkdir(exist_ok=True)
                 name = slug(entry.get("short_name") or entry["image"].rsplit(".", 1)[0]) + ".png"
-                (folder / name).write_bytes(tar.extractfile(member).read())
+                (folder / name).write_bytes(read_member(tar, member))
                 counts[slug(category)] = counts.get(slug(category), 0) + 1
     summary = {
         "source": f"npm:{EMOJI_PACKAGE}",

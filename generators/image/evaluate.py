@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ganbridge.generators.gan.metrics import sliced_wasserstein
 from ganbridge.generators.image.model import ImageNetwork, to_uint8_rgba
 
 
@@ -57,15 +58,6 @@ def _patches(level: np.ndarray, per_image: int, size: int, rng: np.random.Genera
     return np.asarray(out)
 
 
-def _swd(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, directions: int = 256, repeats: int = 4) -> float:
-    total = 0.0
-    for _ in range(repeats):
-        d = rng.standard_normal((a.shape[1], directions))
-        d /= np.linalg.norm(d, axis=0, keepdims=True)
-        total += float(np.abs(np.sort(a @ d, axis=0) - np.sort(b @ d, axis=0)).mean())
-    return total / repeats
-
-
 def pyramid_swd(a_images: np.ndarray, b_images: np.ndarray, patches: int = 8192, size: int = 7, seed: int = 0) -> dict:
     """SWD x1000 per pyramid level (64, 32, 16 px) and the mean; both sets uint8 RGBA."""
     rng = np.random.default_rng(seed)
@@ -83,7 +75,7 @@ def pyramid_swd(a_images: np.ndarray, b_images: np.ndarray, patches: int = 8192,
         mean, std = both.mean(axis=(0, 1)), both.std(axis=(0, 1)) + 1e-8
         na = ((pa.reshape(-1, size * size, channels) - mean) / std).reshape(len(pa), -1)
         nb = ((pb.reshape(-1, size * size, channels) - mean) / std).reshape(len(pb), -1)
-        out[f"{la.shape[1]}px"] = round(1000 * _swd(na, nb, rng), 2)
+        out[f"{la.shape[1]}px"] = round(1000 * sliced_wasserstein(na, nb, 256, rng, repeats=4), 2)
     out["mean"] = round(float(np.mean(list(out.values()))), 2)
     return out
 
@@ -132,6 +124,20 @@ def nearest_train_distance(images: np.ndarray, train: np.ndarray) -> np.ndarray:
     a = _premultiplied(images).reshape(len(images), -1) * 255
     b = _premultiplied(train).reshape(len(train), -1) * 255
     return _pairwise(a, b).min(axis=1) / np.sqrt(a.shape[1])
+
+
+def copy_check(fake: np.ndarray, held_out: np.ndarray, train: np.ndarray) -> dict:
+    """How close samples sit to their nearest training image, next to how close held-out images do."""
+    copy_fake = nearest_train_distance(fake, train)
+    copy_held = nearest_train_distance(held_out, train)
+    return {
+        "median_nn_distance_generated": round(float(np.median(copy_fake)), 2),
+        "median_nn_distance_held_out": round(float(np.median(copy_held)), 2),
+        "share_generated_closer_than_5pct_of_held_out": round(
+            float((copy_fake < np.percentile(copy_held, 5)).mean()), 3
+        ),
+        "note": "RMS pixel distance (0-255) to the nearest training image; copies would sit far below held-out",
+    }
 
 
 def generate(
@@ -206,7 +212,6 @@ def evaluate(
     floor = train[rng.permutation(len(train))[: min(n, len(train))]]
     features = PixelFeatures(train)
     ref = features(held_out)
-    labelled = fake_labels is not None and train_labels is not None and held_out_labels is not None
     rows = {}
     for name, images in (("generated", fake), ("real_train (floor)", floor), ("untrained (ceiling)", untrained)):
         rows[name] = {
@@ -216,26 +221,21 @@ def evaluate(
     # Spread and class agreement of real images: the held-out ones in their own categories (a
     # training image would find itself among its neighbours). A mean pairwise distance does not grow
     # with n, so about 10 held-out images per category stand fairly against about 16 samples.
-    own = {
-        "generated": (features(fake), fake_labels),
-        "real_train (floor)": (ref, held_out_labels),
-        "untrained (ceiling)": (features(untrained), fake_labels),
-    }
-    train_features = features(train) if labelled else None
-    for name, (feats, labels) in own.items():
-        rows[name]["spread"] = within_class_spread(feats, labels if labelled else None)
-        if labelled:
-            rows[name]["class_agreement"] = class_agreement(train_features, train_labels, feats, labels)
-    copy_fake = nearest_train_distance(fake[:300], train)
-    copy_held = nearest_train_distance(held_out, train)
-    rows["copy_check"] = {
-        "median_nn_distance_generated": round(float(np.median(copy_fake)), 2),
-        "median_nn_distance_held_out": round(float(np.median(copy_held)), 2),
-        "share_generated_closer_than_5pct_of_held_out": round(
-            float((copy_fake < np.percentile(copy_held, 5)).mean()), 3
-        ),
-        "note": "RMS pixel distance (0-255) to the nearest training image; copies would sit far below held-out",
-    }
+    own = {"generated": features(fake), "real_train (floor)": ref, "untrained (ceiling)": features(untrained)}
+    if fake_labels is None or train_labels is None or held_out_labels is None:
+        for name, feats in own.items():
+            rows[name]["spread"] = within_class_spread(feats)
+    else:
+        train_features = features(train)
+        own_labels = {
+            "generated": fake_labels,
+            "real_train (floor)": held_out_labels,
+            "untrained (ceiling)": fake_labels,
+        }
+        for name, feats in own.items():
+            rows[name]["spread"] = within_class_spread(feats, own_labels[name])
+            rows[name]["class_agreement"] = class_agreement(train_features, train_labels, feats, own_labels[name])
+    rows["copy_check"] = copy_check(fake[:300], held_out, train)
     rows["setup"] = {
         "samples": n, "held_out": len(held_out), "train": len(train),
         "features": "PCA(64) of 32x32 premultiplied RGBA fitted on the training images", "k": 3,

@@ -91,7 +91,7 @@ def find_faces(dirs: list[Path], chars: str) -> tuple[list[Face], list[str]]:
     return sorted(faces.values(), key=lambda f: f.name), skipped
 
 
-def _ink_box(font: ImageFont.FreeTypeFont, chars: str) -> tuple[int, int, int]:
+def _ink_box(font: ImageFont.FreeTypeFont, chars: str) -> tuple[float, float, float]:
     """The widest glyph and the furthest ink above and below the baseline, in pixels."""
     boxes = [font.getbbox(c, anchor="ls") for c in chars]
     return max(b[2] - b[0] for b in boxes), -min(b[1] for b in boxes), max(b[3] for b in boxes)

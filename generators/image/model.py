@@ -1,9 +1,10 @@
 """A small-data image GAN for sprites, icons and glyphs: 64x64 RGBA, optionally class-conditional.
 
-DCGAN-shaped generator (a linear layer to 4x4, then four upsample + conv stages) and a spectrally
-normalised discriminator with a projection head for the class. Training (hinge loss, DiffAugment,
-EMA generator) is in image_train.py. Images are premultiplied RGBA in [-1, 1]: transparent pixels
-are all -1, so the generator never has to invent colours nobody sees.
+The generator network is DCGAN-shaped: a linear layer to 4x4, then four upsample + conv stages.
+Its critic (spectrally normalised, with a projection head for the class) and training (hinge loss,
+DiffAugment, EMA generator) are in train.py, the bridge adapter in adapter.py. Images are
+premultiplied RGBA in [-1, 1]: transparent pixels are all -1, so the generator never has to invent
+colours nobody sees.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbridge.generators.base import Latent
-from ganbridge.generators.checkpoint import CheckpointRef, load_model
+from ganbridge.generators.checkpoint import LoadedNetwork, load_model
 
 NATIVE = 64
 MAX_SIZE = 1024
 ANY = "any"
-MINIBATCH_GROUP = 4
+MINIBATCH_GROUP = 4  # images per group of the critic's minibatch spread (train.py)
 
 
 @dataclass
@@ -113,27 +114,8 @@ def from_uint8_rgba(images: np.ndarray) -> torch.Tensor:
     return torch.cat([rgb, x[:, 3:4]], dim=1) * 2 - 1
 
 
-def minibatch_std(x: torch.Tensor, group: int = MINIBATCH_GROUP) -> torch.Tensor:
-    """Append the spread of features across a small group of images (Karras et al., ProGAN) as one
-    more channel, so the critic can see a generator that makes the same image for every z.
-    Image i is in group i % (n / group size); a conditional batch lays out its labels so that each
-    group shares one class (see `grouped_labels`), else a generator making one image per class
-    would still look varied."""
-    n, c, h, w = x.shape
-    g = min(group, n)
-    while n % g:
-        g -= 1
-    std = x.view(g, -1, c, h, w).std(dim=0, unbiased=False).mean(dim=(1, 2, 3))  # (n/g,)
-    return torch.cat([x, std.repeat(g).view(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
-
-
-@dataclass
-class LoadedImageNetwork:
-    ref: CheckpointRef
-    card: dict
-    net: ImageNetwork
+LoadedImageNetwork = LoadedNetwork[ImageNetwork]
 
 
 def load_image_network(path: Path, device: str = "cpu") -> LoadedImageNetwork:
-    net, card, ref = load_model(path, "image", lambda c: ImageNetwork(ImageConfig.from_dict(c)), device)
-    return LoadedImageNetwork(ref=ref, card=card, net=net)
+    return load_model(path, "image", lambda c: ImageNetwork(ImageConfig.from_dict(c)), device)

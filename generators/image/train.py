@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import math
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ganbridge.generators.checkpoint import save_weights, write_card
+from ganbridge.generators.checkpoint import write_card
+from ganbridge.generators.gan.critic import minibatch_spread
 from ganbridge.generators.gan.losses import mode_seeking_penalty
+from ganbridge.generators.gan.plots import image_grid
 from ganbridge.generators.gan.trainer import GanTrainer
 from ganbridge.generators.image.data import ImageData, load_folder
 from ganbridge.generators.image.model import (
@@ -23,10 +23,18 @@ from ganbridge.generators.image.model import (
     ImageConfig,
     ImageNetwork,
     from_uint8_rgba,
-    minibatch_std,
     stage_widths,
     to_uint8_rgba,
 )
+
+
+def minibatch_std(x: torch.Tensor, group: int = MINIBATCH_GROUP) -> torch.Tensor:
+    """Feature maps (N, C, H, W) with the minibatch spread (gan/critic.py) as one more channel.
+    Image i is in group i % (n / group size); a conditional batch lays out its labels so that each
+    group shares one class (see `grouped_labels`), else a generator making one image per class
+    would still look varied."""
+    n, _, h, w = x.shape
+    return torch.cat([x, minibatch_spread(x, group).view(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
 
 
 class ImageCritic(nn.Module):
@@ -52,22 +60,18 @@ class ImageCritic(nn.Module):
         """The critic's score and, for a model with categories, its logits for each image's category."""
         h = minibatch_std(self.features(x)).sum(dim=(2, 3))
         out = self.head(h).squeeze(1)
-        if self.project is None:
+        if self.project is None or self.classify is None:
             return out, None
         return out + (self.project(labels) * h).sum(dim=1), self.classify(h)
 
-    def embedding(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled features, the space the precision/recall metric works in."""
-        return self.features(x).mean(dim=(2, 3))
 
-
-# --- the bridge generator ---------------------------------------------------------------------
+# --- DiffAugment (Zhao et al. 2020): colour, translation and cutout, on real and fake batches ----
 
 
 def diff_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     n = x.shape[0]
 
-    def rand(*shape):
+    def rand(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=gen).to(x.device)
 
     rgb, alpha = x[:, :3], x[:, 3:]
@@ -139,32 +143,26 @@ class ImageTrainSettings:
     config: ImageConfig = field(default_factory=ImageConfig)
 
 
-class ImageTrainer(GanTrainer):
-    label = "image"
+class ImageTrainer(GanTrainer[ImageTrainSettings, ImageNetwork, ImageCritic]):
+    kind = "image"
 
     def __init__(self, settings: ImageTrainSettings, command: str, data: ImageData | None = None):
-        super().__init__(command)
-        self.s = settings
+        super().__init__(settings, command)
         self.data = data or load_folder(settings.data, settings.config.size, settings.use_classes)
         self.s.config.classes = list(self.data.classes)
         self.s.config.grayscale = self.data.grayscale
-        torch.manual_seed(settings.seed)
-        self.gen = torch.Generator().manual_seed(settings.seed)
-        self.device = torch.device(settings.device)
         # channels_last: oneDNN's convolutions run ~18% faster per step on this machine's CPUs.
         cl = torch.channels_last
         self.real = from_uint8_rgba(self.data.train).contiguous(memory_format=cl)
         self.labels = torch.from_numpy(self.data.train_labels)
         self.by_class = [torch.nonzero(self.labels == c).flatten() for c in range(len(self.data.classes))]
-        self.G = ImageNetwork(settings.config).to(self.device, memory_format=cl)
-        self.D = ImageCritic(settings.config).to(self.device, memory_format=cl)
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        # Module.to takes memory_format (documented), but torch's overloads leave it out.
+        self.set_networks(
+            ImageNetwork(settings.config).to(self.device, memory_format=cl),  # pyright: ignore[reportCallIssue]
+            ImageCritic(settings.config).to(self.device, memory_format=cl),  # pyright: ignore[reportCallIssue]
+        )
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=settings.lr_g, betas=(0.0, 0.99))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=settings.lr_d, betas=(0.0, 0.99))
-        fixed = torch.Generator().manual_seed(1234)
-        self.fixed_z = torch.randn(32, settings.config.z_dim, generator=fixed)
-        n_cls = max(1, len(self.data.classes))
-        self.fixed_y = torch.arange(32) % n_cls
 
     @property
     def conditional(self) -> bool:
@@ -194,9 +192,9 @@ class ImageTrainer(GanTrainer):
             fake = self.G(z, y)
         real_score, real_logits = self.D.judge(diff_augment(real, self.gen), real_y)
         loss_d = F.relu(1 - real_score).mean() + F.relu(1 + self.D(diff_augment(fake, self.gen), y)).mean()
-        if self.conditional and self.s.class_loss:
-            # The classifier learns categories from real images only, so fakes cannot teach it wrong ones.
-            loss_d = loss_d + self.s.class_loss * F.cross_entropy(real_logits, real_y)
+        # The classifier learns categories from real images only, so fakes cannot teach it wrong ones.
+        if (class_loss := self._class_loss(real_logits, real_y)) is not None:
+            loss_d = loss_d + class_loss
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
@@ -204,8 +202,8 @@ class ImageTrainer(GanTrainer):
         fake = self.G(z, y)
         fake_score, fake_logits = self.D.judge(diff_augment(fake, self.gen), y)
         loss_g = -fake_score.mean()
-        if self.conditional and self.s.class_loss:
-            loss_g = loss_g + self.s.class_loss * F.cross_entropy(fake_logits, y)
+        if (class_loss := self._class_loss(fake_logits, y)) is not None:
+            loss_g = loss_g + class_loss
         if self.conditional and self.s.mode_seeking:
             loss_g = loss_g + self.s.mode_seeking * mode_seeking_penalty(fake, z, self.s.batch // MINIBATCH_GROUP)
         self.opt_g.zero_grad(set_to_none=True)
@@ -214,26 +212,25 @@ class ImageTrainer(GanTrainer):
         self.update_ema()
         return {"step": self.step, "loss_d": round(loss_d.item(), 4), "loss_g": round(loss_g.item(), 4)}
 
+    def _class_loss(self, logits: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """The auxiliary classifier's weighted loss; None for a model without categories, or with it off."""
+        if logits is None or labels is None or not self.s.class_loss:
+            return None
+        return self.s.class_loss * F.cross_entropy(logits, labels)
+
     def samples(self, n: int = 32, seed: int = 1234) -> np.ndarray:
+        """n images of the EMA generator from fixed latents, the categories in turn."""
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.s.config.z_dim, generator=g)
         y = (torch.arange(n) % max(1, len(self.data.classes))) if self.conditional else None
         with torch.no_grad():
             return to_uint8_rgba(self.G_ema(z.to(self.device), None if y is None else y.to(self.device)))
 
-    def write_samples(self) -> None:
-        from ganbridge.generators.gan.plots import image_grid, loss_plot
-
-        d = self.s.out / "samples"
-        d.mkdir(parents=True, exist_ok=True)
-        image_grid(list(self.samples()), columns=8).save(d / f"step_{self.step:06d}.png")
-        loss_plot(self.history).save(self.s.out / "loss.png")
+    def save_samples(self, stem: Path) -> None:
+        image_grid(list(self.samples()), columns=8).save(stem.with_suffix(".png"))
 
     def export(self, metrics: dict | None = None, folder: Path | None = None) -> Path:
-        weights = (folder or self.s.out) / f"{self.s.name}.safetensors"
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        save_weights(weights, self.G_ema.state_dict(), {"kind": "image"})
-        tail = self.history[-100:] or [{"loss_d": math.nan, "loss_g": math.nan}]
+        weights = self.save_generator(folder)
         card = {
             "kind": "image",
             "name": self.s.name,
@@ -255,11 +252,7 @@ class ImageTrainer(GanTrainer):
                 "machine": f"{platform.machine()} torch {torch.__version__} {torch.get_num_threads()} threads",
                 "runs": self.all_runs(),
             },  # fmt: skip
-            "metrics": {
-                "final_loss_d_mean100": round(float(np.mean([h["loss_d"] for h in tail])), 4),
-                "final_loss_g_mean100": round(float(np.mean([h["loss_g"] for h in tail])), 4),
-                **(metrics or {}),
-            },
+            "metrics": {**self.loss_means(), **(metrics or {})},
         }
         write_card(weights, card)
         return weights

@@ -5,13 +5,21 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import ConfigDict, Field, create_model, field_validator
 
-from ganbridge.generators.base import Cost, Latent, ModelSetGenerator, Output, each_alone
+from ganbridge.generators.base import Cost, Latent, ModelParams, ModelSetGenerator, Output, each_alone, one_of
 from ganbridge.generators.checkpoint import CheckpointError
-from ganbridge.generators.music.model import AUTO, KEYS, MAX_BARS, MODES, LoadedMusicNetwork, latent_shapes
+from ganbridge.generators.music.model import (
+    AUTO,
+    KEYS,
+    MAX_BARS,
+    MODES,
+    LoadedMusicNetwork,
+    MusicNetwork,
+    latent_shapes,
+)
 from ganbridge.generators.music.notes import (
     Note,
     decode_roll,
@@ -22,38 +30,68 @@ from ganbridge.generators.music.notes import (
     transpose_to,
 )
 
+# The key names are built from the tonics and modes, which a static Literal cannot spell; pydantic
+# reads the annotation at run time (so the schema has the enum), a type checker sees a str.
+if TYPE_CHECKING:
+    KeyName = str
+else:
+    KeyName = Literal[(AUTO, *KEYS)]
 
-def music_params_model(models: list[str], track_names: Sequence[str]) -> type[BaseModel]:
-    tracks = Literal[tuple(track_names)]
-    n = len(track_names)
 
-    def unique_tracks(value: list[str]) -> list[str]:
+class MusicParams(ModelParams):
+    """A music request. `music_params_model` gives `model`, `tracks` and `program` their schema,
+    which depends on the installed models (their names and voices)."""
+
+    model_config = ConfigDict(extra="forbid", title="Music parameters")
+
+    bars: int = Field(4, ge=1, le=MAX_BARS, title="Bars", description="Length in 4/4 bars")
+    tempo: float = Field(90.0, ge=30, le=240, title="Tempo", description="Beats (quarter notes) per minute")
+    key: KeyName = Field(AUTO, title="Key", description="Transpose to this tonic and mode; auto: as generated")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, title="Seed", description="Empty: random")
+    temperature: float = Field(
+        1.0, ge=0.0, le=1.5, title="Temperature", description="Latent scale: lower is more typical"
+    )
+    density: float = Field(
+        0.5, ge=0.0, le=1.0, title="Density", description="Higher keeps less certain notes (more notes)"
+    )
+    tracks: list[str]
+    program: list[int]
+    format: Literal["mid", "wav"] = Field(
+        "mid", title="Format", description="mid: a MIDI file; wav: audio rendered by FluidSynth"
+    )
+
+    @field_validator("tracks")
+    @classmethod
+    def check_tracks(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
             raise ValueError("each track may be named once")
         return value
 
-    fields = {
-        "model": (Literal[tuple(models)], Field(models[0], title="Model", description="Which trained music model")),
-        "bars": (int, Field(4, ge=1, le=MAX_BARS, title="Bars", description="Length in 4/4 bars")),
-        "tempo": (float, Field(90.0, ge=30, le=240, title="Tempo", description="Beats (quarter notes) per minute")),
-        "key": (
-            Literal[(AUTO, *KEYS)],
-            Field(AUTO, title="Key", description="Transpose to this tonic and mode; auto: as generated"),
-        ),
-        "seed": (int | None, Field(None, ge=0, le=2**31 - 1, title="Seed", description="Empty: random")),
-        "temperature": (
-            float,
-            Field(1.0, ge=0.0, le=1.5, title="Temperature", description="Latent scale: lower is more typical"),
-        ),
-        "density": (
-            float,
-            Field(0.5, ge=0.0, le=1.0, title="Density", description="Higher keeps less certain notes (more notes)"),
-        ),
-        "tracks": (
-            list[tracks],
+    @field_validator("program")
+    @classmethod
+    def check_program(cls, value: list[int]) -> list[int]:
+        bad = [p for p in value if not 0 <= p <= 127]
+        if bad:
+            raise ValueError(f"General MIDI programs are 0-127, not {bad}")
+        return value
+
+
+def _list_of(item: Any) -> Any:
+    """`list[item]` of a run-time item type (see `one_of`)."""
+    return list[item]
+
+
+def music_params_model(models: list[str], track_names: Sequence[str]) -> type[MusicParams]:
+    n = len(track_names)
+    return create_model(
+        "MusicParams",
+        __base__=MusicParams,
+        model=(one_of(models), Field(models[0], title="Model", description="Which trained music model")),
+        tracks=(
+            _list_of(one_of(track_names)),
             Field(list(track_names), min_length=1, max_length=n, title="Tracks", description="Voices to output"),
         ),
-        "program": (
+        program=(
             list[int],
             Field(
                 [0] * n,
@@ -63,28 +101,7 @@ def music_params_model(models: list[str], track_names: Sequence[str]) -> type[Ba
                 description=f"General MIDI program (0-127) for each of {', '.join(track_names)}",
             ),
         ),
-        "format": (
-            Literal["mid", "wav"],
-            Field("mid", title="Format", description="mid: a MIDI file; wav: audio rendered by FluidSynth"),
-        ),
-    }
-    validators = {
-        "check_tracks": field_validator("tracks")(unique_tracks),
-        "check_program": field_validator("program")(_check_programs),
-    }
-    return create_model(
-        "MusicParams",
-        __config__=ConfigDict(extra="forbid", title="Music parameters"),
-        __validators__=validators,
-        **fields,
     )
-
-
-def _check_programs(value: list[int]) -> list[int]:
-    bad = [p for p in value if not 0 <= p <= 127]
-    if bad:
-        raise ValueError(f"General MIDI programs are 0-127, not {bad}")
-    return value
 
 
 @dataclass
@@ -95,7 +112,7 @@ class Piece:
     key: str
 
 
-class MusicGenerator(ModelSetGenerator):
+class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
     """Four-part harmony (soprano, alto, tenor, bass) as MIDI files, note lists or audio."""
 
     name = "music"
@@ -112,26 +129,29 @@ class MusicGenerator(ModelSetGenerator):
         self.soundfont: Path | None = None  # the bridge's soundfont setting, for WAV output
         self.params_model = music_params_model(list(self.models), first.tracks)
 
-    def latent_shapes(self, params: BaseModel) -> dict[str, tuple[int, ...]]:
+    def configure(self, *, soundfont: Path | None = None) -> None:
+        self.soundfont = soundfont
+
+    def latent_shapes(self, params: MusicParams) -> dict[str, tuple[int, ...]]:
         return latent_shapes(self.models[params.model].net.config, params.bars)
 
-    def batch_key(self, params: BaseModel) -> Hashable:
+    def batch_key(self, params: MusicParams) -> Hashable:
         return (params.model, params.bars)
 
-    def max_batch(self, params: BaseModel) -> int:
+    def max_batch(self, params: MusicParams) -> int:
         return 32
 
-    def cost(self, params: BaseModel) -> Cost:
+    def cost(self, params: MusicParams) -> Cost:
         return Cost("bars", params.bars, f"{params.bars} bar{'s' * (params.bars > 1)}")
 
     @staticmethod
-    def mode_of(params: BaseModel, latent: Latent) -> int:
+    def mode_of(params: MusicParams, latent: Latent) -> int:
         """The requested mode, or for key=auto one drawn from the latent (reproducible)."""
         if params.key != AUTO:
             return MODES.index(params.key.split()[1])
         return int(latent["mode"][0] > 0)
 
-    def pieces(self, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Piece]:
+    def pieces(self, params: Sequence[MusicParams], latents: Sequence[Latent]) -> list[Piece]:
         model = self.models[params[0].model]
         modes = [self.mode_of(p, z) for p, z in zip(params, latents)]
         # One item at a time: a batched pass can flip a note near the threshold (see each_alone).
@@ -146,14 +166,14 @@ class MusicGenerator(ModelSetGenerator):
                 out.append(Piece(transpose_to(notes, p.key)[0], p.key))
         return out
 
-    def preflight(self, params: BaseModel) -> None:
+    def preflight(self, params: MusicParams) -> None:
         if params.format == "wav":
             from ganbridge.generators.music.audio import find_fluidsynth, find_soundfont
 
             find_fluidsynth()
             find_soundfont(self.soundfont)
 
-    def render(self, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Output]:
+    def render(self, params: Sequence[MusicParams], latents: Sequence[Latent]) -> list[Output]:
         from ganbridge.generators.music.audio import render_wav
 
         outputs = []

@@ -242,7 +242,7 @@ def load_music_data(
     """The training data of `ganbridge train music`: --corpus bach or --midi-folder DIR."""
     if (corpus is None) == (folder is None):
         raise ValueError("give one of --corpus bach or --midi-folder DIR")
-    if corpus is not None:
+    if folder is None:
         if corpus != "bach":
             raise ValueError(f"unknown corpus {corpus!r}; the corpus that ships with music21 here is 'bach'")
         import music21

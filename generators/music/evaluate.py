@@ -20,9 +20,13 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
-from ganbridge.generators.music.model import STEPS_PER_BAR
-from ganbridge.generators.music.notes import Note
+from ganbridge.generators.base import draw_latent, seeded_rng
+from ganbridge.generators.gan.plots import piano_roll, roll_sheet
+from ganbridge.generators.music.data import MusicPiece
+from ganbridge.generators.music.model import STEPS_PER_BAR, MusicNetwork, latent_shapes
+from ganbridge.generators.music.notes import Note, decode_roll
 
 _MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], bool)
 _MINOR = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0], bool)  # natural minor
@@ -134,7 +138,7 @@ def target_checks(gen: dict[str, float], real: dict[str, float], tracks: int) ->
     return checks
 
 
-def real_phrases(pieces, bars: int = 4) -> list[list[Note]]:
+def real_phrases(pieces: Sequence[MusicPiece], bars: int = 4) -> list[list[Note]]:
     """Non-overlapping `bars`-bar phrases of the pieces, starting on bar lines, notes re-timed to
     the phrase and cut at its end."""
     out = []
@@ -150,28 +154,26 @@ def real_phrases(pieces, bars: int = 4) -> list[list[Note]]:
     return out
 
 
-def generated_phrases(net, n: int, bars: int = 4, seed: int = 0, threshold: float = 0.5) -> list[list[Note]]:
+def generated_phrases(
+    net: MusicNetwork, n: int, bars: int = 4, seed: int = 0, threshold: float = 0.5
+) -> list[list[Note]]:
     """n phrases from random latents, mode drawn as key=auto draws it, in batches of 64."""
-    from ganbridge.generators.base import seeded_rng
-    from ganbridge.generators.music.model import latent_shapes
-    from ganbridge.generators.music.notes import decode_roll
-
     rng = seeded_rng(seed)
     shapes = latent_shapes(net.config, bars)
     out: list[list[Note]] = []
     while len(out) < n:
         k = min(64, n - len(out))
-        latents = [{key: rng.standard_normal(s).astype(np.float32) for key, s in shapes.items()} for _ in range(k)]
+        latents = [draw_latent(shapes, rng) for _ in range(k)]
         modes = [int(z["mode"][0] > 0) for z in latents]
         probs = net.sample(latents, modes, [1.0] * k)
         out += [decode_roll(p, net.config, threshold) for p in probs]
     return out
 
 
-def evaluate(net, held_out, n: int = 1000, seed: int = 0, bars: int = 4):
+def evaluate(
+    net: MusicNetwork, held_out: Sequence[MusicPiece], n: int = 1000, seed: int = 0, bars: int = 4
+) -> tuple[dict, Image.Image]:
     """(table, sheet): metrics of n generated phrases next to the held-out pieces' phrases."""
-    from ganbridge.generators.gan.plots import piano_roll, roll_sheet
-
     config = net.config
     tracks = config.n_tracks
     real = real_phrases(held_out, bars)

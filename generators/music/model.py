@@ -7,8 +7,9 @@ all tracks and bars, one per track, one per bar shared by the tracks, and one pe
 The per-bar codes are mixed by 1-D convolutions over bars, then upsampled in time and pitch by
 2-D convolutions with the tracks as channels, so voices see each other at the note level. The
 generator is convolutional over bars: trained on 4-bar phrases, it makes 1-16 bars. It is
-conditioned on mode (major/minor); the critic is a spectrally normalised projection critic
-with a second, pitch-class (chroma) stream. Training is in music_train.py.
+conditioned on mode (major/minor). The critic (a spectrally normalised projection critic with a
+second, pitch-class (chroma) stream) and training are in train.py, the bridge adapter in adapter.py;
+`binarize` is here beside the network as the differentiable twin of notes.py's `decode_roll`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbridge.generators.base import Latent
-from ganbridge.generators.checkpoint import CheckpointRef, load_model
+from ganbridge.generators.checkpoint import LoadedNetwork, load_model
 
 STEPS_PER_BAR = 16  # 16th notes in 4/4
 STEPS_PER_BEAT = 4
@@ -135,17 +136,6 @@ class MusicNetwork(nn.Module):
         return torch.sigmoid(self.forward(z, mode)).float().cpu().numpy()
 
 
-def minibatch_spread(h: torch.Tensor, group: int = 4) -> torch.Tensor:
-    """(N, F) -> (N, 1): how much features vary within small groups of the batch (ProGAN's
-    minibatch stddev), so the critic can see a generator that plays the same phrase for every z."""
-    n = h.shape[0]
-    g = min(group, n)
-    while n % g:
-        g -= 1
-    std = h.view(g, -1, h.shape[1]).std(dim=0, unbiased=False).mean(dim=1)  # (n/g,)
-    return std.repeat(g)[:, None]
-
-
 def binarize(probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """The roll `decode_roll` reads from these probabilities, with the sigmoid's gradient (a
     straight-through estimator). The critic must judge what the musician hears: a critic shown
@@ -172,33 +162,8 @@ def binarize(probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     return hard + probs - probs.detach()
 
 
-def chroma(roll: torch.Tensor, config: MusicConfig) -> torch.Tensor:
-    """Frame channels folded to 12 pitch classes: (N, 2T, S, P) -> (N, T, S, 12)."""
-    frames = roll[:, 0::2]
-    pad = (config.low % 12, (-(config.low + config.pitches)) % 12)  # align row 0 to its pitch class
-    x = F.pad(frames, pad)
-    n, t, s, p = x.shape
-    return x.view(n, t, s, p // 12, 12).sum(dim=3)
-
-
-def bar_stats(roll: torch.Tensor) -> torch.Tensor:
-    """Per voice and bar: how many pitches sound and how many notes start, (N, 2T, bars).
-    A droning voice (one held pitch a bar) and a busy one differ plainly here, where a critic
-    pooling convolution features over time could miss it (MuseGAN's UPC, QN read the same)."""
-    n, ch, steps, p = roll.shape
-    bars = roll.view(n, ch // 2, 2, steps // STEPS_PER_BAR, STEPS_PER_BAR, p)
-    pitches = bars[:, :, 0].amax(dim=3).sum(dim=3) / 4.0
-    onsets = bars[:, :, 1].sum(dim=(3, 4)) / 4.0
-    return torch.cat([pitches, onsets], dim=1)
-
-
-@dataclass
-class LoadedMusicNetwork:
-    ref: CheckpointRef
-    card: dict
-    net: MusicNetwork
+LoadedMusicNetwork = LoadedNetwork[MusicNetwork]
 
 
 def load_music_network(path: Path, device: str = "cpu") -> LoadedMusicNetwork:
-    net, card, ref = load_model(path, "music", lambda c: MusicNetwork(MusicConfig.from_dict(c)), device)
-    return LoadedMusicNetwork(ref=ref, card=card, net=net)
+    return load_model(path, "music", lambda c: MusicNetwork(MusicConfig.from_dict(c)), device)

@@ -144,6 +144,3 @@ def note_list(notes: Sequence[Note], tracks: Sequence[int]) -> list[list]:
     in output order (the MIDI channel order)."""
     index = {t: i for i, t in enumerate(tracks)}
     return [[index[t], p, velocity_at(s), s / STEPS_PER_BEAT, n / STEPS_PER_BEAT] for t, p, s, n in notes if t in index]
-
-
-# --- the bridge generator ---------------------------------------------------------------------

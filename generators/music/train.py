@@ -12,8 +12,6 @@ projects it. State is saved as safetensors to `OUT/state/`, so a killed run resu
 
 from __future__ import annotations
 
-import copy
-import math
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ganbridge.generators.checkpoint import save_weights, write_card
+from ganbridge.generators.checkpoint import write_card
+from ganbridge.generators.gan.critic import minibatch_spread
+from ganbridge.generators.gan.losses import mode_seeking_penalty
+from ganbridge.generators.gan.plots import piano_roll, roll_sheet
 from ganbridge.generators.gan.trainer import GanTrainer
 from ganbridge.generators.music.data import MusicData, PhraseSampler
 from ganbridge.generators.music.model import (
@@ -32,13 +33,32 @@ from ganbridge.generators.music.model import (
     STEPS_PER_BAR,
     MusicConfig,
     MusicNetwork,
-    bar_stats,
     binarize,
-    chroma,
     latent_shapes,
-    minibatch_spread,
 )
-from ganbridge.generators.music.notes import decode_roll, notes_to_midi
+from ganbridge.generators.music.notes import Note, decode_roll, notes_to_midi
+
+SPREAD_GROUP = 4  # phrases per group of the critic's minibatch spread
+
+
+def chroma(roll: torch.Tensor, config: MusicConfig) -> torch.Tensor:
+    """Frame channels folded to 12 pitch classes: (N, 2T, S, P) -> (N, T, S, 12)."""
+    frames = roll[:, 0::2]
+    pad = (config.low % 12, (-(config.low + config.pitches)) % 12)  # align row 0 to its pitch class
+    x = F.pad(frames, pad)
+    n, t, s, p = x.shape
+    return x.view(n, t, s, p // 12, 12).sum(dim=3)
+
+
+def bar_stats(roll: torch.Tensor) -> torch.Tensor:
+    """Per voice and bar: how many pitches sound and how many notes start, (N, 2T, bars).
+    A droning voice (one held pitch a bar) and a busy one differ plainly here, where a critic
+    pooling convolution features over time could miss it (MuseGAN's UPC, QN read the same)."""
+    n, ch, steps, p = roll.shape
+    bars = roll.view(n, ch // 2, 2, steps // STEPS_PER_BAR, STEPS_PER_BAR, p)
+    pitches = bars[:, :, 0].amax(dim=3).sum(dim=3) / 4.0
+    onsets = bars[:, :, 1].sum(dim=(3, 4)) / 4.0
+    return torch.cat([pitches, onsets], dim=1)
 
 
 class MusicCritic(nn.Module):
@@ -73,14 +93,11 @@ class MusicCritic(nn.Module):
         if self.config.critic_bar_stats:
             parts.append(self.stats(bar_stats(roll)).mean(dim=2))
         h = torch.cat(parts, dim=1)
-        return torch.cat([h, minibatch_spread(h)], dim=1)
+        return torch.cat([h, minibatch_spread(h, SPREAD_GROUP)[:, None]], dim=1)
 
     def forward(self, roll: torch.Tensor, mode: torch.Tensor) -> torch.Tensor:
         h = self.features(roll)
         return self.head(h).squeeze(1) + (self.project(mode) * h).sum(dim=1)
-
-
-# --- rolls, notes and MIDI --------------------------------------------------------------------
 
 
 @dataclass
@@ -109,20 +126,14 @@ def random_latents(config: MusicConfig, n: int, bars: int, gen: torch.Generator)
     return {k: torch.randn(n, *s, generator=gen) for k, s in latent_shapes(config, bars).items() if k != "mode"}
 
 
-class MusicTrainer(GanTrainer):
-    label = "music"
+class MusicTrainer(GanTrainer[MusicTrainSettings, MusicNetwork, MusicCritic]):
+    kind = "music"
 
     def __init__(self, settings: MusicTrainSettings, command: str, data: MusicData):
-        super().__init__(command)
-        self.s = settings
+        super().__init__(settings, command)
         self.data = data
-        torch.manual_seed(settings.seed)
-        self.gen = torch.Generator().manual_seed(settings.seed)
-        self.device = torch.device(settings.device)
         self.sampler = PhraseSampler(data.train, settings.config, seed=settings.seed)
-        self.G = MusicNetwork(settings.config).to(self.device)
-        self.D = MusicCritic(settings.config).to(self.device)
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.set_networks(MusicNetwork(settings.config).to(self.device), MusicCritic(settings.config).to(self.device))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=settings.lr_g, betas=(0.5, 0.9))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=settings.lr_d, betas=(0.5, 0.9))
         mode_share = np.mean([p.mode for p in data.train]) if data.train else 0.5
@@ -138,7 +149,9 @@ class MusicTrainer(GanTrainer):
         probs = torch.sigmoid(self.G(z, modes))
         return binarize(probs) if self.s.straight_through else probs
 
-    def _critic_loss(self, real, real_modes, fake, modes) -> torch.Tensor:
+    def _critic_loss(
+        self, real: torch.Tensor, real_modes: torch.Tensor, fake: torch.Tensor, modes: torch.Tensor
+    ) -> torch.Tensor:
         if self.s.loss == "hinge":
             return F.relu(1 - self.D(real, real_modes)).mean() + F.relu(1 + self.D(fake, modes)).mean()
         loss = self.D(fake, modes).mean() - self.D(real, real_modes).mean()
@@ -148,26 +161,21 @@ class MusicTrainer(GanTrainer):
         (grad,) = torch.autograd.grad(self.D(mix, real_modes).sum(), mix, create_graph=True)
         return loss + self.s.gp_weight * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
-    @staticmethod
-    def _mode_seeking(z: dict[str, torch.Tensor], probs: torch.Tensor, half: int) -> torch.Tensor:
-        """MSGAN (Mao et al. 2019): outputs of two latents should differ in proportion to the
-        latents, so the generator cannot give every z of a mode the same phrase."""
-        out = (probs[:half] - probs[half : 2 * half]).abs().mean()
-        lat = sum((v[:half] - v[half : 2 * half]).abs().mean() for v in z.values()) / len(z)
-        return 1.0 / (out / lat + 1e-5)
+    def _critic_step(self) -> torch.Tensor:
+        rolls, roll_modes = self.sampler.batch(self.s.batch)
+        real = torch.from_numpy(rolls).to(self.device)
+        real_modes = torch.from_numpy(roll_modes).to(self.device)
+        z, modes = self._noise()
+        with torch.no_grad():
+            fake = self._fake(z, modes)
+        loss_d = self._critic_loss(real, real_modes, fake, modes)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        return loss_d
 
     def train_step(self) -> dict:
-        for _ in range(self.s.n_critic):
-            real, real_modes = self.sampler.batch(self.s.batch)
-            real = torch.from_numpy(real).to(self.device)
-            real_modes = torch.from_numpy(real_modes).to(self.device)
-            z, modes = self._noise()
-            with torch.no_grad():
-                fake = self._fake(z, modes)
-            loss_d = self._critic_loss(real, real_modes, fake, modes)
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.opt_d.step()
+        loss_d = [self._critic_step() for _ in range(self.s.n_critic)][-1]  # the last is logged
         z, modes = self._noise()
         half = self.s.batch // 2
         modes[half : 2 * half] = modes[:half]  # pairs with the same mode and different z
@@ -175,40 +183,37 @@ class MusicTrainer(GanTrainer):
         fake = binarize(probs) if self.s.straight_through else probs
         loss_g = -self.D(fake, modes).mean()
         if self.s.mode_seeking > 0:
-            loss_g = loss_g + self.s.mode_seeking * self._mode_seeking(z, probs, half)
+            # Phrase i is paired with i + half (an odd batch's last phrase has no pair).
+            pairs = {k: v[: 2 * half] for k, v in z.items()}
+            loss_g = loss_g + self.s.mode_seeking * mode_seeking_penalty(probs[: 2 * half], pairs, half, pooled=True)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
         self.update_ema()
         return {"step": self.step, "loss_d": round(loss_d.item(), 4), "loss_g": round(loss_g.item(), 4)}
 
-    def sample_notes(self, n: int = 8, bars: int | None = None, seed: int = 1234) -> list[list]:
+    def sample_notes(self, n: int = 8, bars: int | None = None, seed: int = 1234) -> list[list[Note]]:
         """Notes of n phrases from the EMA generator (fixed seeds, half major, half minor)."""
         c = self.s.config
-        bars = bars or c.phrase_bars
         g = torch.Generator().manual_seed(seed)
-        z = {k: v.to(self.device) for k, v in random_latents(c, n, bars, g).items()}
+        z = {k: v.to(self.device) for k, v in random_latents(c, n, bars or c.phrase_bars, g).items()}
         modes = (torch.arange(n) % 2).to(self.device)
         with torch.no_grad():
             probs = torch.sigmoid(self.G_ema(z, modes)).cpu().numpy()
         return [decode_roll(p, c, 0.5) for p in probs]
 
-    def write_samples(self) -> None:
-        from ganbridge.generators.gan.plots import loss_plot, piano_roll, roll_sheet
-
+    def save_samples(self, stem: Path) -> None:
+        """A sheet of piano rolls, and the first two phrases as MIDI files."""
         c = self.s.config
-        d = self.s.out / "samples"
-        d.mkdir(parents=True, exist_ok=True)
         phrases = self.sample_notes()
         steps = c.phrase_bars * STEPS_PER_BAR
         rolls = [piano_roll(notes, steps, c.low, c.pitches) for notes in phrases]
         label = f"step {self.step}: generated phrases (alternately {MODES[0]} and {MODES[1]})"
-        roll_sheet([(label, rolls)]).save(d / f"step_{self.step:06d}.png")
+        roll_sheet([(label, rolls)]).save(stem.with_suffix(".png"))
         tracks = list(range(c.n_tracks))
         for i, notes in enumerate(phrases[:2]):
             midi = notes_to_midi(notes, c.phrase_bars, 90.0, tracks, [0] * c.n_tracks, c.tracks)
-            (d / f"step_{self.step:06d}_{i}.mid").write_bytes(midi)
-        loss_plot(self.history).save(self.s.out / "loss.png")
+            stem.with_name(f"{stem.name}_{i}.mid").write_bytes(midi)
 
     def loss_description(self) -> str:
         s = self.s
@@ -225,10 +230,7 @@ class MusicTrainer(GanTrainer):
         )
 
     def export(self, metrics: dict | None = None, folder: Path | None = None) -> Path:
-        weights = (folder or self.s.out) / f"{self.s.name}.safetensors"
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        save_weights(weights, self.G_ema.state_dict(), {"kind": "music"})
-        tail = self.history[-100:] or [{"loss_d": math.nan, "loss_g": math.nan}]
+        weights = self.save_generator(folder)
         card = {
             "kind": "music",
             "name": self.s.name,
@@ -258,11 +260,7 @@ class MusicTrainer(GanTrainer):
                 "machine": f"{platform.machine()} torch {torch.__version__} {torch.get_num_threads()} threads",
                 "runs": self.all_runs(),
             },
-            "metrics": {
-                "final_loss_d_mean100": round(float(np.mean([h["loss_d"] for h in tail])), 4),
-                "final_loss_g_mean100": round(float(np.mean([h["loss_g"] for h in tail])), 4),
-                **(metrics or {}),
-            },
+            "metrics": {**self.loss_means(), **(metrics or {})},
         }
         write_card(weights, card)
         return weights

@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import ConfigDict, Field, create_model
 
-from ganbridge.generators.base import Cost, Latent, ModelSetGenerator, Output, each_alone
+from ganbridge.generators.base import Cost, Latent, ModelParams, ModelSetGenerator, Output, each_alone, one_of
 from ganbridge.generators.checkpoint import CheckpointError
 from ganbridge.generators.pixels import encode_png
 from ganbridge.generators.texture.maps import height_map, height_to_uint8, normal_map
-from ganbridge.generators.texture.model import LoadedTextureNetwork
+from ganbridge.generators.texture.model import LoadedTextureNetwork, TextureNetwork
 
 MAX_SIDE = 2048
 MIN_SIDE = 32
@@ -23,26 +23,39 @@ CPU_LANES = max(1, min(4, os.cpu_count() or 1))
 _LANES = ThreadPoolExecutor(max_workers=CPU_LANES, thread_name_prefix="texture-lane")
 
 
-def texture_params_model(models: list[str], stride: int) -> type[BaseModel]:
-    """The params schema plugins draw; `model` is an enum of the installed textures."""
-    side = dict(ge=MIN_SIDE, le=MAX_SIDE, multiple_of=stride)
-    return create_model(
-        "TextureParams",
-        __config__=ConfigDict(extra="forbid", title="Texture parameters"),
-        model=(Literal[tuple(models)], Field(models[0], title="Texture", description="Which trained texture")),
-        width=(int, Field(512, title="Width", description=f"Pixels, a multiple of {stride}", **side)),
-        height=(int, Field(512, title="Height", description=f"Pixels, a multiple of {stride}", **side)),
-        seed=(int | None, Field(None, ge=0, le=2**31 - 1, title="Seed", description="Empty: random")),
-        tileable=(bool, Field(True, title="Seamless", description="Wraps at its edges")),
-        temperature=(float, Field(1.0, ge=0.0, le=2.0, title="Temperature", description="Local variety")),
-        maps=(
-            list[Literal["height", "normal"]],
-            Field([], max_length=2, title="Extra maps", description="Derived height / normal maps"),
-        ),
+class TextureParams(ModelParams):
+    """A texture request. `texture_params_model` gives `model`, `width` and `height` their schema,
+    which depends on the installed models (their names and stride)."""
+
+    model_config = ConfigDict(extra="forbid", title="Texture parameters")
+
+    width: int
+    height: int
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, title="Seed", description="Empty: random")
+    tileable: bool = Field(True, title="Seamless", description="Wraps at its edges")
+    temperature: float = Field(1.0, ge=0.0, le=2.0, title="Temperature", description="Local variety")
+    maps: list[Literal["height", "normal"]] = Field(
+        [], max_length=2, title="Extra maps", description="Derived height / normal maps"
     )
 
 
-class TextureGenerator(ModelSetGenerator):
+def texture_params_model(models: list[str], stride: int) -> type[TextureParams]:
+    """The params schema plugins draw; `model` is an enum of the installed textures."""
+
+    def side(title: str) -> Any:  # a FieldInfo, which Field's stubs give the type of its default
+        description = f"Pixels, a multiple of {stride}"
+        return Field(512, title=title, description=description, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=stride)
+
+    return create_model(
+        "TextureParams",
+        __base__=TextureParams,
+        model=(one_of(models), Field(models[0], title="Texture", description="Which trained texture")),
+        width=(int, side("Width")),
+        height=(int, side("Height")),
+    )
+
+
+class TextureGenerator(ModelSetGenerator[TextureParams, TextureNetwork]):
     name = "texture"
     kind = "texture"
     description = "Seamless tileable textures (spatial GAN), any size; optional height and normal maps"
@@ -56,23 +69,23 @@ class TextureGenerator(ModelSetGenerator):
         self.stride = strides.pop()
         self.params_model = texture_params_model(list(self.models), self.stride)
 
-    def _render_size(self, params: BaseModel) -> tuple[int, int]:
+    def _render_size(self, params: TextureParams) -> tuple[int, int]:
         # A non-tileable texture is cut from a larger tileable one, so its edges do not wrap.
         margin = 0 if params.tileable else 4 * self.stride
         return params.height + margin, params.width + margin
 
-    def latent_shapes(self, params: BaseModel) -> dict[str, tuple[int, ...]]:
+    def latent_shapes(self, params: TextureParams) -> dict[str, tuple[int, ...]]:
         return self.models[params.model].net.latent_shapes(*self._render_size(params))
 
-    def batch_key(self, params: BaseModel) -> Hashable:
+    def batch_key(self, params: TextureParams) -> Hashable:
         return (params.model, *self._render_size(params))
 
-    def cost(self, params: BaseModel) -> Cost:
+    def cost(self, params: TextureParams) -> Cost:
         h, w = self._render_size(params)
         maps = f" with {len(params.maps)} map{'s' * (len(params.maps) > 1)}" if params.maps else ""
         return Cost("pixels", h * w * (1 + len(params.maps)), f"{params.width}x{params.height}{maps}")
 
-    def max_batch(self, params: BaseModel) -> int:
+    def max_batch(self, params: TextureParams) -> int:
         # On a CPU a batch runs as lanes, so it needs no more items than cores; on a GPU its items
         # run one after another (see render), a batch bounded by a pixel budget.
         if self._device == "cpu":
@@ -80,7 +93,7 @@ class TextureGenerator(ModelSetGenerator):
         h, w = self._render_size(params)
         return max(1, min(16, (4096 * 4096) // (h * w)))
 
-    def render(self, params: Sequence[BaseModel], latents: Sequence[Latent]) -> list[Output]:
+    def render(self, params: Sequence[TextureParams], latents: Sequence[Latent]) -> list[Output]:
         # On a GPU too each image is its own forward pass (see each_alone): batched in one pass,
         # its pixels moved by a level with the batch's size, and a recipe must regenerate exactly.
         if self._device != "cpu" or len(params) == 1:
@@ -97,18 +110,18 @@ class TextureGenerator(ModelSetGenerator):
         finally:
             torch.set_num_threads(threads)
 
-    def _render_each(self, params: list[BaseModel], latents: list[Latent]) -> list[Output]:
+    def _render_each(self, params: list[TextureParams], latents: list[Latent]) -> list[Output]:
         model = self.models[params[0].model]
         grey = bool(model.card["data"].get("grayscale", False))
         images = each_alone(model.net.sample, latents, [p.temperature for p in params], grayscale=grey)
         return [self._encode(p, img) for p, img in zip(params, images)]
 
-    def _encode(self, params: BaseModel, pixels: np.ndarray) -> Output:
+    def _encode(self, params: TextureParams, pixels: np.ndarray) -> Output:
         if not params.tileable:
             top = (pixels.shape[0] - params.height) // 2
             left = (pixels.shape[1] - params.width) // 2
             pixels = pixels[top : top + params.height, left : left + params.width]
-        attachments = {}
+        attachments: dict[str, bytes] = {}
         if params.maps:
             height = height_map(pixels)
             if "height" in params.maps:

@@ -1,4 +1,4 @@
-"""Tileable texture GAN in the SGAN/PSGAN line, and its bridge generator.
+"""Tileable texture GAN in the SGAN/PSGAN line: the generator network and its loader.
 
 The generator is fully convolutional: a spatial latent grid (one cell per `STRIDE` output
 pixels) is upsampled to an image of any multiple-of-stride size. The grid holds three parts,
@@ -7,6 +7,7 @@ channels (sines whose wave vectors come from the global code). Seamless tiling a
 requested size comes from three choices that together make the whole network a function on
 a torus: every convolution pads circularly, upsampling is nearest-neighbour, and the periodic
 wave vectors are rounded to whole cycles across the grid (straight-through in training).
+The bridge adapter is in adapter.py, training and its critic in train.py.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbridge.generators.base import Latent
-from ganbridge.generators.checkpoint import CheckpointRef, load_model
+from ganbridge.generators.checkpoint import LoadedNetwork, load_model
 
 
 @dataclass
@@ -130,21 +131,16 @@ class TextureNetwork(nn.Module):
         img = self(local.to(device), global_code.to(device), phase.to(device))
         if grayscale:
             img = img.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
-        img = ((img + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-        return img.permute(0, 2, 3, 1).cpu().numpy()
+        return to_pixels(img)
 
 
-# ---------------------------------------------------------------------------------------------
-# The bridge generator: params, checkpoints, batching and encoding around TextureNetwork.
+def to_pixels(images: torch.Tensor) -> np.ndarray:
+    """Images (B, C, H, W) in [-1, 1] -> uint8 (B, H, W, C)."""
+    return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-@dataclass
-class LoadedTextureNetwork:
-    ref: CheckpointRef
-    card: dict
-    net: TextureNetwork
+LoadedTextureNetwork = LoadedNetwork[TextureNetwork]
 
 
 def load_texture_network(path: Path, device: str = "cpu") -> LoadedTextureNetwork:
-    net, card, ref = load_model(path, "texture", lambda c: TextureNetwork(TextureConfig.from_dict(c)), device)
-    return LoadedTextureNetwork(ref=ref, card=card, net=net)
+    return load_model(path, "texture", lambda c: TextureNetwork(TextureConfig.from_dict(c)), device)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import math
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,12 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganbridge.generators.checkpoint import save_weights, write_card
-from ganbridge.generators.gan.metrics import patch_swd
-from ganbridge.generators.gan.plots import loss_plot, sample_sheet
+from ganbridge.generators.checkpoint import write_card
+from ganbridge.generators.gan.plots import sample_sheet
 from ganbridge.generators.gan.trainer import GanTrainer
 from ganbridge.generators.texture.data import load_exemplars, random_crops, resolve_exemplar
-from ganbridge.generators.texture.model import TextureConfig, TextureNetwork
+from ganbridge.generators.texture.evaluate import evaluate
+from ganbridge.generators.texture.model import TextureConfig, TextureNetwork, to_pixels
 
 
 @dataclass
@@ -66,24 +64,18 @@ def sample_latent(config: TextureConfig, n: int, grid: int, gen: torch.Generator
     )
 
 
-class TextureTrainer(GanTrainer):
-    label = "texture"
+class TextureTrainer(GanTrainer[TextureTrainSettings, TextureNetwork, TextureCritic]):
+    kind = "texture"
 
     def __init__(self, settings: TextureTrainSettings, command: str):
-        super().__init__(command)
-        self.s = settings
+        super().__init__(settings, command)
         paths, known_licence = resolve_exemplar(settings.image)
         self.sources = [str(p) for p in paths]
         self.licence = known_licence or settings.license
         self.images = load_exemplars(paths, settings.crop)
         # A grey exemplar makes a grey model: the generator averages its channels when sampling.
         self.grayscale = all(bool((img[0] == img[1]).all() and (img[1] == img[2]).all()) for img in self.images)
-        torch.manual_seed(settings.seed)
-        self.gen = torch.Generator().manual_seed(settings.seed)
-        self.device = torch.device(settings.device)
-        self.G = TextureNetwork(settings.config).to(self.device)
-        self.D = TextureCritic().to(self.device)
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.set_networks(TextureNetwork(settings.config).to(self.device), TextureCritic().to(self.device))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=settings.lr, betas=(0.5, 0.99))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=settings.lr, betas=(0.5, 0.99))
         self.grid = settings.crop // settings.config.stride
@@ -112,40 +104,17 @@ class TextureTrainer(GanTrainer):
         self.update_ema()
         return {"step": self.step, "loss_d": round(loss_d.item(), 4), "loss_g": round(loss_g.item(), 4)}
 
-    def write_samples(self) -> None:
+    def save_samples(self, stem: Path) -> None:
         with torch.no_grad():
             fake = self.G_ema(*[t.to(self.device) for t in self.fixed])
-        pixels = ((fake + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        exemplar = ((self.images[0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-        samples_dir = self.s.out / "samples"
-        samples_dir.mkdir(parents=True, exist_ok=True)
-        sample_sheet(exemplar, list(pixels)).save(samples_dir / f"step_{self.step:06d}.png")
-        loss_plot(self.history).save(self.s.out / "loss.png")
+        sample_sheet(self.exemplar_pixels()[0], list(to_pixels(fake))).save(stem.with_suffix(".png"))
 
-    def quality(self) -> dict:
-        """Patch SWD of the EMA generator vs the exemplar, with the real floor and untrained ceiling."""
-        side = 2 * self.s.crop
-        shapes = self.G_ema.latent_shapes(side, side)
-        rng = np.random.default_rng(99)
-        latents = [{k: rng.standard_normal(v).astype(np.float32) for k, v in shapes.items()} for _ in range(16)]
-        untrained = TextureNetwork(self.s.config).eval().to(self.device)
-        exemplar = [((img + 1) * 127.5).round().permute(1, 2, 0).numpy() for img in self.images]
-        ones = [1.0] * len(latents)
-        return {
-            "patch_swd_generated": round(
-                patch_swd(list(self.G_ema.sample(latents, ones, self.grayscale)), exemplar), 4
-            ),
-            "patch_swd_real_floor": round(patch_swd(exemplar, exemplar, seed=1), 4),
-            "patch_swd_untrained": round(patch_swd(list(untrained.sample(latents, ones, self.grayscale)), exemplar), 4),
-            "patch_swd_note": "sliced Wasserstein distance of 7x7 patches (4096 each, 128 directions) vs the "
-            "exemplar, in exemplar std units; floor = exemplar vs itself, untrained = random weights",
-        }
+    def exemplar_pixels(self) -> list[np.ndarray]:
+        """The exemplars as uint8 (H, W, 3) pixels."""
+        return [to_pixels(img[None])[0] for img in self.images]
 
-    def export(self, folder: Path | None = None) -> Path:
-        weights = (folder or self.s.out) / f"{self.s.name}.safetensors"
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        save_weights(weights, self.G_ema.state_dict(), {"kind": "texture"})
-        tail = self.history[-100:] or [{"loss_d": math.nan, "loss_g": math.nan}]
+    def export(self, metrics: dict | None = None, folder: Path | None = None) -> Path:
+        weights = self.save_generator(folder)
         card = {
             "kind": "texture",
             "name": self.s.name,
@@ -171,9 +140,9 @@ class TextureTrainer(GanTrainer):
                 "runs": self.all_runs(),
             },
             "metrics": {
-                "final_loss_d_mean100": round(float(np.mean([h["loss_d"] for h in tail])), 4),
-                "final_loss_g_mean100": round(float(np.mean([h["loss_g"] for h in tail])), 4),
-                **self.quality(),
+                **self.loss_means(),
+                **evaluate(self.G_ema, self.exemplar_pixels(), 2 * self.s.crop, self.grayscale),
+                **(metrics or {}),
             },
         }
         write_card(weights, card)

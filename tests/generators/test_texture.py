@@ -14,6 +14,8 @@ from PIL import Image
 
 from ganbridge.core.registry import load_generators
 from ganbridge.generators.checkpoint import CheckpointError, load_weights
+from ganbridge.generators.texture.data import resolve_exemplar
+from ganbridge.generators.texture.evaluate import evaluate
 from ganbridge.generators.texture.model import load_texture_network
 from ganbridge.generators.texture.train import TextureTrainer, TextureTrainSettings
 
@@ -156,6 +158,21 @@ def test_a_few_training_steps_write_loadable_weights_and_card(tmp_path):
         (0, 3, "ganbridge train texture (test)"),
         (3, 4, "resume"),
     ]
+
+
+def test_evaluation_reproduces_the_shipped_cards_figures(texture):
+    """The figures training wrote into the gravel card, recomputed from its weights and exemplar."""
+    model = texture.models["gravel"]
+    paths, _ = resolve_exemplar(model.card["data"]["source"])
+    exemplars = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    side = 2 * model.card["training"]["crop"]
+    figures = evaluate(model.net, exemplars, side, model.card["data"]["grayscale"])
+    card = model.card["metrics"]
+    for key in ("patch_swd_generated", "patch_swd_real_floor"):  # the untrained one has random weights
+        # Another machine's kernels may move a pixel by a level, and the 4th decimal with it.
+        assert figures[key] == pytest.approx(card[key], abs=2e-3), key
+    assert card["patch_swd_real_floor"] < card["patch_swd_generated"] < figures["patch_swd_untrained"]
+    assert figures["patch_swd_note"] == card["patch_swd_note"]
 
 
 def test_train_command_reports_bad_input_clearly(tmp_path):
