@@ -54,7 +54,7 @@ PROBE_HOST = "127.0.0.2"
 SLOW_S = 1.0  # an answer (a ping's pong, an input's sentinel) later than this is slow
 HANG_S = 5.0  # no pong within this: the bridge hangs
 # A bundle whose only element size is -4: python-osc's parser steps back onto the same size for
-# ever (DESIGN.md §5). Sent last, or on its own, so that everything else is measured first.
+# ever (docs/security.md). Sent last, or on its own, so that everything else is measured first.
 KILLER = bytes.fromhex("2362756e646c65000000000000000000fffffffc")
 BUNDLE = b"#bundle\x00"
 # Failures reported in full (hex and replies): every hang and crash, and the first few of each
@@ -222,10 +222,10 @@ def _osc_ping(sock: socket.socket, addr: tuple[str, int], timeout: float) -> flo
 
 
 class WireFault(ValueError):
-    """Not well-formed OSC 1.0, or a type tag the bridge does not take (DESIGN.md §3)."""
+    """Not well-formed OSC 1.0, or a type tag the bridge does not take (docs/reference/protocol.md)."""
 
 
-OSC_TAGS = frozenset("ifsTFhd")  # i, f, s, T/F per DESIGN.md; h and d too, as the door takes them
+OSC_TAGS = frozenset("ifsTFhd")  # i, f, s, T/F per the protocol; h and d too, as the door takes them
 _FIXED = {"i": (4, ">i"), "f": (4, ">f"), "h": (8, ">q"), "d": (8, ">d")}
 
 

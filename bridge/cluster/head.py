@@ -77,7 +77,7 @@ class PrivateRay:
       network address by Ray, and then the GCS, raylet, workers and agents listen on every
       interface. RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is the single-machine mode Ray uses on macOS
       and Windows: the node's address is 127.0.0.1, and Ray's gRPC servers, agents and metrics
-      endpoints then bind to loopback (measured with Ray 2.60: docs/scaling-out.md).
+      endpoints then bind to loopback (measured with Ray 2.60: docs/deploy.md).
     """
 
     PREFIX = "gbray-"

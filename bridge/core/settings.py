@@ -200,10 +200,10 @@ class Settings(BaseSettings):
         allowed="a path (~ is expanded); empty: none",
         flag="--soundfont",
     )
-    # Where generation runs: "local" (this process) or "ray" (Ray Serve replicas; see docs/scaling-out.md).
+    # Where generation runs: "local" (this process) or "ray" (Ray Serve replicas; see docs/deploy.md).
     backend: Literal["local", "ray"] = _setting(
         "local",
-        about="`local` renders in this process, `ray` on Ray Serve replicas (docs/scaling-out.md)",
+        about="`local` renders in this process, `ray` on Ray Serve replicas (docs/deploy.md)",
         flag="--backend",
     )
     ray_address: str = _setting(

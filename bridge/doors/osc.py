@@ -1,4 +1,4 @@
-"""The OSC door (UDP): DESIGN.md §3 on top of BridgeCore, as a thin transport over osc_mapping.
+"""The OSC door (UDP): the OSC address map of docs/reference/protocol.md on top of BridgeCore, as a thin transport over osc_mapping.
 
 This module only moves datagrams; bridge/doors/osc_mapping.py decides what every message means
 and what every reply says. Here are the socket, the door's own event loop thread, and the order:

@@ -3,7 +3,7 @@
 In the manner of the websockets library's sans-I/O layer, nothing here opens a socket, runs an
 event loop or starts a thread: bridge/doors/osc.py (the UDP transport) reads datagrams with
 osc_wire, hands each message in, and sends whatever comes out. Every decision of the OSC door is
-made here, with the codes and texts of docs/protocol.md (the OSC address map):
+made here, with the codes and texts of docs/reference/protocol.md (the OSC address map):
 
 - `receive(peer, address, args)` checks one message and runs it on the core (the same requests a
   WebSocket client makes); it returns the replies due at once (pong, welcome, reply_to, generator,

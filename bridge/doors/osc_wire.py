@@ -27,7 +27,7 @@ from typing import Any
 BUNDLE_TAG = b"#bundle\x00"
 MAX_DEPTH = 8  # bundles inside bundles; real senders use one level, rarely two
 MAX_MESSAGES = 64  # in one datagram, nested bundles included
-# i, f, s, T and F are what DESIGN.md promises; h (int64) and d (float64) are taken as numbers
+# i, f, s, T and F are what the protocol promises (docs/reference/protocol.md); h (int64) and d (float64) are taken as numbers
 # too, since Max and SuperCollider send them. Blobs, symbols, chars, arrays and the rest are not.
 ACCEPTED_TAGS = frozenset("ifsTFhd")
 _FIXED = {"i": (4, ">i"), "f": (4, ">f"), "h": (8, ">q"), "d": (8, ">d")}

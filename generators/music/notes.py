@@ -140,7 +140,7 @@ def velocity_at(step: int) -> int:
 
 
 def note_list(notes: Sequence[Note], tracks: Sequence[int]) -> list[list]:
-    """DESIGN.md §2 notes: [track, pitch, velocity, start_beat, length_beats], tracks renumbered
+    """The protocol's notes (docs/reference/protocol.md): [track, pitch, velocity, start_beat, length_beats], tracks renumbered
     in output order (the MIDI channel order)."""
     index = {t: i for i, t in enumerate(tracks)}
     return [[index[t], p, velocity_at(s), s / STEPS_PER_BEAT, n / STEPS_PER_BEAT] for t, p, s, n in notes if t in index]
