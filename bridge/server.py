@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import signal
+import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ganbridge.core.registry import load_generators, resolve_device
+from ganbridge.core.registry import hidden_shipped, load_generators, resolve_device
 from ganbridge.core.scheduler import JobScheduler
 from ganbridge.core.service import BridgeCore
 from ganbridge.core.settings import Settings
@@ -20,7 +24,13 @@ from ganbridge.generators.base import Generator
 log = logging.getLogger("ganbridge")
 
 
+class DoorError(OSError):
+    """A door could not listen; the message names the port and the flag that changes it."""
+
+
 def build_core(settings: Settings) -> BridgeCore:
+    for user, shipped in hidden_shipped(settings.models_dir):
+        log.info("your %s model %s hides the shipped %r (%s)", user.kind, user.path, shipped.name, shipped.path)
     if settings.backend == "ray":
         generators, scheduler = ray_scheduler(settings)
     else:
@@ -31,8 +41,8 @@ def build_core(settings: Settings) -> BridgeCore:
         )
     store = ItemStore(settings.db_path, settings.output_dir)
     scheduler.start()
-    if "music" in generators:
-        generators["music"].soundfont = settings.soundfont
+    for gen in generators.values():
+        gen.configure(soundfont=settings.soundfont)
     return BridgeCore(settings, generators, store, scheduler, midi_player(settings))
 
 
@@ -64,14 +74,16 @@ def queue_settings(settings: Settings) -> dict:
 
 def midi_player(settings: Settings) -> MidiPlayer | None:
     """The virtual MIDI port, opened now so a DAW sees it before the first play. Without a MIDI
-    system it stays closed (play then answers with the reason) and the bridge runs on."""
+    system it stays closed (play then answers with the reason) and the bridge runs on. Either
+    way the log gets one line on it (the player logs the port it opened)."""
     if settings.midi_out.lower() in ("", "none", "off"):
+        log.info("MIDI out: off (the midi_out setting); music still renders files")
         return None
     player = MidiPlayer(settings.midi_out, settings.midi_api)
     try:
         player.open()
     except MidiUnavailable as e:
-        log.warning("no MIDI output: %s", e)
+        log.warning("MIDI out: none (%s); music still renders files", e.reason)
     return player
 
 
@@ -96,8 +108,8 @@ async def start_bridge(settings: Settings, core: BridgeCore | None = None) -> Ru
     ws = WebSocketDoor(core, settings.host, settings.ws_port, settings.allowed_origins)
     osc = OscDoor(core, settings.host, settings.osc_port)
     try:
-        await ws.start()
-        await osc.start()
+        await listen(ws.start, "WebSocket", settings.host, settings.ws_port, "--ws-port")
+        await listen(osc.start, "OSC", settings.host, settings.osc_port, "--osc-port")
     except BaseException:
         await RunningBridge(core, ws, osc).stop()
         raise
@@ -106,6 +118,27 @@ async def start_bridge(settings: Settings, core: BridgeCore | None = None) -> Ru
     log.info("WebSocket: ws://%s:%d/   OSC (UDP): %s:%d", _fmt(settings.host), ws.port, settings.host, osc.port)
     log.info("outputs in %s; items and ratings in %s", settings.output_dir, settings.db_path)
     return RunningBridge(core, ws, osc)
+
+
+async def listen(start: Callable[[], Awaitable[None]], door: str, host: str, port: int, flag: str) -> None:
+    """Start a door; a port or address it cannot have is a DoorError that says what to change."""
+    try:
+        await start()
+    except OSError as e:
+        raise DoorError(bind_problem(e, door, host, port, flag)) from e
+
+
+def bind_problem(e: OSError, door: str, host: str, port: int, flag: str) -> str:
+    setting = flag.removeprefix("--").replace("-", "_")
+    if e.errno == errno.EADDRINUSE:
+        return f"{door} port {port} is in use (another bridge?); choose another with {flag} or the {setting} setting"
+    if e.errno == errno.EACCES:
+        return f"{door} port {port} needs administrator rights; choose one above 1023 with {flag}"
+    # asyncio's strerror repeats the address; the errno's own text is the short reason.
+    reason = e.strerror if isinstance(e, socket.gaierror) else os.strerror(e.errno) if e.errno else str(e)
+    if isinstance(e, socket.gaierror) or e.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host!r} ({reason}); give an address of this machine with --host"
+    return f"{door} cannot listen on {host}:{port}: {reason}"
 
 
 def _fmt(host: str) -> str:

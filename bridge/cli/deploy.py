@@ -1,6 +1,6 @@
 """`ganbridge deploy`: put the installed checkpoints on a Ray Serve cluster, show or remove them.
 
-A thin adapter over bridge/ray_gateway.ServeCluster. This command is a short-lived Ray driver
+A thin adapter over ganbridge.cluster.gateway.ServeCluster. This command is a short-lived Ray driver
 of its own, and the one place that sets the applications' replica settings: it (re)deploys
 with its options, and a running application takes them. `ganbridge serve --backend ray`
 deploys only the applications the cluster lacks and uses the others as they are.
@@ -9,14 +9,24 @@ deploys only the applications the cluster lacks and uses the others as they are.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ganbridge.cli import config, flags
+from ganbridge.cli.errors import UserError, extra_needed
+
+if TYPE_CHECKING:
+    from ganbridge.cluster.gateway import AppSpec, ServeCluster
+    from ganbridge.cluster.head import PrivateRay
+    from ganbridge.core.settings import Settings
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: flags.SubParsers) -> None:
     p = sub.add_parser("deploy", help="deploy the installed generators to a Ray Serve cluster (or show/remove them)")
     p.add_argument(
         "--ray-address", help="local, auto, HOST:6379 or ray://HOST:10001 (default: the ray_address setting)"
@@ -24,39 +34,32 @@ def add_parser(sub) -> None:
     action = p.add_mutually_exclusive_group()
     action.add_argument("--status", action="store_true", help="only show what runs on the cluster")
     action.add_argument("--delete", action="store_true", help="remove this bridge's applications from the cluster")
-    p.add_argument("--min-replicas", type=int, help="replicas per checkpoint (autoscaling lower bound)")
-    p.add_argument("--max-replicas", type=int, help="autoscaling upper bound (default: = min, no autoscaling)")
+    p.add_argument("--min-replicas", type=flags.positive_int, help="replicas per checkpoint (autoscaling lower bound)")
+    p.add_argument(
+        "--max-replicas", type=flags.positive_int, help="autoscaling upper bound (default: = min, no autoscaling)"
+    )
     p.add_argument(
         "--gpus",
-        type=float,
+        type=flags.non_negative,
         help="GPUs per replica (default: a whole GPU each when there are enough, else an equal share)",
     )
-    p.add_argument("--max-batch-size", type=int, help="Serve dynamic batching: most requests per batch")
+    p.add_argument("--max-batch-size", type=flags.positive_int, help="Serve dynamic batching: most requests per batch")
     p.add_argument("--json", help="also write the status to this JSON file")
-    p.set_defaults(func=cmd_deploy)
+    p.set_defaults(func=run)
 
 
-def _fail(msg: str) -> int:
-    print(f"ganbridge deploy: {msg}", file=sys.stderr)
-    return 1
-
-
-def cmd_deploy(args: argparse.Namespace) -> int:
-    from ganbridge.cli.main import _settings
-    from ganbridge.core.settings import ConfigError
-
-    try:
-        settings = _settings(
-            args,
-            backend="ray",
-            ray_address=args.ray_address,
-            ray_min_replicas=args.min_replicas,
-            ray_max_replicas=args.max_replicas if args.max_replicas is not None else args.min_replicas,
-            ray_num_gpus=args.gpus,
-            ray_max_batch_size=args.max_batch_size,
-        )
-    except ConfigError as e:
-        return _fail(str(e))
+def run(args: argparse.Namespace) -> int:
+    settings = config.load(
+        args,
+        backend="ray",
+        ray_address=args.ray_address,
+        ray_min_replicas=args.min_replicas,
+        ray_max_replicas=args.max_replicas if args.max_replicas is not None else args.min_replicas,
+        ray_num_gpus=args.gpus,
+        ray_max_batch_size=args.max_batch_size,
+    )
+    if importlib.util.find_spec("ray") is None:  # asked, not imported: see the private Ray below
+        raise extra_needed("ray")
     from ganbridge.cluster.head import PrivateRay
 
     # `--ray-address local` starts a private Ray for this command alone (as `serve` does): its
@@ -74,18 +77,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             private.remove()
 
 
-def _deploy_with(args: argparse.Namespace, settings, private) -> int:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        return _fail("Ray is not installed here: pip install 'ganbridge[ray]'")
+def _deploy_with(args: argparse.Namespace, settings: Settings, private: PrivateRay | None) -> int:
     from ganbridge.cluster.gateway import DeployError, ServeCluster
 
     cluster = ServeCluster(settings, private)
     try:
         cluster.connect()
-    except Exception as e:
-        return _fail(f"cannot connect to the Ray cluster at {settings.ray_address}: {e}")
+    except Exception as e:  # Ray raises many kinds here; each is a reason to show the user
+        raise UserError(f"cannot connect to the Ray cluster at {settings.ray_address}: {e}", code=1) from None
     try:
         if args.delete:
             return _delete(cluster)
@@ -96,7 +95,7 @@ def _deploy_with(args: argparse.Namespace, settings, private) -> int:
                 cluster.deploy(specs)
             except DeployError as e:
                 _remove_not_running(cluster, [s.name for s in specs])
-                return _fail(f"{e}\nremoved the applications that did not start")
+                raise UserError(f"{e}; removed the applications that did not start", code=1) from None
         report = status_report(cluster, settings.ray_timeout_s)
     finally:
         import ray
@@ -108,7 +107,7 @@ def _deploy_with(args: argparse.Namespace, settings, private) -> int:
     return 0
 
 
-def installed_specs(settings):
+def installed_specs(settings: Settings) -> list[AppSpec]:
     from ganbridge.cluster.gateway import AppSpec
     from ganbridge.core.registry import KINDS, weight_files
 
@@ -119,11 +118,12 @@ def installed_specs(settings):
     ]
 
 
-def status_report(cluster, timeout: float) -> dict:
+def status_report(cluster: ServeCluster, timeout: float) -> dict[str, Any]:
     """Every application of this prefix, with what one of its replicas says of itself."""
     from ray import serve
 
-    report = {"address": cluster.settings.ray_address, "gpus_per_replica": cluster.gpus_per_replica(), "apps": {}}
+    apps: dict[str, Any] = {}
+    report = {"address": cluster.settings.ray_address, "gpus_per_replica": cluster.gpus_per_replica(), "apps": apps}
     try:
         settings = cluster.app_settings()
     except Exception as e:  # a private API (see app_settings): the rest of the report still helps
@@ -137,11 +137,11 @@ def status_report(cluster, timeout: float) -> dict:
                 entry["replica"] = serve.get_app_handle(name).describe.remote().result(timeout_s=timeout)
             except Exception as e:
                 entry["replica"] = {"error": f"{type(e).__name__}: {e}"}
-        report["apps"][name] = entry
+        apps[name] = entry
     return report
 
 
-def print_report(report: dict) -> None:
+def print_report(report: dict[str, Any]) -> None:
     print(f"Ray cluster {report['address']}: {len(report['apps'])} ganbridge application(s)")
     print(f"  {'application':<34}{'status':<14}{'replicas':>9}{'min-max':>9}  {'device':<7}{'host':<14}"
           "batch sizes so far")  # fmt: skip
@@ -157,12 +157,12 @@ def print_report(report: dict) -> None:
             print(f"      {app['message']}")
 
 
-def _remove_not_running(cluster, names: list[str]) -> None:
+def _remove_not_running(cluster: ServeCluster, names: list[str]) -> None:
     states = cluster.status()
     _delete_apps(cluster, [n for n in names if n in states and states[n].status != "RUNNING"])
 
 
-def _delete_apps(cluster, names: list[str], timeout: float = 120.0) -> None:
+def _delete_apps(cluster: ServeCluster, names: list[str], timeout: float = 120.0) -> None:
     """Delete all at once, then wait until they are gone (one at a time takes ~20 s each)."""
     from ray import serve
 
@@ -173,8 +173,7 @@ def _delete_apps(cluster, names: list[str], timeout: float = 120.0) -> None:
         time.sleep(0.5)
 
 
-def _delete(cluster) -> int:
-
+def _delete(cluster: ServeCluster) -> int:
     names = sorted(cluster.status())
     _delete_apps(cluster, names)
     for name in names:

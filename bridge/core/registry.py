@@ -6,6 +6,7 @@ import importlib
 import importlib.resources
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from ganbridge.generators.base import Generator
@@ -32,22 +33,56 @@ def resolve_device(device: str) -> str:
     return device
 
 
+@dataclass(frozen=True)
+class ModelFile:
+    """One weights file: shipped with ganbridge, or in the user's models folder."""
+
+    kind: str
+    path: Path
+    user: bool
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+def model_files(kind: str, models_dir: Path | None) -> list[ModelFile]:
+    """Every weights file of `kind`: the shipped ones, then the user's, each sorted by name."""
+    shipped = [ModelFile(kind, p, False) for p in sorted((SHIPPED_WEIGHTS / kind).glob("*.safetensors"))]
+    user = [ModelFile(kind, p, True) for p in sorted((models_dir / kind).glob("*.safetensors"))] if models_dir else []
+    return shipped + user
+
+
+def candidates(kind: str, models_dir: Path | None) -> dict[str, list[ModelFile]]:
+    """Model name -> its files, the one that serves first: a user file serves in place of a shipped
+    one of the same name. Names keep the shipped order first, so the default model is stable."""
+    by_name: dict[str, list[ModelFile]] = {}
+    for f in model_files(kind, models_dir):
+        by_name.setdefault(f.name, []).insert(0, f)  # the user's come later, and go in front
+    return by_name
+
+
 def weight_files(kind: str, models_dir: Path | None) -> list[Path]:
-    """Shipped weights first (so the default is stable), then the user's; user files win on name clash."""
-    shipped = sorted((SHIPPED_WEIGHTS / kind).glob("*.safetensors"))
-    user = sorted((models_dir / kind).glob("*.safetensors")) if models_dir else []
-    by_name = {p.stem: p for p in shipped}
-    by_name.update({p.stem: p for p in user})
-    return list(by_name.values())
+    """The file that serves each model name of `kind`."""
+    return [files[0].path for files in candidates(kind, models_dir).values()]
 
 
-def _load_all(kind: str, loader, models_dir: Path | None, device: str) -> list:
+def hidden_shipped(models_dir: Path | None) -> list[tuple[ModelFile, ModelFile]]:
+    """(user file, the shipped file it hides) for every name both have. A name has at most one file
+    of each source, so two files are those two."""
+    named = [files for kind in KINDS for files in candidates(kind, models_dir).values()]
+    return [(files[0], files[1]) for files in named if len(files) == 2]
+
+
+def _load_all(kind: str, models_dir: Path | None, device: str) -> list:
     loaded = []
-    for path in weight_files(kind, models_dir):
-        try:
-            loaded.append(loader(path, device))
-        except Exception as e:  # one bad file (corrupt, wrong card) must not stop the bridge
-            log.warning("skipping %s model %s: %s", kind, path, e)
+    for files in candidates(kind, models_dir).values():
+        for f in files:  # a user file that does not load leaves the shipped one of its name serving
+            try:
+                loaded.append(load_model_file(kind, f.path, device))
+                break
+            except Exception as e:  # one bad file (corrupt, wrong card) must not stop the bridge
+                log.warning("skipping %s model %s: %s", kind, f.path, e)
     return loaded
 
 
@@ -80,6 +115,6 @@ def load_model_file(kind: str, path: Path, device: str):
 def load_generators(models_dir: Path | None, device: str = "cpu") -> dict[str, Generator]:
     generators: dict[str, Generator] = {}
     for kind in KINDS:
-        if models := _load_all(kind, lambda path, dev, k=kind: load_model_file(k, path, dev), models_dir, device):
+        if models := _load_all(kind, models_dir, device):
             generators[kind] = build_generator(kind, models, device)
     return generators

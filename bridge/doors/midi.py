@@ -9,63 +9,120 @@ stops the one before, and `stop` (or closing) silences every note that is still 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import os
+import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import mido
+from mido.ports import BaseOutput
 
 log = logging.getLogger("ganbridge.midi")
 
-# rtmidi API names in the order to try when the user leaves the choice to us.
+# rtmidi API names in the order to try when the user leaves the choice to us, and what to call them.
 AUTO_APIS = ("LINUX_ALSA", "MACOSX_CORE", "WINDOWS_MM", "UNIX_JACK")
+API_NAMES = {"LINUX_ALSA": "ALSA", "MACOSX_CORE": "CoreMIDI", "WINDOWS_MM": "Windows MIDI", "UNIX_JACK": "JACK"}
+# rtmidi's errors for the usual absences, said shortly.
+SHORT_REASONS = {"ALSA sequencer": "no ALSA sequencer", "JACK server not running": "JACK not running"}
 
 
 class MidiUnavailable(RuntimeError):
-    """No MIDI system to open a port on; the message says what to install or start."""
+    """No MIDI system to open a port on; the message says what to install or start, `reason`
+    says shortly why each system failed."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
-def open_virtual_port(name: str, api: str = "auto") -> mido.ports.BaseOutput:
-    """A virtual output port called `name` on `api` (an rtmidi API name, or auto)."""
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[list[str]]:
+    """While the block runs, whatever C libraries write to file descriptor 2 is kept out of the
+    terminal and put in the list (as text) when it ends.
+
+    ALSA and JACK print several lines each there when they are absent, in the middle of the
+    bridge's log. Python's own stderr writes from other threads in the block land in the list
+    too; the block is kept to the few milliseconds of opening a port."""
+    captured: list[str] = []
+    sys.stderr.flush()
     try:
-        compiled = mido.Backend("mido.backends.rtmidi", load=True).module.get_api_names()
-    except ImportError:
-        raise MidiUnavailable("MIDI output needs python-rtmidi: pip install python-rtmidi") from None
-    apis = [a for a in AUTO_APIS if a in compiled] if api == "auto" else [api]
-    errors = []
-    for candidate in apis:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 at all (a GUI process): nothing can reach a terminal anyway
+        yield captured
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
         try:
-            backend = mido.Backend(f"mido.backends.rtmidi/{candidate}", load=True)
-            return backend.open_output(name, virtual=True)
-        except Exception as e:  # rtmidi raises SystemError / its own errors per API
-            errors.append(f"{candidate}: {e}")
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.append(sink.read().decode(errors="replace"))
+
+
+def short_reason(api: str, error: Exception) -> str:
+    message = str(error)
+    for known, short in SHORT_REASONS.items():
+        if known in message:
+            return short
+    return f"{API_NAMES.get(api, api)}: {message}"
+
+
+def open_virtual_port(name: str, api: str = "auto") -> tuple[BaseOutput, str]:
+    """A virtual output port called `name` on `api` (an rtmidi API name, or auto), and the API's
+    name it opened on."""
+    try:
+        from mido.backends import rtmidi as rtmidi_backend
+    except ImportError:
+        raise MidiUnavailable(
+            "MIDI output needs python-rtmidi: pip install python-rtmidi", "no python-rtmidi"
+        ) from None
+    compiled = rtmidi_backend.get_api_names()
+    apis = [a for a in AUTO_APIS if a in compiled] if api == "auto" else [api]
+    reasons = []
+    with captured_stderr() as noise:
+        for candidate in apis:
+            try:
+                backend = mido.Backend(f"mido.backends.rtmidi/{candidate}", load=True)
+                return backend.open_output(name, virtual=True), API_NAMES.get(candidate, candidate)
+            except Exception as e:  # rtmidi raises SystemError / its own errors per API
+                reasons.append(short_reason(candidate, e))
+    if said := "".join(noise).strip():
+        log.debug("the MIDI libraries said: %s", said)
+    reason = ", ".join(reasons) or "no MIDI API compiled into python-rtmidi"
     raise MidiUnavailable(
-        f"cannot open a virtual MIDI port {name!r} ({'; '.join(errors) or 'no MIDI API'}). Playback needs a "
-        "MIDI system: ALSA (Linux, /dev/snd/seq), a running JACK server (jackd), or CoreMIDI (macOS)"
+        f"cannot open a virtual MIDI port {name!r} ({reason}). Playback needs a MIDI system: ALSA (Linux, "
+        "/dev/snd/seq), a running JACK server (jackd), or CoreMIDI (macOS)",
+        reason,
     )
 
 
 class MidiPlayer:
     """Plays MIDI files out of one virtual port, on a background thread."""
 
-    def __init__(self, name: str, api: str = "auto", opener: Callable[[str, str], object] = open_virtual_port):
+    def __init__(self, name: str, api: str = "auto"):
         self.name = name
         self.api = api
-        self._opener = opener
-        self._port = None
+        self._port: BaseOutput | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.playing: str | None = None  # the item now playing
 
-    def open(self) -> None:
+    def open(self) -> BaseOutput:
         """Open the port now (a DAW can then see it before the first play); raises MidiUnavailable."""
         with self._lock:
             if self._port is None:
-                self._port = self._opener(self.name, self.api)
-                log.info("MIDI output port %r is open", self.name)
+                self._port, api = open_virtual_port(self.name, self.api)
+                log.info("MIDI out: port %r on %s", self.name, api)
+            return self._port
 
     @property
     def is_open(self) -> bool:
@@ -74,18 +131,25 @@ class MidiPlayer:
     def play(self, midi: bytes, item: str, on_end: Callable[[str, bool], None] | None = None) -> float:
         """Start playing a MIDI file; returns its length in seconds. `on_end(item, stopped)` runs
         when it finishes or is stopped."""
-        self.open()
+        port = self.open()
         song = mido.MidiFile(file=io.BytesIO(midi))
         self.stop()
         self._stop = threading.Event()
         self.playing = item
         self._thread = threading.Thread(
-            target=self._run, args=(song, item, self._stop, on_end), name="midi-play", daemon=True
+            target=self._run, args=(port, song, item, self._stop, on_end), name="midi-play", daemon=True
         )
         self._thread.start()
         return float(song.length)
 
-    def _run(self, song: mido.MidiFile, item: str, stop: threading.Event, on_end) -> None:
+    def _run(
+        self,
+        port: BaseOutput,
+        song: mido.MidiFile,
+        item: str,
+        stop: threading.Event,
+        on_end: Callable[[str, bool], None] | None,
+    ) -> None:
         sounding: set[tuple[int, int]] = set()
         start = time.perf_counter()
         at = 0.0
@@ -99,7 +163,7 @@ class MidiPlayer:
                     break
                 if msg.is_meta:
                     continue
-                self._port.send(msg)
+                port.send(msg)
                 if msg.type == "note_on" and msg.velocity > 0:
                     sounding.add((msg.channel, msg.note))
                 elif msg.type in ("note_on", "note_off"):
@@ -108,7 +172,7 @@ class MidiPlayer:
             log.exception("MIDI playback of %s failed", item)
         finally:
             for channel, note in sorted(sounding):
-                self._port.send(mido.Message("note_off", channel=channel, note=note, velocity=0))
+                port.send(mido.Message("note_off", channel=channel, note=note, velocity=0))
             if self.playing == item:
                 self.playing = None
             if on_end is not None:

@@ -1,0 +1,140 @@
+"""`ganbridge eval image|music`: quality figures of a trained model against held-out data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ganbridge.cli import config, flags
+from ganbridge.cli.errors import UserError
+
+
+def add_parser(sub: flags.SubParsers) -> None:
+    p = sub.add_parser("eval", help="quality figures of a trained model against held-out data")
+    kinds = p.add_subparsers(dest="kind", required=True, metavar="KIND")
+    image = kinds.add_parser("image", help="SWD, precision/recall/coverage and a copy check vs held-out images")
+    flags.add_eval_flags(image, "image", "images")
+    image.add_argument("--data", required=True, help="the folder it was trained on (its held-out tenth is used)")
+    image.add_argument("--sheet", help="also write a sample sheet (held-out images above, samples below) here")
+    image.set_defaults(func=run_image)
+    music = kinds.add_parser("music", help="MuseGAN/muspy metrics of generated vs held-out phrases")
+    flags.add_eval_flags(music, "music", "4-bar phrases")
+    src = music.add_mutually_exclusive_group()
+    src.add_argument("--corpus", choices=["bach"], help="the corpus it was trained on (default: bach)")
+    src.add_argument("--midi-folder", help="the MIDI folder it was trained on")
+    music.add_argument("--sheet", help="also write a piano-roll sheet (held-out phrases above, generated below)")
+    music.set_defaults(func=run_music)
+
+
+def model_path(args: argparse.Namespace, kind: str) -> Path:
+    """--model as a file, or the name of an installed model of `kind` (yours or shipped)."""
+    from ganbridge.core.registry import weight_files
+
+    path = Path(args.model)
+    if path.is_file():
+        return path
+    installed = weight_files(kind, config.load(args).models_dir)
+    for found in installed:
+        if found.stem == args.model:
+            return found
+    names = ", ".join(p.stem for p in installed) or "none"
+    raise UserError(f"no {kind} model {args.model!r}: give a .safetensors file or an installed name ({names})")
+
+
+def write_outputs(args: argparse.Namespace, table: dict, weights: Path) -> None:
+    """--json and --update-card; the sheet is each kind's own."""
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=1))
+    if args.update_card:
+        from ganbridge.generators.checkpoint import read_card, write_card
+
+        card = read_card(weights)
+        card.setdefault("metrics", {})["eval"] = table
+        write_card(weights, card)
+        print(f"wrote the table into {weights.with_suffix('.json')}")
+
+
+def run_image(args: argparse.Namespace) -> int:
+    from ganbridge.generators.image.data import load_folder
+    from ganbridge.generators.image.evaluate import evaluate
+    from ganbridge.generators.image.model import load_image_network
+
+    path = model_path(args, "image")
+    try:
+        model = load_image_network(path)
+        data = load_folder(Path(args.data), model.net.config.size, use_classes=bool(model.net.config.classes))
+    except ValueError as e:  # CheckpointError, DataError
+        raise UserError(str(e)) from None
+    if data.classes and data.classes != model.net.config.classes:
+        raise UserError(f"the folder's classes {data.classes} differ from the model's {model.net.config.classes}")
+    samples: list = []
+    table = evaluate(
+        model.net, data.train, data.held_out, n=args.samples, seed=args.seed, keep=samples,
+        train_labels=data.train_labels, held_out_labels=data.held_out_labels,
+    )  # fmt: skip
+    print_image_table(table, bool(model.net.config.classes))
+    write_outputs(args, table, path)
+    if args.sheet:
+        from ganbridge.generators.gan.plots import class_sheet, data_vs_samples
+        from ganbridge.generators.image.evaluate import samples_by_class
+
+        Path(args.sheet).parent.mkdir(parents=True, exist_ok=True)
+        if model.net.config.classes:
+            first_held_out: dict = {}
+            for label, img in zip(data.held_out_labels, data.held_out):
+                first_held_out.setdefault(int(label), img)
+            sheet = class_sheet(data.classes, first_held_out, samples_by_class(model.net, 4, args.seed))
+        else:
+            sheet = data_vs_samples(list(data.held_out[:48]), samples[:48])
+        sheet.save(args.sheet)
+        print(f"wrote {args.sheet}")
+    return 0
+
+
+def print_image_table(table: dict, classes: bool) -> None:
+    print(
+        f"{'vs held-out':22} {'SWD x1e3 (64/32/16 px, mean)':34} precision  recall  coverage  spread"
+        + ("  class agreement" if classes else "")
+    )
+    for name in ("generated", "real_train (floor)", "untrained (ceiling)"):
+        row = table[name]
+        swd = row["swd_x1000"]
+        levels = " / ".join(f"{swd[k]:.1f}" for k in ("64px", "32px", "16px")) + f"  ({swd['mean']:.1f})"
+        agreement = f"  {row['class_agreement']:15.3f}" if classes else ""
+        print(
+            f"{name:22} {levels:34} {row['precision']:9.3f} {row['recall']:7.3f} {row['coverage']:9.3f}"
+            f" {row['spread']:7.2f}{agreement}"
+        )
+    print(f"spread: mean distance between two images of one {'category' if classes else 'set'} (features)")
+    if classes:
+        print("class agreement: samples whose 5 nearest training images are mostly of their category")
+        print("(the floor row's spread and class agreement: held-out images and their own categories)")
+    copy = table["copy_check"]
+    print(
+        f"nearest training image, median RMS distance: generated {copy['median_nn_distance_generated']}, "
+        f"held-out {copy['median_nn_distance_held_out']}; generated closer than the 5th percentile of held-out: "
+        f"{copy['share_generated_closer_than_5pct_of_held_out']:.1%}"
+    )
+
+
+def run_music(args: argparse.Namespace) -> int:
+    from ganbridge.generators.music.data import load_music_data
+    from ganbridge.generators.music.evaluate import evaluate, print_table
+    from ganbridge.generators.music.model import load_music_network
+
+    path = model_path(args, "music")
+    folder = Path(args.midi_folder) if args.midi_folder else None
+    try:
+        model = load_music_network(path)
+        data = load_music_data(None if folder else (args.corpus or "bach"), folder, seed=model.card["training"]["seed"])
+    except ValueError as e:  # CheckpointError, a folder without usable pieces
+        raise UserError(str(e)) from None
+    table, sheet = evaluate(model.net, data.held_out, n=args.samples, seed=args.seed)
+    print_table(table)
+    write_outputs(args, table, path)
+    if args.sheet:
+        Path(args.sheet).parent.mkdir(parents=True, exist_ok=True)
+        sheet.save(args.sheet)
+        print(f"wrote {args.sheet}")
+    return 0

@@ -1,0 +1,143 @@
+"""`ganbridge generate`: one-shot generation to a file, no server needed.
+
+The flags (--size, --seed, ...) are shorthands for the generator's own params, read off its params
+model: a flag the generator has no param for is refused with the params it does have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ganbridge.cli import config, flags
+from ganbridge.cli.errors import UserError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from ganbridge.generators.base import Generator
+
+
+def add_parser(sub: flags.SubParsers) -> None:
+    p = sub.add_parser("generate", help="one-shot generation to a file, no server needed")
+    p.add_argument("generator", help="generator name: texture, image or music (see ganbridge models)")
+    p.add_argument("--model", help="which trained model (texture: brick, grass, ...)")
+    p.add_argument("--size", type=flags.positive_int, help="pixels: texture width = height, image size")
+    p.add_argument("--width", type=flags.positive_int, help="texture width (an image is square: its --size)")
+    p.add_argument("--height", type=flags.positive_int, help="texture height")
+    p.add_argument("--seed", type=flags.non_negative_int)
+    p.add_argument("--temperature", type=flags.non_negative, help="texture and music: variety")
+    p.add_argument("--no-tile", action="store_true", help="texture: do not make it seamless")
+    p.add_argument("--maps", help="texture: extra maps, e.g. height,normal (written beside the output)")
+    p.add_argument(
+        "--param", type=flags.key_value, action="append", default=[], metavar="KEY=VALUE",
+        help="any other parameter of the generator (lists comma-separated, e.g. tracks=soprano,bass)",
+    )  # fmt: skip
+    flags.add_device(p, default="cpu")
+    p.add_argument("-o", "--output", help="output file or folder (default GENERATOR-SEED.png here); made if missing")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ganbridge.core.registry import load_generators
+    from ganbridge.generators.base import Unavailable
+
+    settings = config.load(args)
+    generators = load_generators(settings.models_dir, config.device(args.device))
+    gen = generators.get(args.generator)
+    if gen is None:
+        raise UserError(f"no generator {args.generator!r} (installed: {', '.join(generators) or 'none'})")
+    gen.configure(soundfont=settings.soundfont)
+    params = validated(gen, raw_params(gen, args))
+    seed = getattr(params, "seed", None)
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+        if "seed" in type(params).model_fields:
+            params = params.model_copy(update={"seed": seed})
+    try:
+        gen.preflight(params)
+        out = gen.render([params], [gen.random_latent(params, seed)])[0]
+    except Unavailable as e:  # e.g. WAV without FluidSynth: the same message the bridge answers
+        raise UserError(str(e), code=1) from None
+    target = target_path(args.output, f"{args.generator}-{seed}.{out.format}")
+    target.write_bytes(out.data)
+    for name, data in out.attachments.items():
+        target.with_name(f"{target.stem}_{name}{target.suffix}").write_bytes(data)
+    print(f"wrote {target} (seed {seed})")
+    return 0
+
+
+def raw_params(gen: Generator, args: argparse.Namespace) -> dict[str, Any]:
+    """--param KEY=VALUE pairs and the shorthand flags, as the generator's params."""
+    fields = list(gen.params_model.model_fields)
+    params: dict[str, Any] = dict(args.param)
+    params |= size_params(gen.name, fields, args.size, args.width, args.height)
+    shorthands = {
+        "model": args.model,
+        "seed": args.seed,
+        "temperature": args.temperature,
+        "tileable": False if args.no_tile else None,
+        "maps": args.maps.split(",") if args.maps else None,
+    }
+    params |= {k: v for k, v in shorthands.items() if v is not None}
+    unknown = [k for k in params if k not in fields]
+    if unknown:
+        raise UserError(f"{gen.name} has no parameter {unknown[0]!r}; its parameters: {', '.join(fields)}")
+    models = [ref.name for ref in gen.checkpoints()]
+    if "model" in params and params["model"] not in models:
+        raise UserError(
+            f"no {gen.name} model {params['model']!r}; installed: {', '.join(models)} (see ganbridge models)"
+        )
+    return split_lists(gen, params)
+
+
+def size_params(generator: str, fields: list[str], size: int | None, width: int | None, height: int | None) -> dict:
+    """--size/--width/--height onto what the generator has: width and height, one square size, or none."""
+    if size is width is height is None:
+        return {}
+    if "width" in fields and "height" in fields:
+        sides = {"width": size if width is None else width, "height": size if height is None else height}
+        return {k: v for k, v in sides.items() if v is not None}
+    if "size" in fields:
+        given = {v for v in (size, width, height) if v is not None}
+        if len(given) > 1:
+            raise UserError(f"{generator} output is square: give one --size N")
+        return {"size": given.pop()}
+    raise UserError(f"{generator} has no size (no --size, --width, --height); its parameters: {', '.join(fields)}")
+
+
+def split_lists(gen: Generator, params: dict[str, Any]) -> dict[str, Any]:
+    """A list param given as text takes comma-separated values, as over OSC."""
+    props = gen.params_model.model_json_schema().get("properties", {})
+    for key, value in params.items():
+        if isinstance(value, str) and props.get(key, {}).get("type") == "array":
+            params[key] = [v for v in value.split(",") if v]
+    return params
+
+
+def validated(gen: Generator, raw: dict[str, Any]) -> BaseModel:
+    """The params, or every problem with them in one line."""
+    from pydantic import ValidationError
+
+    try:
+        return gen.params_model.model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or 'params'}: {err['msg']}" for err in e.errors(include_url=False)
+        )
+        raise UserError(f"{gen.name} {problems}") from None
+
+
+def target_path(output: str | None, default_name: str) -> Path:
+    """-o FILE, or a folder (one ending in a slash, or one that exists) to put the default name in;
+    missing folders are made, as a user expects of an output path."""
+    if output is None:
+        return Path(default_name)
+    path = Path(output)
+    if output.endswith(("/", os.sep)) or path.is_dir():
+        path = path / default_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
