@@ -17,6 +17,7 @@ import logging
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin
 
 from ganbridge.core.service import BridgeCore
 
@@ -44,7 +45,7 @@ class WebSocketDoor:
             compression=None,
             max_size=self.core.settings.max_message_bytes * HARD_LIMIT_FACTOR,
             # Browsers always send Origin; other clients do not. None admits the latter only.
-            origins=[None, *self.allowed_origins],
+            origins=[None, *(Origin(o) for o in self.allowed_origins)],
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
