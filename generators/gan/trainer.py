@@ -18,8 +18,9 @@ import math
 import reprlib
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -31,22 +32,25 @@ from ganbridge.generators.gan.plots import loss_plot
 OPTIMIZERS = ("opt_g", "opt_d")
 
 
-class TrainSettings(Protocol):
-    """What the shared loop reads from a kind's settings."""
+@dataclass(kw_only=True)
+class GanTrainSettings:
+    """What every kind's training takes. Each kind's settings subclass this, adding its own
+    fields and its own defaults for steps and batch (keyword-only, so the order does not matter)."""
 
     out: Path
     name: str
     steps: int
-    ema: float
-    sample_every: int
-    save_every: int
-    snapshots: bool
-    seed: int
-    device: str
-    config: Any  # the network's config: to_dict() and from_dict()
+    batch: int
+    ema: float = 0.999
+    sample_every: int = 500
+    save_every: int = 250
+    snapshots: bool = False  # also export the EMA generator at every sample step
+    seed: int = 0
+    device: str = "cpu"
+    config: Any  # the network's config (to_dict() and from_dict()); each kind gives its default
 
 
-Settings = TypeVar("Settings", bound=TrainSettings)
+Settings = TypeVar("Settings", bound=GanTrainSettings)
 Network = TypeVar("Network", bound=torch.nn.Module)
 Critic = TypeVar("Critic", bound=torch.nn.Module)
 

@@ -16,7 +16,7 @@ from ganbridge.generators.checkpoint import write_card
 from ganbridge.generators.gan.critic import minibatch_spread
 from ganbridge.generators.gan.losses import mode_seeking_penalty
 from ganbridge.generators.gan.plots import image_grid
-from ganbridge.generators.gan.trainer import GanTrainer
+from ganbridge.generators.gan.trainer import GanTrainer, GanTrainSettings
 from ganbridge.generators.image.data import ImageData, load_folder
 from ganbridge.generators.image.model import (
     MINIBATCH_GROUP,
@@ -120,25 +120,17 @@ def grouped_labels(
     return labels[torch.randint(len(labels), (groups,), generator=gen)].repeat(group)
 
 
-@dataclass
-class ImageTrainSettings:
+@dataclass(kw_only=True)
+class ImageTrainSettings(GanTrainSettings):
     data: Path
-    out: Path
-    name: str
     steps: int = 8000
     batch: int = 32
     lr_g: float = 2e-4
     lr_d: float = 4e-4
-    ema: float = 0.999
-    sample_every: int = 500
-    save_every: int = 250
-    snapshots: bool = False  # also export the EMA generator at every sample step
     mode_seeking: float = 1.0  # weight of the mode-seeking term (conditional models only)
     class_loss: float = 1.0  # weight of the auxiliary classifier's loss (AC-GAN; conditional models only)
-    seed: int = 0
     license: str = "unknown (user-supplied images)"
     source: str = ""
-    device: str = "cpu"
     use_classes: bool = True
     config: ImageConfig = field(default_factory=ImageConfig)
 

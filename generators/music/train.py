@@ -26,7 +26,7 @@ from ganbridge.generators.checkpoint import write_card
 from ganbridge.generators.gan.critic import minibatch_spread
 from ganbridge.generators.gan.losses import mode_seeking_penalty
 from ganbridge.generators.gan.plots import piano_roll, roll_sheet
-from ganbridge.generators.gan.trainer import GanTrainer
+from ganbridge.generators.gan.trainer import GanTrainer, GanTrainSettings
 from ganbridge.generators.music.data import MusicData, PhraseSampler
 from ganbridge.generators.music.model import (
     MODES,
@@ -100,20 +100,12 @@ class MusicCritic(nn.Module):
         return self.head(h).squeeze(1) + (self.project(mode) * h).sum(dim=1)
 
 
-@dataclass
-class MusicTrainSettings:
-    out: Path
-    name: str
+@dataclass(kw_only=True)
+class MusicTrainSettings(GanTrainSettings):
     steps: int = 6000
     batch: int = 32
     lr_g: float = 3e-4
     lr_d: float = 3e-4
-    ema: float = 0.999
-    sample_every: int = 500
-    save_every: int = 250
-    snapshots: bool = False  # also export the EMA generator at every sample step
-    seed: int = 0
-    device: str = "cpu"
     loss: str = "wgan-gp"  # wgan-gp | hinge
     n_critic: int = 5  # critic steps per generator step
     straight_through: bool = True  # the critic sees the fake rolls as the decoder reads them

@@ -13,28 +13,21 @@ from torch import nn
 
 from ganbridge.generators.checkpoint import write_card
 from ganbridge.generators.gan.plots import sample_sheet
-from ganbridge.generators.gan.trainer import GanTrainer
+from ganbridge.generators.gan.trainer import GanTrainer, GanTrainSettings
 from ganbridge.generators.texture.data import load_exemplars, random_crops, resolve_exemplar
 from ganbridge.generators.texture.evaluate import evaluate
 from ganbridge.generators.texture.model import TextureConfig, TextureNetwork, to_pixels
 
 
-@dataclass
-class TextureTrainSettings:
+@dataclass(kw_only=True)
+class TextureTrainSettings(GanTrainSettings):
     image: str
-    out: Path
-    name: str
     steps: int = 3000
     batch: int = 16
     crop: int = 128
     lr: float = 2e-4
-    ema: float = 0.999
     sample_every: int = 250
-    save_every: int = 250
-    snapshots: bool = False  # also export the EMA generator at every sample step
-    seed: int = 0
     license: str = "unknown (user-supplied exemplar)"
-    device: str = "cpu"
     config: TextureConfig = field(default_factory=TextureConfig)
 
 
