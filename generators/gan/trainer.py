@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import platform
 import reprlib
 import sys
 import time
@@ -221,6 +222,21 @@ class GanTrainer(Generic[Settings, Network, Critic]):
         return {
             "final_loss_d_mean100": round(float(np.mean([h["loss_d"] for h in tail])), 4),
             "final_loss_g_mean100": round(float(np.mean([h["loss_g"] for h in tail])), 4),
+        }
+
+    def training_record(self, loss: str, **knobs: float | int) -> dict[str, Any]:
+        """A card's `training` entry: the command, steps and the knobs this kind exposes (learning
+        rates, crop), the loss, the machine, and every run that built these weights."""
+        return {
+            "command": self.command,
+            "steps": self.step,
+            "batch": self.s.batch,
+            **knobs,
+            "ema": self.s.ema,
+            "seed": self.s.seed,
+            "loss": loss,
+            "machine": f"{platform.machine()} torch {torch.__version__} {torch.get_num_threads()} threads",
+            "runs": self.all_runs(),
         }
 
     def all_runs(self) -> list[dict]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -230,20 +229,13 @@ class ImageTrainer(GanTrainer[ImageTrainSettings, ImageNetwork, ImageCritic]):
             "discriminator; premultiplied RGBA 64x64",
             "config": self.s.config.to_dict(),
             "data": {"source": self.s.source or str(self.s.data), "license": self.s.license, **self.data.report},
-            "training": {
-                "command": self.command,
-                "steps": self.step,
-                "batch": self.s.batch,
-                "lr_g": self.s.lr_g,
-                "lr_d": self.s.lr_d,
-                "ema": self.s.ema,
-                "seed": self.s.seed,
-                "loss": "hinge; DiffAugment (colour, translation 1/8, cutout 1/2) on real and fake"
+            "training": self.training_record(
+                "hinge; DiffAugment (colour, translation 1/8, cutout 1/2) on real and fake"
                 + (f"; mode-seeking term x{self.s.mode_seeking}" if self.conditional and self.s.mode_seeking else "")
                 + (f"; auxiliary classifier x{self.s.class_loss}" if self.conditional and self.s.class_loss else ""),
-                "machine": f"{platform.machine()} torch {torch.__version__} {torch.get_num_threads()} threads",
-                "runs": self.all_runs(),
-            },  # fmt: skip
+                lr_g=self.s.lr_g,
+                lr_d=self.s.lr_d,
+            ),
             "metrics": {**self.loss_means(), **(metrics or {})},
         }
         write_card(weights, card)

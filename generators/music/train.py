@@ -12,7 +12,6 @@ projects it. State is saved as safetensors to `OUT/state/`, so a killed run resu
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -240,18 +239,7 @@ class MusicTrainer(GanTrainer[MusicTrainSettings, MusicNetwork, MusicCritic]):
                 "held_out": [p.name for p in self.data.held_out],
                 "phrases": len(self.sampler),
             },  # fmt: skip
-            "training": {
-                "command": self.command,
-                "steps": self.step,
-                "batch": self.s.batch,
-                "lr_g": self.s.lr_g,
-                "lr_d": self.s.lr_d,
-                "ema": self.s.ema,
-                "seed": self.s.seed,
-                "loss": self.loss_description(),
-                "machine": f"{platform.machine()} torch {torch.__version__} {torch.get_num_threads()} threads",
-                "runs": self.all_runs(),
-            },
+            "training": self.training_record(self.loss_description(), lr_g=self.s.lr_g, lr_d=self.s.lr_d),
             "metrics": {**self.loss_means(), **(metrics or {})},
         }
         write_card(weights, card)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,19 +118,9 @@ class TextureTrainer(GanTrainer[TextureTrainSettings, TextureNetwork, TextureCri
                 "license": self.licence,
                 "grayscale": self.grayscale,
             },
-            "training": {
-                "command": self.command,
-                "steps": self.step,
-                "batch": self.s.batch,
-                "crop": self.s.crop,
-                "lr": self.s.lr,
-                "ema": self.s.ema,
-                "loss": "hinge; spectral-norm patch discriminator",
-                "seed": self.s.seed,
-                "machine": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__} "
-                f"{torch.get_num_threads()} threads".strip(),
-                "runs": self.all_runs(),
-            },
+            "training": self.training_record(
+                "hinge; spectral-norm patch discriminator", crop=self.s.crop, lr=self.s.lr
+            ),
             "metrics": {
                 **self.loss_means(),
                 **evaluate(self.G_ema, self.exemplar_pixels(), 2 * self.s.crop, self.grayscale),
