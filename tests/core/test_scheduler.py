@@ -16,6 +16,8 @@ from ganbridge.generators.base import Generator
 from ganbridge.server import queue_settings
 from tests.conftest import make_settings
 
+FINAL = ("done", "cancelled", "error", "ack")  # the last message of a request
+
 
 class Inbox:
     """A client's view: every message the core emits to it, in order, with arrival times."""
@@ -30,21 +32,26 @@ class Inbox:
         self.q.put(msg)
 
     def until_final(self, rid: str, timeout: float = 120) -> list[dict]:
-        out = []
+        # A request may have finished while an earlier drain() took its messages: look there first.
+        out = [msg for _, msg in self.log if msg.get("id") == rid]
+        if out and out[-1]["type"] in FINAL:
+            return out
         deadline = time.monotonic() + timeout
         while True:
             msg = self.q.get(timeout=max(0.1, deadline - time.monotonic()))
             self.log.append((time.monotonic(), msg))
             if msg.get("id") == rid:
                 out.append(msg)
-                if msg["type"] in ("done", "cancelled", "error", "ack"):
+                if msg["type"] in FINAL:
                     return out
 
     def drain(self, wait: float = 0.0) -> list[dict]:
         time.sleep(wait)
         out = []
         while not self.q.empty():
-            out.append(self.q.get())
+            msg = self.q.get()
+            self.log.append((time.monotonic(), msg))
+            out.append(msg)
         return out
 
 
