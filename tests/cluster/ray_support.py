@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +24,10 @@ from ganbridge.cluster.head import RayHead, free_port, ray_command
 __all__ = ["RayBridge", "RayHead", "deploy_cli", "is_loopback", "listening", "ray_command"]
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class RayBridge:
@@ -45,7 +50,10 @@ class RayBridge:
                "--ray-address", head.address if head else "local",
                "--ws-port", str(self.ws_port), "--osc-port", str(self.osc_port), "--log-level", "info"]  # fmt: skip
         self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
+        # Ctrl-C reaches the bridge as from a terminal even when these tests run as a background
+        # job, whose children start with SIGINT ignored (POSIX shells do that without job control).
+        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+                                     preexec_fn=_default_sigint)  # fmt: skip
 
     @property
     def url(self) -> str:
