@@ -96,19 +96,20 @@ class TextureGenerator(ModelSetGenerator[TextureParams, TextureNetwork]):
     def render(self, params: Sequence[TextureParams], latents: Sequence[Latent]) -> list[Output]:
         # On a GPU too each image is its own forward pass (see each_alone): batched in one pass,
         # its pixels moved by a level with the batch's size, and a recipe must regenerate exactly.
-        if self._device != "cpu" or len(params) == 1:
+        if self._device != "cpu":
             return self._render_each(list(params), list(latents))
         # On a CPU a batch runs as one single-threaded lane per core, each image its own forward
         # pass. Measured on 2 cores at 512x512, two lanes give ~1.5x the items/s of one
         # two-threaded forward (these layers are memory-bound; batching within one forward made
         # each image slower here). One image per forward also keeps every pixel independent of
-        # how requests happened to be batched, so a recipe always regenerates the same bytes.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return list(_LANES.map(lambda p, z: self._render_each([p], [z])[0], params, latents))
-        finally:
-            torch.set_num_threads(threads)
+        # how requests happened to be batched. A lone image takes a lane too: a convolution's
+        # sums, and so now and then a pixel, change with the thread count (2 of 80 images differed
+        # between 1 and 2 threads), and a recipe must regenerate the same bytes however it came.
+        return list(_LANES.map(self._render_in_lane, params, latents))
+
+    def _render_in_lane(self, params: TextureParams, latent: Latent) -> Output:
+        torch.set_num_threads(1)  # this lane thread's own count; the caller's is left alone
+        return self._render_each([params], [latent])[0]
 
     def _render_each(self, params: list[TextureParams], latents: list[Latent]) -> list[Output]:
         model = self.models[params[0].model]
