@@ -14,8 +14,8 @@ from tests.cli.support import ROOT, one_line, without_modules
 from tests.cli.support import ganbridge as run
 
 
-def test_version():
-    r = run(ROOT, "--version")
+def test_version(tmp_path):
+    r = run(tmp_path, "--version")
     assert r.returncode == 0 and r.stdout.strip() == f"ganbridge {ganbridge.__version__}"
 
 
