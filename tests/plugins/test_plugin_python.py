@@ -202,7 +202,8 @@ print(json.dumps({
 def test_the_package_runs_under_python_310(unpacked, tmp_path):
     exe = python_310()
     if exe is None:
-        pytest.skip("no Python 3.10 here (set GANBRIDGE_PYTHON310, or install one with pyenv); vermin checked it")
+        missing_host("a Python 3.10 (the oldest Python a Krita build bundles)",
+                     "pyenv install 3.10, or set GANBRIDGE_PYTHON310 to one")  # fmt: skip
     bridge = BridgeThread(make_settings(tmp_path))
     try:
         script = tmp_path / "run_310.py"
