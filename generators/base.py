@@ -61,6 +61,28 @@ def draw_latent(shapes: Mapping[str, tuple[int, ...]], rng: np.random.Generator)
     return {key: rng.standard_normal(shape).astype(np.float32) for key, shape in shapes.items()}
 
 
+@dataclass(frozen=True)
+class DiscretePart:
+    """A one-value latent part that picks one of `count` choices (a glyph's character, a piece's
+    mode): the value v falls in bin floor(u * count) of u = (1 + tanh(0.8 v)) / 2, a smooth map of
+    a standard normal to (0, 1). Such a part is a choice, not a direction: the latent operations
+    inherit or redraw it, never average or rescale it (an average of two characters' values is a
+    third character)."""
+
+    count: int
+
+    def index(self, value: np.ndarray) -> int:
+        # In the value's own precision (float32), as the image adapter has always computed it:
+        # a recipe's choice must not move at a bin edge.
+        u = 0.5 * (1 + float(np.tanh(np.asarray(value).ravel()[0] * 0.8)))
+        return min(self.count - 1, int(u * self.count))
+
+    def draw(self, index: int, rng: np.random.Generator) -> np.ndarray:
+        """A value in choice `index`'s bin, away from its edges (so float32 rounding keeps it there)."""
+        u = (index + rng.uniform(0.1, 0.9)) / self.count
+        return np.array([np.arctanh(2 * u - 1) / 0.8], np.float32)
+
+
 def one_of(values: Sequence[str]) -> Any:
     """The type of a params field whose values are known only at run time (the installed models,
     their categories or voices): a Literal of them, so the schema lists them as an enum. Typed Any
@@ -118,6 +140,11 @@ class Generator(ABC, Generic[Params]):
     def random_latent(self, params: Params, seed: int) -> Latent:
         # Parts in sorted order: the same seed gives the same latent whatever order a kind lists them.
         return draw_latent(dict(sorted(self.latent_shapes(params).items())), seeded_rng(seed))
+
+    def discrete_parts(self, params: Params) -> dict[str, DiscretePart]:
+        """The latent parts that choose (see DiscretePart) and matter for these params: a choice
+        the params fix (a requested category or key) is not one."""
+        return {}
 
     @abstractmethod
     def batch_key(self, params: Params) -> Hashable:

@@ -114,7 +114,9 @@ class Steer(_Message):
     generator: str = Field(max_length=128)
     session: Session
     count: int = Field(4, ge=1)
-    explore: float = Field(0.25, ge=0.0, le=1.0, description="share of fresh random samples")
+    explore: float = Field(
+        0.25, ge=0.0, le=1.0, description="0: small steps from the best, no new categories; 1: random samples"
+    )
     params: dict[str, Any] | None = Field(None, description="overrides of the params taken from liked items")
     seed: Seed | None = None
 

@@ -45,9 +45,11 @@ from ganbridge.core.settings import Settings
 from ganbridge.core.store import ItemRecord, ItemStore, new_item_id
 from ganbridge.doors.midi import MidiPlayer, MidiUnavailable
 from ganbridge.generators import latent as latent_ops
+from ganbridge.generators import steering
 from ganbridge.generators.base import Generator, Output, Unavailable, seeded_rng
 
 log = logging.getLogger("ganbridge.core")
+MAX_STEERING_ITEMS = 128  # rated items (the 64 latest) and their unrated batch mates
 Emit = Callable[[dict], None]
 
 
@@ -203,7 +205,11 @@ class BridgeCore:
             "session": rec.session,
             "parents": rec.parents,
             "origin": rec.origin,
-            "rating": self.store.latest_rating(rec.id),
+            "how": rec.how,
+            # `rating`: in the item's own session (any, for an item made without one);
+            # `ratings`: the latest of every session that rated it
+            "rating": self.store.latest_rating(rec.id, rec.session),
+            "ratings": self.store.ratings(rec.id),
             "file": str(rec.file),
         }
 
@@ -276,10 +282,11 @@ class BridgeCore:
         gen = self._generator(rec.generator)
         params = _derived(self._stored_params(gen, rec))
         base = msg.seed if msg.seed is not None else _random_seed()
+        discrete = gen.discrete_parts(params)
         units = []
         for i in range(msg.count):
             seed = (base + i) % 2**31
-            z = latent_ops.perturb(rec.latent, msg.strength, seeded_rng(seed))
+            z = latent_ops.perturb(rec.latent, msg.strength, seeded_rng(seed), discrete)
             units.append(WorkUnit(params, z, seed, {"origin": "variations", "parents": [rec.id]}))
         self._submit(client, msg.id, gen, units, msg.session or rec.session)
 
@@ -301,7 +308,7 @@ class BridgeCore:
             )
         params = _derived(self._stored_params(gen, start))
         try:
-            latents = latent_ops.interpolate(start.latent, end.latent, msg.steps)
+            latents = latent_ops.interpolate(start.latent, end.latent, msg.steps, gen.discrete_parts(params))
         except ValueError as e:
             raise ProtocolError(ErrorCode.INVALID_PARAMS, str(e), [{"path": "to", "message": str(e)}]) from None
         meta = {"origin": "interpolate", "parents": [start.id, end.id]}
@@ -311,37 +318,70 @@ class BridgeCore:
     def _steer(self, client: Client, msg: Steer) -> None:
         gen = self._generator(msg.generator)
         self._check_count(msg.count)
-        rated = self.store.rated_items(msg.session, gen.name)
-        liked = [r for r, rating in rated if rating > 0]
-        disliked = [r for r, rating in rated if rating < 0]
-        reference = (liked or [r for r, _ in rated] or [None])[0]
-        if reference is None:
-            params = self._params(gen, msg.params or {})
-        else:
-            params = self._stored_params(gen, reference, msg.params)
-        params = _derived(params)
+        plan = self._steering_plan(gen, msg)
         seed = msg.seed if msg.seed is not None else _random_seed()
-        drawn = latent_ops.steer(
-            [r.latent for r in liked],
-            [r.latent for r in disliked],
-            gen.latent_shapes(params),
+        drawn = steering.steer(
+            plan.items,
+            gen.latent_shapes(plan.params),
+            gen.discrete_parts(plan.params),
             msg.count,
             msg.explore,
             seeded_rng(seed),
         )
-        parents = [r.id for r in liked]
-        units = [WorkUnit(params, z, seed, {"origin": "steer", "how": how, "parents": parents}) for how, z in drawn]
-        self._submit(client, msg.id, gen, units, msg.session)
+        units = [
+            WorkUnit(plan.params, d.latent, seed, {"origin": "steer", "how": d.how, "parents": d.parents})
+            for d in drawn
+        ]
+        self._submit(client, msg.id, gen, units, msg.session, plan.summary())
+
+    def _steering_plan(self, gen: Generator, msg: Steer) -> SteeringPlan:
+        """The params a steered batch is made with and the session's items that can steer it:
+        items of the same checkpoint and latent shapes, each rated one with the rest of its batch."""
+        recent = self.store.session_ratings(msg.session, gen.name)
+        ratings = {item: rating for item, rating, _ in recent}
+        records = {r.id: r for r in self.store.get_many(list(ratings))}
+        liked = [records[i] for i, r in ratings.items() if r > 0 and i in records]
+        reference = (liked or list(records.values()) or [None])[0]  # the most recent like, else rating
+        if reference is None:
+            params = self._params(gen, msg.params or {})
+        else:  # the liked item's params, with the request's overrides (a `model` among them)
+            params = self._stored_params(gen, reference, msg.params)
+        params = _derived(params)
+        checkpoint = gen.checkpoint_for(params)
+        shapes = gen.latent_shapes(params)
+
+        def fits(rec: ItemRecord) -> bool:
+            return (
+                rec.checkpoint_sha256 == checkpoint.sha256
+                and all(k in rec.latent and rec.latent[k].shape == tuple(s) for k, s in shapes.items())
+                and len(rec.latent) == len(shapes)
+            )
+
+        usable = [r for r in records.values() if fits(r)]
+        # A rated item's batch mates, shown beside it but unrated, are compared with it too.
+        mates = self.store.batch_items(sorted({r.batch for r in usable if r.batch}), MAX_STEERING_ITEMS - len(usable))
+        items, seen = [], set()
+        for rec in usable + [m for m in mates if fits(m)]:
+            if rec.id not in seen:
+                seen.add(rec.id)
+                items.append(steering.RatedItem(rec.id, rec.latent, ratings.get(rec.id, 0), rec.batch or rec.id))
+        return SteeringPlan(params, checkpoint.name, items, sum(1 for r in ratings.values() if r))
 
     def _submit(
-        self, client: Client, request_id: str, gen: Generator, units: list[WorkUnit], session: str | None
+        self,
+        client: Client,
+        request_id: str,
+        gen: Generator,
+        units: list[WorkUnit],
+        session: str | None,
+        summary: dict[str, Any] | None = None,
     ) -> None:
         try:
             gen.preflight(units[0].params)
         except Unavailable as e:
             raise ProtocolError(ErrorCode.UNAVAILABLE, str(e)) from None
         self._check_budget(gen, units)
-        listener = _JobEvents(self, client, session)
+        listener = _JobEvents(self, client, session, secrets.token_hex(8), summary)
         job = Job(client=client.id, request_id=request_id, generator=gen, units=units, listener=listener)
         try:
             self.scheduler.submit(job)
@@ -402,11 +442,17 @@ class BridgeCore:
 
     # -- results ----------------------------------------------------------------------------
     def store_outputs(
-        self, gen: Generator, units: list[WorkUnit], outputs: list[Output], session: str | None
+        self,
+        gen: Generator,
+        units: list[WorkUnit],
+        outputs: list[Output],
+        session: str | None,
+        batch: str | None = None,
     ) -> list[dict]:
         """Write files and recipes (worker thread); returns the protocol Items. Files are on disk
-        (synced) before their recipes commit; if anything fails, none of them stays."""
-        records, items, files = self._describe_outputs(gen, units, outputs, session)
+        (synced) before their recipes commit; if anything fails, none of them stays. `batch`
+        names the request, whose items a client shows side by side (steering compares them)."""
+        records, items, files = self._describe_outputs(gen, units, outputs, session, batch)
         try:
             self.store.write_files(files)
             self.store.add(records)
@@ -424,7 +470,7 @@ class BridgeCore:
         )
 
     def _describe_outputs(
-        self, gen: Generator, units: list[WorkUnit], outputs: list[Output], session: str | None
+        self, gen: Generator, units: list[WorkUnit], outputs: list[Output], session: str | None, batch: str | None
     ) -> tuple[list[ItemRecord], list[dict], list[tuple[Path, bytes]]]:
         """The records, protocol Items and files (path, bytes) of finished outputs."""
         records, items, files = [], [], []
@@ -443,6 +489,9 @@ class BridgeCore:
                 "file": str(path),
                 "data": base64.b64encode(out.data).decode("ascii"),
             }
+            if "how" in unit.meta:  # a steered item: how it was drawn and from which items
+                item["how"] = unit.meta["how"]
+                item["parents"] = list(unit.meta["parents"])
             if out.attachments:
                 item["maps"] = {}
                 for name, data in out.attachments.items():
@@ -470,6 +519,8 @@ class BridgeCore:
                     origin=unit.meta.get("origin", "generate"),
                     parents=unit.meta.get("parents", []),
                     created=now,
+                    batch=batch,
+                    how=unit.meta.get("how"),
                 )
             )
             items.append(item)
@@ -485,6 +536,34 @@ def is_out_of_memory(error: BaseException) -> bool:
     )
 
 
+@dataclass
+class SteeringPlan:
+    """What a steer request works from (see BridgeCore._steering_plan)."""
+
+    params: BaseModel
+    model: str  # the checkpoint's name
+    items: list[steering.RatedItem]
+    rated: int  # the session's nonzero ratings of this generator (the latest per item, up to 64)
+
+    def summary(self) -> dict[str, Any]:
+        """`done`'s `steering` field: how many ratings steered the batch, and why not, when none did."""
+        used = sum(1 for it in self.items if it.rating)
+        info: dict[str, Any] = {
+            "model": self.model,
+            "ratings_used": used,
+            "ratings_ignored": self.rated - used,
+            "batches": len({it.batch for it in self.items if it.rating}),
+        }
+        if used == 0:
+            info["note"] = (
+                f"no ratings in this session for model {self.model!r} at these settings: these are random samples"
+                if self.rated == 0
+                else f"this session's {self.rated} rating(s) are of other models or sizes than {self.model!r}: "
+                "these are random samples"
+            )
+        return {"steering": info}
+
+
 def _without_seed(params: dict) -> dict:
     return {k: v for k, v in params.items() if k != "seed"}
 
@@ -497,16 +576,20 @@ def _derived(params: BaseModel) -> BaseModel:
 class _JobEvents:
     """Turns scheduler callbacks into protocol messages for one client's request."""
 
-    def __init__(self, core: BridgeCore, client: Client, session: str | None):
+    def __init__(
+        self, core: BridgeCore, client: Client, session: str | None, batch: str, summary: dict[str, Any] | None
+    ):
         self.core = core
         self.client = client
         self.session = session
+        self.batch = batch  # the store's name for this request's items
+        self.summary = summary  # what `done` also says (steering: the ratings it used)
 
     def accepted(self, job: Job, position: int) -> None:
         self.client.emit({"type": "accepted", "id": job.request_id, "position": position})
 
     def store(self, job: Job, units: list[WorkUnit], outputs: list[Output]) -> list[dict]:
-        return self.core.store_outputs(job.generator, units, outputs, self.session)
+        return self.core.store_outputs(job.generator, units, outputs, self.session, self.batch)
 
     def discard(self, job: Job, items: list[dict]) -> None:
         self.core.discard_items(items)
@@ -518,7 +601,7 @@ class _JobEvents:
         self.client.emit({"type": "progress", "id": job.request_id, "done": done, "total": total})
 
     def finished(self, job: Job) -> None:
-        self.client.emit({"type": "done", "id": job.request_id})
+        self.client.emit({"type": "done", "id": job.request_id, **(self.summary or {})})
 
     def cancelled(self, job: Job) -> None:
         self.client.emit({"type": "cancelled", "id": job.request_id})

@@ -40,7 +40,9 @@ CREATE TABLE IF NOT EXISTS items (
     session TEXT,
     origin TEXT NOT NULL,
     parents TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    batch TEXT,
+    how TEXT
 );
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -51,6 +53,10 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 CREATE INDEX IF NOT EXISTS feedback_session ON feedback(session, item);
 """
+# Columns added after the first release, with what an older store's rows hold for them: no batch
+# (each old item is its own batch) and no how.
+ADDED_COLUMNS = {"batch": "TEXT", "how": "TEXT"}
+BATCH_INDEX = "CREATE INDEX IF NOT EXISTS items_batch ON items(batch)"
 
 
 @dataclass
@@ -68,6 +74,8 @@ class ItemRecord:
     origin: str  # generate | variations | interpolate | steer
     parents: list[str]
     created: float
+    batch: str | None = None  # the request that made it: its items were shown side by side
+    how: str | None = None  # for steered items: near | new-choice | random (see generators.steering)
 
 
 def _sync_folder(folder: Path) -> None:
@@ -104,6 +112,11 @@ class ItemStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
+        for name, kind in ADDED_COLUMNS.items():
+            if name not in have:
+                self._db.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
+        self._db.execute(BATCH_INDEX)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -175,11 +188,13 @@ class ItemStore:
                 r.origin,
                 json.dumps(r.parents),
                 r.created,
+                r.batch,
+                r.how,
             )
             for r in records
         ]
         with self._lock, self._transaction():
-            self._db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
     def get(self, item_id: str) -> ItemRecord | None:
         with self._lock:
@@ -211,6 +226,8 @@ class ItemStore:
             origin=row[10],
             parents=json.loads(row[11]),
             created=row[12],
+            batch=row[13],
+            how=row[14],
         )
 
     def add_feedback(self, item_id: str, session: str, rating: int) -> None:
@@ -221,20 +238,34 @@ class ItemStore:
                 (item_id, session, rating, time.time()),
             )
 
-    def latest_rating(self, item_id: str) -> int | None:
+    def latest_rating(self, item_id: str, session: str | None = None) -> int | None:
+        """The item's latest rating in `session` (None: in any session)."""
+        where, args = (
+            ("item = ? AND session = ?", (item_id, session)) if session is not None else ("item = ?", (item_id,))
+        )
         with self._lock:
             row = self._db.execute(
-                "SELECT rating FROM feedback WHERE item = ? ORDER BY id DESC LIMIT 1", (item_id,)
+                f"SELECT rating FROM feedback WHERE {where} ORDER BY id DESC LIMIT 1", args
             ).fetchone()
         return row[0] if row else None
 
-    def rated_items(self, session: str, generator: str, limit: int = 64) -> list[tuple[ItemRecord, int]]:
-        """The latest rating of each item this session rated (the `limit` most recent ratings,
-        newest first); zeros dropped."""
+    def ratings(self, item_id: str) -> dict[str, int]:
+        """The latest rating each session gave this item (0: cleared)."""
         with self._lock:
             rows = self._db.execute(
+                "SELECT session, rating FROM feedback WHERE id IN "
+                "(SELECT MAX(id) FROM feedback WHERE item = ? GROUP BY session) ORDER BY session",
+                (item_id,),
+            ).fetchall()
+        return dict(rows)
+
+    def session_ratings(self, session: str, generator: str, limit: int = 64) -> list[tuple[str, int, float]]:
+        """(item, rating, when) of the `limit` items of `generator` this session rated most
+        recently, each with its latest rating (0 when cleared), newest first."""
+        with self._lock:
+            return self._db.execute(
                 """
-                SELECT f.item, f.rating FROM feedback f
+                SELECT f.item, f.rating, f.created FROM feedback f
                 JOIN items i ON i.id = f.item
                 WHERE f.session = ? AND i.generator = ?
                   AND f.id = (SELECT MAX(id) FROM feedback g WHERE g.item = f.item AND g.session = f.session)
@@ -243,9 +274,17 @@ class ItemStore:
                 """,
                 (session, generator, limit),
             ).fetchall()
-        ratings = {item: rating for item, rating in rows if rating != 0}
-        records = self.get_many(list(ratings))
-        return [(r, ratings[r.id]) for r in records]
+
+    def batch_items(self, batches: list[str], limit: int) -> list[ItemRecord]:
+        """Up to `limit` items of these batches, the newest first."""
+        if not batches or limit <= 0:
+            return []
+        marks = ",".join("?" * len(batches))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM items WHERE batch IN ({marks}) ORDER BY created DESC, id LIMIT ?", [*batches, limit]
+            ).fetchall()
+        return [self._record(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
         with self._lock:

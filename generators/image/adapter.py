@@ -9,7 +9,16 @@ import numpy as np
 from PIL import Image
 from pydantic import ConfigDict, Field, create_model
 
-from ganbridge.generators.base import Cost, Latent, ModelParams, ModelSetGenerator, Output, each_alone, one_of
+from ganbridge.generators.base import (
+    Cost,
+    DiscretePart,
+    Latent,
+    ModelParams,
+    ModelSetGenerator,
+    Output,
+    each_alone,
+    one_of,
+)
 from ganbridge.generators.image.model import ANY, MAX_SIZE, NATIVE, ImageNetwork, LoadedImageNetwork
 from ganbridge.generators.pixels import encode_png
 
@@ -74,6 +83,12 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
     def latent_shapes(self, params: ImageParams) -> dict[str, tuple[int, ...]]:
         return {"z": (self.models[params.model].net.config.z_dim,), "class": (1,)}
 
+    def discrete_parts(self, params: ImageParams) -> dict[str, DiscretePart]:
+        classes = self.models[params.model].net.config.classes
+        if not classes or getattr(params, "category", ANY) != ANY:
+            return {}
+        return {"class": DiscretePart(len(classes))}
+
     def batch_key(self, params: ImageParams) -> Hashable:
         return params.model
 
@@ -94,8 +109,7 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
             if wanted not in classes:
                 raise ValueError(f"model {params.model!r} has no category {wanted!r}; it has {', '.join(classes)}")
             return classes.index(wanted)
-        u = 0.5 * (1 + float(np.tanh(latent["class"][0] * 0.8)))  # a standard normal -> (0, 1), smooth
-        return min(len(classes) - 1, int(u * len(classes)))
+        return DiscretePart(len(classes)).index(latent["class"])
 
     def render(self, params: Sequence[ImageParams], latents: Sequence[Latent]) -> list[Output]:
         model = self.models[params[0].model]

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field, create_model, field_validator
 
-from ganbridge.generators.base import Cost, Latent, ModelParams, ModelSetGenerator, Output, each_alone, one_of
+from ganbridge.generators.base import (
+    Cost,
+    DiscretePart,
+    Latent,
+    ModelParams,
+    ModelSetGenerator,
+    Output,
+    each_alone,
+    one_of,
+)
 from ganbridge.generators.checkpoint import CheckpointError
 from ganbridge.generators.music.model import (
     AUTO,
@@ -135,6 +144,9 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
     def latent_shapes(self, params: MusicParams) -> dict[str, tuple[int, ...]]:
         return latent_shapes(self.models[params.model].net.config, params.bars)
 
+    def discrete_parts(self, params: MusicParams) -> dict[str, DiscretePart]:
+        return {"mode": DiscretePart(len(MODES))} if params.key == AUTO else {}
+
     def batch_key(self, params: MusicParams) -> Hashable:
         return (params.model, params.bars)
 
@@ -149,7 +161,7 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
         """The requested mode, or for key=auto one drawn from the latent (reproducible)."""
         if params.key != AUTO:
             return MODES.index(params.key.split()[1])
-        return int(latent["mode"][0] > 0)
+        return int(latent["mode"][0] > 0)  # DiscretePart(2).index, exactly as recipes were made
 
     def pieces(self, params: Sequence[MusicParams], latents: Sequence[Latent]) -> list[Piece]:
         model = self.models[params[0].model]

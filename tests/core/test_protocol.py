@@ -94,13 +94,17 @@ def test_variations_interpolate_item_feedback_steer(ws):
         "id": "f1",
     }
     assert ws.request({"type": "feedback", "id": "f2", "item": second, "rating": -1, "session": "s1"})["type"] == "ack"
-    assert ws.request({"type": "item", "id": "it2", "item": first})["rating"] == 1
+    rated = ws.request({"type": "item", "id": "it2", "item": first})
+    assert rated["rating"] == 1 and rated["ratings"] == {"s1": 1}
 
     ws.send({"type": "steer", "id": "st", "generator": "texture", "session": "s1", "count": 4})
     steered = ws.until_final("st")
     assert steered[-1]["type"] == "done" and len(items_of(steered)) == 4
+    assert steered[-1]["steering"]["ratings_used"] == 2 and steered[-1]["steering"]["batches"] == 1
+    assert all(i["how"] == "near" and i["parents"] == [first] for i in items_of(steered))
     sinfo = ws.request({"type": "item", "id": "it3", "item": items_of(steered)[0]["item"]})
     assert sinfo["origin"] == "steer" and sinfo["parents"] == [first] and sinfo["params"]["width"] == 64
+    assert sinfo["how"] == "near" and sinfo["session"] == "s1" and sinfo["rating"] is None
 
 
 def test_cancel_reply_and_unknown_request(ws):

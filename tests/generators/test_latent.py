@@ -1,11 +1,12 @@
-"""Latent operations: variations, spherical interpolation, preference steering."""
+"""Latent operations: variations and spherical interpolation, discrete parts kept whole."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ganbridge.generators.latent import interpolate, perturb, slerp, steer
+from ganbridge.generators.base import DiscretePart
+from ganbridge.generators.latent import REDRAW_STRENGTH, interpolate, perturb, slerp
 
 SHAPES = {"global": (16,), "local": (16, 8, 8)}
 
@@ -56,37 +57,32 @@ def test_slerp_endpoints_and_norm():
         interpolate({"local": np.zeros((1, 2, 2))}, {"local": np.zeros((1, 4, 4))}, 3)
 
 
-def test_steer_moves_towards_likes_and_away_from_dislikes():
-    rng = np.random.default_rng(2)
-    liked = [latent(rng) for _ in range(3)]
-    disliked = [latent(rng) for _ in range(3)]
-    drawn = steer(liked, disliked, SHAPES, count=12, explore=0.25, rng=rng)
-    hows = [h for h, _ in drawn]
-    assert len(drawn) == 12 and hows.count("fresh") == 3 and hows.count("crossover") == 3
-    liked_mean = np.mean([flat(z) for z in liked], axis=0)
-    disliked_mean = np.mean([flat(z) for z in disliked], axis=0)
-    for how, z in drawn:
-        assert {k: v.shape for k, v in z.items()} == SHAPES
-        if how == "around":
-            assert cos(flat(z), liked_mean) > 0.3 > cos(flat(z), disliked_mean)
+def test_variations_keep_a_discrete_part_below_the_redraw_strength_and_redraw_it_above():
+    rng = np.random.default_rng(6)
+    z = latent(rng) | {"class": np.array([0.4], np.float32)}
+    kept = [perturb(z, s, rng, {"class"}) for s in (0.1, 0.3, REDRAW_STRENGTH - 0.01)]
+    assert all(v["class"] == z["class"] for v in kept)
+    assert all(cos(v["global"], z["global"]) < 0.9999 for v in kept)  # the rest still varies
+    redrawn = [perturb(z, 0.8, rng, {"class"})["class"][0] for _ in range(20)]
+    assert len(set(redrawn)) == 20
+    # without the part named discrete, it is blended like the others (as before)
+    assert perturb(z, 0.3, np.random.default_rng(1))["class"] != z["class"]
 
 
-def test_steer_step_shrinks_as_ratings_accumulate():
-    rng = np.random.default_rng(3)
-    target = latent(rng)
-
-    def spread(n_ratings: int) -> float:
-        liked = [target] * n_ratings
-        drawn = steer(liked, [], SHAPES, count=8, explore=0.0, rng=np.random.default_rng(4))
-        return float(np.mean([1 - cos(flat(z), flat(target)) for how, z in drawn if how == "around"]))
-
-    assert spread(1) > spread(6) > spread(30)
+def test_interpolation_switches_a_discrete_part_halfway_instead_of_blending_it():
+    rng = np.random.default_rng(7)
+    a = latent(rng) | {"class": np.array([-1.5], np.float32)}
+    b = latent(rng) | {"class": np.array([1.5], np.float32)}
+    path = interpolate(a, b, 5, {"class"})
+    assert [float(p["class"][0]) for p in path] == [-1.5, -1.5, 1.5, 1.5, 1.5]
+    assert 0 < cos(path[2]["global"], a["global"]) < 0.9999
 
 
-def test_steer_without_ratings_is_fresh_and_mismatched_parts_are_fresh():
-    rng = np.random.default_rng(5)
-    assert {h for h, _ in steer([], [], SHAPES, 4, 0.0, rng)} == {"fresh"}
-    other_size = {"global": rng.standard_normal(16).astype(np.float32), "local": np.ones((16, 4, 4), np.float32)}
-    drawn = steer([other_size], [], SHAPES, 2, 0.0, rng)
-    for _, z in drawn:
-        assert z["local"].shape == (16, 8, 8) and cos(z["global"], other_size["global"]) > 0.3
+def test_a_discrete_part_maps_values_to_choices_and_draws_inside_a_choice():
+    part = DiscretePart(62)
+    rng = np.random.default_rng(8)
+    counts = np.bincount([part.index(rng.standard_normal(1).astype(np.float32)) for _ in range(4000)], minlength=62)
+    assert counts.min() > 0  # every character is reachable from a standard normal
+    for index in (0, 1, 30, 61):
+        assert all(part.index(part.draw(index, rng)) == index for _ in range(50))
+    assert DiscretePart(2).index(np.array([0.3], np.float32)) == 1 and DiscretePart(2).index(np.array([-0.3])) == 0

@@ -1,0 +1,137 @@
+"""Preference steering on synthetic users: a hidden target latent, ratings by closeness to it."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ganbridge.generators.base import DiscretePart, draw_latent
+from ganbridge.generators.steering import RatedItem, comparisons, steer, step_size
+
+SHAPES = {"global": (16,), "local": (16, 4, 4)}
+
+
+def flat(z: dict) -> np.ndarray:
+    return np.concatenate([z[k].ravel() for k in sorted(SHAPES)])
+
+
+def cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def rate(batch: list[dict], target: np.ndarray, name: str) -> list[RatedItem]:
+    """Like the 2 of a batch nearest the target, dislike the 2 farthest, as the benchmark's user."""
+    order = np.argsort([-cos(flat(z), target) for z in batch])
+    ratings = np.zeros(len(batch), int)
+    ratings[order[:2]], ratings[order[-2:]] = 1, -1
+    return [RatedItem(f"{name}-{i}", z, int(r), name) for i, (z, r) in enumerate(zip(batch, ratings))]
+
+
+def search(strategy: str, seed: int, rounds: int = 10) -> float:
+    rng = np.random.default_rng(seed)
+    target = flat(draw_latent(SHAPES, rng))
+    items: list[RatedItem] = []
+    best = -1.0
+    batch = [draw_latent(SHAPES, rng) for _ in range(8)]
+    for r in range(rounds):
+        best = max(best, *(cos(flat(z), target) for z in batch))
+        items += rate(batch, target, f"b{r}")
+        if strategy == "steer":
+            batch = [d.latent for d in steer(items, SHAPES, {}, 8, 0.25, rng)]
+        else:
+            batch = [draw_latent(SHAPES, rng) for _ in range(8)]
+    return best
+
+
+def test_steering_finds_a_hidden_target_far_better_than_random_draws():
+    # 272 dimensions and 10 partial rankings of 8: nothing finds the target itself, but steering
+    # gets about twice as close as the best of as many random draws (0.29 against 0.14)
+    steered = [search("steer", s) for s in range(4)]
+    drawn = [search("random", s) for s in range(4)]
+    assert min(steered) > max(drawn) and np.mean(steered) > 1.6 * np.mean(drawn), (steered, drawn)
+
+
+def test_within_a_batch_likes_beat_the_rest_and_the_unrated_beat_dislikes():
+    z = draw_latent(SHAPES, np.random.default_rng(0))
+    items = [RatedItem(n, z, r, "b") for n, r in (("l", 1), ("u", 0), ("d", -1))] + [RatedItem("x", z, 1, "c")]
+    winners, losers, _ = comparisons(items)
+    pairs = {(w, lo) for w, lo in zip(winners.tolist(), losers.tolist())}
+    assert {(0, 1), (0, 2), (1, 2)} <= pairs  # side by side in batch b
+    assert (0, 3) not in pairs and (3, 2) not in pairs  # never across batches ...
+    assert {(0, -1), (-1, 2), (3, -1)} <= pairs  # ... where a rating only says "better/worse than indifferent"
+
+
+def test_a_steered_item_names_its_one_real_parent_and_how_it_was_drawn():
+    rng = np.random.default_rng(1)
+    target = flat(draw_latent(SHAPES, rng))
+    items = rate([draw_latent(SHAPES, rng) for _ in range(8)], target, "b0")
+    liked = {it.id for it in items if it.rating > 0}
+    drawn = steer(items, SHAPES, {}, 6, 0.25, rng)
+    assert all(d.how == "near" and len(d.parents) == 1 and d.parents[0] in liked for d in drawn)
+    assert all({k: v.shape for k, v in d.latent.items()} == SHAPES for d in drawn)
+    parent = next(it for it in items if it.id == drawn[0].parents[0])
+    assert cos(flat(drawn[0].latent), flat(parent.latent)) > 0.6
+
+
+def test_no_ratings_or_explore_one_draws_at_random():
+    rng = np.random.default_rng(2)
+    z = draw_latent(SHAPES, rng)
+    assert {d.how for d in steer([], SHAPES, {}, 3, 0.25, rng)} == {"random"}
+    assert {d.how for d in steer([RatedItem("a", z, 0, "b")], SHAPES, {}, 3, 0.25, rng)} == {"random"}
+    assert {d.how for d in steer([RatedItem("a", z, 1, "b")], SHAPES, {}, 3, 1.0, rng)} == {"random"}
+
+
+def test_a_session_of_only_dislikes_still_gets_a_batch():
+    rng = np.random.default_rng(3)
+    items = [RatedItem(f"d{i}", draw_latent(SHAPES, rng), -1, f"b{i}") for i in range(5)]
+    drawn = steer(items, SHAPES, {}, 4, 0.25, rng)
+    assert len(drawn) == 4 and all(np.isfinite(flat(d.latent)).all() for d in drawn)
+
+
+def test_steps_shrink_with_rated_batches_and_grow_with_explore():
+    assert step_size(0.25, 1) > step_size(0.25, 5) > step_size(0.25, 30) >= 0.05
+    assert step_size(0.0, 1) == 0.05 and step_size(1.0, 0) == 1.0
+    assert step_size(0.6, 3) > step_size(0.25, 3) > step_size(0.1, 3)
+
+
+def test_discrete_parts_are_inherited_or_new_never_blended():
+    part = DiscretePart(10)
+    shapes = SHAPES | {"class": (1,)}
+    rng = np.random.default_rng(4)
+    batch = [draw_latent(shapes, rng) for _ in range(8)]
+    for i, z in enumerate(batch):
+        z["class"] = part.draw(i % 4, rng)  # choices 0-3 seen; 4-9 never
+    ratings = [1, 0, 0, -1, 0, 0, 0, 0]
+    items = [RatedItem(f"i{i}", z, r, "b0") for i, (z, r) in enumerate(zip(batch, ratings))]
+    seen_values = {float(z["class"][0]) for z in batch}
+    hows = set()
+    for explore in (0.0, 0.25, 0.6):
+        for d in steer(items, shapes, {"class": part}, 16, explore, rng):
+            hows.add(d.how)
+            choice = part.index(d.latent["class"])
+            if d.how == "new-choice":
+                assert choice >= 4 and explore > 0
+            else:  # inherited exactly from the parent, whose choice it keeps
+                assert float(d.latent["class"][0]) in seen_values and choice == part.index(
+                    items[int(d.parents[0][1:])].latent["class"]
+                )
+    assert hows == {"near", "new-choice"}
+    # at explore 0 nothing new is tried: every item keeps the liked item's choice
+    assert {part.index(d.latent["class"]) for d in steer(items, shapes, {"class": part}, 8, 0.0, rng)} == {0}
+
+
+def test_steering_64_ratings_of_a_large_latent_is_fast_enough_to_run_per_request():
+    # 128 items (64 rated, 64 unrated batch mates) of a 512x512 texture's latent size
+    shapes = {"local": (16, 32, 32), "global": (16,), "phase": (8,)}
+    rng = np.random.default_rng(5)
+    items = [
+        RatedItem(f"i{i}", draw_latent(shapes, rng), (1, -1, 0, 0)[i % 4], f"b{i // 8}") for i in range(128)
+    ]
+    steer(items, shapes, {}, 8, 0.25, rng)  # warm-up
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        steer(items, shapes, {}, 8, 0.25, rng)
+        times.append(time.perf_counter() - t0)
+    assert np.median(times) < 0.5  # generous here: the 5 ms goal is measured by `ganbridge bench`
