@@ -61,6 +61,10 @@ def run_bench(args: argparse.Namespace) -> int:
         figures |= texture_bench(args, device)
     if args.only in ("all", "music"):
         figures |= asyncio.run(_music(device, args.runs))
+    if args.only in ("all", "steering"):
+        from ganbridge.bench.steering import run_steering
+
+        figures |= run_steering(args, device)
     if args.only == "robustness":  # not in "all": at its defaults it runs for a quarter of an hour
         from ganbridge.bench.robustness import run_robustness
 

@@ -16,9 +16,15 @@ def add_parser(sub: flags.SubParsers) -> None:
     flags.add_device(p)
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument(
-        "--only", choices=["all", "texture", "music", "robustness", "none"], default="all",
+        "--only", choices=["all", "texture", "music", "steering", "robustness", "none"], default="all",
         help="which paths to measure (robustness: fuzzing, a hog next to bystanders, a soak; not part of all)",
     )  # fmt: skip
+    p.add_argument(
+        "--targets",
+        type=flags.positive_int,
+        default=8,
+        help="steering: hidden targets per generator (10 rounds of 8 each)",
+    )
     p.add_argument("--fuzz", type=flags.non_negative_int, default=10_000, help="robustness: fuzzed inputs per door")
     p.add_argument("--seed", type=int, default=1, help="robustness: seed of the fuzzed inputs and the soak")
     p.add_argument("--soak-seconds", type=flags.non_negative, default=600.0, help="robustness: how long the soak runs")

@@ -318,7 +318,7 @@ class BridgeCore:
     def _steer(self, client: Client, msg: Steer) -> None:
         gen = self._generator(msg.generator)
         self._check_count(msg.count)
-        plan = self._steering_plan(gen, msg)
+        plan = self.steering_plan(gen, msg)
         seed = msg.seed if msg.seed is not None else _random_seed()
         drawn = steering.steer(
             plan.items,
@@ -334,7 +334,7 @@ class BridgeCore:
         ]
         self._submit(client, msg.id, gen, units, msg.session, plan.summary())
 
-    def _steering_plan(self, gen: Generator, msg: Steer) -> SteeringPlan:
+    def steering_plan(self, gen: Generator, msg: Steer) -> SteeringPlan:
         """The params a steered batch is made with and the session's items that can steer it:
         items of the same checkpoint and latent shapes, each rated one with the rest of its batch."""
         recent = self.store.session_ratings(msg.session, gen.name)
@@ -538,7 +538,7 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 @dataclass
 class SteeringPlan:
-    """What a steer request works from (see BridgeCore._steering_plan)."""
+    """What a steer request works from (see BridgeCore.steering_plan)."""
 
     params: BaseModel
     model: str  # the checkpoint's name

@@ -276,13 +276,14 @@ class ItemStore:
             ).fetchall()
 
     def batch_items(self, batches: list[str], limit: int) -> list[ItemRecord]:
-        """Up to `limit` items of these batches, the newest first."""
+        """Up to `limit` items of these batches, the newest first (in the reverse of the order they
+        were stored: the same items in the same order every time, so a seeded steer repeats)."""
         if not batches or limit <= 0:
             return []
         marks = ",".join("?" * len(batches))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT * FROM items WHERE batch IN ({marks}) ORDER BY created DESC, id LIMIT ?", [*batches, limit]
+                f"SELECT * FROM items WHERE batch IN ({marks}) ORDER BY rowid DESC LIMIT ?", [*batches, limit]
             ).fetchall()
         return [self._record(r) for r in rows]
 

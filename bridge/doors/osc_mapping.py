@@ -76,6 +76,9 @@ class OscPeer:
     later: Later  # where replies that come after `receive` has returned go
     reply_port: int | None = None  # from /ganbridge/reply_to; the transport uses the source port until then
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # generator -> key -> value
+    # Its ratings' and requests' session unless a message names one: its own per host (so two
+    # DAWs' likes do not mix), or what it chose with /ganbridge/session.
+    session: str = ""
     feedback_items: dict[str, str] = field(default_factory=dict)  # feedback request id -> its item
 
     @property
@@ -99,7 +102,7 @@ class OscMapping:
 
     # -- peers ------------------------------------------------------------------------------
     def connect(self, host: str, later: Later) -> OscPeer:
-        peer = OscPeer(host=host, client=Client(emit=_ignore), later=later)
+        peer = OscPeer(host=host, client=Client(emit=_ignore), later=later, session=f"osc:{host}")
         # connect() authorises the client unless the bridge has a token; then /ganbridge/hello does
         peer.client = self.core.connect(lambda event: self._deliver(peer, event), name=f"osc:{host}")
         return peer
@@ -164,6 +167,14 @@ class OscMapping:
         peer.reply_port = port  # before the echo, which already goes there
         return [reply("reply_to", port)]
 
+    def _osc_session(self, peer: OscPeer, args: Sequence[Any]) -> list[OscReply]:
+        if args:
+            name = _arg(args, 0, str, "session")
+            if not 1 <= len(name) <= 128:
+                raise OscArgError("session: a name of 1-128 characters")
+            peer.session = name
+        return [reply("session", peer.session)]
+
     def _osc_generators(self, peer: OscPeer, args: Sequence[Any]) -> list[OscReply]:
         return [reply("generator", i["name"], i["kind"], i["description"]) for i in self.core.generator_infos()]
 
@@ -193,6 +204,7 @@ class OscMapping:
             values[_arg(args, i, str, "key")] = args[i + 1]
         msg: dict[str, Any] = {"type": "generate", "id": self._new_id(), "generator": generator}
         msg.update(self._split(generator, values))
+        msg.setdefault("session", peer.session)
         self.core.handle(peer.client, msg)
         return []
 
@@ -202,23 +214,33 @@ class OscMapping:
         if rating not in (-1.0, 0.0, 1.0):
             raise OscArgError(f"feedback: rating must be -1, 0 or 1, not {rating}")
         rid = self._new_id()
-        msg: dict[str, Any] = {"type": "feedback", "id": rid, "item": item, "rating": int(rating)}
-        if len(args) > 2:
-            msg["session"] = _arg(args, 2, str, "session")
+        session = _arg(args, 2, str, "session") if len(args) > 2 else ""
+        msg: dict[str, Any] = {
+            "type": "feedback",
+            "id": rid,
+            "item": item,
+            "rating": int(rating),
+            "session": session or peer.session,
+        }
         # Kept before the request runs: its ack (which names the item, not the id) may come at once.
         peer.feedback_items[rid] = item
         self.core.handle(peer.client, msg)
         return []
 
     def _osc_steer(self, peer: OscPeer, args: Sequence[Any]) -> list[OscReply]:
+        if len(args) > 4:
+            raise OscArgError("steer takes s:generator [s:session [i:count [f:explore]]]")
+        session = _arg(args, 1, str, "session") if len(args) > 1 else ""
         msg: dict[str, Any] = {
             "type": "steer",
             "id": self._new_id(),
             "generator": _arg(args, 0, str, "generator"),
-            "session": _arg(args, 1, str, "session"),
+            "session": session or peer.session,  # "" or none: this host's session
         }
         if len(args) > 2:
             msg["count"] = _arg(args, 2, int, "count")
+        if len(args) > 3:
+            msg["explore"] = _arg(args, 3, float, "explore")
         self.core.handle(peer.client, msg)
         return []
 

@@ -317,11 +317,49 @@ def test_steer_draws_count_items(mapping, peer, inbox):
     assert verbs(replies).count("result") == 2
 
 
+def test_each_host_has_its_own_session_until_it_names_one(mapping, peer, inbox, shared_core):
+    other = mapping.connect("127.0.0.2", Inbox())
+    try:
+        assert peer.session == "osc:127.0.0.1" and other.session == "osc:127.0.0.2"
+        item = generate_texture(mapping, peer, inbox)
+        assert shared_core.store.get(item).session == "osc:127.0.0.1"
+        inbox.replies.clear()
+        run(mapping, peer, inbox, "feedback", item, 1.0)
+        assert shared_core.store.ratings(item) == {"osc:127.0.0.1": 1}  # not one `default` for every DAW
+        assert mapping.receive(peer, PREFIX + "session", ()) == [OscReply(PREFIX + "session", ("osc:127.0.0.1",))]
+        assert mapping.receive(peer, PREFIX + "session", ("live-set",)) == [OscReply(PREFIX + "session", ("live-set",))]
+        inbox.replies.clear()
+        run(mapping, peer, inbox, "feedback", item, -1.0)
+        assert shared_core.store.ratings(item) == {"osc:127.0.0.1": 1, "live-set": -1}
+        assert mapping.receive(peer, PREFIX + "session", ("",)) == [
+            error("", "invalid_params", "session: a name of 1-128 characters")
+        ]
+    finally:
+        mapping.disconnect(other)
+
+
+def test_steer_uses_the_hosts_session_and_takes_explore(mapping, peer, inbox, shared_core):
+    replies = run(mapping, peer, inbox, "generate", "texture", "width", 32, "height", 32, "count", 4)
+    items = [r.args[1] for r in replies if r.address == PREFIX + "result"]
+    for item, rating in zip(items, (1, 0, 0, -1)):
+        inbox.replies.clear()
+        run(mapping, peer, inbox, "feedback", item, float(rating))
+    inbox.replies.clear()
+    replies = run(mapping, peer, inbox, "steer", "texture", "", 3, 0.0)  # "": this host's session
+    new = [r.args[1] for r in replies if r.address == PREFIX + "result"]
+    assert len(new) == 3 and verbs(replies)[-1] == "done"
+    records = [shared_core.store.get(i) for i in new]
+    assert all(r.origin == "steer" and r.how == "near" and r.parents == [items[0]] for r in records)
+    assert all(r.session == "osc:127.0.0.1" for r in records)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("texture",), "missing argument 2 (session)"),
+        ((), "missing argument 1 (generator)"),
         (("texture", "s", "two"), "count must be a number, not 'two'"),
+        (("texture", "s", 2, "far"), "explore must be a number, not 'far'"),
+        (("texture", "s", 2, 0.5, 1), "steer takes s:generator [s:session [i:count [f:explore]]]"),
         ((1, "s"), "generator must be a string, not 1"),
     ],
 )

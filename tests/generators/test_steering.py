@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from ganbridge.generators.base import DiscretePart, draw_latent
-from ganbridge.generators.steering import RatedItem, comparisons, steer, step_size
+from ganbridge.generators.steering import SKETCH_SIZE, RatedItem, comparisons, sketched, steer, step_size
 
 SHAPES = {"global": (16,), "local": (16, 4, 4)}
 
@@ -121,17 +119,18 @@ def test_discrete_parts_are_inherited_or_new_never_blended():
     assert {part.index(d.latent["class"]) for d in steer(items, shapes, {"class": part}, 8, 0.0, rng)} == {0}
 
 
-def test_steering_64_ratings_of_a_large_latent_is_fast_enough_to_run_per_request():
-    # 128 items (64 rated, 64 unrated batch mates) of a 512x512 texture's latent size
+def test_a_large_latent_is_fitted_through_a_sketch_that_keeps_its_inner_products():
+    # 128 items (64 rated, 64 unrated batch mates) of a 512x512 texture's latent size: the fit
+    # runs on a count sketch (its cost is measured by `ganbridge bench --only steering`)
     shapes = {"local": (16, 32, 32), "global": (16,), "phase": (8,)}
     rng = np.random.default_rng(5)
-    items = [
-        RatedItem(f"i{i}", draw_latent(shapes, rng), (1, -1, 0, 0)[i % 4], f"b{i // 8}") for i in range(128)
-    ]
-    steer(items, shapes, {}, 8, 0.25, rng)  # warm-up
-    times = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        steer(items, shapes, {}, 8, 0.25, rng)
-        times.append(time.perf_counter() - t0)
-    assert np.median(times) < 0.5  # generous here: the 5 ms goal is measured by `ganbridge bench`
+    items = [RatedItem(f"i{i}", draw_latent(shapes, rng), (1, -1, 0, 0)[i % 4], f"b{i // 8}") for i in range(128)]
+    drawn = steer(items, shapes, {}, 8, 0.25, rng)
+    assert len(drawn) == 8 and all(d.latent["local"].shape == (16, 32, 32) for d in drawn)
+    rows = np.stack([np.concatenate([it.latent[k].ravel() for k in sorted(shapes)]) for it in items[:16]])
+    small = sketched(rows)
+    assert small.shape == (16, SKETCH_SIZE)
+    exact, approx = rows @ rows.T, small @ small.T
+    assert np.allclose(np.diag(approx) / np.diag(exact), 1, atol=0.1)  # norms kept
+    off = ~np.eye(16, dtype=bool)
+    assert np.abs(approx - exact)[off].max() < 0.1 * np.diag(exact).mean()  # and angles, roughly

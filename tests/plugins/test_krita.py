@@ -108,6 +108,12 @@ def test_docker_in_the_real_gui(profile, krita_bridge, tmp_path):
         layer_pixels(fill), expected_fill(bgra_of_png(store.get(fill_item).file), 100, 60, 130, 90)
     )
     assert store.latest_rating(fill_item) == 1  # "Like" on the active (fill) layer reached the store
+    # The document's session is saved in the .kra: every request and rating used it, so its likes
+    # keep steering it when Krita opens the file again.
+    session = seen["session"]
+    assert session and store.ratings(fill_item) == {session: 1}
+    assert all(r["session"] == session for r in recipes.values())
+    assert all(store.get(r["item"]).session == session for r in recipes.values())
     # Nine generated layers, each with the bridge's full recipe saved in the .kra.
     assert len(recipes) == 9 and all(r["checkpoint"]["sha256"] for r in recipes.values())
     origins = sorted(r["origin"] for r in recipes.values())

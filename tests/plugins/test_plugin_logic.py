@@ -91,9 +91,19 @@ def test_recipe_annotation_round_trip():
     assert recipes.decode(data) == stored
 
 
+def test_the_document_session_rides_along_with_the_recipes():
+    stored = {"{abc}": {"item": "i1", "generator": "texture"}}
+    data = recipes.encode(stored, "doc-session")
+    assert recipes.decode(data) == stored and recipes.decode_session(data) == "doc-session"
+    assert recipes.decode_session(recipes.encode(stored)) is None  # a document from before sessions
+    assert recipes.decode_session(recipes.encode({}, "s")) == "s"  # a session before any layer
+    too_long = json.dumps({"format": "ganbridge-recipes", "layers": {}, "session": "x" * 129}).encode()
+    assert recipes.decode_session(too_long) is None
+
+
 @pytest.mark.parametrize("data", [None, b"", b"not json", b"[1,2]", b'{"format": "other", "layers": {}}', b"\xff\xfe"])
 def test_foreign_or_broken_annotations_read_as_empty(data):
-    assert recipes.decode(data) == {}
+    assert recipes.decode(data) == {} and recipes.decode_session(data) is None
 
 
 def test_layer_names_say_what_made_them():

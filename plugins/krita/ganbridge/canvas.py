@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,26 +72,47 @@ def fill_region(doc: Any) -> Region:
     return Region(0, 0, doc.width(), doc.height(), None)
 
 
-def load_recipes(doc: Any) -> dict[str, dict]:
+def _annotation(doc: Any) -> bytes | None:
     if recipes.ANNOTATION not in doc.annotationTypes():
-        return {}
-    return recipes.decode(bytes(doc.annotation(recipes.ANNOTATION)))
+        return None
+    return bytes(doc.annotation(recipes.ANNOTATION))
+
+
+def load_recipes(doc: Any) -> dict[str, dict]:
+    return recipes.decode(_annotation(doc))
+
+
+def _store(doc: Any, layers: dict[str, dict], session: str | None) -> None:
+    doc.setAnnotation(recipes.ANNOTATION, recipes.DESCRIPTION, QByteArray(recipes.encode(layers, session)))
+
+
+def document_session(doc: Any) -> str:
+    """The document's rating session, kept in its annotation (saved in the .kra): made the first
+    time the document asks for one, the same after a save, a reload or a restart of Krita."""
+    data = _annotation(doc)
+    session = recipes.decode_session(data)
+    if session is None:
+        session = uuid.uuid4().hex
+        _store(doc, recipes.decode(data), session)
+    return session
 
 
 def save_recipe(doc: Any, layer_id: str, recipe: dict) -> None:
-    stored = load_recipes(doc)
+    data = _annotation(doc)
+    stored = recipes.decode(data)
     stored[layer_id] = recipe
-    doc.setAnnotation(recipes.ANNOTATION, recipes.DESCRIPTION, QByteArray(recipes.encode(stored)))
+    _store(doc, stored, recipes.decode_session(data))
 
 
 def update_recipes(doc: Any, item: str, fields: dict) -> bool:
     """Merge the bridge's full recipe into every layer made from `item`."""
-    stored = load_recipes(doc)
+    data = _annotation(doc)
+    stored = recipes.decode(data)
     hits = [k for k, r in stored.items() if r.get("item") == item]
     for k in hits:
         stored[k].update(fields)
     if hits:
-        doc.setAnnotation(recipes.ANNOTATION, recipes.DESCRIPTION, QByteArray(recipes.encode(stored)))
+        _store(doc, stored, recipes.decode_session(data))
     return bool(hits)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import functools
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,7 +98,6 @@ class GanBridgeDocker(DockWidget):
         self.generators: dict[str, dict] = {}
         self.controls: list[gs.Control] = []
         self.inputs: dict[str, tuple[QWidget, QCheckBox | None]] = {}
-        self.session = uuid.uuid4().hex
         self.last_error = ""
         self.size_edited = False
         self._build()
@@ -402,7 +400,7 @@ class GanBridgeDocker(DockWidget):
             generator=name,
             params=params,
             count=count,
-            session=self.session,
+            session=canvas.document_session(doc),
         )
 
     @guarded
@@ -414,7 +412,7 @@ class GanBridgeDocker(DockWidget):
             params["tileable"] = True  # a fill repeats the result: it must wrap at its edges
         region = canvas.fill_region(doc)
         job = Job("fill", f"Fill {name}", doc, params, region)
-        self._submit(job, "generate", generator=name, params=params, count=1, session=self.session)
+        self._submit(job, "generate", generator=name, params=params, count=1, session=canvas.document_session(doc))
         w, h = params.get("width"), params.get("height")
         if w and h and (region.width > w or region.height > h):
             self.show_info(
@@ -435,8 +433,11 @@ class GanBridgeDocker(DockWidget):
         items = self.current_items()
         if not items:
             raise UserError("select a result thumbnail or a generated layer to rate")
+        doc = canvas.active_document()
+        # The active document's session; without one open, the session the item was made in.
+        session = {"session": canvas.document_session(doc)} if doc is not None else {}
         for item in items:
-            rid = self.conn.request("feedback", item=item, rating=rating, session=self.session)
+            rid = self.conn.request("feedback", item=item, rating=rating, **session)
             self.feedback_requests[rid] = (item, rating)
 
     @guarded
@@ -445,7 +446,11 @@ class GanBridgeDocker(DockWidget):
         canvas.check_document(doc)
         name = self._generator_name()
         self._submit(
-            Job("steer", f"More {name}", doc), "steer", generator=name, session=self.session, count=self.count.value()
+            Job("steer", f"More {name}", doc),
+            "steer",
+            generator=name,
+            session=canvas.document_session(doc),
+            count=self.count.value(),
         )
 
     @guarded
@@ -457,7 +462,7 @@ class GanBridgeDocker(DockWidget):
             raise UserError("select a result thumbnail or a generated layer to vary")
         self._submit(
             Job("variations", "Variations", doc), "variations", item=items[-1], strength=self.strength.value(),
-            count=self.count.value(), session=self.session,
+            count=self.count.value(), session=canvas.document_session(doc),
         )  # fmt: skip
 
     @guarded
@@ -470,7 +475,7 @@ class GanBridgeDocker(DockWidget):
         self._submit(
             Job("interpolate", "Blend", doc),
             "interpolate",
-            **{"from": items[0], "to": items[1], "steps": self.steps.value()},
+            **{"from": items[0], "to": items[1], "steps": self.steps.value(), "session": canvas.document_session(doc)},
         )
 
     @guarded
@@ -526,7 +531,7 @@ class GanBridgeDocker(DockWidget):
         recipe = {
             "item": item["item"], "generator": item.get("generator"), "seed": item.get("seed"),
             "width": item.get("width"), "height": item.get("height"), "params": job.params, "origin": job.kind,
-            "session": self.session, "applied": time.time(),
+            "session": canvas.document_session(job.doc), "applied": time.time(),
         }  # fmt: skip
         if item.get("format") != "png":
             raise UserError(f"{job.label}: a {item.get('format')} result cannot go into a paint layer")

@@ -6,7 +6,7 @@ os._exit(1) on any failure. Settings come from the environment variable GANBRIDG
 - drive: the plugin's own code (the shared client, canvas module) makes a document, generates from a
   live bridge into a layer and a selection fill, and saves a .kra.
 - inspect: opens a .kra and reports its layers, their pixels (BGRA, written to files) and the
-  GAN Bridge recipes stored in it.
+  GAN Bridge recipes and rating session stored in it.
 """
 
 import json
@@ -117,6 +117,9 @@ def inspect(*_args) -> None:
         report["annotation"] = (
             bytes(doc.annotation("ganbridge")).decode() if "ganbridge" in doc.annotationTypes() else ""
         )
+        from ganbridge import recipes  # the plugin's reader, on what Krita loaded from the .kra
+
+        report["session"] = recipes.decode_session(report["annotation"].encode())
         report["size"] = [doc.width(), doc.height()]
         doc.close()
         _finish(report, job["report"], True)

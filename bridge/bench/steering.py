@@ -1,0 +1,311 @@
+"""`ganbridge bench --only steering`: simulated artists steering each shipped generator.
+
+Each trial hides a target item (a seeded generate). A simulated user, talking the WebSocket
+protocol like any client, sees batches of 8 and likes the 2 nearest the target and dislikes the 2
+farthest, by cosine of features centred (and, per group, scaled) on a reference set: 16x16
+downsampled pixels for images and textures, patch statistics for textures too (shift-invariant:
+a texture is alike wherever its bricks fall), piano-roll statistics for music. Three strategies
+see the same first batch and get the same number of items: `steer` (the bridge's steering, the
+ratings sent as `feedback`), `variations` of the best item seen so far (strength 0.3), and
+`random` batches. The figure is the mean over targets of the best cosine after the last round,
+and the gap steering closes: (steer - random) / (1 - random).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import itertools
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from websockets.asyncio.client import ClientConnection, connect
+
+STRATEGIES = ("steer", "variations", "random")
+
+
+@dataclass(frozen=True)
+class Task:
+    generator: str
+    params: dict
+    feature: str  # a key of FEATURES
+
+
+def image_pixels(item: dict) -> np.ndarray:
+    """16x16 RGBA, colour premultiplied by alpha (a transparent pixel's colour says nothing)."""
+    img = Image.open(io.BytesIO(base64.b64decode(item["data"]))).convert("RGBA")
+    a = np.asarray(img.resize((16, 16), Image.Resampling.BOX), np.float32) / 255
+    return np.concatenate([a[..., :3] * a[..., 3:], a[..., 3:]], -1).ravel()
+
+
+def texture_pixels(item: dict) -> np.ndarray:
+    img = Image.open(io.BytesIO(base64.b64decode(item["data"]))).convert("RGB")
+    return (np.asarray(img.resize((16, 16), Image.Resampling.BOX), np.float32) / 255).ravel()
+
+
+def texture_statistics(item: dict) -> np.ndarray:
+    """Shift-invariant: colour means, spreads and correlations, gradient energy per channel and
+    direction, luminance autocorrelation at 1-8 pixels and a luminance histogram."""
+    img = Image.open(io.BytesIO(base64.b64decode(item["data"]))).convert("RGB")
+    a = np.asarray(img.resize((64, 64), Image.Resampling.BOX), np.float64) / 255
+    flat = a.reshape(-1, 3)
+    corr = np.corrcoef(flat.T + 1e-9 * np.random.default_rng(0).standard_normal(flat.T.shape))[np.triu_indices(3, 1)]
+    grads = [np.mean(np.abs(np.diff(a, axis=ax, append=np.take(a, [0], axis=ax))), axis=(0, 1)) for ax in (0, 1)]
+    lum = a.mean(-1) - a.mean()
+    auto = [np.mean(lum * np.roll(lum, s, axis=ax)) / (lum.var() + 1e-9) for s in (1, 2, 4, 8) for ax in (0, 1)]
+    hist = np.histogram(a.mean(-1), bins=8, range=(0, 1))[0] / lum.size
+    return np.concatenate([flat.mean(0), flat.std(0), corr, *grads, auto, hist])
+
+
+def music_statistics(item: dict) -> np.ndarray:
+    """Per bar its pitch classes (by duration), per voice and beat its pitch and its onsets."""
+    bars = item["bars"]
+    beats = bars * 4
+    chroma = np.zeros((bars, 12))
+    contour = np.zeros((4, beats))
+    onsets = np.zeros((4, beats))
+    for track, pitch, _velocity, start, length in item["notes"]:
+        for beat in range(int(start), min(beats, max(int(start) + 1, int(np.ceil(start + length))))):
+            contour[track, beat] = pitch / 12.0
+        onsets[track, min(int(start), beats - 1)] += 1
+        chroma[min(int(start // 4), bars - 1), pitch % 12] += length
+    chroma /= chroma.sum(1, keepdims=True) + 1e-9
+    return np.concatenate([chroma.ravel(), contour.ravel(), onsets.ravel()])
+
+
+FEATURES: dict[str, Callable[[dict], np.ndarray]] = {
+    "pixels": image_pixels,
+    "texture-pixels": texture_pixels,
+    "patch-statistics": texture_statistics,
+    "piano-roll": music_statistics,
+}
+TASKS = {
+    "texture": [
+        Task("texture", {"width": 128, "height": 128, "model": "brick"}, "texture-pixels"),
+        Task("texture", {"width": 128, "height": 128, "model": "brick"}, "patch-statistics"),
+    ],
+    "image": [Task("image", {"size": 64}, "pixels")],
+    "music": [Task("music", {"bars": 4}, "piano-roll")],
+}
+
+
+class Features:
+    """A feature centred on a reference set and scaled to its overall spread."""
+
+    def __init__(self, name: str, reference: list[dict]):
+        self.fn = FEATURES[name]
+        ref = np.stack([self.fn(item) for item in reference])
+        self.mean = ref.mean(0)
+        self.scale = ref.std(0) + ref.std(0).mean() + 1e-9  # per column, floored by the average
+
+    def __call__(self, item: dict) -> np.ndarray:
+        return (self.fn(item) - self.mean) / self.scale
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+class Client:
+    """One WebSocket connection's requests, one at a time."""
+
+    def __init__(self, ws: ClientConnection):
+        self.ws = ws
+        self.ids = itertools.count()
+
+    async def items(self, msg: dict) -> tuple[list[dict], dict]:
+        """Send a generating request; its items and its `done`."""
+        rid = f"r{next(self.ids)}"
+        await self.ws.send(json.dumps(msg | {"id": rid}))
+        items: list[dict] = []
+        while True:
+            reply = json.loads(await self.ws.recv())
+            if reply.get("id") != rid:
+                continue
+            if reply["type"] == "result":
+                items += reply["items"]
+            elif reply["type"] == "done":
+                return items, reply
+            elif reply["type"] in ("error", "cancelled"):
+                raise RuntimeError(f"bridge said {reply}")
+
+    async def rate(self, item: str, rating: int, session: str) -> None:
+        rid = f"f{next(self.ids)}"
+        await self.ws.send(
+            json.dumps({"type": "feedback", "id": rid, "item": item, "rating": rating, "session": session})
+        )
+        while (reply := json.loads(await self.ws.recv())).get("id") != rid:
+            pass
+        if reply["type"] != "ack":
+            raise RuntimeError(f"bridge said {reply}")
+
+
+async def trial(
+    client: Client,
+    task: Task,
+    feature: Features,
+    target: np.ndarray,
+    strategy: str,
+    seed: int,
+    rounds: int,
+    per_round: int,
+) -> float:
+    session = f"bench-{task.generator}-{task.feature}-{strategy}-{seed}"  # one per trial
+    gen = {"type": "generate", "generator": task.generator, "params": task.params, "count": per_round}
+    batch, _ = await client.items(gen | {"seed": seed, "session": session})
+    best, best_item = -2.0, batch[0]
+    for r in range(rounds):
+        scores = [cosine(feature(item), target) for item in batch]
+        if max(scores) > best:
+            best, best_item = max(scores), batch[int(np.argmax(scores))]
+        if r == rounds - 1:
+            break
+        order = np.argsort(scores)
+        if strategy == "steer":
+            for i in order[-2:]:
+                await client.rate(batch[i]["item"], 1, session)
+            for i in order[:2]:
+                await client.rate(batch[i]["item"], -1, session)
+            steer = {"type": "steer", "generator": task.generator, "session": session, "count": per_round}
+            batch, _ = await client.items(steer | {"seed": seed * 100 + r})
+        elif strategy == "variations":
+            var = {"type": "variations", "item": best_item["item"], "strength": 0.3, "count": per_round}
+            batch, _ = await client.items(var | {"seed": seed * 100 + r})
+        else:
+            batch, _ = await client.items(gen | {"seed": seed * 100 + r + 10_000})
+    return best
+
+
+async def steering_figures(url: str, tasks: list[Task], targets: int, rounds: int = 10, per_round: int = 8) -> dict:
+    """{task label: {strategy: mean best cosine, ..., "gap_closed": ...}} over `targets` seeded targets."""
+    out: dict = {}
+    async with connect(url, compression=None, max_size=None) as ws:
+        client = Client(ws)
+        for task in tasks:
+            reference = []
+            for r in range(8):  # 64 items, in requests within the default count limit
+                ref = {"type": "generate", "generator": task.generator, "params": task.params, "count": 8}
+                reference += (await client.items(ref | {"seed": 90_000 + 8 * r}))[0]
+            feature = Features(task.feature, reference)
+            best: dict[str, list[float]] = {s: [] for s in STRATEGIES}
+            for t in range(targets):
+                gen = {"type": "generate", "generator": task.generator, "params": task.params}
+                target_item = (await client.items(gen | {"seed": 50_000 + t}))[0][0]
+                target = feature(target_item)
+                for strategy in STRATEGIES:
+                    best[strategy].append(
+                        await trial(client, task, feature, target, strategy, 1000 + t, rounds, per_round)
+                    )
+            row = {s: round(statistics.mean(v), 3) for s, v in best.items()}
+            row["gap_closed"] = round((row["steer"] - row["random"]) / (1 - row["random"]), 3)
+            row["targets"] = targets
+            out[f"{task.generator} ({task.feature})"] = row
+    return out
+
+
+def steering_overhead(runs: int = 30) -> dict:
+    """Milliseconds steering adds to a request with 64 ratings in its session: finding the rated
+    items and their batch mates in a real store and drawing 8 latents, for a 512x512 texture
+    (the largest latent of the defaults) and a glyph, medians over `runs`."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from ganbridge.core.registry import load_generators
+    from ganbridge.core.service import BridgeCore
+    from ganbridge.core.settings import Settings
+    from ganbridge.core.store import ItemRecord, ItemStore
+    from ganbridge.generators import steering
+    from ganbridge.generators.base import seeded_rng
+
+    gens = load_generators(None)
+    figures = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ItemStore(Path(tmp) / "items.db", Path(tmp) / "out")
+        core = BridgeCore(Settings(), gens, store, scheduler=None)  # type: ignore[arg-type]
+        for name, params in (("texture", {"width": 512, "height": 512}), ("image", {})):
+            gen = gens[name]
+            p = gen.params_model.model_validate(params)
+            ref = gen.checkpoint_for(p)
+            session = f"overhead-{name}"
+            for b in range(16):  # 16 batches of 8, half of each rated
+                records = [
+                    ItemRecord(
+                        f"{name}{b}-{i}",
+                        name,
+                        ref.name,
+                        ref.sha256,
+                        None,
+                        gen.random_latent(p, b * 8 + i),
+                        p.model_dump(mode="json"),
+                        "png",
+                        Path(tmp) / "x.png",
+                        session,
+                        "generate",
+                        [],
+                        time.time(),
+                        batch=f"{name}-b{b}",
+                    )
+                    for i in range(8)
+                ]
+                store.add(records)
+                for i, rating in enumerate((1, 1, -1, -1)):
+                    store.add_feedback(records[i].id, session, rating)
+            from ganbridge.core.protocol import Steer
+
+            msg = Steer(type="steer", id="x", generator=name, session=session, count=8)
+            times = []
+            for run in range(runs + 2):
+                t0 = time.perf_counter()
+                plan = core.steering_plan(gen, msg)
+                steering.steer(
+                    plan.items,
+                    gen.latent_shapes(plan.params),
+                    gen.discrete_parts(plan.params),
+                    8,
+                    0.25,
+                    seeded_rng(run),
+                )
+                if run >= 2:
+                    times.append(time.perf_counter() - t0)
+            figures[name] = {
+                "ratings": plan.summary()["steering"]["ratings_used"],
+                "items": len(plan.items),
+                "median_ms": round(1000 * statistics.median(times), 2),
+            }
+        store.close()
+    return figures
+
+
+def print_steering(figures: dict) -> None:
+    print("steering, simulated users (mean best cosine to a hidden target):")
+    for label, row in figures.get("steering", {}).items():
+        print(
+            f"  {label:32s} steer {row['steer']:.3f}  variations {row['variations']:.3f}  random {row['random']:.3f}"
+            f"  gap closed {row['gap_closed']:.2f}  ({row['targets']} targets)"
+        )
+    for name, row in figures.get("steering_overhead", {}).items():
+        print(
+            f"  steering overhead, {name}: {row['median_ms']} ms with {row['ratings']} ratings ({row['items']} items)"
+        )
+
+
+def run_steering(args, device: str) -> dict:
+    from ganbridge.bench.common import BridgeProcess
+
+    async def served() -> dict:
+        bridge = BridgeProcess(device, True)
+        try:
+            await bridge.wait_ready()
+            return await steering_figures(bridge.url, [t for kind in TASKS for t in TASKS[kind]], args.targets)
+        finally:
+            bridge.close()
+
+    figures = {"steering": asyncio.run(served()), "steering_overhead": steering_overhead()}
+    print_steering(figures)
+    return figures
