@@ -359,7 +359,9 @@ class BridgeCore:
 
         usable = [r for r in records.values() if fits(r)]
         # A rated item's batch mates, shown beside it but unrated, are compared with it too.
-        mates = self.store.batch_items(sorted({r.batch for r in usable if r.batch}), MAX_STEERING_ITEMS - len(usable))
+        mates = self.store.batch_items(
+            sorted({r.batch for r in usable if r.batch}), MAX_STEERING_ITEMS - len(usable), [r.id for r in usable]
+        )
         items, seen = [], set()
         for rec in usable + [m for m in mates if fits(m)]:
             if rec.id not in seen:

@@ -15,7 +15,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,15 +275,18 @@ class ItemStore:
                 (session, generator, limit),
             ).fetchall()
 
-    def batch_items(self, batches: list[str], limit: int) -> list[ItemRecord]:
-        """Up to `limit` items of these batches, the newest first (in the reverse of the order they
-        were stored: the same items in the same order every time, so a seeded steer repeats)."""
+    def batch_items(self, batches: list[str], limit: int, exclude: Collection[str] = ()) -> list[ItemRecord]:
+        """Up to `limit` items of these batches but not in `exclude`, the newest first (in the
+        reverse of the order they were stored: the same items in the same order every time, so a
+        seeded steer repeats)."""
         if not batches or limit <= 0:
             return []
         marks = ",".join("?" * len(batches))
+        skip = ",".join("?" * len(exclude))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT * FROM items WHERE batch IN ({marks}) ORDER BY rowid DESC LIMIT ?", [*batches, limit]
+                f"SELECT * FROM items WHERE batch IN ({marks}) AND id NOT IN ({skip}) ORDER BY rowid DESC LIMIT ?",
+                [*batches, *list(exclude), limit],
             ).fetchall()
         return [self._record(r) for r in rows]
 
