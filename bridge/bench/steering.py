@@ -54,7 +54,8 @@ def texture_statistics(item: dict) -> np.ndarray:
     img = Image.open(io.BytesIO(base64.b64decode(item["data"]))).convert("RGB")
     a = np.asarray(img.resize((64, 64), Image.Resampling.BOX), np.float64) / 255
     flat = a.reshape(-1, 3)
-    corr = np.corrcoef(flat.T + 1e-9 * np.random.default_rng(0).standard_normal(flat.T.shape))[np.triu_indices(3, 1)]
+    jitter = 1e-9 * np.random.default_rng(0).standard_normal(flat.T.shape)  # a flat channel has no NaN correlation
+    corr = np.asarray(np.corrcoef(flat.T + jitter))[np.triu_indices(3, 1)]
     grads = [np.mean(np.abs(np.diff(a, axis=ax, append=np.take(a, [0], axis=ax))), axis=(0, 1)) for ax in (0, 1)]
     lum = a.mean(-1) - a.mean()
     auto = [np.mean(lum * np.roll(lum, s, axis=ax)) / (lum.var() + 1e-9) for s in (1, 2, 4, 8) for ax in (0, 1)]
@@ -216,6 +217,7 @@ def steering_overhead(runs: int = 30) -> dict:
     import time
     from pathlib import Path
 
+    from ganbridge.core.protocol import Steer
     from ganbridge.core.registry import load_generators
     from ganbridge.core.service import BridgeCore
     from ganbridge.core.settings import Settings
@@ -227,7 +229,7 @@ def steering_overhead(runs: int = 30) -> dict:
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
         store = ItemStore(Path(tmp) / "items.db", Path(tmp) / "out")
-        core = BridgeCore(Settings(), gens, store, scheduler=None)  # type: ignore[arg-type]
+        core = BridgeCore(Settings(), gens, store, scheduler=None)  # type: ignore[arg-type]  # planning needs no scheduler
         for name, params in (("texture", {"width": 512, "height": 512}), ("image", {})):
             gen = gens[name]
             p = gen.params_model.model_validate(params)
@@ -256,10 +258,9 @@ def steering_overhead(runs: int = 30) -> dict:
                 store.add(records)
                 for i, rating in enumerate((1, 1, -1, -1)):
                     store.add_feedback(records[i].id, session, rating)
-            from ganbridge.core.protocol import Steer
-
-            msg = Steer(type="steer", id="x", generator=name, session=session, count=8)
+            msg = Steer.model_validate({"type": "steer", "id": "x", "generator": name, "session": session, "count": 8})
             times = []
+            plan = core.steering_plan(gen, msg)
             for run in range(runs + 2):
                 t0 = time.perf_counter()
                 plan = core.steering_plan(gen, msg)
