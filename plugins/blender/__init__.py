@@ -38,7 +38,11 @@ class GANBRIDGE_PG_settings(bpy.types.PropertyGroup):
         name="Steps", default=6, min=2, max=16, description="Results in a blend, ends included"
     )
     explore: bpy.props.FloatProperty(
-        name="Explore", default=0.25, min=0.0, max=1.0, description="Share of fresh samples when steering"
+        name="Explore",
+        default=0.25,
+        min=0.0,
+        max=1.0,
+        description="How far steering looks: 0 small steps from the best, 1 random samples",
     )
     session: bpy.props.StringProperty(name="Session", description="This file's rating session on the bridge")
     item_a: bpy.props.StringProperty(name="A")
