@@ -5,20 +5,22 @@ liked item is taken to beat every other item shown with it, and an unrated one t
 disliked ones (the artist saw them side by side); across batches a like counts as better than
 indifference and a dislike as worse. These comparisons fit a Bradley-Terry (logistic) utility,
 linear in the latent's continuous parts plus one term per value of each discrete part (a glyph's
-character, a piece's mode). The fit runs in the span of the rated latents (a kernel form), so its
-cost grows with the number of items, not with the latent's size.
+character, a piece's mode). The fit runs in the span of the rated latents (a kernel form, over a
+random sign sketch for large latents), so its cost grows with the number of items more than with
+the latent's size.
 
 The next batch is a local search the artist walks, with Thompson sampling for its guesses: every
 new item steps from the rated item the fit ranks best; each draws one utility from the fit's
 (Laplace) posterior, and its step leans toward that draw's uphill direction; a discrete part is
-inherited from the parent's best-ranked value, or, when the draw ranks a value nobody has seen
-above every seen one, set to that new value. Steps shrink as rated batches accumulate. This
+the draw's best-ranked value, taken whole from that value's best-ranked item (which is then the
+parent), or, when the draw ranks a value nobody has seen above every seen one, set to that new
+value. Steps shrink as rated batches accumulate. This
 replaces an average of everything ever liked: an average of latents leaves the region a GAN
 knows, and early likes of random items anchored it for ever.
 
-`explore` (0-1) sets how far: 0 takes small steps and tries no new discrete value, 1 draws at
-random; the default 0.25 is what the steering benchmark (`ganbridge bench --only steering`)
-measured best among the settings tried. Torch-free: the bridge's core runs this per request.
+`explore` (0-1) sets how far: 0 takes small steps and no guesses (the fit's mean) and tries no new
+discrete value, 1 draws at random; `ganbridge bench --only steering` measures the protocol's
+default, 0.25. Torch-free: the bridge's core runs this per request.
 """
 
 from __future__ import annotations
