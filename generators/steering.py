@@ -69,6 +69,7 @@ class Preference:
     weights: np.ndarray
     covariance: np.ndarray
     choices: list[tuple]  # the seen discrete values, in column order after the span's
+    item_choices: list[tuple]  # each item's discrete values (() without discrete parts)
     latents: np.ndarray  # (items, latent size): the continuous parts, flattened
     to_items: np.ndarray  # (items, span size): span weights -> coefficients of `latents` rows
 
@@ -152,11 +153,11 @@ def fit_preference(
     eigval, eigvec = np.linalg.eigh(gram)
     keep = eigval > 1e-6 * max(float(eigval.max()), 1e-12)
     span = eigvec[:, keep] * np.sqrt(eigval[keep])  # coordinates in an orthonormal basis of the span
-    choices = sorted({_choice_of(it.latent, discrete) for it in items}) if discrete else []
+    item_choices = [_choice_of(it.latent, discrete) for it in items]
+    choices = sorted(set(item_choices)) if discrete else []
     one_hot = np.zeros((len(items), len(choices)))
-    for i, it in enumerate(items):
-        if choices:
-            one_hot[i, choices.index(_choice_of(it.latent, discrete))] = 1.0
+    for i, choice in enumerate(item_choices if choices else []):
+        one_hot[i, choices.index(choice)] = 1.0
     features = np.concatenate([span, one_hot], axis=1)
     ridge = np.concatenate([np.full(span.shape[1], RIDGE), np.full(len(choices), RIDGE_CHOICE)])
     winners, losers, weights = comparisons(items)
@@ -173,7 +174,7 @@ def fit_preference(
         if np.abs(step).max() < 1e-3 * (1.0 + np.abs(w).max()):  # far finer than a draw's spread
             break
     to_items = eigvec[:, keep] / np.sqrt(eigval[keep])  # basis = latents.T @ to_items
-    return Preference(features, w, np.linalg.inv(hessian), choices, flat, to_items)
+    return Preference(features, w, np.linalg.inv(hessian), choices, item_choices, flat, to_items)
 
 
 def step_size(explore: float, batches: int) -> float:
@@ -224,8 +225,8 @@ def steer(
                     z[key] = part.draw(value, rng)
             else:
                 # the best-ranked item of the chosen value, so its continuous parts suit it
-                same = [i for i in candidates if _choice_of(items[i].latent, discrete) == best_seen] or [
-                    i for i, it in enumerate(items) if _choice_of(it.latent, discrete) == best_seen
+                same = [i for i in candidates if pref.item_choices[i] == best_seen] or [
+                    i for i, choice in enumerate(pref.item_choices) if choice == best_seen
                 ]
                 parent = items[max(same, key=lambda i: ranking[i])]
                 for key in discrete:

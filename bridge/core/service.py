@@ -337,8 +337,7 @@ class BridgeCore:
     def steering_plan(self, gen: Generator, msg: Steer) -> SteeringPlan:
         """The params a steered batch is made with and the session's items that can steer it:
         items of the same checkpoint and latent shapes, each rated one with the rest of its batch."""
-        recent = self.store.session_ratings(msg.session, gen.name)
-        ratings = {item: rating for item, rating, _ in recent}
+        ratings = dict(self.store.session_ratings(msg.session, gen.name))
         records = {r.id: r for r in self.store.get_many(list(ratings))}
         liked = [records[i] for i, r in ratings.items() if r > 0 and i in records]
         reference = (liked or list(records.values()) or [None])[0]  # the most recent like, else rating
@@ -348,25 +347,20 @@ class BridgeCore:
             params = self._stored_params(gen, reference, msg.params)
         params = _derived(params)
         checkpoint = gen.checkpoint_for(params)
-        shapes = gen.latent_shapes(params)
+        shapes = {k: tuple(s) for k, s in gen.latent_shapes(params).items()}
 
         def fits(rec: ItemRecord) -> bool:
-            return (
-                rec.checkpoint_sha256 == checkpoint.sha256
-                and all(k in rec.latent and rec.latent[k].shape == tuple(s) for k, s in shapes.items())
-                and len(rec.latent) == len(shapes)
-            )
+            return rec.checkpoint_sha256 == checkpoint.sha256 and {k: v.shape for k, v in rec.latent.items()} == shapes
 
         usable = [r for r in records.values() if fits(r)]
         # A rated item's batch mates, shown beside it but unrated, are compared with it too.
         mates = self.store.batch_items(
             sorted({r.batch for r in usable if r.batch}), MAX_STEERING_ITEMS - len(usable), [r.id for r in usable]
         )
-        items, seen = [], set()
-        for rec in usable + [m for m in mates if fits(m)]:
-            if rec.id not in seen:
-                seen.add(rec.id)
-                items.append(steering.RatedItem(rec.id, rec.latent, ratings.get(rec.id, 0), rec.batch or rec.id))
+        items = [
+            steering.RatedItem(rec.id, rec.latent, ratings.get(rec.id, 0), rec.batch or rec.id)
+            for rec in usable + [m for m in mates if fits(m)]
+        ]
         return SteeringPlan(params, checkpoint.name, items, sum(1 for r in ratings.values() if r))
 
     def _submit(

@@ -259,13 +259,13 @@ class ItemStore:
             ).fetchall()
         return dict(rows)
 
-    def session_ratings(self, session: str, generator: str, limit: int = 64) -> list[tuple[str, int, float]]:
-        """(item, rating, when) of the `limit` items of `generator` this session rated most
+    def session_ratings(self, session: str, generator: str, limit: int = 64) -> list[tuple[str, int]]:
+        """(item, rating) of the `limit` items of `generator` this session rated most
         recently, each with its latest rating (0 when cleared), newest first."""
         with self._lock:
             return self._db.execute(
                 """
-                SELECT f.item, f.rating, f.created FROM feedback f
+                SELECT f.item, f.rating FROM feedback f
                 JOIN items i ON i.id = f.item
                 WHERE f.session = ? AND i.generator = ?
                   AND f.id = (SELECT MAX(id) FROM feedback g WHERE g.item = f.item AND g.session = f.session)

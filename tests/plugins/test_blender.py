@@ -261,7 +261,7 @@ result = {"liked": liked, "disliked": disliked, "status": status, "new": hist.en
     store = live.core.store
     assert store.latest_rating(out["liked"]) == 1 and store.latest_rating(out["disliked"]) == -1
     assert out["status"] == "done" and len(out["new"]) == 2 and all(e["job"] == "steer" for e in out["new"])
-    rated = {item for item, rating, _ in store.session_ratings(out["session"], "texture") if rating}
+    rated = {item for item, rating in store.session_ratings(out["session"], "texture") if rating}
     assert {out["liked"], out["disliked"]} <= rated
 
 
