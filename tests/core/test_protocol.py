@@ -107,6 +107,31 @@ def test_variations_interpolate_item_feedback_steer(ws):
     assert sinfo["how"] == "near" and sinfo["session"] == "s1" and sinfo["rating"] is None
 
 
+def test_steer_answers_every_odd_session_with_a_batch_and_says_why_it_is_random(ws):
+    def steer(rid: str, session: str, **extra) -> list[dict]:
+        ws.send({"type": "steer", "id": rid, "generator": "texture", "session": session, "count": 2, **extra})
+        msgs = ws.until_final(rid)
+        assert msgs[-1]["type"] == "done" and len(items_of(msgs)) == 2, msgs
+        return msgs
+
+    # a session nobody has used
+    unknown = steer("st-unknown", "no-such-session", params=small_texture())
+    assert unknown[-1]["steering"]["ratings_used"] == 0 and "no ratings" in unknown[-1]["steering"]["note"]
+    assert {i["how"] for i in items_of(unknown)} == {"random"}
+    # ratings of another model (brick) when the request asks for gravel: used for neither
+    base = items_of(generate(ws, "odd-base", count=2, model="brick"))
+    assert len(base) == 2
+    for n, (item, rating) in enumerate(zip(base, (1, -1))):
+        ws.request({"type": "feedback", "id": f"odd-f{n}", "item": item["item"], "rating": rating, "session": "odd"})
+    other = steer("st-other", "odd", params={"model": "gravel"})[-1]["steering"]
+    assert other["model"] == "gravel" and other["ratings_used"] == 0 and other["ratings_ignored"] == 2
+    assert "other models or sizes" in other["note"]
+    # only dislikes: still a normal batch, drawn using both
+    ws.request({"type": "feedback", "id": "odd-f2", "item": base[0]["item"], "rating": -1, "session": "odd"})
+    disliked = steer("st-dislikes", "odd")
+    assert disliked[-1]["steering"]["ratings_used"] == 2 and "note" not in disliked[-1]["steering"]
+
+
 def test_cancel_reply_and_unknown_request(ws):
     ws.send(
         {"type": "generate", "id": "long", "generator": "texture", "count": 16, "params": {"width": 512, "height": 512}}
