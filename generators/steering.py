@@ -5,17 +5,17 @@ liked item is taken to beat every other item shown with it, and an unrated one t
 disliked ones (the artist saw them side by side); across batches a like counts as better than
 indifference and a dislike as worse. These comparisons fit a Bradley-Terry (logistic) utility,
 linear in the latent's continuous parts plus one term per value of each discrete part (a glyph's
-character, a piece's mode). The fit runs in the span of the rated latents (a kernel form, over a
-random sign sketch for large latents), so its cost grows with the number of items more than with
-the latent's size.
+character, a piece's mode). The fit is in kernel form, over the items' utilities (the latents'
+inner products, through a random sign sketch for large latents): Newton's method on a system of
+one row per item, so its cost grows with the number of items, not with the latent's size, and the
+rows each item needs are kept between requests (`RowCache`).
 
 The next batch is a local search the artist walks, with Thompson sampling for its guesses: every
 new item steps from the rated item the fit ranks best; each draws one utility from the fit's
 (Laplace) posterior, and its step leans toward that draw's uphill direction; a discrete part is
 the draw's best-ranked value, taken whole from that value's best-ranked item (which is then the
 parent), or, when the draw ranks a value nobody has seen above every seen one, set to that new
-value. Steps shrink as rated batches accumulate. This
-replaces an average of everything ever liked: an average of latents leaves the region a GAN
+value. Steps shrink as rated batches accumulate. This replaces an average of everything ever liked: an average of latents leaves the region a GAN
 knows, and early likes of random items anchored it for ever.
 
 `explore` (0-1) sets how far: 0 takes small steps and no guesses (the fit's mean) and tries no new
@@ -26,19 +26,21 @@ default, 0.25. Torch-free: the bridge's core runs this per request.
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ganbridge.generators.base import DiscretePart, Latent, draw_latent
 
 MIN_STEP = 0.05  # explore 0 still varies: a copy of the parent would waste a slot
-RIDGE = 1.0  # prior precision of the continuous utility weights
-RIDGE_CHOICE = 0.5  # ... and of each discrete value's own term
+PRIOR_SPREAD = 3.0  # the prior's spread of an item's utility, for a latent of the rated items' mean norm
+RIDGE_CHOICE = 0.5  # the prior precision of each discrete value's own term (a spread of 1.4)
 LEAN = 0.5  # how much of a step's noise follows the fitted uphill direction
-ABSOLUTE_WEIGHT = 0.5
-SKETCH_SIZE = 2048  # latents larger than this are fitted through a count sketch of this size  # a like (dislike) against indifference, next to a side-by-side comparison
+ABSOLUTE_WEIGHT = 0.5  # a like (dislike) against indifference, next to a side-by-side comparison
+SKETCH_SIZE = 2048  # latents larger than this are fitted through a count sketch of this size
 
 
 @dataclass(frozen=True)
@@ -62,29 +64,35 @@ class Drawn:
 
 @dataclass
 class Preference:
-    """A fitted utility: item i's utility is `features[i] @ weights`; `covariance` is the Laplace
-    posterior's. Columns are the continuous span's coordinates, then one per seen discrete value."""
+    """A fitted utility over the session's items, in kernel form: a utility function is a vector
+    `a` of per-item coefficients; item i's utility is `(kernel @ a)[i]`, its rising direction in
+    latent space is `a @ latents` (the continuous parts, flattened) and a discrete value's utility
+    is the sum of `a` over the items of that value, over RIDGE_CHOICE. The fit is the Laplace
+    posterior of `a` (the MAP `coefficients`, and the Newton system at it for drawing)."""
 
-    features: np.ndarray
-    weights: np.ndarray
-    covariance: np.ndarray
-    choices: list[tuple]  # the seen discrete values, in column order after the span's
+    kernel: np.ndarray  # (items, items): the prior covariance of the items' utilities
+    utilities: np.ndarray  # at the MAP
+    coefficients: np.ndarray  # the MAP's `a`
+    one_hot: np.ndarray  # (items, choices): each item's discrete value among `choices`
+    choices: list[tuple]  # the seen discrete values, in column order
     item_choices: list[tuple]  # each item's discrete values (() without discrete parts)
-    latents: np.ndarray  # (items, latent size): the continuous parts, flattened
-    to_items: np.ndarray  # (items, span size): span weights -> coefficients of `latents` rows
+    system: np.ndarray  # I + L @ kernel, L the likelihood's Hessian at the MAP
+    incidence: np.ndarray  # (comparisons, items + 1): +-sqrt(curvature) per comparison, L = incidence.T @ incidence
 
-    cholesky: np.ndarray = field(init=False)  # of the covariance, for drawing
+    def sample(self, rng: np.random.Generator, scale: float, count: int) -> np.ndarray:
+        """`count` draws of `a` (rows): the MAP plus `scale` times the posterior's spread, drawn by
+        perturbing the Newton step (prior draw + likelihood draw, one solve for them all)."""
+        n = len(self.utilities)
+        if scale <= 0:
+            return np.tile(self.coefficients, (count, 1))
+        jitter = 1e-6 * max(float(np.trace(self.kernel)) / n, 1e-12)
+        root = np.linalg.cholesky(self.kernel + jitter * np.eye(n))  # prior: a ~ N(0, kernel^-1)
+        prior = np.linalg.solve(root.T, rng.standard_normal((n, count)))
+        likelihood = (rng.standard_normal((count, len(self.incidence))) @ self.incidence)[:, :n].T
+        return self.coefficients + scale * np.linalg.solve(self.system, prior + likelihood).T
 
-    def __post_init__(self) -> None:
-        self.cholesky = np.linalg.cholesky(self.covariance + 1e-9 * np.eye(len(self.weights)))
-
-    def sample(self, rng: np.random.Generator, scale: float) -> np.ndarray:
-        return self.weights + scale * (self.cholesky @ rng.standard_normal(len(self.weights)))
-
-    def uphill(self, weights: np.ndarray) -> np.ndarray:
-        """The direction in latent space (flattened continuous parts) these weights rise along."""
-        span = self.features.shape[1] - len(self.choices)
-        return (self.to_items @ weights[:span]).astype(np.float32) @ self.latents
+    def choice_utilities(self, coefficients: np.ndarray) -> np.ndarray:
+        return coefficients @ self.one_hot / RIDGE_CHOICE
 
 
 def comparisons(items: Sequence[RatedItem]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -143,38 +151,113 @@ def _flatten(latent: Latent, continuous: Sequence[str]) -> np.ndarray:
     return np.concatenate([latent[k].ravel() for k in continuous]).astype(np.float32)
 
 
+class RowCache:
+    """Each item's continuous parts as one flat row, and its sketch, kept by item id between
+    requests: an item's latent never changes, and each steer of a session reads mostly the items
+    the last one read (sketching a 512x512 texture's 128 latents anew costs several ms).
+    `max_bytes` 0 keeps nothing."""
+
+    def __init__(self, max_bytes: int = 64 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._rows: OrderedDict[tuple[str, tuple[str, ...]], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()  # requests arrive on several threads (the doors)
+
+    def rows(self, items: Sequence[RatedItem], continuous: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(flat, sketch): one row per item."""
+        with self._lock:
+            return self._rows_of(items, tuple(continuous))
+
+    def _rows_of(self, items: Sequence[RatedItem], parts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for i, it in enumerate(items):
+            if (it.id, parts) in self._rows:
+                rows[i] = self._rows[(it.id, parts)]
+                self._rows.move_to_end((it.id, parts))
+        missing = [i for i in range(len(items)) if i not in rows]
+        if missing:
+            flat = np.stack([_flatten(items[i].latent, parts) for i in missing])
+            for i, f, s in zip(missing, flat, sketched(flat)):
+                rows[i] = (f.copy(), s.copy())  # copies: a view would keep the whole stack alive
+                self._keep((items[i].id, parts), rows[i])
+        ordered = [rows[i] for i in range(len(items))]
+        return np.stack([f for f, _ in ordered]), np.stack([s for _, s in ordered])
+
+    def _keep(self, key: tuple[str, tuple[str, ...]], row: tuple[np.ndarray, np.ndarray]) -> None:
+        size = row[0].nbytes + row[1].nbytes
+        if size > self.max_bytes:
+            return
+        self._rows[key] = row
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, (f, s) = self._rows.popitem(last=False)
+            self._bytes -= f.nbytes + s.nbytes
+
+
 def fit_preference(
-    items: Sequence[RatedItem], continuous: Sequence[str], discrete: Mapping[str, DiscretePart]
-) -> Preference:
-    """The Bradley-Terry MAP fit by Newton's method, and its Laplace covariance."""
-    flat = np.stack([_flatten(it.latent, continuous) for it in items])
-    sketch = sketched(flat)
-    gram = (sketch @ sketch.T).astype(np.float64)
-    eigval, eigvec = np.linalg.eigh(gram)
-    keep = eigval > 1e-6 * max(float(eigval.max()), 1e-12)
-    span = eigvec[:, keep] * np.sqrt(eigval[keep])  # coordinates in an orthonormal basis of the span
+    items: Sequence[RatedItem],
+    continuous: Sequence[str],
+    discrete: Mapping[str, DiscretePart],
+    rows: RowCache | None = None,
+) -> tuple[Preference, np.ndarray]:
+    """The Bradley-Terry MAP fit by Newton's method in the items' utilities, its Laplace posterior,
+    and the items' continuous parts flattened (one row each), kept in `rows` for the next fit."""
+    flat, sketch = (rows or RowCache(0)).rows(items, continuous)
     item_choices = [_choice_of(it.latent, discrete) for it in items]
     choices = sorted(set(item_choices)) if discrete else []
-    one_hot = np.zeros((len(items), len(choices)))
+    n = len(items)
+    one_hot = np.zeros((n, len(choices)))
     for i, choice in enumerate(item_choices if choices else []):
         one_hot[i, choices.index(choice)] = 1.0
-    features = np.concatenate([span, one_hot], axis=1)
-    ridge = np.concatenate([np.full(span.shape[1], RIDGE), np.full(len(choices), RIDGE_CHOICE)])
+    gram = (sketch @ sketch.T).astype(np.float64)
+    # Utilities on the scale of the comparisons (a weaker prior, scaled by the latents' raw
+    # norms, let 128 items in thousands of dimensions separate every comparison: utilities that
+    # grew without end, Newton's method needing twice the steps, no better steering).
+    prior = PRIOR_SPREAD**2 / max(float(np.diag(gram).mean()), 1e-12)
+    kernel = gram * prior + (one_hot @ one_hot.T) / RIDGE_CHOICE
     winners, losers, weights = comparisons(items)
-    padded = np.vstack([features, np.zeros(features.shape[1])])  # row -1: indifference
-    diffs = padded[winners] - padded[losers]
-    w = np.zeros(features.shape[1])
-    hessian = np.diag(ridge)
-    for _ in range(20):
-        p = 1.0 / (1.0 + np.exp(np.clip(diffs @ w, -30, 30)))  # P(the comparison went the other way)
-        grad = -diffs.T @ (weights * p) + ridge * w
-        hessian = diffs.T @ (diffs * (weights * p * (1 - p))[:, None]) + np.diag(ridge)
-        step = np.linalg.solve(hessian, grad)
-        w -= step
-        if np.abs(step).max() < 1e-3 * (1.0 + np.abs(w).max()):  # far finer than a draw's spread
+    winners, losers = winners % (n + 1), losers % (n + 1)  # -1, indifference, is column n (utility 0)
+    utilities = np.zeros(n)
+    coefficients = np.zeros(n)
+    for _ in range(30):
+        gradient, curvature = _likelihood(utilities, winners, losers, weights)
+        hessian = _laplacian(winners, losers, curvature, n)
+        coefficients = np.linalg.solve(np.eye(n) + hessian @ kernel, hessian @ utilities - gradient)
+        new = kernel @ coefficients
+        done = np.abs(new - utilities).max() < 1e-3 * (1.0 + np.abs(new).max())  # far finer than a draw's spread
+        utilities = new
+        if done:
             break
-    to_items = eigvec[:, keep] / np.sqrt(eigval[keep])  # basis = latents.T @ to_items
-    return Preference(features, w, np.linalg.inv(hessian), choices, item_choices, flat, to_items)
+    _, curvature = _likelihood(utilities, winners, losers, weights)
+    root = np.sqrt(curvature)
+    incidence = np.zeros((len(weights), n + 1))
+    incidence[np.arange(len(weights)), winners] = root
+    incidence[np.arange(len(weights)), losers] = -root
+    system = np.eye(n) + _laplacian(winners, losers, curvature, n) @ kernel
+    pref = Preference(kernel, utilities, coefficients, one_hot, choices, item_choices, system, incidence)
+    return pref, flat
+
+
+def _likelihood(
+    utilities: np.ndarray, winners: np.ndarray, losers: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The comparisons' negative log-likelihood: its gradient in the utilities, and each
+    comparison's curvature (its Hessian is the Laplacian of the comparisons weighted by these)."""
+    n = len(utilities)
+    padded = np.append(utilities, 0.0)  # indifference, column n, has utility 0
+    p = 1.0 / (1.0 + np.exp(np.clip(padded[winners] - padded[losers], -30, 30)))  # P(the other way)
+    gradient = np.bincount(losers, weights * p, n + 1) - np.bincount(winners, weights * p, n + 1)
+    return gradient[:n], weights * p * (1 - p)
+
+
+def _laplacian(winners: np.ndarray, losers: np.ndarray, curvature: np.ndarray, n: int) -> np.ndarray:
+    """sum_k curvature_k (e_w - e_l)(e_w - e_l)^T over the items (indifference dropped)."""
+    full = np.zeros((n + 1) * (n + 1))
+    np.add.at(full, winners * (n + 1) + winners, curvature)
+    np.add.at(full, losers * (n + 1) + losers, curvature)
+    np.add.at(full, winners * (n + 1) + losers, -curvature)
+    np.add.at(full, losers * (n + 1) + winners, -curvature)
+    return full.reshape(n + 1, n + 1)[:n, :n]
 
 
 def step_size(explore: float, batches: int) -> float:
@@ -192,31 +275,34 @@ def steer(
     count: int,
     explore: float,
     rng: np.random.Generator,
+    rows: RowCache | None = None,
 ) -> list[Drawn]:
     """`count` new latents of `shapes` steered by `items` (all of them of these shapes; see
-    module docstring). With no rating among the items, they are random draws."""
+    module docstring). With no rating among the items, they are random draws. `rows` keeps the
+    items' flattened latents for the next steer (it never changes a draw)."""
     shapes = dict(sorted(shapes.items()))
     if not any(it.rating for it in items) or explore >= 1.0:
         return [Drawn(draw_latent(shapes, rng), "random", []) for _ in range(count)]
     continuous = [k for k in shapes if k not in discrete]
-    pref = fit_preference(items, continuous, discrete)
+    pref, flat = fit_preference(items, continuous, discrete, rows)
     step = step_size(explore, len({it.batch for it in items}))
     candidates = [i for i, it in enumerate(items) if it.rating >= 0] or list(range(len(items)))
     unseen = _unseen_choices(discrete, pref.choices)
     spread = 12.0 * explore  # the prior's spread of an unseen value's utility, in a Thompson draw
-    n_span = pref.features.shape[1] - len(pref.choices)
-    out = []
     # Every new item steps from the item the fit ranks best (measured: a parent chosen by each
     # item's own draw gave a random walk on textures); the draws vary the direction of the step
-    # and the discrete choice.
-    ranking = pref.features @ pref.weights
-    for _ in range(count):
-        w = pref.sample(rng, min(1.0, explore / 0.25))  # explore 0: the fit's mean, no guessing
-        parent = items[max(candidates, key=lambda i: ranking[i])]
+    # and the discrete choice. explore 0: the fit's mean, no guessing.
+    draws = pref.sample(rng, min(1.0, explore / 0.25), count)
+    uphills = (draws.astype(np.float32) @ flat) if len(flat) else np.zeros((count, 0), np.float32)
+    ranking = pref.utilities
+    best = max(candidates, key=lambda i: ranking[i])
+    out = []
+    for draw, uphill in zip(draws, uphills):
+        parent = items[best]
         z = draw_latent(shapes, rng)
         how = "near"
         if discrete:
-            seen = w[n_span:]
+            seen = pref.choice_utilities(draw)
             best_seen = pref.choices[int(np.argmax(seen))]
             new = rng.standard_normal(len(unseen)) * spread if unseen and spread > 0 else None
             if new is not None and float(new.max()) > float(seen.max()):
@@ -231,23 +317,34 @@ def steer(
                 parent = items[max(same, key=lambda i: ranking[i])]
                 for key in discrete:
                     z[key] = parent.latent[key].copy()
-        # The step's noise leans toward the drawn utility's rising direction (part by part, at a
-        # typical norm), so a step is a guess at uphill rather than a blind one.
-        uphill = pref.uphill(w)
-        a, b = np.float32(np.sqrt(1.0 - step**2)), np.float32(step)
-        offset = 0
-        for key in continuous:
-            size = int(np.prod(shapes[key]))
-            direction = uphill[offset : offset + size]
-            offset += size
-            norm = float(np.linalg.norm(direction))
-            noise = z[key]
-            if norm > 1e-12:
-                lean = (direction * (np.sqrt(size) / norm)).reshape(shapes[key]).astype(np.float32)
-                noise = np.float32(np.sqrt(1 - LEAN**2)) * noise + np.float32(LEAN) * lean
-            z[key] = a * parent.latent[key].astype(np.float32) + b * noise
-        out.append(Drawn(z, how, [parent.id]))
+        out.append(Drawn(_step(parent.latent, z, uphill, shapes, continuous, step), how, [parent.id]))
     return out
+
+
+def _step(
+    parent: Latent,
+    z: dict[str, np.ndarray],
+    uphill: np.ndarray,
+    shapes: Mapping[str, tuple[int, ...]],
+    continuous: Sequence[str],
+    step: float,
+) -> dict[str, np.ndarray]:
+    """`z`'s continuous parts replaced by a step of size `step` from the parent's, its noise
+    leaning toward `uphill` (part by part, at a typical norm), so a step is a guess at uphill
+    rather than a blind one."""
+    a, b = np.float32(np.sqrt(1.0 - step**2)), np.float32(step)
+    offset = 0
+    for key in continuous:
+        size = int(np.prod(shapes[key]))
+        direction = uphill[offset : offset + size]
+        offset += size
+        norm = float(np.linalg.norm(direction))
+        noise = z[key]
+        if norm > 1e-12:
+            lean = (direction * (np.sqrt(size) / norm)).reshape(shapes[key]).astype(np.float32)
+            noise = np.float32(np.sqrt(1 - LEAN**2)) * noise + np.float32(LEAN) * lean
+        z[key] = a * parent[key].astype(np.float32) + b * noise
+    return z
 
 
 def _unseen_choices(discrete: Mapping[str, DiscretePart], seen: list[tuple]) -> list[tuple]:

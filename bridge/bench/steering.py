@@ -21,6 +21,7 @@ import json
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -210,20 +211,19 @@ async def steering_figures(url: str, tasks: list[Task], targets: int, rounds: in
 
 
 def steering_overhead(runs: int = 30) -> dict:
-    """Milliseconds steering adds to a request with 64 ratings in its session: finding the rated
-    items and their batch mates in a real store and drawing 8 latents, for a 512x512 texture
-    (the largest latent of the defaults) and a glyph, medians over `runs`."""
+    """Milliseconds steering adds to a request with 64 ratings in its session, as in a session
+    that goes on: before each timed steer a new batch of 8 is stored and half of it rated (the
+    session keeps its latest 64 ratings and their batch mates, 128 items). Timed: finding those
+    items in a real store, the fit and drawing 8 latents, for a 512x512 texture (the largest
+    latent of the defaults) and a glyph; medians over `runs`, beside drawing 8 random latents
+    of the same shapes (what a request without steering does instead)."""
     import tempfile
-    import time
     from pathlib import Path
 
-    from ganbridge.core.protocol import Steer
     from ganbridge.core.registry import load_generators
     from ganbridge.core.service import BridgeCore
     from ganbridge.core.settings import Settings
-    from ganbridge.core.store import ItemRecord, ItemStore
-    from ganbridge.generators import steering
-    from ganbridge.generators.base import seeded_rng
+    from ganbridge.core.store import ItemStore
 
     gens = load_generators(None)
     figures = {}
@@ -231,56 +231,76 @@ def steering_overhead(runs: int = 30) -> dict:
         store = ItemStore(Path(tmp) / "items.db", Path(tmp) / "out")
         core = BridgeCore(Settings(), gens, store, scheduler=None)  # type: ignore[arg-type]  # planning needs no scheduler
         for name, params in (("texture", {"width": 512, "height": 512}), ("image", {})):
-            gen = gens[name]
-            p = gen.params_model.model_validate(params)
-            ref = gen.checkpoint_for(p)
-            session = f"overhead-{name}"
-            for b in range(16):  # 16 batches of 8, half of each rated
-                records = [
-                    ItemRecord(
-                        f"{name}{b}-{i}",
-                        name,
-                        ref.name,
-                        ref.sha256,
-                        None,
-                        gen.random_latent(p, b * 8 + i),
-                        p.model_dump(mode="json"),
-                        "png",
-                        Path(tmp) / "x.png",
-                        session,
-                        "generate",
-                        [],
-                        time.time(),
-                        batch=f"{name}-b{b}",
-                    )
-                    for i in range(8)
-                ]
-                store.add(records)
-                for i, rating in enumerate((1, 1, -1, -1)):
-                    store.add_feedback(records[i].id, session, rating)
-            msg = Steer.model_validate({"type": "steer", "id": "x", "generator": name, "session": session, "count": 8})
-            times = []
-            plan = core.steering_plan(gen, msg)
-            for run in range(runs + 2):
-                t0 = time.perf_counter()
-                plan = core.steering_plan(gen, msg)
-                steering.steer(
-                    plan.items,
-                    gen.latent_shapes(plan.params),
-                    gen.discrete_parts(plan.params),
-                    8,
-                    0.25,
-                    seeded_rng(run),
-                )
-                if run >= 2:
-                    times.append(time.perf_counter() - t0)
-            figures[name] = {
-                "ratings": plan.summary()["steering"]["ratings_used"],
-                "items": len(plan.items),
-                "median_ms": round(1000 * statistics.median(times), 2),
-            }
+            figures[name] = _overhead_of(core, name, params, runs)
         store.close()
     return figures
+
+
+def _overhead_of(core: Any, name: str, params: dict, runs: int) -> dict:
+    import time
+
+    from ganbridge.core.protocol import Steer
+    from ganbridge.generators.base import draw_latent, seeded_rng
+
+    gen = core.generators[name]
+    p = gen.params_model.model_validate(params)
+    session = f"overhead-{name}"
+    for b in range(16):
+        _store_rated_batch(core, name, p, session, b)
+    msg = Steer.model_validate({"type": "steer", "id": "x", "generator": name, "session": session, "count": 8})
+    plan, _ = core.steered(gen, msg, 0)  # the session's previous steer
+    steered, drawn = [], []
+    shapes = gen.latent_shapes(p)
+    for run in range(runs):
+        _store_rated_batch(core, name, p, session, 16 + run)
+        t0 = time.perf_counter()
+        plan, _ = core.steered(gen, msg, run)
+        t1 = time.perf_counter()
+        rng = seeded_rng(run)
+        for _ in range(8):
+            draw_latent(shapes, rng)
+        t2 = time.perf_counter()
+        steered.append(t1 - t0)
+        drawn.append(t2 - t1)
+    return {
+        "ratings": plan.summary()["steering"]["ratings_used"],
+        "items": len(plan.items),
+        "median_ms": round(1000 * statistics.median(steered), 2),
+        "random_ms": round(1000 * statistics.median(drawn), 2),
+    }
+
+
+def _store_rated_batch(core: Any, name: str, params: Any, session: str, batch: int) -> None:
+    """A batch of 8 random items of `name` in the core's store, the first 2 liked, the next 2 disliked."""
+    import time
+    from pathlib import Path
+
+    from ganbridge.core.store import ItemRecord
+
+    gen = core.generators[name]
+    ref = gen.checkpoint_for(params)
+    records = [
+        ItemRecord(
+            f"{name}{batch}-{i}",
+            name,
+            ref.name,
+            ref.sha256,
+            None,
+            gen.random_latent(params, batch * 8 + i),
+            params.model_dump(mode="json"),
+            "png",
+            Path("unused.png"),
+            session,
+            "generate",
+            [],
+            time.time(),
+            batch=f"{name}-b{batch}",
+        )
+        for i in range(8)
+    ]
+    core.store.add(records)
+    for i, rating in enumerate((1, 1, -1, -1)):
+        core.store.add_feedback(records[i].id, session, rating)
 
 
 def print_steering(figures: dict) -> None:
@@ -292,7 +312,8 @@ def print_steering(figures: dict) -> None:
         )
     for name, row in figures.get("steering_overhead", {}).items():
         print(
-            f"  steering overhead, {name}: {row['median_ms']} ms with {row['ratings']} ratings ({row['items']} items)"
+            f"  steering overhead, {name}: {row['median_ms']} ms with {row['ratings']} ratings ({row['items']} items);"
+            f" drawing as many random latents: {row['random_ms']} ms"
         )
 
 

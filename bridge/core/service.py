@@ -42,7 +42,7 @@ from ganbridge.core.protocol import (
 )
 from ganbridge.core.scheduler import Job, JobScheduler, QueueFull, WorkUnit
 from ganbridge.core.settings import Settings
-from ganbridge.core.store import ItemRecord, ItemStore, new_item_id
+from ganbridge.core.store import ItemRecord, ItemStore, SeenItem, new_item_id
 from ganbridge.doors.midi import MidiPlayer, MidiUnavailable
 from ganbridge.generators import latent as latent_ops
 from ganbridge.generators import steering
@@ -79,6 +79,7 @@ class BridgeCore:
         self.store = store
         self.scheduler = scheduler
         self.player = player
+        self.steering_rows = steering.RowCache()
         self._clients_lock = threading.Lock()
         self.clients: set[Client] = set()
 
@@ -318,8 +319,17 @@ class BridgeCore:
     def _steer(self, client: Client, msg: Steer) -> None:
         gen = self._generator(msg.generator)
         self._check_count(msg.count)
-        plan = self.steering_plan(gen, msg)
         seed = msg.seed if msg.seed is not None else _random_seed()
+        plan, drawn = self.steered(gen, msg, seed)
+        units = [
+            WorkUnit(plan.params, d.latent, seed, {"origin": "steer", "how": d.how, "parents": d.parents})
+            for d in drawn
+        ]
+        self._submit(client, msg.id, gen, units, msg.session, plan.summary())
+
+    def steered(self, gen: Generator, msg: Steer, seed: int) -> tuple[SteeringPlan, list[steering.Drawn]]:
+        """A steer's plan and its new latents: all that steering adds to a request."""
+        plan = self.steering_plan(gen, msg)
         drawn = steering.steer(
             plan.items,
             gen.latent_shapes(plan.params),
@@ -327,20 +337,17 @@ class BridgeCore:
             msg.count,
             msg.explore,
             seeded_rng(seed),
+            self.steering_rows,
         )
-        units = [
-            WorkUnit(plan.params, d.latent, seed, {"origin": "steer", "how": d.how, "parents": d.parents})
-            for d in drawn
-        ]
-        self._submit(client, msg.id, gen, units, msg.session, plan.summary())
+        return plan, drawn
 
     def steering_plan(self, gen: Generator, msg: Steer) -> SteeringPlan:
         """The params a steered batch is made with and the session's items that can steer it:
         items of the same checkpoint and latent shapes, each rated one with the rest of its batch."""
         ratings = dict(self.store.session_ratings(msg.session, gen.name))
-        records = {r.id: r for r in self.store.get_many(list(ratings))}
-        liked = [records[i] for i, r in ratings.items() if r > 0 and i in records]
-        reference = (liked or list(records.values()) or [None])[0]  # the most recent like, else rating
+        rated = self.store.seen_items(list(ratings))
+        liked = [it.id for it in rated if ratings[it.id] > 0]
+        reference = self.store.get((liked or [it.id for it in rated] or [""])[0])  # the latest like, else rating
         if reference is None:
             params = self._params(gen, msg.params or {})
         else:  # the liked item's params, with the request's overrides (a `model` among them)
@@ -349,17 +356,17 @@ class BridgeCore:
         checkpoint = gen.checkpoint_for(params)
         shapes = {k: tuple(s) for k, s in gen.latent_shapes(params).items()}
 
-        def fits(rec: ItemRecord) -> bool:
-            return rec.checkpoint_sha256 == checkpoint.sha256 and {k: v.shape for k, v in rec.latent.items()} == shapes
+        def fits(it: SeenItem) -> bool:
+            return it.checkpoint_sha256 == checkpoint.sha256 and {k: v.shape for k, v in it.latent.items()} == shapes
 
-        usable = [r for r in records.values() if fits(r)]
+        usable = [it for it in rated if fits(it)]
         # A rated item's batch mates, shown beside it but unrated, are compared with it too.
-        mates = self.store.batch_items(
-            sorted({r.batch for r in usable if r.batch}), MAX_STEERING_ITEMS - len(usable), [r.id for r in usable]
+        mates = self.store.batch_mates(
+            sorted({it.batch for it in usable if it.batch}), MAX_STEERING_ITEMS - len(usable), [it.id for it in usable]
         )
         items = [
-            steering.RatedItem(rec.id, rec.latent, ratings.get(rec.id, 0), rec.batch or rec.id)
-            for rec in usable + [m for m in mates if fits(m)]
+            steering.RatedItem(it.id, it.latent, ratings.get(it.id, 0), it.batch or it.id)
+            for it in usable + [m for m in mates if fits(m)]
         ]
         return SteeringPlan(params, checkpoint.name, items, sum(1 for r in ratings.values() if r))
 

@@ -15,6 +15,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,6 +79,16 @@ class ItemRecord:
     how: str | None = None  # for steered items: near | new-choice | random (see generators.steering)
 
 
+@dataclass(frozen=True)
+class SeenItem:
+    """What steering reads of an item: its model, the batch it was shown in and its latent."""
+
+    id: str
+    checkpoint_sha256: str
+    batch: str | None
+    latent: Latent
+
+
 def _sync_folder(folder: Path) -> None:
     """Make a rename or a new file in `folder` durable (POSIX; a no-op where folders cannot be opened)."""
     try:
@@ -101,6 +112,8 @@ def encode_latent(latent: Latent) -> bytes:
 
 
 class ItemStore:
+    LATENT_CACHE_BYTES = 64 << 20  # decoded latents kept for steering, which rereads them each round
+
     def __init__(self, db_path: Path, output_dir: Path):
         self.db_path = Path(db_path)
         self.output_dir = Path(output_dir).resolve()
@@ -117,6 +130,8 @@ class ItemStore:
             if name not in have:
                 self._db.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
         self._db.execute(BATCH_INDEX)
+        self._latents: OrderedDict[str, Latent] = OrderedDict()  # read-only arrays: items never change
+        self._latent_bytes = 0
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -171,6 +186,8 @@ class ItemStore:
         marks = ",".join("?" * len(item_ids))
         with self._lock, self._transaction():
             self._db.execute(f"DELETE FROM items WHERE id IN ({marks})", item_ids)
+            for item_id in item_ids:
+                self._forget_latent(item_id)
 
     def add(self, records: list[ItemRecord]) -> None:
         rows = [
@@ -200,15 +217,6 @@ class ItemStore:
         with self._lock:
             row = self._db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
         return self._record(row) if row else None
-
-    def get_many(self, item_ids: list[str]) -> list[ItemRecord]:
-        if not item_ids:
-            return []
-        marks = ",".join("?" * len(item_ids))
-        with self._lock:
-            rows = self._db.execute(f"SELECT * FROM items WHERE id IN ({marks})", item_ids).fetchall()
-        by_id = {r[0]: self._record(r) for r in rows}
-        return [by_id[i] for i in item_ids if i in by_id]
 
     @staticmethod
     def _record(row: tuple) -> ItemRecord:
@@ -275,7 +283,20 @@ class ItemStore:
                 (session, generator, limit),
             ).fetchall()
 
-    def batch_items(self, batches: list[str], limit: int, exclude: Collection[str] = ()) -> list[ItemRecord]:
+    def seen_items(self, item_ids: list[str]) -> list[SeenItem]:
+        """These items (those that exist), in the order asked."""
+        if not item_ids:
+            return []
+        marks = ",".join("?" * len(item_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, checkpoint_sha256, batch FROM items WHERE id IN ({marks})", item_ids
+            ).fetchall()
+            by_id = {row[0]: row for row in rows}
+            ordered = [by_id[i] for i in item_ids if i in by_id]
+            return self._with_latents(ordered)
+
+    def batch_mates(self, batches: list[str], limit: int, exclude: Collection[str] = ()) -> list[SeenItem]:
         """Up to `limit` items of these batches but not in `exclude`, the newest first (in the
         reverse of the order they were stored: the same items in the same order every time, so a
         seeded steer repeats)."""
@@ -285,10 +306,43 @@ class ItemStore:
         skip = ",".join("?" * len(exclude))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT * FROM items WHERE batch IN ({marks}) AND id NOT IN ({skip}) ORDER BY rowid DESC LIMIT ?",
+                f"SELECT id, checkpoint_sha256, batch FROM items WHERE batch IN ({marks}) AND id NOT IN ({skip}) "
+                "ORDER BY rowid DESC LIMIT ?",
                 [*batches, *list(exclude), limit],
             ).fetchall()
-        return [self._record(r) for r in rows]
+            return self._with_latents(rows)
+
+    def _with_latents(self, rows: list[tuple]) -> list[SeenItem]:
+        """(id, checkpoint, batch) rows with their latents, decoding only those not kept (lock held)."""
+        latents: dict[str, Latent] = {}
+        for item_id, _, _ in rows:
+            if item_id in self._latents:
+                latents[item_id] = self._latents[item_id]
+                self._latents.move_to_end(item_id)
+        missing = [row[0] for row in rows if row[0] not in latents]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            for item_id, blob in self._db.execute(f"SELECT id, latent FROM items WHERE id IN ({marks})", missing):
+                latents[item_id] = dict(sorted(load_arrays(blob).items()))
+                self._keep_latent(item_id, latents[item_id])
+        return [SeenItem(item_id, sha, batch, latents[item_id]) for item_id, sha, batch in rows]
+
+    def _keep_latent(self, item_id: str, latent: Latent) -> None:
+        for array in latent.values():
+            array.setflags(write=False)
+        size = sum(a.nbytes for a in latent.values())
+        if size > self.LATENT_CACHE_BYTES:
+            return
+        self._latents[item_id] = latent
+        self._latent_bytes += size
+        while self._latent_bytes > self.LATENT_CACHE_BYTES:
+            old, kept = self._latents.popitem(last=False)
+            self._latent_bytes -= sum(a.nbytes for a in kept.values())
+
+    def _forget_latent(self, item_id: str) -> None:
+        kept = self._latents.pop(item_id, None)
+        if kept is not None:
+            self._latent_bytes -= sum(a.nbytes for a in kept.values())
 
     def counts(self) -> dict[str, int]:
         with self._lock:

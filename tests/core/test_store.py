@@ -74,3 +74,47 @@ def test_store_uses_wal_and_keeps_files_inside_output_folder(tmp_path):
     except ValueError as e:
         assert "outside the output folder" in str(e)
     store.close()
+
+
+def _record(item_id: str, batch: str, value: float):
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from ganbridge.core.store import ItemRecord
+
+    latent = {"z": np.full(4, value, np.float32)}
+    return ItemRecord(
+        item_id, "texture", "m", "sha", None, latent, {}, "png", Path("x"), "s", "generate", [], time.time(), batch
+    )
+
+
+def test_steering_reads_items_and_batch_mates_with_their_latents_kept_decoded(tmp_path):
+    from ganbridge.core.store import ItemStore
+
+    store = ItemStore(tmp_path / "db.sqlite3", tmp_path / "out")
+    store.add([_record(f"a{i}", "A", i) for i in range(3)] + [_record("b0", "B", 9)])
+    seen = store.seen_items(["a2", "missing", "a0"])
+    assert [s.id for s in seen] == ["a2", "a0"] and seen[0].latent["z"][0] == 2 and seen[0].batch == "A"
+    again = store.seen_items(["a2"])[0]
+    assert again.latent["z"] is seen[0].latent["z"]  # kept decoded: steering rereads it every round
+    assert not again.latent["z"].flags.writeable  # shared, so nobody may change it
+    mates = store.batch_mates(["A", "B"], 10, exclude=["a0"])
+    assert [m.id for m in mates] == ["b0", "a2", "a1"]  # newest first, the same order every time
+    assert [m.id for m in store.batch_mates(["A"], 1)] == ["a2"]
+    store.remove(["a2"])  # an undelivered item: gone from the store and from what is kept
+    assert store.seen_items(["a2"]) == [] and [m.id for m in store.batch_mates(["A"], 10)] == ["a1", "a0"]
+    store.close()
+
+
+def test_the_latent_cache_stays_within_its_bytes_and_still_answers_everything(tmp_path):
+    from ganbridge.core.store import ItemStore
+
+    store = ItemStore(tmp_path / "db.sqlite3", tmp_path / "out")
+    store.LATENT_CACHE_BYTES = 3 * 16  # room for three 4-float latents
+    store.add([_record(f"i{i}", "A", i) for i in range(8)])
+    seen = store.seen_items([f"i{i}" for i in range(8)])
+    assert [float(s.latent["z"][0]) for s in seen] == list(range(8))
+    assert store._latent_bytes <= 48 and len(store._latents) == 3
+    store.close()

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from ganbridge.generators.base import DiscretePart, draw_latent
-from ganbridge.generators.steering import SKETCH_SIZE, RatedItem, comparisons, sketched, steer, step_size
+from ganbridge.generators.steering import (
+    SKETCH_SIZE,
+    RatedItem,
+    RowCache,
+    comparisons,
+    fit_preference,
+    sketched,
+    steer,
+    step_size,
+)
 
 SHAPES = {"global": (16,), "local": (16, 4, 4)}
 
@@ -134,3 +143,33 @@ def test_a_large_latent_is_fitted_through_a_sketch_that_keeps_its_inner_products
     assert np.allclose(np.diag(approx) / np.diag(exact), 1, atol=0.1)  # norms kept
     off = ~np.eye(16, dtype=bool)
     assert np.abs(approx - exact)[off].max() < 0.1 * np.diag(exact).mean()  # and angles, roughly
+
+
+def test_kept_rows_never_change_a_draw_and_stay_within_their_bytes():
+    rng = np.random.default_rng(6)
+    target = flat(draw_latent(SHAPES, rng))
+    items = rate([draw_latent(SHAPES, rng) for _ in range(8)], target, "b0")
+    items += rate([draw_latent(SHAPES, rng) for _ in range(8)], target, "b1")
+    rows = RowCache()
+    fresh = steer(items, SHAPES, {}, 4, 0.25, np.random.default_rng(9))
+    for _ in range(2):  # the first fills the cache, the second reads it
+        kept = steer(items, SHAPES, {}, 4, 0.25, np.random.default_rng(9), rows)
+        assert all(np.array_equal(a.latent[k], b.latent[k]) for a, b in zip(fresh, kept) for k in SHAPES)
+    small = RowCache(max_bytes=3 * 2 * 272 * 4)  # three items' flat row and sketch (272 float32 each)
+    small.rows(items, sorted(SHAPES))
+    assert len(small._rows) == 3 and small._bytes <= small.max_bytes
+
+
+def test_the_fit_ranks_what_was_liked_first_and_explore_zero_draws_its_mean():
+    rng = np.random.default_rng(7)
+    target = flat(draw_latent(SHAPES, rng))
+    items = [it for r in range(3) for it in rate([draw_latent(SHAPES, rng) for _ in range(8)], target, f"b{r}")]
+    pref, _ = fit_preference(items, sorted(SHAPES), {})
+    liked = [pref.utilities[i] for i, it in enumerate(items) if it.rating > 0]
+    disliked = [pref.utilities[i] for i, it in enumerate(items) if it.rating < 0]
+    assert min(liked) > max(disliked)
+    assert np.abs(pref.utilities).max() < 10  # on the comparisons' scale: the prior keeps them from separating
+    mean = pref.sample(rng, 0.0, 3)
+    assert np.array_equal(mean, np.tile(pref.coefficients, (3, 1)))
+    spread = pref.sample(rng, 1.0, 200).std(0)
+    assert (spread > 0).all()
