@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import tempfile
+import wave
 from pathlib import Path
+
+import numpy as np
 
 from ganbridge.generators.base import Unavailable
 
@@ -16,6 +20,7 @@ SOUNDFONTS = (
     "/usr/share/soundfonts/default.sf2",
 )
 SAMPLE_RATE = 44100
+PEAK_DBFS = -1.0  # previews are scaled so their loudest sample is here (FluidSynth's own: about -19)
 
 
 class AudioUnavailable(Unavailable):
@@ -53,4 +58,24 @@ def render_wav(midi: bytes, soundfont: Path | None = None, timeout: float = 60.0
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0 or not wav.is_file():
             raise RuntimeError(f"FluidSynth failed ({done.returncode}): {done.stderr.strip()[-300:]}")
-        return wav.read_bytes()
+        return normalized(wav.read_bytes())
+
+
+def normalized(wav_bytes: bytes, peak_dbfs: float = PEAK_DBFS) -> bytes:
+    """16-bit WAV bytes scaled so the loudest sample peaks at `peak_dbfs`; silence stays silent.
+    FluidSynth leaves headroom for a full orchestra, so four voices alone come out quiet."""
+    with wave.open(io.BytesIO(wav_bytes)) as src:
+        params = src.getparams()
+        frames = src.readframes(params.nframes)
+    if params.sampwidth != 2:
+        return wav_bytes
+    samples = np.frombuffer(frames, "<i2").astype(np.float64)
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak == 0:
+        return wav_bytes
+    gain = 32767 * 10 ** (peak_dbfs / 20) / peak
+    out = io.BytesIO()
+    with wave.open(out, "wb") as dst:
+        dst.setparams(params)
+        dst.writeframes(np.round(samples * gain).astype("<i2").tobytes())
+    return out.getvalue()

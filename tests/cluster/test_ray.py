@@ -30,7 +30,8 @@ from tests.core import test_protocol as proto
 
 pytestmark = pytest.mark.ray
 
-TIMEOUT_S = 10  # the bridge's deadline for every cluster call in these tests
+TIMEOUT_S = 20  # the bridge's deadline for every cluster call in these tests (a retried call waits
+# for a new replica to start; on a loaded 2-core machine 10 s was once too short)
 
 
 def require_ray() -> None:
@@ -349,7 +350,9 @@ def test_cluster_down_mid_request_is_a_clear_error_and_the_bridge_recovers(ray_b
         head.kill()
         final = ws.until_final("doomed", timeout=TIMEOUT_S * 4)[-1]
         assert final["type"] == "error" and final["code"] == "unavailable", final
-        assert "did not answer" in final["message"] or "exited" in final["message"], final
+        # which one depends on when the loss is seen: mid-call, by the connection process, or by
+        # the reconnect that the request's next item makes
+        assert any(why in final["message"] for why in ("did not answer", "exited", "cannot connect")), final
         assert time.monotonic() - t0 < TIMEOUT_S * 3
 
         # While it is down, requests fail with the reason instead of hanging; other requests work.

@@ -346,7 +346,34 @@ def test_wav_preview_rendered_by_fluidsynth(ws):
     with wave.open(io.BytesIO(base64.b64decode(item["data"]))) as w:
         seconds = w.getnframes() / w.getframerate()
         assert w.getnchannels() == 2 and w.getframerate() == 44100
+        samples = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(float)
     assert 4.0 <= seconds <= 4.0 + 3.0  # 2 bars at 120 bpm, plus FluidSynth's release tail
+    peak_dbfs = 20 * np.log10(np.abs(samples).max() / 32768)
+    assert -1.5 < peak_dbfs < -0.5, peak_dbfs  # normalised (FluidSynth alone peaked near -19 dBFS)
+
+
+def test_normalising_a_preview_scales_its_peak_and_leaves_silence_alone():
+    from ganbridge.generators.music.audio import normalized
+
+    def wav_of(samples: np.ndarray) -> bytes:
+        out = io.BytesIO()
+        with wave.open(out, "wb") as w:
+            w.setnchannels(2)
+            w.setsampwidth(2)
+            w.setframerate(44100)
+            w.writeframes(samples.astype("<i2").tobytes())
+        return out.getvalue()
+
+    def samples_of(data: bytes) -> np.ndarray:
+        with wave.open(io.BytesIO(data)) as w:
+            return np.frombuffer(w.readframes(w.getnframes()), "<i2")
+
+    quiet = (np.sin(np.linspace(0, 200, 8000)) * 3000).astype(np.int16)
+    loud = samples_of(normalized(wav_of(quiet)))
+    assert abs(int(np.abs(loud).max()) - round(32767 * 10 ** (-1 / 20))) <= 1
+    assert np.allclose(loud / np.abs(loud).max(), quiet / np.abs(quiet).max(), atol=1e-3)  # same shape
+    silence = wav_of(np.zeros(800, np.int16))
+    assert normalized(silence) == silence
 
 
 def test_wav_without_a_soundfont_is_a_clear_error(tmp_path):
