@@ -405,7 +405,27 @@ def render_music_models(models: list[Shipped], page_dir: str) -> str:
         out.append(table(["TD (tonal distance)", "generated / real"], td_rows))
         others = [("pce", "pitch-class entropy (bits)"), ("sc", "scale consistency"), ("poly", "polyphony")]
         out.append(table(["muspy", "generated / real"], [[label, _pair(metrics[k])] for k, label in others]))
+        if "harmony" in ev:
+            out.append(_harmony_table(ev, tracks))
     return "\n\n".join(out)
+
+
+def _harmony_table(ev: dict, tracks: list[str]) -> str:
+    """The harmony statistics of `ganbridge eval music` (generators/music/harmony.py defines them)."""
+    from ganbridge.generators.music.evaluate import HARMONY_LABELS
+
+    rows = []
+    for key, row in ev["harmony"].items():
+        kind, _, track = key.partition("/")
+        label = f"{tracks[int(track)]} notes outside the held-out range" if track else HARMONY_LABELS[kind]
+        rows.append([label] + [f"{row[which]:.3f}" for which in ("generated", "real", "random")])
+    heard = ", ".join(f"{mode} {share:.0%}" for mode, share in ev.get("mode_heard", {}).items())
+    intro = (
+        "Harmony and voice leading ([definitions](../../generators/music/harmony.py)); random: the held-out "
+        "rhythm with uniform random pitches in each voice's range:"
+    )
+    body = table(["statistic", "generated", "held-out Bach", "random notes"], rows)
+    return f"{intro}\n\n{body}\n\nAsked mode heard by the 24-key detector: {heard}."
 
 
 MODEL_RENDERERS: dict[str, Callable[[list[Shipped], str], str]] = {

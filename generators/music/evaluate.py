@@ -25,8 +25,9 @@ from PIL import Image
 from ganbridge.generators.base import draw_latent, seeded_rng
 from ganbridge.generators.gan.plots import piano_roll, roll_sheet
 from ganbridge.generators.music.data import MusicPiece
-from ganbridge.generators.music.model import STEPS_PER_BAR, MusicNetwork, latent_shapes
-from ganbridge.generators.music.notes import Note, decode_roll
+from ganbridge.generators.music.harmony import harmony_statistics, random_pitches, voice_ranges
+from ganbridge.generators.music.model import MODES, STEPS_PER_BAR, MusicNetwork, latent_shapes
+from ganbridge.generators.music.notes import Note, decode_roll, detect_key
 
 _MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], bool)
 _MINOR = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0], bool)  # natural minor
@@ -156,17 +157,29 @@ def real_phrases(pieces: Sequence[MusicPiece], bars: int = 4) -> list[list[Note]
 
 def generated_phrases(
     net: MusicNetwork, n: int, bars: int = 4, seed: int = 0, threshold: float = 0.5
-) -> list[list[Note]]:
-    """n phrases from random latents, mode drawn as key=auto draws it, in batches of 64."""
+) -> tuple[list[list[Note]], list[int]]:
+    """n phrases from random latents and the mode each was asked for (drawn as key=auto draws
+    it), in batches of 64."""
     rng = seeded_rng(seed)
     shapes = latent_shapes(net.config, bars)
     out: list[list[Note]] = []
+    asked: list[int] = []
     while len(out) < n:
         k = min(64, n - len(out))
         latents = [draw_latent(shapes, rng) for _ in range(k)]
         modes = [int(z["mode"][0] > 0) for z in latents]
         probs = net.sample(latents, modes, [1.0] * k)
         out += [decode_roll(p, net.config, threshold) for p in probs]
+        asked += modes
+    return out, asked
+
+
+def mode_accuracy(phrases: Sequence[Sequence[Note]], modes: Sequence[int]) -> dict[str, float]:
+    """Per asked mode, the fraction of phrases the 24-key detector hears in that mode."""
+    out = {}
+    for index, name in enumerate(MODES):
+        heard = [detect_key(notes)[1] == name for notes, m in zip(phrases, modes) if m == index and notes]
+        out[name] = float(np.mean(heard)) if heard else 0.0
     return out
 
 
@@ -177,8 +190,14 @@ def evaluate(
     config = net.config
     tracks = config.n_tracks
     real = real_phrases(held_out, bars)
-    fake = generated_phrases(net, n, bars, seed)
+    fake, modes = generated_phrases(net, n, bars, seed)
     gen_m, real_m = mean_metrics(fake, bars, tracks), mean_metrics(real, bars, tracks)
+    ranges = voice_ranges(real, tracks)
+    harmony = {
+        "generated": harmony_statistics(fake, tracks, bars, ranges),
+        "real": harmony_statistics(real, tracks, bars, ranges),
+        "random": harmony_statistics(random_pitches(real, ranges, seed), tracks, bars, ranges),
+    }
     checks = target_checks(gen_m, real_m, tracks)
     table = {
         "phrases": {"generated": len(fake), "held_out_real": len(real), "bars": bars},
@@ -192,6 +211,9 @@ def evaluate(
             for k in gen_m
         },  # fmt: skip
         "targets_met": f"{sum(checks.values())}/{len(checks)}",
+        "harmony": {key: {which: round(harmony[which][key], 4) for which in harmony} for key in harmony["generated"]},
+        "voice_ranges": [list(r) for r in ranges],
+        "mode_heard": {k: round(v, 4) for k, v in mode_accuracy(fake, modes).items()},
     }
     steps = bars * STEPS_PER_BAR
     pick = np.random.default_rng(seed).choice(len(real), size=min(8, len(real)), replace=False)
@@ -206,6 +228,20 @@ def evaluate(
         ),
     ]
     return table, roll_sheet(rows)
+
+
+HARMONY_LABELS = {
+    "triad": "beats forming a triad",
+    "triad_or_seventh": "triad or seventh chord",
+    "crossed": "adjacent voices crossed",
+    "parallel_fifths": "parallel 5ths / 100 changes",
+    "parallel_octaves": "parallel 8ves / 100 changes",
+    "steps": "melodic steps (1-2 semitones)",
+    "in_scale": "notes in the key's scale",
+    "leaps_over_octave": "leaps over an octave",
+    "repeated_notes": "repeated notes",
+    "bar_repeats": "voice-bars = previous bar",
+}
 
 
 def print_table(table: dict) -> None:
@@ -227,3 +263,12 @@ def print_table(table: dict) -> None:
         mark = "" if "meets_target" not in row else ("met" if row["meets_target"] else "MISSED")
         print(f"{label(key):30} {row['generated']:10.3f} {row['real']:10.3f}  {mark}")
     print(f"targets met: {table['targets_met']}")
+    print()
+    print("harmony and voice leading (random: the held-out rhythm, pitches uniform in each voice's range)")
+    print(f"{'statistic':30} {'generated':>10} {'Bach':>10} {'random':>10}")
+    for key, row in table["harmony"].items():
+        kind, _, track = key.partition("/")
+        name = f"outside the {names[int(track)]}'s range" if track else HARMONY_LABELS[kind]
+        print(f"{name:30} {row['generated']:10.3f} {row['real']:10.3f} {row['random']:10.3f}")
+    heard = ", ".join(f"{mode} {share:.2f}" for mode, share in table["mode_heard"].items())
+    print(f"asked mode heard by the 24-key detector: {heard}")
