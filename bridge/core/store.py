@@ -57,7 +57,14 @@ CREATE INDEX IF NOT EXISTS feedback_session ON feedback(session, item);
 # Columns added after the first release, with what an older store's rows hold for them: no batch
 # (each old item is its own batch) and no how.
 ADDED_COLUMNS = {"batch": "TEXT", "how": "TEXT"}
-BATCH_INDEX = "CREATE INDEX IF NOT EXISTS items_batch ON items(batch)"
+# Steering reads an item's checkpoint and batch by id and by batch, for 128 items a request: from
+# covering indexes, since in the table those columns sit after the latent (a 512x512 texture's
+# spans 16 overflow pages, which reading `batch` from the row walks: 1 ms for 64 rows).
+STEERING_INDEXES = (
+    "DROP INDEX IF EXISTS items_batch",  # the first release's, which the second replaces
+    "CREATE INDEX IF NOT EXISTS items_seen ON items(id, checkpoint_sha256, batch)",
+    "CREATE INDEX IF NOT EXISTS items_batch_seen ON items(batch, id, checkpoint_sha256)",
+)
 
 
 @dataclass
@@ -129,7 +136,8 @@ class ItemStore:
         for name, kind in ADDED_COLUMNS.items():
             if name not in have:
                 self._db.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
-        self._db.execute(BATCH_INDEX)
+        for statement in STEERING_INDEXES:
+            self._db.execute(statement)
         self._latents: OrderedDict[str, Latent] = OrderedDict()  # read-only arrays: items never change
         self._latent_bytes = 0
 
@@ -290,7 +298,7 @@ class ItemStore:
         marks = ",".join("?" * len(item_ids))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT id, checkpoint_sha256, batch FROM items WHERE id IN ({marks})", item_ids
+                f"SELECT id, checkpoint_sha256, batch FROM items INDEXED BY items_seen WHERE id IN ({marks})", item_ids
             ).fetchall()
             by_id = {row[0]: row for row in rows}
             ordered = [by_id[i] for i in item_ids if i in by_id]

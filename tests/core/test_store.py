@@ -118,3 +118,37 @@ def test_the_latent_cache_stays_within_its_bytes_and_still_answers_everything(tm
     assert [float(s.latent["z"][0]) for s in seen] == list(range(8))
     assert store._latent_bytes <= 48 and len(store._latents) == 3
     store.close()
+
+
+def test_a_store_of_the_first_release_opens_and_steers(tmp_path):
+    """Its items table has no batch or how column and no steering indexes: added in place."""
+    import json
+
+    import numpy as np
+
+    from ganbridge.core.store import ItemStore, encode_latent
+
+    old = sqlite3.connect(tmp_path / "db.sqlite3")
+    old.executescript(
+        """
+        CREATE TABLE items (id TEXT PRIMARY KEY, generator TEXT NOT NULL, checkpoint_name TEXT NOT NULL,
+            checkpoint_sha256 TEXT NOT NULL, seed INTEGER, latent BLOB NOT NULL, params TEXT NOT NULL,
+            format TEXT NOT NULL, file TEXT NOT NULL, session TEXT, origin TEXT NOT NULL,
+            parents TEXT NOT NULL, created REAL NOT NULL);
+        CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, item TEXT NOT NULL REFERENCES items(id),
+            session TEXT NOT NULL, rating INTEGER NOT NULL, created REAL NOT NULL);
+        """
+    )
+    latent = encode_latent({"z": np.ones(3, np.float32)})
+    row = ("old", "texture", "m", "sha", 1, latent, json.dumps({}), "png", "x.png", "s", "generate", "[]", 0.0)
+    old.execute("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+    old.commit()
+    old.close()
+    store = ItemStore(tmp_path / "db.sqlite3", tmp_path / "out")
+    rec = store.get("old")
+    assert rec is not None and rec.batch is None and rec.how is None and rec.latent["z"].tolist() == [1, 1, 1]
+    seen = store.seen_items(["old"])
+    assert [(s.id, s.checkpoint_sha256, s.batch) for s in seen] == [("old", "sha", None)]
+    indexes = {r[0] for r in store._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"items_seen", "items_batch_seen"} <= indexes and "items_batch" not in indexes
+    store.close()
