@@ -118,8 +118,11 @@ def _choices(values: list[Any]) -> str:
 
 def _range(schema: dict[str, Any]) -> str:
     low, high = schema.get("minimum"), schema.get("maximum")
+    above = schema.get("exclusiveMinimum")
     parts = []
-    if low is not None and high is not None:
+    if above is not None:
+        parts.append(f"> {above}" + (f", ≤ {high}" if high is not None else ""))
+    elif low is not None and high is not None:
         parts.append(f"{low}–{high}")
     elif low is not None:
         parts.append(f"≥ {low}")

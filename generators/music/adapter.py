@@ -61,7 +61,11 @@ class MusicParams(ModelParams):
         1.0, ge=0.0, le=1.5, title="Temperature", description="Latent scale: lower is more typical"
     )
     density: float = Field(
-        0.5, ge=0.0, le=1.0, title="Density", description="Higher keeps less certain notes (more notes)"
+        0.5,
+        gt=0.0,
+        le=1.0,
+        title="Density",
+        description="Higher keeps less certain notes (more notes); above 0, which would keep none",
     )
     tracks: list[str]
     program: list[int]

@@ -330,6 +330,7 @@ def test_variations_stay_close_to_their_item(ws):
         ({"program": [0, 0, 0, 200]}, "params.program"),
         ({"program": [0, 0]}, "params.program"),
         ({"density": 2}, "params.density"),
+        ({"density": 0}, "params.density"),  # would be an empty file
     ],
 )
 def test_bad_music_params_are_refused_clearly(ws, params, path):
