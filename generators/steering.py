@@ -15,8 +15,9 @@ new item steps from the rated item the fit ranks best; each draws one utility fr
 (Laplace) posterior, and its step leans toward that draw's uphill direction; a discrete part is
 the draw's best-ranked value, taken whole from that value's best-ranked item (which is then the
 parent), or, when the draw ranks a value nobody has seen above every seen one, set to that new
-value. Steps shrink as rated batches accumulate. This replaces an average of everything ever liked: an average of latents leaves the region a GAN
-knows, and early likes of random items anchored it for ever.
+value. Steps shrink as rated batches accumulate. This replaces an average of everything ever
+liked: an average of latents leaves the region a GAN knows, and early likes of random items
+anchored it for ever.
 
 `explore` (0-1) sets how far: 0 takes small steps and no guesses (the fit's mean) and tries no new
 discrete value, 1 draws at random; `ganbridge bench --only steering` measures the protocol's
@@ -26,14 +27,13 @@ default, 0.25. Torch-free: the bridge's core runs this per request.
 from __future__ import annotations
 
 import functools
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ganbridge.generators.base import DiscretePart, Latent, draw_latent
+from ganbridge.generators.cache import BytesLRU
 
 MIN_STEP = 0.05  # explore 0 still varies: a copy of the parent would waste a slot
 PRIOR_SPREAD = 3.0  # the prior's spread of an item's utility, for a latent of the rated items' mean norm
@@ -158,40 +158,23 @@ class RowCache:
     `max_bytes` 0 keeps nothing."""
 
     def __init__(self, max_bytes: int = 64 << 20) -> None:
-        self.max_bytes = max_bytes
-        self._rows: OrderedDict[tuple[str, tuple[str, ...]], tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()  # requests arrive on several threads (the doors)
+        self.kept: BytesLRU[tuple[np.ndarray, np.ndarray]] = BytesLRU(max_bytes, lambda r: r[0].nbytes + r[1].nbytes)
 
     def rows(self, items: Sequence[RatedItem], continuous: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(flat, sketch): one row per item."""
-        with self._lock:
-            return self._rows_of(items, tuple(continuous))
-
-    def _rows_of(self, items: Sequence[RatedItem], parts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        parts = tuple(continuous)
         rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for i, it in enumerate(items):
-            if (it.id, parts) in self._rows:
-                rows[i] = self._rows[(it.id, parts)]
-                self._rows.move_to_end((it.id, parts))
+            if (kept := self.kept.get((it.id, parts))) is not None:
+                rows[i] = kept
         missing = [i for i in range(len(items)) if i not in rows]
         if missing:
             flat = np.stack([_flatten(items[i].latent, parts) for i in missing])
             for i, f, s in zip(missing, flat, sketched(flat)):
                 rows[i] = (f.copy(), s.copy())  # copies: a view would keep the whole stack alive
-                self._keep((items[i].id, parts), rows[i])
+                self.kept.put((items[i].id, parts), rows[i])
         ordered = [rows[i] for i in range(len(items))]
         return np.stack([f for f, _ in ordered]), np.stack([s for _, s in ordered])
-
-    def _keep(self, key: tuple[str, tuple[str, ...]], row: tuple[np.ndarray, np.ndarray]) -> None:
-        size = row[0].nbytes + row[1].nbytes
-        if size > self.max_bytes:
-            return
-        self._rows[key] = row
-        self._bytes += size
-        while self._bytes > self.max_bytes:
-            _, (f, s) = self._rows.popitem(last=False)
-            self._bytes -= f.nbytes + s.nbytes
 
 
 def fit_preference(

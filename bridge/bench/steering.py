@@ -21,11 +21,16 @@ import json
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 from websockets.asyncio.client import ClientConnection, connect
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from ganbridge.core.service import BridgeCore
 
 STRATEGIES = ("steer", "variations", "random")
 
@@ -236,7 +241,7 @@ def steering_overhead(runs: int = 30) -> dict:
     return figures
 
 
-def _overhead_of(core: Any, name: str, params: dict, runs: int) -> dict:
+def _overhead_of(core: BridgeCore, name: str, params: dict, runs: int) -> dict:
     import time
 
     from ganbridge.core.protocol import Steer
@@ -270,7 +275,7 @@ def _overhead_of(core: Any, name: str, params: dict, runs: int) -> dict:
     }
 
 
-def _store_rated_batch(core: Any, name: str, params: Any, session: str, batch: int) -> None:
+def _store_rated_batch(core: BridgeCore, name: str, params: BaseModel, session: str, batch: int) -> None:
     """A batch of 8 random items of `name` in the core's store, the first 2 liked, the next 2 disliked."""
     import time
     from pathlib import Path

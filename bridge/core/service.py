@@ -346,8 +346,9 @@ class BridgeCore:
         items of the same checkpoint and latent shapes, each rated one with the rest of its batch."""
         ratings = dict(self.store.session_ratings(msg.session, gen.name))
         rated = self.store.seen_items(list(ratings))
-        liked = [it.id for it in rated if ratings[it.id] > 0]
-        reference = self.store.get((liked or [it.id for it in rated] or [""])[0])  # the latest like, else rating
+        # the most recent like, else the most recent rating: whose params the batch is made with
+        first = ([it.id for it in rated if ratings[it.id] > 0] or [it.id for it in rated])[:1]
+        reference = self.store.get(first[0]) if first else None
         if reference is None:
             params = self._params(gen, msg.params or {})
         else:  # the liked item's params, with the request's overrides (a `model` among them)

@@ -15,7 +15,6 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 
 from ganbridge.generators.base import Latent
+from ganbridge.generators.cache import BytesLRU
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -61,7 +61,7 @@ ADDED_COLUMNS = {"batch": "TEXT", "how": "TEXT"}
 # covering indexes, since in the table those columns sit after the latent (a 512x512 texture's
 # spans 16 overflow pages, which reading `batch` from the row walks: 1 ms for 64 rows).
 STEERING_INDEXES = (
-    "DROP INDEX IF EXISTS items_batch",  # the first release's, which the second replaces
+    "DROP INDEX IF EXISTS items_batch",  # the last release's, on batch alone: items_batch_seen replaces it
     "CREATE INDEX IF NOT EXISTS items_seen ON items(id, checkpoint_sha256, batch)",
     "CREATE INDEX IF NOT EXISTS items_batch_seen ON items(batch, id, checkpoint_sha256)",
 )
@@ -94,6 +94,10 @@ class SeenItem:
     checkpoint_sha256: str
     batch: str | None
     latent: Latent
+
+
+def _latent_bytes(latent: Latent) -> int:
+    return sum(a.nbytes for a in latent.values())
 
 
 def _sync_folder(folder: Path) -> None:
@@ -138,8 +142,7 @@ class ItemStore:
                 self._db.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
         for statement in STEERING_INDEXES:
             self._db.execute(statement)
-        self._latents: OrderedDict[str, Latent] = OrderedDict()  # read-only arrays: items never change
-        self._latent_bytes = 0
+        self._latents: BytesLRU[Latent] = BytesLRU(self.LATENT_CACHE_BYTES, _latent_bytes)  # read-only arrays
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -195,7 +198,7 @@ class ItemStore:
         with self._lock, self._transaction():
             self._db.execute(f"DELETE FROM items WHERE id IN ({marks})", item_ids)
             for item_id in item_ids:
-                self._forget_latent(item_id)
+                self._latents.pop(item_id)
 
     def add(self, records: list[ItemRecord]) -> None:
         rows = [
@@ -324,33 +327,18 @@ class ItemStore:
         """(id, checkpoint, batch) rows with their latents, decoding only those not kept (lock held)."""
         latents: dict[str, Latent] = {}
         for item_id, _, _ in rows:
-            if item_id in self._latents:
-                latents[item_id] = self._latents[item_id]
-                self._latents.move_to_end(item_id)
+            if (kept := self._latents.get(item_id)) is not None:
+                latents[item_id] = kept
         missing = [row[0] for row in rows if row[0] not in latents]
         if missing:
             marks = ",".join("?" * len(missing))
             for item_id, blob in self._db.execute(f"SELECT id, latent FROM items WHERE id IN ({marks})", missing):
-                latents[item_id] = dict(sorted(load_arrays(blob).items()))
-                self._keep_latent(item_id, latents[item_id])
+                latent = dict(sorted(load_arrays(blob).items()))
+                for array in latent.values():
+                    array.setflags(write=False)  # shared by every request that reads it
+                latents[item_id] = latent
+                self._latents.put(item_id, latent)
         return [SeenItem(item_id, sha, batch, latents[item_id]) for item_id, sha, batch in rows]
-
-    def _keep_latent(self, item_id: str, latent: Latent) -> None:
-        for array in latent.values():
-            array.setflags(write=False)
-        size = sum(a.nbytes for a in latent.values())
-        if size > self.LATENT_CACHE_BYTES:
-            return
-        self._latents[item_id] = latent
-        self._latent_bytes += size
-        while self._latent_bytes > self.LATENT_CACHE_BYTES:
-            old, kept = self._latents.popitem(last=False)
-            self._latent_bytes -= sum(a.nbytes for a in kept.values())
-
-    def _forget_latent(self, item_id: str) -> None:
-        kept = self._latents.pop(item_id, None)
-        if kept is not None:
-            self._latent_bytes -= sum(a.nbytes for a in kept.values())
 
     def counts(self) -> dict[str, int]:
         with self._lock:

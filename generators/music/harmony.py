@@ -29,14 +29,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ganbridge.generators.music.model import STEPS_PER_BAR
 from ganbridge.generators.music.notes import Note, detect_key
 
-STEPS_PER_BEAT = 4
-STEPS_PER_BAR = 16
+STEPS_PER_BEAT = STEPS_PER_BAR // 4
 _TRIADS = ((0, 4, 7), (0, 3, 7), (0, 3, 6), (0, 4, 8))
 _SEVENTHS = ((0, 4, 7, 10), (0, 4, 7, 11), (0, 3, 7, 10), (0, 3, 6, 10), (0, 3, 6, 9))
 _MAJOR_SCALE = frozenset((0, 2, 4, 5, 7, 9, 11))
-_MINOR_SCALE = frozenset((0, 2, 3, 5, 7, 8, 10, 9, 11))  # natural, raised sixth and seventh
+_MINOR_SCALE = frozenset((0, 2, 3, 5, 7, 8, 9, 10, 11))  # natural, with its raised sixth and seventh
 
 
 def _chord_sets(shapes: Sequence[Sequence[int]]) -> frozenset[frozenset[int]]:

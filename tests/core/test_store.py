@@ -112,11 +112,11 @@ def test_the_latent_cache_stays_within_its_bytes_and_still_answers_everything(tm
     from ganbridge.core.store import ItemStore
 
     store = ItemStore(tmp_path / "db.sqlite3", tmp_path / "out")
-    store.LATENT_CACHE_BYTES = 3 * 16  # room for three 4-float latents
+    store._latents.max_bytes = 3 * 16  # room for three 4-float latents
     store.add([_record(f"i{i}", "A", i) for i in range(8)])
     seen = store.seen_items([f"i{i}" for i in range(8)])
     assert [float(s.latent["z"][0]) for s in seen] == list(range(8))
-    assert store._latent_bytes <= 48 and len(store._latents) == 3
+    assert store._latents.nbytes <= 48 and len(store._latents) == 3
     store.close()
 
 

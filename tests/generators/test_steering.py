@@ -157,7 +157,7 @@ def test_kept_rows_never_change_a_draw_and_stay_within_their_bytes():
         assert all(np.array_equal(a.latent[k], b.latent[k]) for a, b in zip(fresh, kept) for k in SHAPES)
     small = RowCache(max_bytes=3 * 2 * 272 * 4)  # three items' flat row and sketch (272 float32 each)
     small.rows(items, sorted(SHAPES))
-    assert len(small._rows) == 3 and small._bytes <= small.max_bytes
+    assert len(small.kept) == 3 and small.kept.nbytes <= small.kept.max_bytes
 
 
 def test_the_fit_ranks_what_was_liked_first_and_explore_zero_draws_its_mean():
