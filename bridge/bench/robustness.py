@@ -53,6 +53,12 @@ LOOPBACK = "127.0.0.1"
 PROBE_HOST = "127.0.0.2"
 SLOW_S = 1.0  # an answer (a ping's pong, an input's sentinel) later than this is slow
 HANG_S = 5.0  # no pong within this: the bridge hangs
+# The other clients' probes, idle and during fuzzing, come at most this often. A probe right
+# after the last one finds the bridge's threads and the CPU still awake; after some quiet, the
+# wake-up is most of a loopback round trip (measured on an idle bridge: an OSC ping 0.02 ms
+# back to back, 0.2 ms after 20 ms of quiet), so idle and during are only comparable at one pace.
+PROBE_PACE_S = 0.025
+IDLE_PROBES = 200
 # A bundle whose only element size is -4: python-osc's parser steps back onto the same size for
 # ever (docs/security.md). Sent last, or on its own, so that everything else is measured first.
 KILLER = bytes.fromhex("2362756e646c65000000000000000000fffffffc")
@@ -563,17 +569,21 @@ class Probes:
 class _Fuzzer:
     """The loop both doors share: idle timings first, then each input followed by a sentinel
     request whose answer marks the end of the input's replies (both doors handle a client's
-    messages in order), the probes every `every` inputs, and recovery from hangs and crashes."""
+    messages in order), the probes between inputs at PROBE_PACE_S, and recovery from hangs
+    and crashes."""
 
     door = ""
 
-    def __init__(self, server: ServerUnderTest, seed: int, every: int, max_restarts: int):
-        self.server, self.seed, self.every, self.max_restarts = server, seed, every, max_restarts
+    def __init__(self, server: ServerUnderTest, seed: int, max_restarts: int, idle_probes: int = IDLE_PROBES):
+        self.server, self.seed, self.max_restarts, self.idle_probes = server, seed, max_restarts, idle_probes
         self.counts: Counter[str] = Counter()
         self.kinds: Counter[str] = Counter()  # failure kind / mutation -> inputs
         self.failures: list[dict] = []
+        self.idle_ping: list[float] = []
+        self.idle_rt: list[float] = []
         self.fuzz_ping: list[float] = []
         self.fuzz_rt: list[float] = []
+        self._last_probe = 0.0
         self.aborted_at: int | None = None
         self._tracebacks0 = server.tracebacks()
         self._restarts0 = server.restarts
@@ -589,8 +599,10 @@ class _Fuzzer:
         t0 = time.perf_counter()
         self.probes = Probes(self.server)
         self.connect()
-        idle_ping = [p for p in (self.probes.ping() for _ in range(200)) if p is not None]
-        idle_rt = [r for r in (self.probes.round_trip() for _ in range(50)) if r is not None]
+        back_to_back = [p for p in (self.probes.ping() for _ in range(self.idle_probes)) if p is not None]
+        for _ in range(self.idle_probes):
+            time.sleep(PROBE_PACE_S)
+            self.probe(self.idle_ping, self.idle_rt)
         for index, item in enumerate(self.inputs(n, killer)):
             if self.server.restarts - self._restarts0 >= self.max_restarts:
                 self.aborted_at = index
@@ -598,25 +610,28 @@ class _Fuzzer:
             self.counts["inputs"] += 1
             try:
                 self.one(index, item)
-                if index % self.every == 0:
-                    self.probe()
+                if time.perf_counter() - self._last_probe >= PROBE_PACE_S:
+                    self.probe(self.fuzz_ping, self.fuzz_rt)
             except _ServerLost as lost:
                 self.recover(lost.how, index, item)
         self.finish()
         try:
-            self.probe()
+            self.probe(self.fuzz_ping, self.fuzz_rt)
         except _ServerLost as lost:
             self.recover(lost.how, -1, ("after the last input", b""))
         self.probes.close()
-        return self.figures(idle_ping, idle_rt, time.perf_counter() - t0)
+        return self.figures(back_to_back, time.perf_counter() - t0)
 
-    def probe(self) -> None:
+    def probe(self, pings: list[float], round_trips: list[float]) -> None:
+        """An OSC ping and then a WebSocket round trip from the other clients (a missing answer
+        counts as HANG_S)."""
         ping = self.probes.ping()
         if ping is None:
             self.check_server()
-        self.fuzz_ping.append(ping if ping is not None else HANG_S)
+        pings.append(ping if ping is not None else HANG_S)
         rt = self.probes.round_trip()
-        self.fuzz_rt.append(rt if rt is not None else HANG_S)
+        round_trips.append(rt if rt is not None else HANG_S)
+        self._last_probe = time.perf_counter()
 
     def check_server(self) -> None:
         """Raise _ServerLost unless the bridge is alive and answers a ping within HANG_S."""
@@ -645,8 +660,8 @@ class _Fuzzer:
                  "replies": summary, **extra}
             )  # fmt: skip
 
-    def figures(self, idle_ping: list[float], idle_rt: list[float], seconds: float) -> dict:
-        idle_p, fuzz_p, idle_r, fuzz_r = _ms(idle_ping), _ms(self.fuzz_ping), _ms(idle_rt), _ms(self.fuzz_rt)
+    def figures(self, back_to_back: list[float], seconds: float) -> dict:
+        idle_p, fuzz_p, idle_r, fuzz_r = _ms(self.idle_ping), _ms(self.fuzz_ping), _ms(self.idle_rt), _ms(self.fuzz_rt)
         ratios = {
             f"{what}_{q}_ratio": _ratio(during, idle, q)
             for what, during, idle in (("ping", fuzz_p, idle_p), ("ws_rt", fuzz_r, idle_r))
@@ -659,6 +674,8 @@ class _Fuzzer:
             "restarts": self.server.restarts - self._restarts0,
             "tracebacks": self.server.tracebacks() - self._tracebacks0,
             "aborted_at": self.aborted_at,
+            "probe_pace_ms": PROBE_PACE_S * 1000,
+            "back_to_back_ping_ms": _ms(back_to_back),
             "idle_ping_ms": idle_p,
             "fuzz_ping_ms": fuzz_p,
             "idle_ws_rt_ms": idle_r,
@@ -794,11 +811,11 @@ class OscFuzzer(_Fuzzer):
         self.counts["jobs_unfinished"] = len(self.jobs_open)
         self.sock.close()
 
-    def figures(self, idle_ping: list[float], idle_rt: list[float], seconds: float) -> dict:
+    def figures(self, back_to_back: list[float], seconds: float) -> dict:
         keys = ("valid", "invalid", "answered", "silent", "invalid_one_error", "invalid_silent",
                 "invalid_misparsed", "valid_silent", "slow", "unsendable", "malformed_replies",
                 "jobs_accepted", "jobs_unfinished", "after_final")  # fmt: skip
-        return {**super().figures(idle_ping, idle_rt, seconds), **{k: self.counts[k] for k in keys}}
+        return {**super().figures(back_to_back, seconds), **{k: self.counts[k] for k in keys}}
 
 
 # --- the WebSocket corpus -------------------------------------------------------------------------
@@ -1077,8 +1094,8 @@ class WsFuzzer(_Fuzzer):
 
     door = "ws"
 
-    def __init__(self, server: ServerUnderTest, seed: int, every: int, max_restarts: int):
-        super().__init__(server, seed, every, max_restarts)
+    def __init__(self, server: ServerUnderTest, seed: int, max_restarts: int, idle_probes: int = IDLE_PROBES):
+        super().__init__(server, seed, max_restarts, idle_probes)
         # kept across reconnects: the run's totals
         self.violations: Counter[str] = Counter()
         self.examples: list[str] = []
@@ -1197,11 +1214,11 @@ class WsFuzzer(_Fuzzer):
         self.counts["requests_unfinished"] = len(self.ledger.open())
         self.ws.close()
 
-    def figures(self, idle_ping: list[float], idle_rt: list[float], seconds: float) -> dict:
+    def figures(self, back_to_back: list[float], seconds: float) -> dict:
         keys = ("error_expected", "valid_or_either", "one_answer", "invalid_one_error", "violations", "closed",
                 "reconnects", "slow", "requests_unfinished")  # fmt: skip
         return {
-            **super().figures(idle_ping, idle_rt, seconds),
+            **super().figures(back_to_back, seconds),
             **{k: self.counts[k] for k in keys},
             "answers": dict(self.answer_types.most_common()),
             "lifecycle_violations": sum(self.violations.values()),
@@ -1240,16 +1257,17 @@ def fuzz(
     server: ServerUnderTest | None = None,
     *,
     killer: bool = False,
-    every: int = 20,
     max_restarts: int = 10,
+    idle_probes: int = IDLE_PROBES,
 ) -> dict:
     """Fuzz one door ("osc" or "ws") with `n` seeded inputs (plus the known killer last, for OSC,
-    if asked). A bridge that hangs or crashes is killed and started afresh, up to `max_restarts`
-    times; after that the run stops and says where (`aborted_at`)."""
+    if asked), timing the other clients `idle_probes` times idle first. A bridge that hangs or
+    crashes is killed and started afresh, up to `max_restarts` times; after that the run stops
+    and says where (`aborted_at`)."""
     own = server is None
     server = server or ServerUnderTest()
     try:
-        runner = {"osc": OscFuzzer, "ws": WsFuzzer}[door](server, seed, every, max_restarts)
+        runner = {"osc": OscFuzzer, "ws": WsFuzzer}[door](server, seed, max_restarts, idle_probes)
         return runner.run(n, killer and door == "osc")
     finally:
         if own:
@@ -1742,7 +1760,9 @@ def print_fuzz(f: dict) -> None:
             _row(f"library limit: {k}", v)
     _row("hangs / crashes / stalled / restarts / tracebacks",
          f"{f['hangs']} / {f['crashes']} / {f['stalled']} / {f['restarts']} / {f['tracebacks']}")  # fmt: skip
-    _row("OSC ping p50/p99, idle -> fuzzing", f"{_p(f['idle_ping_ms'])} -> {_p(f['fuzz_ping_ms'])}")
+    _row("OSC ping p50/p99, idle back to back", _p(f["back_to_back_ping_ms"]))
+    _row(f"OSC ping p50/p99, idle -> fuzzing, {f['probe_pace_ms']:.0f} ms apart",
+         f"{_p(f['idle_ping_ms'])} -> {_p(f['fuzz_ping_ms'])}")  # fmt: skip
     _row("WebSocket round trip p50/p99, idle -> fuzzing", f"{_p(f['idle_ws_rt_ms'])} -> {_p(f['fuzz_ws_rt_ms'])}")
     _row("other clients within 2x of idle (p50, p99)", f"{f['within_2x']['p50']}, {f['within_2x']['p99']}")
     for kind, n in list(f["failure_kinds"].items())[:10]:
@@ -1770,7 +1790,8 @@ def print_hog(f: dict) -> None:
 
 
 def print_soak(f: dict) -> None:
-    print(f"  soak: {f['clients']} clients, {f['seconds']:.0f} s, {f['connections']} connections")
+    print(f"  soak: {f['clients']} clients, {f['seconds']:.0f} s, {f['connections']} connections "
+          f"({f['disconnects']} dropped abruptly)")  # fmt: skip
     _row("requests", ", ".join(f"{k} {v}" for k, v in sorted(f["requests"].items())))
     _row("protocol violations / faults", f"{f['violations']} / {f['faults']}")
     _row("hangs / crashes / tracebacks", f"{f['hangs']} / {f['crashes']} / {f['tracebacks']}")

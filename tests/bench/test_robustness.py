@@ -68,7 +68,7 @@ def test_bench_parser_takes_the_robustness_flags():
 
 
 def test_osc_fuzz_every_invalid_datagram_gets_exactly_one_error(server):
-    f = fuzz("osc", 1500, SEED, server, max_restarts=3)
+    f = fuzz("osc", 1500, SEED, server, max_restarts=3, idle_probes=20)
     assert f["inputs"] == 1500 and f["aborted_at"] is None, _report(f)
     assert (f["hangs"], f["crashes"], f["stalled"]) == (0, 0, 0), _report(f)
     assert f["tracebacks"] == 0, server.first_traceback()
@@ -78,7 +78,7 @@ def test_osc_fuzz_every_invalid_datagram_gets_exactly_one_error(server):
 
 
 def test_ws_fuzz_one_answer_per_frame_and_the_connection_stays_open(server):
-    f = fuzz("ws", 1500, SEED, server, max_restarts=3)
+    f = fuzz("ws", 1500, SEED, server, max_restarts=3, idle_probes=20)
     assert f["inputs"] == 1500 and f["aborted_at"] is None, _report(f)
     assert (f["hangs"], f["crashes"], f["stalled"]) == (0, 0, 0), _report(f)
     assert f["tracebacks"] == 0, server.first_traceback()
@@ -110,7 +110,7 @@ def test_osc_known_killer_bundle_of_element_size_minus_4():
     left spinning."""
     server = ServerUnderTest("cpu")
     try:
-        f = fuzz("osc", 0, SEED, server, killer=True, max_restarts=1)
+        f = fuzz("osc", 0, SEED, server, killer=True, max_restarts=1, idle_probes=5)
     finally:
         server.close()
     assert (f["hangs"], f["crashes"]) == (0, 0), _report(f)
