@@ -31,12 +31,9 @@ from ganbridge.generators.music.model import (
 )
 from ganbridge.generators.music.notes import (
     Note,
-    decode_roll,
-    detect_key,
-    key_name,
+    decode_piece,
     note_list,
     notes_to_midi,
-    transpose_to,
 )
 
 # The key names are built from the tonics and modes, which a static Literal cannot spell; pydantic
@@ -174,12 +171,8 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
         probs = each_alone(model.net.sample, latents, modes, [p.temperature for p in params])
         out = []
         for p, roll, mode in zip(params, probs, modes):
-            notes = decode_roll(roll, model.net.config, 1.0 - p.density)
-            if p.key == AUTO:
-                tonic, found = detect_key(notes, MODES[mode])
-                out.append(Piece(notes, key_name(tonic, found)))
-            else:
-                out.append(Piece(transpose_to(notes, p.key)[0], p.key))
+            asked = None if p.key == AUTO else p.key
+            out.append(Piece(*decode_piece(roll, model.net.config, 1.0 - p.density, MODES[mode], asked)))
         return out
 
     def preflight(self, params: MusicParams) -> None:

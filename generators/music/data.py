@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,6 +186,22 @@ def split(pieces: list[MusicPiece], held_out: float = 0.1, seed: int = 0) -> tup
     held = [pieces[i] for i in sorted(order[:n_held])]
     train = [pieces[i] for i in sorted(order[n_held:])]
     return train, held
+
+
+def voice_ranges(pieces: Sequence[MusicPiece], tracks: int, share: float = 0.005) -> list[list[int]]:
+    """Each voice's [lowest, highest] pitch with `share` of its notes left out at either end: the
+    range decoding keeps it in (MusicConfig.voice_ranges). The extremes are a handful of notes
+    (the chorales' soprano reaches 57 and 81 in training, 60 and 79 in the held-out pieces)."""
+    notes = np.concatenate([p.notes for p in pieces]) if pieces else np.zeros((0, 4), np.int32)
+    out = []
+    for track in range(tracks):
+        pitches = notes[notes[:, 0] == track, 1]
+        if len(pitches) == 0:
+            out.append([0, 127])
+            continue
+        low, high = np.quantile(pitches, [share, 1 - share], method="nearest")
+        out.append([int(low), int(high)])
+    return out
 
 
 # --- training windows -------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from ganbridge.generators.gan.plots import piano_roll, roll_sheet
 from ganbridge.generators.music.data import MusicPiece
 from ganbridge.generators.music.harmony import harmony_statistics, random_pitches, voice_ranges
 from ganbridge.generators.music.model import MODES, STEPS_PER_BAR, MusicNetwork, latent_shapes
-from ganbridge.generators.music.notes import Note, decode_roll, detect_key
+from ganbridge.generators.music.notes import Note, decode_piece, detect_key
 
 _MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], bool)
 _MINOR = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0], bool)  # natural minor
@@ -169,7 +169,7 @@ def generated_phrases(
         latents = [draw_latent(shapes, rng) for _ in range(k)]
         modes = [int(z["mode"][0] > 0) for z in latents]
         probs = net.sample(latents, modes, [1.0] * k)
-        out += [decode_roll(p, net.config, threshold) for p in probs]
+        out += [decode_piece(p, net.config, threshold, MODES[m], None)[0] for p, m in zip(probs, modes)]
         asked += modes
     return out, asked
 

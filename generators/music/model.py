@@ -50,6 +50,9 @@ class MusicConfig:
     width: int = 64  # channels of the last generator stage; earlier stages have 1.5x, 2x
     phrase_bars: int = 4  # the window the critic sees in training
     critic_bar_stats: bool = True  # the critic also sees pitches and onsets per bar and voice
+    # Each voice's [lowest, highest] MIDI pitch, kept in decoding (notes.decode_piece) and in the
+    # critic's reading (binarize); None: any row of the roll, as in models made before them.
+    voice_ranges: list[list[int]] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

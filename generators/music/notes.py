@@ -27,8 +27,36 @@ KEY_PROFILES = {
 }
 
 
-def decode_roll(probs: np.ndarray, config: MusicConfig, threshold: float) -> list[Note]:
-    """Frame/onset probabilities -> notes, one voice per track (chorale voices are monophonic).
+def allowed_rows(config: MusicConfig, shift: int = 0) -> np.ndarray:
+    """(tracks, pitches) booleans: the rows each voice may sound, by the config's voice ranges
+    moved down by `shift` (the transposition the notes will get)."""
+    pitches = config.low + np.arange(config.pitches)
+    allowed = np.ones((config.n_tracks, config.pitches), bool)
+    for track, (low, high) in enumerate(config.voice_ranges or []):
+        allowed[track] = (pitches + shift >= low) & (pitches + shift <= high)
+    return allowed
+
+
+def decode_piece(
+    probs: np.ndarray, config: MusicConfig, threshold: float, mode: str, key: str | None
+) -> tuple[list[Note], str]:
+    """A roll's notes in `key` ('D minor'; None: as generated, in `mode`), and the key they are in:
+    `key`, or for None the one the 24-key detector hears. With the config's voice ranges, each
+    voice stays inside its range after transposing: the roll is read a second time, with the
+    ranges moved by the transposition the first reading needs."""
+    notes = decode_roll(probs, config, threshold, allowed_rows(config))
+    shift = 0 if key is None else transposition(notes, key, detect_key(notes, mode)[0])
+    if config.voice_ranges and shift:
+        notes = decode_roll(probs, config, threshold, allowed_rows(config, shift))
+    notes = [(t, p + shift, s, n) for t, p, s, n in notes]
+    return notes, key or key_name(*detect_key(notes))
+
+
+def decode_roll(
+    probs: np.ndarray, config: MusicConfig, threshold: float, allowed: np.ndarray | None = None
+) -> list[Note]:
+    """Frame/onset probabilities -> notes, one voice per track (chorale voices are monophonic),
+    each on the rows `allowed` for it (tracks x pitches; default all).
 
     As in onsets-and-frames transcription, a sounding note goes on while its frame stays above
     `threshold` and no onset is predicted for it; only then does the voice move to its most likely
@@ -36,6 +64,8 @@ def decode_roll(probs: np.ndarray, config: MusicConfig, threshold: float) -> lis
     notes: list[Note] = []
     for track in range(probs.shape[0] // 2):
         frames, onsets = probs[2 * track], probs[2 * track + 1]
+        if allowed is not None:
+            frames = frames * allowed[track]
         start, current = 0, -1
         for step in range(len(frames) + 1):
             if step < len(frames):
@@ -84,16 +114,15 @@ def key_name(tonic: int, mode: str) -> str:
     return f"{TONICS[tonic]} {mode}"
 
 
-def transpose_to(notes: list[Note], key: str) -> tuple[list[Note], int]:
-    """Transpose to the tonic of `key` ('D minor'): of the shifts that reach it, the one that puts
-    the piece's mean pitch nearest the chorales' (so each voice stays in its range)."""
-    name, mode = key.split()
-    tonic, _ = detect_key(notes, mode)
-    shift = (TONICS.index(name) - tonic + 6) % 12 - 6
+def transposition(notes: Sequence[Note], key: str, tonic: int) -> int:
+    """The semitones that take notes with this tonic to the tonic of `key` ('D minor'): of the
+    shifts that reach it, the one that puts the piece's mean pitch nearest the chorales' (so each
+    voice stays near its range)."""
+    shift = (TONICS.index(key.split()[0]) - tonic + 6) % 12 - 6
     if notes:
         mean = float(np.mean([p for _, p, _, _ in notes]))
         shift = min((shift - 12, shift, shift + 12), key=lambda s: abs(mean + s - CHORALE_MEAN_PITCH))
-    return [(t, p + shift, s, n) for t, p, s, n in notes], shift
+    return shift
 
 
 def notes_to_midi(

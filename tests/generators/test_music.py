@@ -27,24 +27,24 @@ from ganbridge.generators.music.evaluate import (
 )
 from ganbridge.generators.music.model import MusicConfig, binarize
 from ganbridge.generators.music.notes import (
+    allowed_rows,
+    decode_piece,
     decode_roll,
     detect_key,
     note_list,
     notes_to_midi,
     notes_to_roll,
-    transpose_to,
+    transposition,
 )
 from tests.conftest import make_settings, require_tool
 
 C_MAJOR_SCALE = [60, 62, 64, 65, 67, 69, 71]
-# Each voice's range in the 309 four-part 4/4 chorales (MIDI), widened by 7 semitones either side:
-# the piece is transposed to the requested key.
-VOICE_RANGES = {
-    "soprano": (57 - 7, 81 + 7),
-    "alto": (53 - 7, 74 + 7),
-    "tenor": (48 - 7, 69 + 7),
-    "bass": (36 - 7, 64 + 7),
-}
+# The ranges the shipped model's voices are decoded in (its card), each inside the voice's range
+# in the 309 four-part 4/4 chorales (soprano 57-81, alto 53-74, tenor 48-69, bass 36-64).
+SHIPPED_CARD = Path(__file__).parents[2] / "generators" / "weights" / "music" / "bach.json"
+VOICE_RANGES = dict(
+    zip(("soprano", "alto", "tenor", "bass"), json.loads(SHIPPED_CARD.read_text())["config"]["voice_ranges"])
+)
 
 
 # --- metrics on rolls with known answers ---------------------------------------------------------
@@ -97,6 +97,35 @@ def test_decode_roll_keeps_repeated_notes_apart_and_one_pitch_per_voice():
     assert decode_roll(probs, config, 0.95) == []  # density 0.05: nothing is certain enough
 
 
+def test_each_voice_is_read_only_inside_its_range_also_after_a_transposition():
+    config = MusicConfig(voice_ranges=[[60, 79], [55, 74], [48, 67], [36, 60]])
+    probs = notes_to_roll([(0, 84, 0, 4), (3, 40, 0, 4)], config, 4) * 0.9
+    probs[0, :, 76 - config.low] = 0.7  # the soprano's next best pitch, inside its range
+    assert decode_roll(probs, config, 0.5) == [(0, 84, 0, 4), (3, 40, 0, 4)]
+    assert decode_roll(probs, config, 0.5, allowed_rows(config)) == [(0, 76, 0, 4), (3, 40, 0, 4)]
+    # A C major cadence over a low bass, each bass note also likely an octave higher. To reach
+    # F# major it moves down 6 (nearer the chorales' mean pitch than up 6), which would take the
+    # bass's C and F below its range: the roll is read again with the ranges moved up by 6, and
+    # there the bass takes the octave above (its G, inside either way, stays).
+    cadence = _cadence()
+    probs = notes_to_roll(cadence, config, 16) * 0.9
+    octave_up = [(t, p + 12, s, n) for t, p, s, n in cadence if t == 3]
+    probs = np.maximum(probs, notes_to_roll(octave_up, config, 16) * 0.7)
+    moved, key = decode_piece(probs, config, 0.5, "major", "F# major")
+    assert key == "F# major"
+    assert [p for t, p, _, _ in moved if t == 3] == [48 - 6, 53 - 6, 43 - 6, 48 - 6]
+    assert [p for t, p, _, _ in moved if t == 0] == [79 - 6, 77 - 6, 79 - 6, 79 - 6]
+    assert all(config.voice_ranges[t][0] <= p <= config.voice_ranges[t][1] for t, p, _, _ in moved)
+    # under key auto: as decoded, and named by what the 24-key detector hears
+    assert decode_piece(probs, config, 0.5, "minor", None)[1] == "C major"
+
+
+def _cadence() -> list[tuple[int, int, int, int]]:
+    """I - IV - V - I in C major, the bass at the bottom of the test's range."""
+    chords = [(79, 72, 64, 36), (77, 72, 65, 41), (79, 74, 67, 43), (79, 72, 64, 36)]
+    return [(t, chord[t], 4 * i, 4) for i, chord in enumerate(chords) for t in range(4)]
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_critic_sees_exactly_the_notes_the_decoder_plays(seed):
     """Training shows the critic binarize(probs); users hear decode_roll(probs). They must agree, or
@@ -125,13 +154,11 @@ def test_binarize_passes_the_gradient_to_every_probability():
 def test_key_detection_and_transposition():
     low_c = [(0, p - 12, 4 * i, 4) for i, p in enumerate(C_MAJOR_SCALE + [72, 67, 60])]  # mean pitch 53.7
     assert detect_key(low_c) == (0, "major")
-    moved, shift = transpose_to(low_c, "D major")
-    assert shift == 2 and detect_key(moved) == (2, "major")
+    assert transposition(low_c, "D major", 0) == 2
     # up 6 rather than down 6: that keeps the mean nearer the chorales' (61)
-    moved, shift = transpose_to(low_c, "F# major")
-    assert shift == 6 and all(p - q == 6 for (_, p, _, _), (_, q, _, _) in zip(moved, low_c))
+    assert transposition(low_c, "F# major", 0) == 6
     high_c = [(t, p + 24, s, n) for t, p, s, n in low_c]
-    assert transpose_to(high_c, "D major")[1] == 2 - 12  # an octave down, not two up
+    assert transposition(high_c, "D major", 0) == 2 - 12  # an octave down, not two up
 
 
 def test_midi_file_read_back_by_pretty_midi():
@@ -272,12 +299,25 @@ def test_shipped_model_writes_four_part_midi_in_the_requested_key(ws):
     assert [i.name for i in pm.instruments] == ["soprano", "alto", "tenor", "bass"]
     assert pm.get_tempo_changes()[1].tolist() == [pytest.approx(100.0, rel=1e-4)]
     assert pm.get_end_time() == pytest.approx(8 * 4 * 60 / 100)  # 8 bars
-    for inst in pm.instruments:
-        low, high = VOICE_RANGES[inst.name]
-        assert inst.notes and all(low <= n.pitch <= high for n in inst.notes), inst.name
     notes = [(t, p, round(s * 4), round(n * 4)) for t, p, _, s, n in item["notes"]]
     assert detect_key(notes, "minor")[0] == 2  # tonic D
     assert len(item["notes"]) == sum(len(i.notes) for i in pm.instruments)
+
+
+@pytest.mark.parametrize("key", ["auto", "D minor", "F# major", "B minor"])
+def test_shipped_model_keeps_every_voice_inside_its_range_in_any_key(ws, key):
+    for item in _generate(ws, f"range-{key}", count=4, bars=4, key=key, seed=21):
+        pm = _midi(item)
+        for inst in pm.instruments:
+            low, high = VOICE_RANGES[inst.name]
+            assert inst.notes and all(low <= n.pitch <= high for n in inst.notes), (key, inst.name)
+        if key == "auto":  # the key a 24-key detector hears in the notes
+            notes = [(t, p, round(s * 4), round(n * 4)) for t, p, _, s, n in item["notes"]]
+            assert item["key"] == " ".join(_key_name(*detect_key(notes)))
+
+
+def _key_name(tonic: int, mode: str) -> tuple[str, str]:
+    return ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")[tonic], mode
 
 
 def test_tracks_subset_and_same_seed_same_music(ws):
