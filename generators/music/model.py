@@ -154,7 +154,7 @@ def binarize(probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     for step in range(steps):
         f, o = frames[:, :, step], onsets[:, :, step]
         at_current = current.clamp(min=0)
-        holds = (current >= 0) & (f.gather(2, at_current) > threshold) & (o.gather(2, at_current) <= 0.5)
+        holds = (current >= 0) & (f.gather(2, at_current) > threshold) & (o.gather(2, at_current) <= threshold)
         best_p, best = f.max(dim=2, keepdim=True)
         pitch = torch.where(holds, current, torch.where(best_p > threshold, best, -1))
         sounding = (pitch >= 0).float()

@@ -59,8 +59,10 @@ def decode_roll(
     each on the rows `allowed` for it (tracks x pitches; default all).
 
     As in onsets-and-frames transcription, a sounding note goes on while its frame stays above
-    `threshold` and no onset is predicted for it; only then does the voice move to its most likely
-    pitch. A pitch that is merely a little more likely for one step does not cut a note short."""
+    `threshold` and its onset does not rise above it; only then does the voice move to its most
+    likely pitch. A pitch that is merely a little more likely for one step does not cut a note
+    short. One threshold for both (1 - density) makes more density more notes: a lower one keeps
+    fainter pitches and also restarts a note where the model is less sure of an onset."""
     notes: list[Note] = []
     for track in range(probs.shape[0] // 2):
         frames, onsets = probs[2 * track], probs[2 * track + 1]
@@ -69,7 +71,7 @@ def decode_roll(
         start, current = 0, -1
         for step in range(len(frames) + 1):
             if step < len(frames):
-                holds = current >= 0 and frames[step, current] > threshold and onsets[step, current] <= 0.5
+                holds = current >= 0 and frames[step, current] > threshold and onsets[step, current] <= threshold
                 best = int(frames[step].argmax())
                 pitch = current if holds else (best if frames[step, best] > threshold else -1)
                 new_note = not holds

@@ -316,6 +316,14 @@ def test_shipped_model_keeps_every_voice_inside_its_range_in_any_key(ws, key):
             assert item["key"] == " ".join(_key_name(*detect_key(notes)))
 
 
+def test_more_density_more_notes_on_the_shipped_model(ws):
+    counts = []
+    for density in (0.2, 0.35, 0.5, 0.65, 0.8, 1.0):
+        items = _generate(ws, f"density-{density}", count=3, bars=4, seed=5, density=density)
+        counts.append(sum(len(item["notes"]) for item in items))
+    assert counts == sorted(counts) and counts[0] < counts[2] < counts[-1], counts
+
+
 def _key_name(tonic: int, mode: str) -> tuple[str, str]:
     return ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")[tonic], mode
 
