@@ -1,7 +1,9 @@
 """`ganbridge generate`: one-shot generation to a file, no server needed.
 
 The flags (--size, --seed, ...) are shorthands for the generator's own params, read off its params
-model: a flag the generator has no param for is refused with the params it does have.
+model: a flag the generator has no param for is refused with the params it does have. Every file
+carries its recipe (core/provenance.py); `--recipe FILE` remakes the item a file's recipe names,
+with the installed checkpoint only if it is the one the recipe names.
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ from ganbridge.cli.errors import UserError
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from ganbridge.generators.base import Generator
+    from ganbridge.generators.base import Generator, Output
 
 
 def add_parser(sub: flags.SubParsers) -> None:
     p = sub.add_parser("generate", help="one-shot generation to a file, no server needed")
-    p.add_argument("generator", help="generator name: texture, image or music (see ganbridge models)")
+    p.add_argument("generator", nargs="?", help="generator name: texture, image or music (see ganbridge models)")
+    p.add_argument("--recipe", metavar="FILE", help="remake the item whose recipe this PNG, MIDI or WAV file carries")
+    p.add_argument(
+        "--any-checkpoint", action="store_true",
+        help="with --recipe: remake it even if the installed checkpoint is not the recipe's (the output will differ)",
+    )  # fmt: skip
     p.add_argument("--model", help="which trained model (texture: brick, grass, ...)")
     p.add_argument("--size", type=flags.positive_int, help="pixels: texture width = height, image size")
     p.add_argument("--width", type=flags.positive_int, help="texture width (an image is square: its --size)")
@@ -42,9 +49,15 @@ def add_parser(sub: flags.SubParsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ganbridge.core import provenance
     from ganbridge.core.registry import load_generators
-    from ganbridge.generators.base import Unavailable
 
+    if args.recipe is not None:
+        return remake(args)
+    if args.generator is None:
+        raise UserError("name a generator (texture, image or music), or give --recipe FILE")
+    if args.any_checkpoint:
+        raise UserError("--any-checkpoint goes with --recipe FILE")
     settings = config.load(args)
     generators = load_generators(settings.models_dir, config.device(args.device))
     gen = generators.get(args.generator)
@@ -57,17 +70,102 @@ def run(args: argparse.Namespace) -> int:
         seed = secrets.randbelow(2**31)
         if "seed" in type(params).model_fields:
             params = params.model_copy(update={"seed": seed})
-    try:
-        gen.preflight(params)
-        out = gen.render([params], [gen.random_latent(params, seed)])[0]
-    except Unavailable as e:  # e.g. WAV without FluidSynth: the same message the bridge answers
-        raise UserError(str(e), code=1) from None
+    out = rendered(gen, params, gen.random_latent(params, seed))
+    ref = gen.checkpoint_for(params).as_dict()
+    recipe = provenance.make_recipe(gen.name, ref, params.model_dump(mode="json"), seed)
     target = target_path(args.output, f"{args.generator}-{seed}.{out.format}")
-    target.write_bytes(out.data)
-    for name, data in out.attachments.items():
-        target.with_name(f"{target.stem}_{name}{target.suffix}").write_bytes(data)
+    write_with_recipe(target, out, recipe)
     print(f"wrote {target} (seed {seed})")
     return 0
+
+
+def remake(args: argparse.Namespace) -> int:
+    """--recipe FILE: the item the file's recipe names, made again, and whether it is the same."""
+    from ganbridge.core import provenance
+    from ganbridge.core.registry import load_generators
+
+    given = [flag for flag, value in (("a generator", args.generator), ("--model", args.model), ("--size", args.size),
+             ("--width", args.width), ("--height", args.height), ("--seed", args.seed),
+             ("--temperature", args.temperature), ("--maps", args.maps), ("--param", args.param)) if value]  # fmt: skip
+    if given or args.no_tile:
+        raise UserError(
+            f"with --recipe, the recipe gives the generator and its params: drop {(given or ['--no-tile'])[0]}"
+        )
+    source = Path(args.recipe)
+    try:
+        original = source.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {source}: {e.strerror or e}") from None
+    try:
+        recipe = provenance.read_recipe(original)
+        latent = provenance.recipe_latent(recipe)
+    except provenance.RecipeError as e:
+        raise UserError(f"{source}: {e}") from None
+    settings = config.load(args)
+    generators = load_generators(settings.models_dir, config.device(args.device))
+    gen = generators.get(recipe["generator"])
+    if gen is None:
+        raise UserError(
+            f"{source}: its generator {recipe['generator']!r} is not installed (installed: {', '.join(generators)})"
+        )
+    gen.configure(soundfont=settings.soundfont)
+    raw = dict(recipe["params"])
+    if "seed" in gen.params_model.model_fields:
+        raw["seed"] = recipe.get("seed")
+    params = validated(gen, raw)
+    check_checkpoint(source, recipe, gen.checkpoint_for(params).as_dict(), args.any_checkpoint)
+    if latent is None:
+        if not isinstance(recipe.get("seed"), int):
+            raise UserError(f"{source}: the recipe has neither a seed nor a latent")
+        latent = gen.random_latent(params, recipe["seed"])
+    out = rendered(gen, params, latent)
+    base = {k: v for k, v in recipe.items() if k != "map"}
+    name = recipe.get("map")
+    if name is not None and name not in out.attachments:
+        raise UserError(f"{source}: the recipe names a {name!r} map, which {gen.name} did not make")
+    target = target_path(args.output, f"{source.stem}-remade{source.suffix}")
+    write_with_recipe(target, out, base, only=name)
+    same = "byte-identical to" if target.read_bytes() == original else "different from"
+    print(f"wrote {target}: {same} {source}")
+    return 0
+
+
+def check_checkpoint(source: Path, recipe: dict, installed: dict[str, str], anyway: bool) -> None:
+    wanted = recipe["checkpoint"]
+    if wanted.get("sha256") == installed["sha256"]:
+        return
+    what = (
+        f"{source}: made with {recipe['generator']} checkpoint {wanted.get('name')!r} "
+        f"(sha256 {str(wanted.get('sha256'))[:12]}…), but the installed {installed['name']!r} is "
+        f"{installed['sha256'][:12]}…"
+    )
+    if not anyway:
+        raise UserError(f"{what}; its output would differ (--any-checkpoint remakes it anyway)")
+    print(f"{what}; remaking it anyway (--any-checkpoint): expect a different result")
+
+
+def rendered(gen: Generator, params: BaseModel, latent: dict) -> Output:
+    from ganbridge.generators.base import Unavailable
+
+    try:
+        gen.preflight(params)
+        return gen.render([params], [latent])[0]
+    except Unavailable as e:  # e.g. WAV without FluidSynth: the same message the bridge answers
+        raise UserError(str(e), code=1) from None
+
+
+def write_with_recipe(target: Path, out: Output, recipe: dict, only: str | None = None) -> None:
+    """The output (and its maps beside it, named TARGET_MAP) with the recipe inside; `only`: just
+    that map, at `target` itself."""
+    from ganbridge.core import provenance
+
+    if only is not None:
+        target.write_bytes(provenance.embed(out.attachments[only], out.format, recipe, map_name=only))
+        return
+    target.write_bytes(provenance.embed(out.data, out.format, recipe))
+    for name, data in out.attachments.items():
+        path = target.with_name(f"{target.stem}_{name}{target.suffix}")
+        path.write_bytes(provenance.embed(data, out.format, recipe, map_name=name))
 
 
 def raw_params(gen: Generator, args: argparse.Namespace) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ganbridge import __version__
+from ganbridge.core import provenance
 from ganbridge.core.protocol import (
     PROTOCOL_VERSION,
     Cancel,
@@ -476,13 +477,19 @@ class BridgeCore:
     def _describe_outputs(
         self, gen: Generator, units: list[WorkUnit], outputs: list[Output], session: str | None, batch: str | None
     ) -> tuple[list[ItemRecord], list[dict], list[tuple[Path, bytes]]]:
-        """The records, protocol Items and files (path, bytes) of finished outputs."""
+        """The records, protocol Items and files (path, bytes) of finished outputs, each file
+        with its recipe inside (core/provenance.py)."""
         records, items, files = [], [], []
         now = time.time()
         for unit, out in zip(units, outputs):
             item_id = new_item_id()
+            ref = gen.checkpoint_for(unit.params)
+            params = unit.params.model_dump(mode="json")
+            origin, parents = unit.meta.get("origin", "generate"), unit.meta.get("parents", [])
+            recipe = provenance.make_recipe(gen.name, ref.as_dict(), params, unit.seed, unit.latent, origin, parents)
+            data = provenance.embed(out.data, out.format, recipe)
             path = self.store.output_path(gen.name, item_id, out.format)
-            files.append((path, out.data))
+            files.append((path, data))
             item: dict[str, Any] = {
                 "item": item_id,
                 "generator": gen.name,
@@ -491,23 +498,23 @@ class BridgeCore:
                 "mime": out.mime,
                 **out.extra,
                 "file": str(path),
-                "data": base64.b64encode(out.data).decode("ascii"),
+                "data": base64.b64encode(data).decode("ascii"),
             }
             if "how" in unit.meta:  # a steered item: how it was drawn and from which items
                 item["how"] = unit.meta["how"]
                 item["parents"] = list(unit.meta["parents"])
             if out.attachments:
                 item["maps"] = {}
-                for name, data in out.attachments.items():
+                for name, map_data in out.attachments.items():
+                    map_data = provenance.embed(map_data, out.format, recipe, map_name=name)
                     map_path = self.store.output_path(gen.name, item_id, out.format, f"_{name}")
-                    files.append((map_path, data))
+                    files.append((map_path, map_data))
                     item["maps"][name] = {
                         "format": out.format,
                         "mime": out.mime,
                         "file": str(map_path),
-                        "data": base64.b64encode(data).decode("ascii"),
+                        "data": base64.b64encode(map_data).decode("ascii"),
                     }
-            ref = gen.checkpoint_for(unit.params)
             records.append(
                 ItemRecord(
                     id=item_id,
@@ -516,12 +523,12 @@ class BridgeCore:
                     checkpoint_sha256=ref.sha256,
                     seed=unit.seed,
                     latent=unit.latent,
-                    params=unit.params.model_dump(mode="json"),
+                    params=params,
                     format=out.format,
                     file=path,
                     session=session,
-                    origin=unit.meta.get("origin", "generate"),
-                    parents=unit.meta.get("parents", []),
+                    origin=origin,
+                    parents=parents,
                     created=now,
                     batch=batch,
                     how=unit.meta.get("how"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import sqlite3
 
+from ganbridge.core.provenance import embed, make_recipe
 from ganbridge.server import build_core
 from tests.conftest import make_settings
 from tests.core.test_scheduler import Inbox
@@ -47,7 +48,10 @@ def test_items_and_feedback_survive_restart_and_regenerate(tmp_path):
             assert rec.checkpoint_sha256 == gen.checkpoint_for(gen.params_model.model_validate(rec.params)).sha256
             params = gen.params_model.model_validate(rec.params)
             again = gen.render([params], [rec.latent])[0]
-            assert again.data == rec.file.read_bytes(), "the stored recipe must regenerate the identical image"
+            recipe = make_recipe(gen.name, {"name": rec.checkpoint_name, "sha256": rec.checkpoint_sha256},
+                                 rec.params, rec.seed, rec.latent, rec.origin, rec.parents)  # fmt: skip
+            remade = embed(again.data, again.format, recipe)
+            assert remade == rec.file.read_bytes(), "the stored recipe must regenerate the identical image"
         assert core.store.latest_rating(items[0]["item"]) == 1
         assert core.store.counts() == {"items": 3, "feedback": 1}
         # a seeded item's params alone regenerate it too (the seed is in the params)

@@ -1,0 +1,229 @@
+"""Recipes inside the files: every PNG, MIDI and WAV the bridge or the CLI writes carries the
+recipe that remakes it, so a file is its own record wherever it goes (sans-I/O: bytes in, bytes
+out).
+
+A recipe is JSON: `ganbridge` (the recipe format, 1), `generator`, `checkpoint` {name, sha256},
+`params`, `seed` and `origin`. A generated item's seed draws its latent; an item made by
+variations, interpolation or steering is not drawn from its seed alone (a variation's seed is
+that of its perturbation), so it carries its latent itself (`latent`: the safetensors bytes of its
+float32 parts, base64) and its `parents` (item ids in the bridge's store). A map of a texture (height, normal) says
+which (`map`). Nothing in it names a time, a session or the file's own id: the same recipe makes
+the same bytes, embedded recipe included.
+
+Where it goes:
+- PNG: an iTXt chunk `ganbridge` with the recipe, and a tEXt chunk `parameters` in the style
+  Stable Diffusion web UIs write and image viewers show (`Seed: 7, Size: 512x512, Model: brick, ...`),
+  both before IEND.
+- MIDI: a text meta event `ganbridge:` + the recipe at the start of the first track.
+- WAV: a RIFF chunk `gbrc` with the recipe after the others (players skip chunks they do not know).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import zlib
+from typing import Any
+
+import mido
+import numpy as np
+from safetensors.numpy import load as load_arrays
+from safetensors.numpy import save as save_arrays
+
+from ganbridge.generators.base import Latent
+
+RECIPE_VERSION = 1
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MIDI_PREFIX = "ganbridge:"
+WAV_CHUNK = b"gbrc"
+
+
+class RecipeError(ValueError):
+    """A file without a recipe, or one that cannot be read."""
+
+
+def make_recipe(
+    generator: str,
+    checkpoint: dict[str, str],
+    params: dict[str, Any],
+    seed: int | None,
+    latent: Latent | None = None,
+    origin: str = "generate",
+    parents: list[str] | None = None,
+) -> dict[str, Any]:
+    """The recipe of one item. `latent` is kept unless the item was generated from `seed`."""
+    recipe: dict[str, Any] = {
+        "ganbridge": RECIPE_VERSION,
+        "generator": generator,
+        "checkpoint": dict(checkpoint),
+        "params": {k: v for k, v in params.items() if k != "seed"},
+        "seed": seed,
+        "origin": origin,
+    }
+    if origin != "generate" or seed is None:
+        if latent is None:
+            raise ValueError("an item not drawn from a seed needs its latent in the recipe")
+        arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in sorted(latent.items())}
+        recipe["latent"] = base64.b64encode(save_arrays(arrays)).decode("ascii")
+        recipe["parents"] = list(parents or [])
+    return recipe
+
+
+def recipe_latent(recipe: dict[str, Any]) -> Latent | None:
+    """The latent a recipe carries (None for a seeded one)."""
+    text = recipe.get("latent")
+    if text is None:
+        return None
+    try:
+        return dict(sorted(load_arrays(base64.b64decode(text, validate=True)).items()))
+    except Exception as e:
+        raise RecipeError(f"the recipe's latent cannot be read: {e}") from None
+
+
+def encode_recipe(recipe: dict[str, Any]) -> str:
+    return json.dumps(recipe, sort_keys=True, separators=(",", ":"))
+
+
+def embed(data: bytes, fmt: str, recipe: dict[str, Any], map_name: str | None = None) -> bytes:
+    """`data` (a file of format `fmt`: png, mid or wav) with `recipe` inside."""
+    if map_name is not None:
+        recipe = {**recipe, "map": map_name}
+    text = encode_recipe(recipe)
+    if fmt == "png":
+        return _png_with(data, text, _parameters(recipe))
+    if fmt == "mid":
+        return _midi_with(data, text)
+    if fmt == "wav":
+        return _wav_with(data, text)
+    raise ValueError(f"no recipe can be embedded in a {fmt!r} file")
+
+
+def read_recipe(data: bytes) -> dict[str, Any]:
+    """The recipe in a PNG, MIDI or WAV file; RecipeError if it has none or it is broken."""
+    if data.startswith(PNG_SIGNATURE):
+        text = _png_recipe(data)
+    elif data.startswith(b"MThd"):
+        text = _midi_recipe(data)
+    elif data.startswith(b"RIFF") and data[8:12] == b"WAVE":
+        text = _wav_recipe(data)
+    else:
+        raise RecipeError("not a PNG, MIDI or WAV file")
+    if text is None:
+        raise RecipeError("the file carries no ganbridge recipe")
+    try:
+        recipe = json.loads(text)
+    except ValueError as e:
+        raise RecipeError(f"the recipe is not valid JSON: {e}") from None
+    if not isinstance(recipe, dict) or recipe.get("ganbridge") != RECIPE_VERSION:
+        raise RecipeError(f"not a ganbridge recipe of format {RECIPE_VERSION}")
+    for key, kind in (("generator", str), ("checkpoint", dict), ("params", dict)):
+        if not isinstance(recipe.get(key), kind):
+            raise RecipeError(f"the recipe's {key!r} is missing or not a {kind.__name__}")
+    return recipe
+
+
+# --- PNG -----------------------------------------------------------------------------------------
+
+
+def _parameters(recipe: dict[str, Any]) -> str:
+    """The web-UI style summary: a first line saying what made it, then `Key: value, ...`."""
+    params = recipe["params"]
+    fields = [f"Seed: {recipe['seed']}"] if "latent" not in recipe else [f"Origin: {recipe['origin']}"]
+    if "width" in params and "height" in params:
+        fields.append(f"Size: {params['width']}x{params['height']}")
+    fields += [f"Model hash: {recipe['checkpoint']['sha256'][:10]}", f"Model: {recipe['checkpoint']['name']}"]
+    fields += [
+        f"{k}: {','.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in sorted(params.items())
+        if k not in ("width", "height", "model")
+    ]
+    return f"ganbridge {recipe['generator']}\n" + ", ".join(fields)
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes, int]]:
+    """(type, body, offset) of each chunk."""
+    chunks, at = [], len(PNG_SIGNATURE)
+    while at + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind = data[at + 4 : at + 8]
+        if at + 12 + length > len(data):
+            raise RecipeError("the PNG file is cut short")
+        chunks.append((kind, data[at + 8 : at + 8 + length], at))
+        at += 12 + length
+        if kind == b"IEND":
+            break
+    return chunks
+
+
+def _png_with(data: bytes, text: str, parameters: str) -> bytes:
+    chunks = _png_chunks(data)
+    if not chunks or chunks[-1][0] != b"IEND":
+        raise ValueError("not a complete PNG file")
+    end = chunks[-1][2]
+    itxt = b"ganbridge\x00\x00\x00\x00\x00" + text.encode("utf-8")  # uncompressed, no language
+    extra = _png_chunk(b"iTXt", itxt) + _png_chunk(b"tEXt", b"parameters\x00" + parameters.encode("latin-1", "replace"))
+    return data[:end] + extra + data[end:]
+
+
+def _png_recipe(data: bytes) -> str | None:
+    for kind, body, _ in _png_chunks(data):
+        if kind == b"iTXt" and body.startswith(b"ganbridge\x00"):
+            rest = body[len(b"ganbridge\x00") :]
+            compressed = rest[:1] == b"\x01"
+            rest = rest[2:]  # compression flag and method
+            _, _, rest = rest.partition(b"\x00")  # language tag
+            _, _, rest = rest.partition(b"\x00")  # translated keyword
+            return (zlib.decompress(rest) if compressed else rest).decode("utf-8", "replace")
+    return None
+
+
+# --- MIDI ----------------------------------------------------------------------------------------
+
+
+def _midi_with(data: bytes, text: str) -> bytes:
+    import io
+
+    mid = mido.MidiFile(file=io.BytesIO(data))
+    mid.tracks[0].insert(0, mido.MetaMessage("text", text=MIDI_PREFIX + text, time=0))
+    out = io.BytesIO()
+    mid.save(file=out)
+    return out.getvalue()
+
+
+def _midi_recipe(data: bytes) -> str | None:
+    import io
+
+    try:
+        mid = mido.MidiFile(file=io.BytesIO(data))
+    except Exception as e:
+        raise RecipeError(f"the MIDI file cannot be read: {e}") from None
+    for track in mid.tracks:
+        for msg in track:
+            if msg.is_meta and msg.type == "text" and msg.text.startswith(MIDI_PREFIX):
+                return msg.text[len(MIDI_PREFIX) :]
+    return None
+
+
+# --- WAV -----------------------------------------------------------------------------------------
+
+
+def _wav_with(data: bytes, text: str) -> bytes:
+    body = text.encode("utf-8")
+    chunk = WAV_CHUNK + struct.pack("<I", len(body)) + body + (b"\x00" if len(body) % 2 else b"")
+    out = data + chunk
+    return out[:4] + struct.pack("<I", len(out) - 8) + out[8:]
+
+
+def _wav_recipe(data: bytes) -> str | None:
+    at = 12
+    while at + 8 <= len(data):
+        kind, (length,) = data[at : at + 4], struct.unpack("<I", data[at + 4 : at + 8])
+        if kind == WAV_CHUNK:
+            return data[at + 8 : at + 8 + length].decode("utf-8", "replace")
+        at += 8 + length + (length % 2)
+    return None

@@ -1,0 +1,171 @@
+"""Recipes inside the files: written by the bridge and the CLI, read back by independent readers
+(Pillow's PNG text chunks, mido's meta events, the stdlib's RIFF chunk reader), and remade from the
+file alone by `ganbridge generate --recipe` byte for byte."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+import wave
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganbridge.core.provenance import RecipeError, embed, make_recipe, read_recipe, recipe_latent
+from ganbridge.generators.base import draw_latent, seeded_rng
+from tests.cli.test_cli import ganbridge
+from tests.conftest import require_tool, small_texture
+
+CHECKPOINT = {"name": "brick", "sha256": "ab" * 32}
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 4), (200, 10, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _midi() -> bytes:
+    mid = mido.MidiFile(type=1)
+    track = mido.MidiTrack(
+        [mido.Message("note_on", note=60, velocity=90, time=0), mido.Message("note_off", note=60, time=480)]
+    )
+    mid.tracks.append(track)
+    out = io.BytesIO()
+    mid.save(file=out)
+    return out.getvalue()
+
+
+def _wav(frames: int = 101) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(np.arange(frames, dtype="<i2").tobytes())
+    return out.getvalue()
+
+
+def test_a_png_carries_its_recipe_and_a_summary_other_tools_show():
+    recipe = make_recipe("texture", CHECKPOINT, {"width": 8, "height": 4, "model": "brick", "seed": 7}, 7)
+    data = embed(_png(), "png", recipe)
+    img = Image.open(io.BytesIO(data))
+    assert img.tobytes() == Image.open(io.BytesIO(_png())).tobytes()  # the pixels are untouched
+    assert json.loads(img.text["ganbridge"]) == recipe and recipe["params"] == {
+        "width": 8,
+        "height": 4,
+        "model": "brick",
+    }
+    assert img.text["parameters"] == "ganbridge texture\nSeed: 7, Size: 8x4, Model hash: ababababab, Model: brick"
+    assert read_recipe(data) == recipe
+
+
+def test_a_midi_file_and_a_wav_file_carry_it_too():
+    recipe = make_recipe("music", CHECKPOINT | {"name": "bach"}, {"bars": 4}, 3)
+    midi = embed(_midi(), "mid", recipe)
+    texts = [m.text for t in mido.MidiFile(file=io.BytesIO(midi)).tracks for m in t if m.type == "text"]
+    assert texts == ["ganbridge:" + json.dumps(recipe, sort_keys=True, separators=(",", ":"))]
+    notes = [m for t in mido.MidiFile(file=io.BytesIO(midi)).tracks for m in t if not m.is_meta]
+    assert [(m.type, m.note) for m in notes] == [("note_on", 60), ("note_off", 60)]
+    assert read_recipe(midi) == recipe
+
+    wav = embed(_wav(), "wav", recipe)
+    with wave.open(io.BytesIO(wav)) as w:  # a player still reads the same sound
+        assert w.readframes(w.getnframes()) == np.arange(101, dtype="<i2").tobytes()
+    assert wav[:4] == b"RIFF" and struct.unpack("<I", wav[4:8])[0] == len(wav) - 8 and wav[8:12] == b"WAVE"
+    names, at = [], 12  # the RIFF chunks, walked by their sizes (padded to even)
+    while at < len(wav):
+        name, (size,) = wav[at : at + 4], struct.unpack("<I", wav[at + 4 : at + 8])
+        names.append(name)
+        if name == b"gbrc":
+            assert json.loads(wav[at + 8 : at + 8 + size]) == recipe
+        at += 8 + size + size % 2
+    assert names == [b"fmt ", b"data", b"gbrc"]
+    assert read_recipe(wav) == recipe
+
+
+def test_an_item_not_drawn_from_its_seed_carries_its_latent():
+    latent = draw_latent({"z": (4, 2, 2), "class": (1,)}, seeded_rng(1))
+    recipe = make_recipe("image", CHECKPOINT, {"size": 64}, 12, latent, "variations", ["abc"])
+    assert recipe["origin"] == "variations" and recipe["parents"] == ["abc"]
+    back = recipe_latent(read_recipe(embed(_png(), "png", recipe)))
+    assert back is not None and all(np.array_equal(back[k], latent[k]) for k in latent)
+    assert recipe_latent(make_recipe("image", CHECKPOINT, {"size": 64}, 12)) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"GIF89a....", "not a PNG, MIDI or WAV file"),
+        (_png(), "carries no ganbridge recipe"),
+        (_midi(), "carries no ganbridge recipe"),
+        (_wav(), "carries no ganbridge recipe"),
+        (_png()[:30], "cut short"),
+        (
+            embed(_png(), "png", make_recipe("texture", CHECKPOINT, {}, 1)).replace(b'"ganbridge":1', b'"ganbridge":9'),
+            "not a ganbridge recipe",
+        ),  # fmt: skip
+    ],
+)
+def test_a_file_without_a_readable_recipe_gets_one_clear_error(data, message):
+    with pytest.raises(RecipeError, match=message):
+        read_recipe(data)
+
+
+def _item_file(item: dict, folder: Path, name: str) -> Path:
+    path = folder / f"{name}.{item['format']}"
+    path.write_bytes(base64.b64decode(item["data"]))
+    return path
+
+
+def test_bridge_items_are_remade_from_their_files_alone(ws, tmp_path):
+    ws.send(
+        {"type": "generate", "id": "p1", "generator": "texture", "params": small_texture(maps=["height"]), "seed": 41}
+    )
+    item = next(i for m in ws.until_final("p1") if m["type"] == "result" for i in m["items"])
+    ws.send({"type": "variations", "id": "p2", "item": item["item"], "strength": 0.3, "count": 1})
+    variation = next(i for m in ws.until_final("p2") if m["type"] == "result" for i in m["items"])
+    recipe = read_recipe(base64.b64decode(item["data"]))
+    assert recipe["generator"] == "texture" and recipe["seed"] == 41 and "latent" not in recipe
+    assert read_recipe(base64.b64decode(variation["data"]))["parents"] == [item["item"]]
+    height = item["maps"]["height"]
+    assert read_recipe(base64.b64decode(height["data"])) == recipe | {"map": "height"}
+
+    for name, part in (("seeded", item), ("variation", variation), ("height", height | {"format": "png"})):
+        source = _item_file(part, tmp_path, name)
+        r = ganbridge("generate", "--recipe", str(source), "-o", str(tmp_path / f"{name}-again.png"))
+        assert r.returncode == 0, r.stderr
+        assert "byte-identical" in r.stdout, r.stdout
+        assert (tmp_path / f"{name}-again.png").read_bytes() == source.read_bytes()
+
+
+def test_remaking_with_another_checkpoint_is_refused_unless_asked(tmp_path):
+    source = tmp_path / "t.png"
+    assert ganbridge("generate", "texture", "--size", "64", "--seed", "3", "-o", str(source)).returncode == 0
+    recipe = read_recipe(source.read_bytes())
+    other = tmp_path / "other.png"
+    img = Image.open(source)
+    plain = io.BytesIO()
+    img.save(plain, "PNG")  # Pillow drops the text chunks it is not told to keep
+    other.write_bytes(embed(plain.getvalue(), "png", recipe | {"checkpoint": {"name": "brick", "sha256": "0" * 64}}))
+    r = ganbridge("generate", "--recipe", str(other), "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "000000000000" in r.stderr and "--any-checkpoint" in r.stderr, r.stderr
+    r = ganbridge("generate", "--recipe", str(other), "--any-checkpoint", "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 0 and "remaking it anyway" in r.stdout, r.stdout + r.stderr
+    r = ganbridge("generate", "--recipe", str(source), "--seed", "4")
+    assert r.returncode == 2 and "drop --seed" in r.stderr
+
+
+def test_a_wav_preview_is_remade_from_its_recipe(tmp_path):
+    require_tool("fluidsynth", "fluidsynth fluid-soundfont-gm")
+    source = tmp_path / "m.wav"
+    r = ganbridge("generate", "music", "--seed", "2", "--param", "bars=1", "--param", "format=wav", "-o", str(source))
+    assert r.returncode == 0, r.stderr
+    assert read_recipe(source.read_bytes())["params"]["format"] == "wav"
+    r = ganbridge("generate", "--recipe", str(source), "-o", str(tmp_path / "again.wav"))
+    assert r.returncode == 0 and "byte-identical" in r.stdout, r.stdout + r.stderr
