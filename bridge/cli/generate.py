@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,9 +82,6 @@ def run(args: argparse.Namespace) -> int:
 
 def remake(args: argparse.Namespace) -> int:
     """--recipe FILE: the item the file's recipe names, made again, and whether it is the same."""
-    from ganbridge.core import provenance
-    from ganbridge.core.registry import load_generators
-
     given = [flag for flag, value in (("a generator", args.generator), ("--model", args.model), ("--size", args.size),
              ("--width", args.width), ("--height", args.height), ("--seed", args.seed),
              ("--temperature", args.temperature), ("--maps", args.maps), ("--param", args.param)) if value]  # fmt: skip
@@ -92,6 +90,26 @@ def remake(args: argparse.Namespace) -> int:
             f"with --recipe, the recipe gives the generator and its params: drop {(given or ['--no-tile'])[0]}"
         )
     source = Path(args.recipe)
+    original, again = remade(source, args, args.any_checkpoint)
+    target = target_path(args.output, f"{source.stem}-remade{source.suffix}")
+    target.write_bytes(again.data)
+    same = "byte-identical to" if again.data == original else "different from"
+    print(f"wrote {target}: {same} {source}")
+    return 0
+
+
+@dataclass(frozen=True)
+class Remade:
+    data: bytes  # the remade file, recipe inside
+    recipe: dict
+    generator: Generator
+
+
+def remade(source: Path, args: argparse.Namespace, any_checkpoint: bool) -> tuple[bytes, Remade]:
+    """(the file's bytes, the item its recipe names made again with the installed generators)."""
+    from ganbridge.core import provenance
+    from ganbridge.core.registry import load_generators
+
     try:
         original = source.read_bytes()
     except OSError as e:
@@ -113,7 +131,7 @@ def remake(args: argparse.Namespace) -> int:
     if "seed" in gen.params_model.model_fields:
         raw["seed"] = recipe.get("seed")
     params = validated(gen, raw)
-    check_checkpoint(source, recipe, gen.checkpoint_for(params).as_dict(), args.any_checkpoint)
+    check_checkpoint(source, recipe, gen.checkpoint_for(params).as_dict(), any_checkpoint)
     if latent is None:
         if not isinstance(recipe.get("seed"), int):
             raise UserError(f"{source}: the recipe has neither a seed nor a latent")
@@ -121,13 +139,11 @@ def remake(args: argparse.Namespace) -> int:
     out = rendered(gen, params, latent)
     base = {k: v for k, v in recipe.items() if k != "map"}
     name = recipe.get("map")
-    if name is not None and name not in out.attachments:
+    if name is None:
+        return original, Remade(provenance.embed(out.data, out.format, base), recipe, gen)
+    if name not in out.attachments:
         raise UserError(f"{source}: the recipe names a {name!r} map, which {gen.name} did not make")
-    target = target_path(args.output, f"{source.stem}-remade{source.suffix}")
-    write_with_recipe(target, out, base, only=name)
-    same = "byte-identical to" if target.read_bytes() == original else "different from"
-    print(f"wrote {target}: {same} {source}")
-    return 0
+    return original, Remade(provenance.embed(out.attachments[name], out.format, base, map_name=name), recipe, gen)
 
 
 def check_checkpoint(source: Path, recipe: dict, installed: dict[str, str], anyway: bool) -> None:
@@ -154,14 +170,10 @@ def rendered(gen: Generator, params: BaseModel, latent: dict) -> Output:
         raise UserError(str(e), code=1) from None
 
 
-def write_with_recipe(target: Path, out: Output, recipe: dict, only: str | None = None) -> None:
-    """The output (and its maps beside it, named TARGET_MAP) with the recipe inside; `only`: just
-    that map, at `target` itself."""
+def write_with_recipe(target: Path, out: Output, recipe: dict) -> None:
+    """The output, and its maps beside it (named TARGET_MAP), each with the recipe inside."""
     from ganbridge.core import provenance
 
-    if only is not None:
-        target.write_bytes(provenance.embed(out.attachments[only], out.format, recipe, map_name=only))
-        return
     target.write_bytes(provenance.embed(out.data, out.format, recipe))
     for name, data in out.attachments.items():
         path = target.with_name(f"{target.stem}_{name}{target.suffix}")

@@ -10,10 +10,24 @@ import argparse
 import sys
 
 from ganbridge import __version__
-from ganbridge.cli import bench, data, deploy, evaluate, flags, generate, models, plugin, protocol, serve, sheet, train
+from ganbridge.cli import (
+    bench,
+    data,
+    deploy,
+    evaluate,
+    flags,
+    generate,
+    models,
+    plugin,
+    protocol,
+    serve,
+    sheet,
+    train,
+    verify,
+)
 from ganbridge.cli.errors import one_line
 
-COMMANDS = (serve, deploy, models, protocol, generate, sheet, bench, plugin, train, evaluate, data)
+COMMANDS = (serve, deploy, models, protocol, generate, verify, sheet, bench, plugin, train, evaluate, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -169,3 +169,39 @@ def test_a_wav_preview_is_remade_from_its_recipe(tmp_path):
     assert read_recipe(source.read_bytes())["params"]["format"] == "wav"
     r = ganbridge("generate", "--recipe", str(source), "-o", str(tmp_path / "again.wav"))
     assert r.returncode == 0 and "byte-identical" in r.stdout, r.stdout + r.stderr
+
+
+def test_verify_remakes_each_file_and_names_what_was_changed(tmp_path):
+    good, song = tmp_path / "t.png", tmp_path / "m.mid"
+    assert ganbridge("generate", "texture", "--size", "64", "--seed", "8", "-o", str(good)).returncode == 0
+    assert ganbridge("generate", "music", "--seed", "8", "--param", "bars=1", "-o", str(song)).returncode == 0
+    r = ganbridge("verify", str(good), str(song))
+    assert r.returncode == 0 and r.stdout.count(": verified: remade byte-identically") == 2, r.stdout + r.stderr
+
+    recipe = read_recipe(good.read_bytes())
+    img = Image.open(good)
+    img.load()
+    img.putpixel((5, 5), (0, 0, 0))
+    plain = io.BytesIO()
+    img.save(plain, "PNG")
+    painted = tmp_path / "painted.png"
+    painted.write_bytes(embed(plain.getvalue(), "png", recipe))
+    damaged = tmp_path / "damaged.png"
+    data = bytearray(good.read_bytes())
+    data[120] ^= 0x40  # inside the compressed pixels
+    damaged.write_bytes(bytes(data))
+    relabelled = tmp_path / "relabelled.png"
+    relabelled.write_bytes(embed(plain.getvalue(), "png", recipe | {"seed": 9}))
+    mid = mido.MidiFile(song)
+    note = next(m for t in mid.tracks for m in t if m.type == "note_on")
+    note.note += 1
+    moved = tmp_path / "moved.mid"
+    mid.save(moved)
+    r = ganbridge("verify", str(painted), str(damaged), str(relabelled), str(moved), __file__)
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = dict(line.split(": not verified: ", 1) for line in r.stdout.splitlines())
+    assert "pixel bytes differ" in lines[str(painted)]
+    assert "cannot be decoded" in lines[str(damaged)] or "pixel bytes differ" in lines[str(damaged)]
+    assert "seed 9" in lines[str(relabelled)] and "pixel bytes differ" in lines[str(relabelled)]
+    assert "bytes differ" in lines[str(moved)]
+    assert "not a PNG, MIDI or WAV file" in lines[__file__]
