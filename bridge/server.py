@@ -11,6 +11,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ganbridge.core.credentials import credentials_for
 from ganbridge.core.registry import hidden_shipped, load_generators, resolve_device
 from ganbridge.core.scheduler import JobScheduler
 from ganbridge.core.service import BridgeCore
@@ -43,7 +44,7 @@ def build_core(settings: Settings) -> BridgeCore:
     scheduler.start()
     for gen in generators.values():
         gen.configure(soundfont=settings.soundfont)
-    return BridgeCore(settings, generators, store, scheduler, midi_player(settings))
+    return BridgeCore(settings, generators, store, scheduler, midi_player(settings), credentials_for(settings))
 
 
 def ray_scheduler(settings: Settings) -> tuple[dict[str, Generator], JobScheduler]:

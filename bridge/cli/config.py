@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ganbridge.cli.errors import UserError
 
 if TYPE_CHECKING:  # the settings module is imported when a command runs, not for --help
+    from ganbridge.core.credentials import ContentCredentials
     from ganbridge.core.settings import Settings
 
 
@@ -19,6 +20,17 @@ def load(args: argparse.Namespace, **overrides: Any) -> Settings:
     config = Path(args.config) if getattr(args, "config", None) else None
     try:
         return load_settings(config, overrides)
+    except ConfigError as e:
+        raise UserError(str(e)) from None
+
+
+def credentials(settings: Settings) -> ContentCredentials | None:
+    """The signer for the files a command writes (None with `credentials` off)."""
+    from ganbridge.core.credentials import credentials_for
+    from ganbridge.core.settings import ConfigError
+
+    try:
+        return credentials_for(settings)
     except ConfigError as e:
         raise UserError(str(e)) from None
 

@@ -21,6 +21,7 @@ from ganbridge.cli.errors import UserError
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from ganbridge.core.credentials import ContentCredentials
     from ganbridge.generators.base import Generator, Output
 
 
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     ref = gen.checkpoint_for(params).as_dict()
     recipe = provenance.make_recipe(gen.name, ref, params.model_dump(mode="json"), seed)
     target = target_path(args.output, f"{args.generator}-{seed}.{out.format}")
-    write_with_recipe(target, out, recipe)
+    write_with_recipe(target, out, recipe, config.credentials(settings))
     print(f"wrote {target} (seed {seed})")
     return 0
 
@@ -89,19 +90,22 @@ def remake(args: argparse.Namespace) -> int:
         raise UserError(
             f"with --recipe, the recipe gives the generator and its params: drop {(given or ['--no-tile'])[0]}"
         )
+    from ganbridge.core.provenance import without_credentials
+
     source = Path(args.recipe)
     original, again = remade(source, args, args.any_checkpoint)
     target = target_path(args.output, f"{source.stem}-remade{source.suffix}")
-    target.write_bytes(again.data)
-    same = "byte-identical to" if again.data == original else "different from"
-    print(f"wrote {target}: {same} {source}")
+    write_file(target, again.data, again.format, again.recipe, config.credentials(config.load(args)))
+    same = "byte-identical to" if again.data == without_credentials(original) else "different from"
+    print(f"wrote {target}: {same} {source} (apart from their signatures)")
     return 0
 
 
 @dataclass(frozen=True)
 class Remade:
-    data: bytes  # the remade file, recipe inside
-    recipe: dict
+    data: bytes  # the remade file, recipe inside, not signed
+    format: str
+    recipe: dict  # the file's recipe (`map` included for a map)
     generator: Generator
 
 
@@ -140,10 +144,11 @@ def remade(source: Path, args: argparse.Namespace, any_checkpoint: bool) -> tupl
     base = {k: v for k, v in recipe.items() if k != "map"}
     name = recipe.get("map")
     if name is None:
-        return original, Remade(provenance.embed(out.data, out.format, base), recipe, gen)
+        return original, Remade(provenance.embed(out.data, out.format, base), out.format, recipe, gen)
     if name not in out.attachments:
         raise UserError(f"{source}: the recipe names a {name!r} map, which {gen.name} did not make")
-    return original, Remade(provenance.embed(out.attachments[name], out.format, base, map_name=name), recipe, gen)
+    data = provenance.embed(out.attachments[name], out.format, base, map_name=name)
+    return original, Remade(data, out.format, recipe, gen)
 
 
 def check_checkpoint(source: Path, recipe: dict, installed: dict[str, str], anyway: bool) -> None:
@@ -170,14 +175,24 @@ def rendered(gen: Generator, params: BaseModel, latent: dict) -> Output:
         raise UserError(str(e), code=1) from None
 
 
-def write_with_recipe(target: Path, out: Output, recipe: dict) -> None:
-    """The output, and its maps beside it (named TARGET_MAP), each with the recipe inside."""
+def write_with_recipe(target: Path, out: Output, recipe: dict, credentials: ContentCredentials | None) -> None:
+    """The output, and its maps beside it (named TARGET_MAP), each with the recipe inside and signed."""
     from ganbridge.core import provenance
 
-    target.write_bytes(provenance.embed(out.data, out.format, recipe))
+    write_file(target, provenance.embed(out.data, out.format, recipe), out.format, recipe, credentials)
     for name, data in out.attachments.items():
         path = target.with_name(f"{target.stem}_{name}{target.suffix}")
-        path.write_bytes(provenance.embed(data, out.format, recipe, map_name=name))
+        embedded = provenance.embed(data, out.format, recipe, map_name=name)
+        write_file(path, embedded, out.format, {**recipe, "map": name}, credentials)
+
+
+def write_file(target: Path, data: bytes, fmt: str, recipe: dict, credentials: ContentCredentials | None) -> None:
+    """`data` (its recipe inside) signed, at `target`; a MIDI file's manifest beside it as TARGET.c2pa."""
+    if credentials is not None:
+        data, sidecar = credentials.sign(data, fmt, recipe)
+        if sidecar is not None:
+            target.with_name(target.name + ".c2pa").write_bytes(sidecar)
+    target.write_bytes(data)
 
 
 def raw_params(gen: Generator, args: argparse.Namespace) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from ganbridge.core.settings import secure_settings
+    from ganbridge.core.settings import ConfigError, secure_settings
     from ganbridge.generators.base import Unavailable
     from ganbridge.server import serve_forever
 
@@ -64,4 +64,6 @@ def run(args: argparse.Namespace) -> int:
         pass
     except Unavailable as e:  # an unreachable cluster; a port in use is an OSError (errors.one_line)
         raise UserError(str(e), code=1) from None
+    except ConfigError as e:  # e.g. a signing certificate C2PA refuses
+        raise UserError(str(e)) from None
     return 0

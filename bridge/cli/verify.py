@@ -1,7 +1,9 @@
-"""`ganbridge verify FILE...`: is each file what its recipe makes? It remakes the item from the
-recipe inside the file (core/provenance.py) with the installed checkpoint and compares byte for
-byte: any change to a file made by the bridge, a pixel, a note or its recipe, shows as a
-difference. Exit status 0 when every file verifies, 1 when one does not.
+"""`ganbridge verify FILE...`: is each file what its recipe makes, and are its content
+credentials intact? It reads the C2PA manifest (embedded, or a MIDI file's FILE.c2pa beside it)
+with the C2PA reader, remakes the item from the recipe inside the file (core/provenance.py) with
+the installed checkpoint, and compares them byte for byte, signature aside: any change to a file
+made by the bridge, a pixel, a note or its recipe, shows. Exit status 0 when every file verifies,
+1 when one does not.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
 def verify(source: Path, args: argparse.Namespace) -> tuple[bool, str]:
     """(verified, the line that says so or what differs)."""
     from ganbridge.cli.generate import remade
+    from ganbridge.core.provenance import without_credentials
 
     try:
         original, again = remade(source, args, any_checkpoint=False)
@@ -40,9 +43,30 @@ def verify(source: Path, args: argparse.Namespace) -> tuple[bool, str]:
     recipe = again.recipe
     made = f"{recipe['generator']} {recipe['checkpoint']['name']} {recipe['checkpoint']['sha256'][:10]}"
     made += f", seed {recipe['seed']}" if "latent" not in recipe else f", {recipe['origin']} (latent in the recipe)"
-    if again.data == original:
-        return True, f"{source}: verified: remade byte-identically from its recipe ({made})"
-    return False, f"{source}: not verified: {difference(original, again.data)} ({made})"
+    signed, signature = credentials_of(source, original, again.format)
+    unsigned = without_credentials(original)
+    if again.data != unsigned:
+        return False, f"{source}: not verified: {difference(unsigned, again.data)}; {signature} ({made})"
+    if not signed:
+        return False, f"{source}: not verified: remade byte-identically from its recipe, but {signature} ({made})"
+    return True, f"{source}: verified: remade byte-identically from its recipe; {signature} ({made})"
+
+
+def credentials_of(source: Path, data: bytes, fmt: str) -> tuple[bool, str]:
+    """(intact or absent, what to say of them). Absent credentials are said, not failed: the
+    `credentials` setting may have been off."""
+    from ganbridge.core.credentials import check
+
+    sidecar_path = source.with_name(source.name + ".c2pa")
+    sidecar = sidecar_path.read_bytes() if fmt == "mid" and sidecar_path.is_file() else None
+    found = check(data, fmt, sidecar)
+    where = f" ({sidecar_path.name})" if sidecar else ""
+    if found.state is None:
+        return True, "no content credentials" + (f" (no {sidecar_path.name} beside it)" if fmt == "mid" else "")
+    if found.unchanged:
+        return True, f"content credentials intact{where} (a local identity, which readers call untrusted)"
+    failures = ", ".join(f for f in found.failures if f != "signingCredential.untrusted")
+    return False, f"its content credentials{where} do not match it: {failures}"
 
 
 def difference(original: bytes, remade: bytes) -> str:

@@ -123,6 +123,30 @@ def read_recipe(data: bytes) -> dict[str, Any]:
     return recipe
 
 
+def chunk_names(data: bytes) -> list[bytes]:
+    """The chunk types of a PNG file, or of a WAV file's RIFF chunks; [] for anything else."""
+    if data.startswith(PNG_SIGNATURE):
+        return [kind for kind, _, _ in _png_chunks(data)]
+    if data.startswith(b"RIFF"):
+        return [kind for kind, _, _ in _riff_chunks(data)]
+    return []
+
+
+def without_credentials(data: bytes) -> bytes:
+    """The file as it was before it was signed: its C2PA manifest (a PNG's caBX chunk, a WAV's
+    C2PA chunk) taken out. A signature differs each time it is made; the rest does not."""
+    if data.startswith(PNG_SIGNATURE):
+        kept = [data[at : at + 12 + len(body)] for kind, body, at in _png_chunks(data) if kind != b"caBX"]
+        return PNG_SIGNATURE + b"".join(kept)
+    if data.startswith(b"RIFF"):
+        kept = [
+            data[at : at + 8 + len(body) + len(body) % 2] for kind, body, at in _riff_chunks(data) if kind != b"C2PA"
+        ]
+        body = data[8:12] + b"".join(kept)
+        return b"RIFF" + struct.pack("<I", len(body)) + body
+    return data
+
+
 # --- PNG -----------------------------------------------------------------------------------------
 
 
@@ -219,11 +243,18 @@ def _wav_with(data: bytes, text: str) -> bytes:
     return out[:4] + struct.pack("<I", len(out) - 8) + out[8:]
 
 
-def _wav_recipe(data: bytes) -> str | None:
-    at = 12
+def _riff_chunks(data: bytes) -> list[tuple[bytes, bytes, int]]:
+    """(type, body, offset) of each chunk after a RIFF file's header."""
+    chunks, at = [], 12
     while at + 8 <= len(data):
         kind, (length,) = data[at : at + 4], struct.unpack("<I", data[at + 4 : at + 8])
-        if kind == WAV_CHUNK:
-            return data[at + 8 : at + 8 + length].decode("utf-8", "replace")
+        chunks.append((kind, data[at + 8 : at + 8 + length], at))
         at += 8 + length + (length % 2)
+    return chunks
+
+
+def _wav_recipe(data: bytes) -> str | None:
+    for kind, body, _ in _riff_chunks(data):
+        if kind == WAV_CHUNK:
+            return body.decode("utf-8", "replace")
     return None

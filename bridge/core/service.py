@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from ganbridge import __version__
 from ganbridge.core import provenance
+from ganbridge.core.credentials import ContentCredentials
 from ganbridge.core.protocol import (
     PROTOCOL_VERSION,
     Cancel,
@@ -74,8 +75,10 @@ class BridgeCore:
         store: ItemStore,
         scheduler: JobScheduler,
         player: MidiPlayer | None = None,
+        credentials: ContentCredentials | None = None,
     ):
         self.settings = settings
+        self.credentials = credentials  # None: files carry their recipe, unsigned
         self.generators = generators
         self.store = store
         self.scheduler = scheduler
@@ -471,6 +474,7 @@ class BridgeCore:
         self.store.remove([item["item"] for item in items])
         self.store.remove_files(
             [Path(item["file"]) for item in items]
+            + [Path(item["file"] + ".c2pa") for item in items if item["format"] == "mid"]
             + [Path(m["file"]) for item in items for m in (item.get("maps") or {}).values()]
         )
 
@@ -487,9 +491,8 @@ class BridgeCore:
             params = unit.params.model_dump(mode="json")
             origin, parents = unit.meta.get("origin", "generate"), unit.meta.get("parents", [])
             recipe = provenance.make_recipe(gen.name, ref.as_dict(), params, unit.seed, unit.latent, origin, parents)
-            data = provenance.embed(out.data, out.format, recipe)
             path = self.store.output_path(gen.name, item_id, out.format)
-            files.append((path, data))
+            data = self._with_provenance(path, out.data, out.format, recipe, None, files)
             item: dict[str, Any] = {
                 "item": item_id,
                 "generator": gen.name,
@@ -505,10 +508,9 @@ class BridgeCore:
                 item["parents"] = list(unit.meta["parents"])
             if out.attachments:
                 item["maps"] = {}
-                for name, map_data in out.attachments.items():
-                    map_data = provenance.embed(map_data, out.format, recipe, map_name=name)
+                for name, raw in out.attachments.items():
                     map_path = self.store.output_path(gen.name, item_id, out.format, f"_{name}")
-                    files.append((map_path, map_data))
+                    map_data = self._with_provenance(map_path, raw, out.format, recipe, name, files)
                     item["maps"][name] = {
                         "format": out.format,
                         "mime": out.mime,
@@ -536,6 +538,21 @@ class BridgeCore:
             )
             items.append(item)
         return records, items, files
+
+    def _with_provenance(
+        self, path: Path, data: bytes, fmt: str, recipe: dict, map_name: str | None, files: list[tuple[Path, bytes]]
+    ) -> bytes:
+        """The file with its recipe inside and signed, added to `files` (a MIDI file's signed
+        manifest beside it, as PATH.c2pa)."""
+        data = provenance.embed(data, fmt, recipe, map_name)
+        if self.credentials is not None:
+            data, sidecar = self.credentials.sign(
+                data, fmt, recipe if map_name is None else {**recipe, "map": map_name}
+            )
+            if sidecar is not None:
+                files.append((path.with_name(path.name + ".c2pa"), sidecar))
+        files.append((path, data))
+        return data
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -87,6 +87,7 @@ def _data_dir(*parts: str) -> Callable[[], Path]:
 
 Origin = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://[^/\s]+$")]
 DATA_DIR_SHOWN = "<user data dir>/ganbridge"
+SWITCH = "true or false (1/true/yes/on, 0/false/no/off)"
 
 
 class Settings(BaseSettings):
@@ -178,7 +179,7 @@ class Settings(BaseSettings):
     batching: bool = _setting(
         True,
         about="micro-batching of concurrent same-shape requests",
-        allowed="true or false (1/true/yes/on, 0/false/no/off)",
+        allowed=SWITCH,
         flag="--no-batching",
     )
     batch_window_ms: FiniteFloat = _setting(4.0, about="how long the worker waits for more requests to batch", ge=0)
@@ -199,6 +200,24 @@ class Settings(BaseSettings):
         about="General MIDI `.sf2` for `format: \"wav\"`; none: the system's (Debian's `fluid-soundfont-gm`)",
         allowed="a path (~ is expanded); empty: none",
         flag="--soundfont",
+    )
+    credentials: bool = _setting(
+        True,
+        about="sign every file with C2PA content credentials (docs/provenance.md); false: recipes only",
+        allowed=SWITCH,
+    )
+    allow_ai_training: bool = _setting(
+        False,
+        about="what the credentials say of using the files to train AI or mine data: allowed if true",
+        allowed=SWITCH,
+    )
+    credentials_cert: Path | None = _setting(
+        None,
+        about="your own signing certificate chain (PEM, signer first); none: a local identity under `data_dir`/identity",
+        allowed="a path (~ is expanded), with `credentials_key`; empty: none",
+    )
+    credentials_key: Path | None = _setting(
+        None, about="the private key (PEM) of `credentials_cert`", allowed="a path (~ is expanded); empty: none"
     )
     # Where generation runs: "local" (this process) or "ray" (Ray Serve replicas; see docs/deploy.md).
     backend: Literal["local", "ray"] = _setting(
@@ -275,7 +294,7 @@ class Settings(BaseSettings):
             raise PydanticCustomError("bool_not_number", "a bool is not a number")
         return value
 
-    @field_validator("token", "soundfont", "ray_num_gpus", mode="before")
+    @field_validator("token", "soundfont", "ray_num_gpus", "credentials_cert", "credentials_key", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any, info: ValidationInfo) -> Any:
         # The environment cannot unset a value, and TOML has no null: "" (and "auto" for GPUs) mean none.
@@ -289,7 +308,7 @@ class Settings(BaseSettings):
             raise ValueError("an empty path")  # Path("") would be the current folder
         return value
 
-    @field_validator("output_dir", "data_dir", "models_dir", "soundfont")
+    @field_validator("output_dir", "data_dir", "models_dir", "soundfont", "credentials_cert", "credentials_key")
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from PIL import Image
@@ -12,9 +14,19 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def ganbridge(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+# The commands' data folder (its signing identity among them), kept out of the user's own.
+DATA_DIR = tempfile.mkdtemp(prefix="ganbridge-cli-data-")
+
+
+def ganbridge(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess:
+    environment = {"GANBRIDGE_DATA_DIR": DATA_DIR, **os.environ, **env}
     return subprocess.run(
-        [sys.executable, "-m", "ganbridge", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "ganbridge", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
     )
 
 

@@ -16,7 +16,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganbridge.core.provenance import RecipeError, embed, make_recipe, read_recipe, recipe_latent
+from ganbridge.core.credentials import check
+from ganbridge.core.provenance import (
+    RecipeError,
+    embed,
+    make_recipe,
+    read_recipe,
+    recipe_latent,
+    without_credentials,
+)
 from ganbridge.generators.base import draw_latent, seeded_rng
 from tests.cli.test_cli import ganbridge
 from tests.conftest import require_tool, small_texture
@@ -141,7 +149,9 @@ def test_bridge_items_are_remade_from_their_files_alone(ws, tmp_path):
         r = ganbridge("generate", "--recipe", str(source), "-o", str(tmp_path / f"{name}-again.png"))
         assert r.returncode == 0, r.stderr
         assert "byte-identical" in r.stdout, r.stdout
-        assert (tmp_path / f"{name}-again.png").read_bytes() == source.read_bytes()
+        again = (tmp_path / f"{name}-again.png").read_bytes()
+        assert without_credentials(again) == without_credentials(source.read_bytes())
+        assert check(again, "png").unchanged  # the remake is signed too
 
 
 def test_remaking_with_another_checkpoint_is_refused_unless_asked(tmp_path):
@@ -188,8 +198,12 @@ def test_verify_remakes_each_file_and_names_what_was_changed(tmp_path):
     painted.write_bytes(embed(plain.getvalue(), "png", recipe))
     damaged = tmp_path / "damaged.png"
     data = bytearray(good.read_bytes())
-    data[120] ^= 0x40  # inside the compressed pixels
+    data[data.rfind(b"IDAT") + 40] ^= 0x40  # inside the compressed pixels
     damaged.write_bytes(bytes(data))
+    forged = tmp_path / "forged.png"  # pixels and recipe left alone, the signed manifest changed
+    data = bytearray(good.read_bytes())
+    data[data.find(b"caBX") + 200] ^= 0x01
+    forged.write_bytes(bytes(data))
     relabelled = tmp_path / "relabelled.png"
     relabelled.write_bytes(embed(plain.getvalue(), "png", recipe | {"seed": 9}))
     mid = mido.MidiFile(song)
@@ -197,11 +211,77 @@ def test_verify_remakes_each_file_and_names_what_was_changed(tmp_path):
     note.note += 1
     moved = tmp_path / "moved.mid"
     mid.save(moved)
-    r = ganbridge("verify", str(painted), str(damaged), str(relabelled), str(moved), __file__)
+    r = ganbridge("verify", str(painted), str(damaged), str(forged), str(relabelled), str(moved), __file__)
     assert r.returncode == 1, r.stdout + r.stderr
     lines = dict(line.split(": not verified: ", 1) for line in r.stdout.splitlines())
     assert "pixel bytes differ" in lines[str(painted)]
     assert "cannot be decoded" in lines[str(damaged)] or "pixel bytes differ" in lines[str(damaged)]
+    assert "credentials do not match" in lines[str(damaged)] and "credentials do not match" in lines[str(forged)]
     assert "seed 9" in lines[str(relabelled)] and "pixel bytes differ" in lines[str(relabelled)]
     assert "bytes differ" in lines[str(moved)]
     assert "not a PNG, MIDI or WAV file" in lines[__file__]
+
+
+def _manifest(data: bytes, mime: str, sidecar: bytes | None = None) -> tuple[str, dict]:
+    """The C2PA library's own reading: (validation state, active manifest)."""
+    import c2pa
+
+    reader = (
+        c2pa.Reader(mime, io.BytesIO(data), manifest_data=sidecar) if sidecar else c2pa.Reader(mime, io.BytesIO(data))
+    )
+    try:
+        return reader.get_validation_state(), reader.get_active_manifest()
+    finally:
+        reader.close()
+
+
+def test_bridge_files_carry_signed_content_credentials(ws):
+    ws.send({"type": "generate", "id": "c1", "generator": "texture", "params": small_texture(), "seed": 4})
+    item = next(i for m in ws.until_final("c1") if m["type"] == "result" for i in m["items"])
+    data = base64.b64decode(item["data"])
+    assert Path(item["file"]).read_bytes() == data
+    state, manifest = _manifest(data, "image/png")
+    assert state == "Valid"
+    assertions = {a["label"]: a["data"] for a in manifest["assertions"]}
+    created = assertions["c2pa.actions.v2"]["actions"][0]
+    assert created["action"] == "c2pa.created" and created["digitalSourceType"].endswith("/trainedAlgorithmicMedia")
+    assert {use["use"] for use in assertions["cawg.training-mining"]["entries"].values()} == {"notAllowed"}
+    assert assertions["org.ganbridge.recipe"] == read_recipe(data)
+
+    pixels = bytearray(data)
+    pixels[pixels.rfind(b"IDAT") + 40] ^= 0x01  # one bit of the compressed image
+    tampered = check(bytes(pixels), "png")
+    assert tampered.state == "Invalid" and "assertion.dataHash.mismatch" in tampered.failures
+
+
+def test_a_midi_file_gets_its_credentials_beside_it(ws):
+    ws.send({"type": "generate", "id": "c2", "generator": "music", "params": {"bars": 1}, "seed": 4})
+    item = next(i for m in ws.until_final("c2") if m["type"] == "result" for i in m["items"])
+    data = base64.b64decode(item["data"])
+    sidecar = Path(item["file"] + ".c2pa").read_bytes()
+    state, manifest = _manifest(data, "audio/midi", sidecar)
+    assert state == "Valid" and manifest["title"] == "ganbridge music"
+    assert not check(data[:-1] + bytes([data[-1] ^ 1]), "mid", sidecar).unchanged
+
+
+def test_the_local_identity_is_private_and_credentials_can_be_turned_off(tmp_path):
+    data_dir = tmp_path / "data"
+    made = tmp_path / "t.png"
+    r = ganbridge(
+        "generate", "texture", "--size", "64", "--seed", "1", "-o", str(made), GANBRIDGE_DATA_DIR=str(data_dir)
+    )
+    assert r.returncode == 0, r.stderr
+    assert (data_dir / "identity" / "key.pem").stat().st_mode & 0o777 == 0o600
+    assert (data_dir / "identity").stat().st_mode & 0o777 == 0o700
+    assert check(made.read_bytes(), "png").unchanged
+
+    plain = tmp_path / "plain.png"
+    r = ganbridge("generate", "texture", "--size", "64", "--seed", "1", "-o", str(plain), GANBRIDGE_CREDENTIALS="false")
+    assert r.returncode == 0, r.stderr
+    assert check(plain.read_bytes(), "png").state is None and plain.read_bytes() == without_credentials(
+        made.read_bytes()
+    )
+    r = ganbridge("verify", str(plain))
+    assert r.returncode == 0 and "no content credentials" in r.stdout, r.stdout
+    r = ganbridge("generate", "texture", "--size", "64", "-o", str(plain), GANBRIDGE_CREDENTIALS_CERT=str(made))
+    assert r.returncode == 2 and "go together" in r.stderr, r.stderr
