@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from ganbridge.core.protocol import validate_reply
+from ganbridge.core.provenance import without_credentials
 from ganbridge.core.settings import Settings
 from ganbridge.server import RunningBridge, build_core, start_bridge
 
@@ -141,6 +143,12 @@ def ws(bridge) -> Iterator[WsClient]:
     c = bridge.client()
     yield c
     c.close()
+
+
+def content(data_b64: str) -> bytes:
+    """An item's file without its C2PA signature, which differs each time one is made (the
+    recipe, the pixels and every other byte are the same for the same recipe)."""
+    return without_credentials(base64.b64decode(data_b64))
 
 
 def small_texture(**extra) -> dict:

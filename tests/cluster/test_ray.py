@@ -25,7 +25,7 @@ from websockets.sync.client import connect
 
 from ganbridge.cluster.head import PrivateRay, cluster_processes
 from tests.cluster.ray_support import RayBridge, RayHead, deploy_cli, is_loopback, listening, ray_command
-from tests.conftest import WsClient, missing_host
+from tests.conftest import WsClient, content, missing_host
 from tests.core import test_protocol as proto
 
 pytestmark = pytest.mark.ray
@@ -229,9 +229,9 @@ def _first_item(ws: WsClient, rid: str, generator: str, params: dict) -> dict:
 def test_same_recipe_same_output_as_in_process(generator, params, ray_ws, ws):
     remote = _first_item(ray_ws, "r", generator, params)
     local = _first_item(ws, "l", generator, params)
-    assert remote["data"] == local["data"] and remote["seed"] == local["seed"] == 11
-    maps = {k: m["data"] for k, m in (remote.get("maps") or {}).items()}
-    assert maps == {k: m["data"] for k, m in (local.get("maps") or {}).items()}
+    assert content(remote["data"]) == content(local["data"]) and remote["seed"] == local["seed"] == 11
+    maps = {k: content(m["data"]) for k, m in (remote.get("maps") or {}).items()}
+    assert maps == {k: content(m["data"]) for k, m in (local.get("maps") or {}).items()}
     if generator == "music":
         assert remote["notes"] == local["notes"]
 
