@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ganbridge.generators.dataset import file_manifest, refuse_forbidden
 from ganbridge.generators.image.model import NATIVE
 from ganbridge.generators.pixels import IMAGE_SUFFIXES
 
@@ -67,6 +68,8 @@ def load_folder(folder: Path, size: int = NATIVE, use_classes: bool = True) -> I
     if not use_classes:
         groups = {"": sorted(p for paths in groups.values() for p in paths)}
     classes = sorted(k for k in groups if k)
+    files = [p for paths in groups.values() for p in paths]
+    refuse_forbidden(files, folder)
     images, labels, names, notes, bad = [], [], [], {}, []
     for label, (_cls, paths) in enumerate(sorted(groups.items())):
         for path in paths:
@@ -98,6 +101,7 @@ def load_folder(folder: Path, size: int = NATIVE, use_classes: bool = True) -> I
         "converted": len(notes),
         "conversions": dict(list(notes.items())[:20]),
         "grayscale": grey,
+        "manifest": file_manifest(files, folder),
     }
     return ImageData(all_images[~held], all_labels[~held], all_images[held], all_labels[held], classes, grey, report)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import mido
 import numpy as np
 
+from ganbridge.generators.dataset import file_manifest, refuse_forbidden
 from ganbridge.generators.music.model import MODES, STEPS_PER_BAR, STEPS_PER_BEAT, MusicConfig
 from ganbridge.generators.music.notes import detect_key
 
@@ -167,6 +168,7 @@ def midi_folder(folder: Path, tracks: int) -> tuple[list[MusicPiece], dict]:
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".mid", ".midi"))
     if not files:
         raise ValueError(f"{folder} has no .mid or .midi files")
+    refuse_forbidden(files, folder)
     pieces, skipped = [], {}
     for path in files:
         piece, why = midi_piece(path, tracks)
@@ -177,7 +179,12 @@ def midi_folder(folder: Path, tracks: int) -> tuple[list[MusicPiece], dict]:
     if not pieces:
         first = next(iter(skipped.items()))
         raise ValueError(f"none of the {len(files)} MIDI files in {folder} can be used (e.g. {first[0]}: {first[1]})")
-    return pieces, {"files": len(files), "kept": len(pieces), "skipped": skipped}
+    return pieces, {
+        "files": len(files),
+        "kept": len(pieces),
+        "skipped": skipped,
+        "manifest": file_manifest(files, folder),
+    }
 
 
 def split(pieces: list[MusicPiece], held_out: float = 0.1, seed: int = 0) -> tuple[list, list]:

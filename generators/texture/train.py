@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbridge.generators.checkpoint import write_card
+from ganbridge.generators.dataset import file_manifest, refuse_forbidden
 from ganbridge.generators.gan.plots import sample_sheet
 from ganbridge.generators.gan.trainer import GanTrainer, GanTrainSettings
 from ganbridge.generators.texture.data import load_exemplars, random_crops, resolve_exemplar
@@ -62,6 +63,8 @@ class TextureTrainer(GanTrainer[TextureTrainSettings, TextureNetwork, TextureCri
     def __init__(self, settings: TextureTrainSettings, command: str):
         super().__init__(settings, command)
         paths, known_licence = resolve_exemplar(settings.image)
+        refuse_forbidden(paths)
+        self.manifest = file_manifest(paths)
         self.sources = [str(p) for p in paths]
         self.licence = known_licence or settings.license
         self.images = load_exemplars(paths, settings.crop)
@@ -115,6 +118,7 @@ class TextureTrainer(GanTrainer[TextureTrainSettings, TextureNetwork, TextureCri
             "data": {
                 "source": self.s.image,
                 "files": [Path(p).name for p in self.sources],
+                "manifest": self.manifest,
                 "license": self.licence,
                 "grayscale": self.grayscale,
             },

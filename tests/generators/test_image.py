@@ -125,6 +125,9 @@ def test_training_writes_loadable_weights_and_a_card(tiny_model):
     assert card["kind"] == "image" and card["training"]["steps"] == 3
     assert card["config"]["classes"] == ["green", "red"] and card["data"]["license"] == "test data"
     assert card["data"]["unreadable"] and (tiny_model.parent / "samples" / "step_000003.png").is_file()
+    manifest = card["data"]["manifest"]  # every file given, with its hash
+    assert len(manifest["files"]) == card["data"]["images"] + len(card["data"]["unreadable"])
+    assert all(len(f["sha256"]) == 64 for f in manifest["files"]) and len(manifest["sha256"]) == 64
     assert (tiny_model.parent / "state" / "train_state.safetensors").is_file()
     assert "mode-seeking term x1.0; auxiliary classifier x1.0" in card["training"]["loss"]
     model = load_image_network(tiny_model)

@@ -142,6 +142,7 @@ def test_a_few_training_steps_write_loadable_weights_and_card(tmp_path):
     card = json.loads(weights.with_suffix(".json").read_text())
     assert card["kind"] == "texture" and card["training"]["steps"] == 3
     assert "CC0" in card["data"]["license"] and card["training"]["command"].startswith("ganbridge train texture")
+    assert [f["name"] for f in card["data"]["manifest"]["files"]] == card["data"]["files"]
     assert {"final_loss_d_mean100", "final_loss_g_mean100", "patch_swd_generated", "patch_swd_real_floor"} <= set(
         card["metrics"]
     )
