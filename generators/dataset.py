@@ -15,6 +15,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from ganbridge.generators.checkpoint import file_sha256
+
 FORBIDDING = ("cawg.ai_training", "cawg.ai_generative_training")  # uses a training run makes
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".wav": "audio/wav",
         ".tif": "image/tiff", ".tiff": "image/tiff", ".gif": "image/gif", ".mid": "audio/midi", ".midi": "audio/midi"}  # fmt: skip
@@ -22,14 +24,6 @@ MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp
 
 class TrainingRefused(ValueError):
     """Training files whose credentials do not allow AI training."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_manifest(paths: Sequence[Path], root: Path | None = None) -> dict:
