@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from ganbridge.core.credentials import ContentCredentials
+    from ganbridge.core.settings import Settings
     from ganbridge.generators.base import Generator, Output
 
 
@@ -93,23 +94,33 @@ def remake(args: argparse.Namespace) -> int:
     from ganbridge.core.provenance import without_credentials
 
     source = Path(args.recipe)
-    original, again = remade(source, args, args.any_checkpoint)
+    settings = config.load(args)
+    original, again = remade(source, settings, args.device, args.any_checkpoint)
     target = target_path(args.output, f"{source.stem}-remade{source.suffix}")
-    write_file(target, again.data, again.format, again.recipe, config.credentials(config.load(args)))
-    same = "byte-identical to" if again.data == without_credentials(original) else "different from"
+    write_file(target, again.raw, again.format, again.recipe, config.credentials(settings), again.map_name)
+    same = "byte-identical to" if again.unsigned() == without_credentials(original) else "different from"
     print(f"wrote {target}: {same} {source} (apart from their signatures)")
     return 0
 
 
 @dataclass(frozen=True)
 class Remade:
-    data: bytes  # the remade file, recipe inside, not signed
+    """An item made again from a file's recipe: the generator's output for that file (the item
+    itself, or the map it was), before its recipe goes in."""
+
+    raw: bytes
     format: str
-    recipe: dict  # the file's recipe (`map` included for a map)
-    generator: Generator
+    recipe: dict  # the item's recipe (a map's without `map`)
+    map_name: str | None
+
+    def unsigned(self) -> bytes:
+        """The file as the bridge writes it, its signature aside."""
+        from ganbridge.core.credentials import seal
+
+        return seal(self.raw, self.format, self.recipe, None, self.map_name)[0]
 
 
-def remade(source: Path, args: argparse.Namespace, any_checkpoint: bool) -> tuple[bytes, Remade]:
+def remade(source: Path, settings: Settings, device: str, any_checkpoint: bool) -> tuple[bytes, Remade]:
     """(the file's bytes, the item its recipe names made again with the installed generators)."""
     from ganbridge.core import provenance
     from ganbridge.core.registry import load_generators
@@ -123,8 +134,7 @@ def remade(source: Path, args: argparse.Namespace, any_checkpoint: bool) -> tupl
         latent = provenance.recipe_latent(recipe)
     except provenance.RecipeError as e:
         raise UserError(f"{source}: {e}") from None
-    settings = config.load(args)
-    generators = load_generators(settings.models_dir, config.device(args.device))
+    generators = load_generators(settings.models_dir, config.device(device))
     gen = generators.get(recipe["generator"])
     if gen is None:
         raise UserError(
@@ -141,14 +151,13 @@ def remade(source: Path, args: argparse.Namespace, any_checkpoint: bool) -> tupl
             raise UserError(f"{source}: the recipe has neither a seed nor a latent")
         latent = gen.random_latent(params, recipe["seed"])
     out = rendered(gen, params, latent)
-    base = {k: v for k, v in recipe.items() if k != "map"}
+    item = {k: v for k, v in recipe.items() if k != "map"}
     name = recipe.get("map")
     if name is None:
-        return original, Remade(provenance.embed(out.data, out.format, base), out.format, recipe, gen)
+        return original, Remade(out.data, out.format, item, None)
     if name not in out.attachments:
         raise UserError(f"{source}: the recipe names a {name!r} map, which {gen.name} did not make")
-    data = provenance.embed(out.attachments[name], out.format, base, map_name=name)
-    return original, Remade(data, out.format, recipe, gen)
+    return original, Remade(out.attachments[name], out.format, item, name)
 
 
 def check_checkpoint(source: Path, recipe: dict, installed: dict[str, str], anyway: bool) -> None:
@@ -177,21 +186,28 @@ def rendered(gen: Generator, params: BaseModel, latent: dict) -> Output:
 
 def write_with_recipe(target: Path, out: Output, recipe: dict, credentials: ContentCredentials | None) -> None:
     """The output, and its maps beside it (named TARGET_MAP), each with the recipe inside and signed."""
-    from ganbridge.core import provenance
-
-    write_file(target, provenance.embed(out.data, out.format, recipe), out.format, recipe, credentials)
+    write_file(target, out.data, out.format, recipe, credentials)
     for name, data in out.attachments.items():
-        path = target.with_name(f"{target.stem}_{name}{target.suffix}")
-        embedded = provenance.embed(data, out.format, recipe, map_name=name)
-        write_file(path, embedded, out.format, {**recipe, "map": name}, credentials)
+        write_file(
+            target.with_name(f"{target.stem}_{name}{target.suffix}"), data, out.format, recipe, credentials, name
+        )
 
 
-def write_file(target: Path, data: bytes, fmt: str, recipe: dict, credentials: ContentCredentials | None) -> None:
-    """`data` (its recipe inside) signed, at `target`; a MIDI file's manifest beside it as TARGET.c2pa."""
-    if credentials is not None:
-        data, sidecar = credentials.sign(data, fmt, recipe)
-        if sidecar is not None:
-            target.with_name(target.name + ".c2pa").write_bytes(sidecar)
+def write_file(
+    target: Path,
+    data: bytes,
+    fmt: str,
+    recipe: dict,
+    credentials: ContentCredentials | None,
+    map_name: str | None = None,
+) -> None:
+    """One output (or map) at `target`, sealed (core/credentials.py); a MIDI file's manifest beside
+    it as TARGET.c2pa."""
+    from ganbridge.core.credentials import seal
+
+    data, sidecar = seal(data, fmt, recipe, credentials, map_name)
+    if sidecar is not None:
+        target.with_name(target.name + ".c2pa").write_bytes(sidecar)
     target.write_bytes(data)
 
 

@@ -12,7 +12,7 @@ import argparse
 import io
 from pathlib import Path
 
-from ganbridge.cli import flags
+from ganbridge.cli import config, flags
 from ganbridge.cli.errors import UserError
 
 
@@ -36,7 +36,7 @@ def verify(source: Path, args: argparse.Namespace) -> tuple[bool, str]:
     from ganbridge.core.provenance import without_credentials
 
     try:
-        original, again = remade(source, args, any_checkpoint=False)
+        original, again = remade(source, config.load(args), args.device, any_checkpoint=False)
     except UserError as e:
         text = str(e).replace(" (--any-checkpoint remakes it anyway)", "").removeprefix(f"{source}: ")
         return False, f"{source}: not verified: {text}"
@@ -44,9 +44,9 @@ def verify(source: Path, args: argparse.Namespace) -> tuple[bool, str]:
     made = f"{recipe['generator']} {recipe['checkpoint']['name']} {recipe['checkpoint']['sha256'][:10]}"
     made += f", seed {recipe['seed']}" if "latent" not in recipe else f", {recipe['origin']} (latent in the recipe)"
     signed, signature = credentials_of(source, original, again.format)
-    unsigned = without_credentials(original)
-    if again.data != unsigned:
-        return False, f"{source}: not verified: {difference(unsigned, again.data)}; {signature} ({made})"
+    unsigned, remake = without_credentials(original), again.unsigned()
+    if remake != unsigned:
+        return False, f"{source}: not verified: {difference(unsigned, remake)}; {signature} ({made})"
     if not signed:
         return False, f"{source}: not verified: remade byte-identically from its recipe, but {signature} ({made})"
     return True, f"{source}: verified: remade byte-identically from its recipe; {signature} ({made})"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ganbridge import __version__
+from ganbridge.core.provenance import chunk_names, embed
 from ganbridge.core.settings import ConfigError, Settings
 
 TRAINED_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -132,6 +133,16 @@ class ContentCredentials:
             builder.close()
 
 
+def seal(
+    data: bytes, fmt: str, recipe: dict, credentials: ContentCredentials | None, map_name: str | None = None
+) -> tuple[bytes, bytes | None]:
+    """A file as the bridge and the CLI write it: its recipe inside (a map's naming the map) and,
+    with `credentials`, signed; the second is the manifest a MIDI file keeps beside it."""
+    recipe = recipe if map_name is None else {**recipe, "map": map_name}
+    data = embed(data, fmt, recipe)
+    return (data, None) if credentials is None else credentials.sign(data, fmt, recipe)
+
+
 def credentials_for(settings: Settings) -> ContentCredentials | None:
     """The signer the settings ask for: None with `credentials` off."""
     if not settings.credentials:
@@ -176,8 +187,6 @@ def check(data: bytes, fmt: str, sidecar: bytes | None = None) -> Check:
 
 def has_manifest(data: bytes, fmt: str) -> bool:
     """Whether an embedded manifest is there at all (read or not)."""
-    from ganbridge.core.provenance import chunk_names
-
     return {"png": b"caBX", "wav": b"C2PA"}.get(fmt, b"-") in chunk_names(data)
 
 

@@ -85,10 +85,8 @@ def encode_recipe(recipe: dict[str, Any]) -> str:
     return json.dumps(recipe, sort_keys=True, separators=(",", ":"))
 
 
-def embed(data: bytes, fmt: str, recipe: dict[str, Any], map_name: str | None = None) -> bytes:
+def embed(data: bytes, fmt: str, recipe: dict[str, Any]) -> bytes:
     """`data` (a file of format `fmt`: png, mid or wav) with `recipe` inside."""
-    if map_name is not None:
-        recipe = {**recipe, "map": map_name}
     text = encode_recipe(recipe)
     if fmt == "png":
         return _png_with(data, text, _parameters(recipe))

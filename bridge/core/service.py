@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from ganbridge import __version__
 from ganbridge.core import provenance
-from ganbridge.core.credentials import ContentCredentials
+from ganbridge.core.credentials import ContentCredentials, seal
 from ganbridge.core.protocol import (
     PROTOCOL_VERSION,
     Cancel,
@@ -544,13 +544,9 @@ class BridgeCore:
     ) -> bytes:
         """The file with its recipe inside and signed, added to `files` (a MIDI file's signed
         manifest beside it, as PATH.c2pa)."""
-        data = provenance.embed(data, fmt, recipe, map_name)
-        if self.credentials is not None:
-            data, sidecar = self.credentials.sign(
-                data, fmt, recipe if map_name is None else {**recipe, "map": map_name}
-            )
-            if sidecar is not None:
-                files.append((path.with_name(path.name + ".c2pa"), sidecar))
+        data, sidecar = seal(data, fmt, recipe, self.credentials, map_name)
+        if sidecar is not None:
+            files.append((path.with_name(path.name + ".c2pa"), sidecar))
         files.append((path, data))
         return data
 
