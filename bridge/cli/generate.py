@@ -150,6 +150,10 @@ def remade(source: Path, settings: Settings, device: str, any_checkpoint: bool) 
         if not isinstance(recipe.get("seed"), int):
             raise UserError(f"{source}: the recipe has neither a seed nor a latent")
         latent = gen.random_latent(params, recipe["seed"])
+    expected = {k: tuple(v) for k, v in gen.latent_shapes(params).items()}
+    if {k: v.shape for k, v in latent.items()} != expected:
+        parts = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in expected.items())
+        raise UserError(f"{source}: the recipe's latent does not fit {gen.name} with these params ({parts})")
     out = rendered(gen, params, latent)
     item = {k: v for k, v in recipe.items() if k != "map"}
     name = recipe.get("map")

@@ -211,7 +211,14 @@ def test_verify_remakes_each_file_and_names_what_was_changed(tmp_path):
     note.note += 1
     moved = tmp_path / "moved.mid"
     mid.save(moved)
-    r = ganbridge("verify", str(painted), str(damaged), str(forged), str(relabelled), str(moved), __file__)
+    misfit = tmp_path / "misfit.png"  # a latent of other shapes: one clear line, not a traceback
+    latent = {"local": np.zeros((2, 3), np.float32)}
+    misfit.write_bytes(
+        embed(
+            plain.getvalue(), "png", make_recipe("texture", recipe["checkpoint"], recipe["params"], 1, latent, "steer")
+        )
+    )
+    r = ganbridge("verify", str(painted), str(damaged), str(forged), str(relabelled), str(moved), str(misfit), __file__)
     assert r.returncode == 1, r.stdout + r.stderr
     lines = dict(line.split(": not verified: ", 1) for line in r.stdout.splitlines())
     assert "pixel bytes differ" in lines[str(painted)]
@@ -220,6 +227,7 @@ def test_verify_remakes_each_file_and_names_what_was_changed(tmp_path):
     assert "seed 9" in lines[str(relabelled)] and "pixel bytes differ" in lines[str(relabelled)]
     assert "bytes differ" in lines[str(moved)]
     assert "not a PNG, MIDI or WAV file" in lines[__file__]
+    assert "latent does not fit texture" in lines[str(misfit)] and "Traceback" not in r.stderr
 
 
 def _manifest(data: bytes, mime: str, sidecar: bytes | None = None) -> tuple[str, dict]:
