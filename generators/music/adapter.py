@@ -29,12 +29,8 @@ from ganbridge.generators.music.model import (
     MusicNetwork,
     latent_shapes,
 )
-from ganbridge.generators.music.notes import (
-    Note,
-    decode_piece,
-    note_list,
-    notes_to_midi,
-)
+from ganbridge.generators.music.notes import Note, note_list, notes_to_midi
+from ganbridge.generators.music.voicing import Voicer, decode_piece
 
 # The key names are built from the tonics and modes, which a static Literal cannot spell; pydantic
 # reads the annotation at run time (so the schema has the enum), a type checker sees a str.
@@ -136,6 +132,10 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
         if any(m.net.config.tracks != first.tracks for m in self.models.values()):
             raise CheckpointError("all music models must have the same tracks")
         self.track_names = first.tracks
+        # Four-part decoding for the models that recorded their training chorales' chords.
+        self.voicers = {
+            name: Voicer(m.net.config) if m.net.config.progressions else None for name, m in self.models.items()
+        }
         self.soundfont: Path | None = None  # the bridge's soundfont setting, for WAV output
         self.params_model = music_params_model(list(self.models), first.tracks)
 
@@ -172,7 +172,8 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
         out = []
         for p, roll, mode in zip(params, probs, modes):
             asked = None if p.key == AUTO else p.key
-            out.append(Piece(*decode_piece(roll, model.net.config, 1.0 - p.density, MODES[mode], asked)))
+            voicer = self.voicers[p.model]
+            out.append(Piece(*decode_piece(roll, model.net.config, voicer, 1.0 - p.density, MODES[mode], asked)))
         return out
 
     def preflight(self, params: MusicParams) -> None:

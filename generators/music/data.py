@@ -18,8 +18,9 @@ import mido
 import numpy as np
 
 from ganbridge.generators.dataset import file_manifest, refuse_forbidden
+from ganbridge.generators.music.harmony import SEVENTHS, TRIADS, beats
 from ganbridge.generators.music.model import MODES, STEPS_PER_BAR, STEPS_PER_BEAT, MusicConfig
-from ganbridge.generators.music.notes import detect_key
+from ganbridge.generators.music.notes import Note, detect_key
 
 CACHE_VERSION = 1
 BACH_SOURCE = (
@@ -208,6 +209,70 @@ def voice_ranges(pieces: Sequence[MusicPiece], tracks: int, share: float = 0.005
             continue
         low, high = np.quantile(pitches, [share, 1 - share], method="nearest")
         out.append([int(low), int(high)])
+    return out
+
+
+def phrases(pieces: Sequence[MusicPiece], bars: int = 4) -> list[list[Note]]:
+    """Non-overlapping `bars`-bar phrases of the pieces, starting on bar lines, notes re-timed to
+    the phrase and cut at its end."""
+    out = []
+    span = bars * STEPS_PER_BAR
+    for piece in pieces:
+        for start in range(0, piece.steps - span + 1, span):
+            notes = []
+            for t, p, s, n in piece.notes.tolist():
+                if s < start + span and s + n > start:
+                    s0 = max(s, start)
+                    notes.append((t, p, s0 - start, min(s + n, start + span) - s0))
+            out.append(notes)
+    return out
+
+
+def progressions(pieces: Sequence[MusicPiece], tracks: int, min_count: int = 3) -> dict[str, dict]:
+    """Per mode, the chords the pieces sound on beats and how often each follows each: what
+    four-part decoding (voicing.py) scores a chord change by. A chord is a beat's pitch classes
+    above the tonic of its 4-bar phrase's key (as the 24-key detector hears it), if they form a
+    triad or seventh (harmony.py); chords heard fewer than `min_count` times are left out. JSON:
+    {"major": {"chords": [[0, 4, 7], ...], "starts": [count per chord], "counts": [[from, to,
+    count], ...], "after_other": [count per chord after a beat that is none]}, "minor": ...}."""
+    labelled: dict[str, list[list[frozenset[int] | None]]] = {mode: [] for mode in MODES}
+    for notes in phrases(pieces):
+        if not notes:
+            continue
+        tonic, mode = detect_key(notes)
+        row = []
+        for pitches in beats(notes, tracks, 4 * STEPS_PER_BAR):
+            sounding = pitches[pitches >= 0]
+            classes = frozenset(int(p - tonic) % 12 for p in sounding)
+            row.append(classes if len(sounding) >= 3 and (classes in TRIADS or classes in SEVENTHS) else None)
+        labelled[mode].append(row)
+    out = {}
+    for mode, rows in labelled.items():
+        seen: dict[frozenset[int], int] = {}
+        for row in rows:
+            for chord in row:
+                if chord is not None:
+                    seen[chord] = seen.get(chord, 0) + 1
+        chords = sorted((c for c, n in seen.items() if n >= min_count), key=lambda c: (-seen[c], sorted(c)))
+        index = {c: i for i, c in enumerate(chords)}
+        starts, after_other = [0] * len(chords), [0] * len(chords)
+        pairs: dict[tuple[int, int], int] = {}
+        for row in rows:
+            if row and row[0] in index:
+                starts[index[row[0]]] += 1
+            for a, b in zip(row, row[1:]):
+                if b not in index:
+                    continue
+                if a in index:
+                    pairs[index[a], index[b]] = pairs.get((index[a], index[b]), 0) + 1
+                else:
+                    after_other[index[b]] += 1
+        out[mode] = {
+            "chords": [sorted(c) for c in chords],
+            "starts": starts,
+            "counts": [[a, b, n] for (a, b), n in sorted(pairs.items())],
+            "after_other": after_other,
+        }
     return out
 
 

@@ -24,10 +24,11 @@ from PIL import Image
 
 from ganbridge.generators.base import draw_latent, seeded_rng
 from ganbridge.generators.gan.plots import piano_roll, roll_sheet
-from ganbridge.generators.music.data import MusicPiece
+from ganbridge.generators.music.data import MusicPiece, phrases
 from ganbridge.generators.music.harmony import harmony_statistics, random_pitches, voice_ranges
 from ganbridge.generators.music.model import MODES, STEPS_PER_BAR, MusicNetwork, latent_shapes
-from ganbridge.generators.music.notes import Note, decode_piece, detect_key
+from ganbridge.generators.music.notes import Note, detect_key
+from ganbridge.generators.music.voicing import Voicer, decode_piece
 
 _MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], bool)
 _MINOR = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0], bool)  # natural minor
@@ -139,22 +140,6 @@ def target_checks(gen: dict[str, float], real: dict[str, float], tracks: int) ->
     return checks
 
 
-def real_phrases(pieces: Sequence[MusicPiece], bars: int = 4) -> list[list[Note]]:
-    """Non-overlapping `bars`-bar phrases of the pieces, starting on bar lines, notes re-timed to
-    the phrase and cut at its end."""
-    out = []
-    span = bars * STEPS_PER_BAR
-    for piece in pieces:
-        for start in range(0, piece.steps - span + 1, span):
-            notes = []
-            for t, p, s, n in piece.notes.tolist():
-                if s < start + span and s + n > start:
-                    s0 = max(s, start)
-                    notes.append((t, p, s0 - start, min(s + n, start + span) - s0))
-            out.append(notes)
-    return out
-
-
 def generated_phrases(
     net: MusicNetwork, n: int, bars: int = 4, seed: int = 0, threshold: float = 0.5
 ) -> tuple[list[list[Note]], list[int]]:
@@ -162,6 +147,7 @@ def generated_phrases(
     it), in batches of 64."""
     rng = seeded_rng(seed)
     shapes = latent_shapes(net.config, bars)
+    voicer = Voicer(net.config) if net.config.progressions else None
     out: list[list[Note]] = []
     asked: list[int] = []
     while len(out) < n:
@@ -169,7 +155,7 @@ def generated_phrases(
         latents = [draw_latent(shapes, rng) for _ in range(k)]
         modes = [int(z["mode"][0] > 0) for z in latents]
         probs = net.sample(latents, modes, [1.0] * k)
-        out += [decode_piece(p, net.config, threshold, MODES[m], None)[0] for p, m in zip(probs, modes)]
+        out += [decode_piece(p, net.config, voicer, threshold, MODES[m], None)[0] for p, m in zip(probs, modes)]
         asked += modes
     return out, asked
 
@@ -189,7 +175,7 @@ def evaluate(
     """(table, sheet): metrics of n generated phrases next to the held-out pieces' phrases."""
     config = net.config
     tracks = config.n_tracks
-    real = real_phrases(held_out, bars)
+    real = phrases(held_out, bars)
     fake, modes = generated_phrases(net, n, bars, seed)
     gen_m, real_m = mean_metrics(fake, bars, tracks), mean_metrics(real, bars, tracks)
     ranges = voice_ranges(real, tracks)

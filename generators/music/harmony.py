@@ -43,6 +43,7 @@ def _chord_sets(shapes: Sequence[Sequence[int]]) -> frozenset[frozenset[int]]:
     return frozenset(frozenset((root + i) % 12 for i in shape) for shape in shapes for root in range(12))
 
 
+CHORD_SHAPES = _TRIADS + _SEVENTHS + tuple((s[0], s[1], s[3]) for s in _SEVENTHS[:4])  # the last: no fifth
 TRIADS = _chord_sets(_TRIADS)
 SEVENTHS = _chord_sets(_SEVENTHS) | _chord_sets([(s[0], s[1], s[3]) for s in _SEVENTHS[:4]])
 

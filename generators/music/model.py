@@ -53,6 +53,9 @@ class MusicConfig:
     # Each voice's [lowest, highest] MIDI pitch, kept in decoding (notes.decode_piece) and in the
     # critic's reading (binarize); None: any row of the roll, as in models made before them.
     voice_ranges: list[list[int]] | None = None
+    # Per mode, the training chorales' chords and chord changes (data.progressions), which
+    # four-part decoding (voicing.py) scores by; None: each voice decoded on its own.
+    progressions: dict[str, dict] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -26,7 +26,7 @@ from ganbridge.generators.gan.critic import minibatch_spread
 from ganbridge.generators.gan.losses import mode_seeking_penalty
 from ganbridge.generators.gan.plots import piano_roll, roll_sheet
 from ganbridge.generators.gan.trainer import GanTrainer, GanTrainSettings
-from ganbridge.generators.music.data import MusicData, PhraseSampler, voice_ranges
+from ganbridge.generators.music.data import MusicData, PhraseSampler, progressions, voice_ranges
 from ganbridge.generators.music.model import (
     MODES,
     STEPS_PER_BAR,
@@ -35,7 +35,8 @@ from ganbridge.generators.music.model import (
     binarize,
     latent_shapes,
 )
-from ganbridge.generators.music.notes import Note, decode_piece, notes_to_midi
+from ganbridge.generators.music.notes import Note, notes_to_midi
+from ganbridge.generators.music.voicing import Voicer, decode_piece
 
 SPREAD_GROUP = 4  # phrases per group of the critic's minibatch spread
 
@@ -125,6 +126,8 @@ class MusicTrainer(GanTrainer[MusicTrainSettings, MusicNetwork, MusicCritic]):
         self.data = data
         if settings.config.voice_ranges is None:  # kept by decoding, recorded in the model card
             settings.config.voice_ranges = voice_ranges(data.train, settings.config.n_tracks)
+        if settings.config.progressions is None:  # scored by four-part decoding, recorded in the model card
+            settings.config.progressions = progressions(data.train, settings.config.n_tracks)
         self.sampler = PhraseSampler(data.train, settings.config, seed=settings.seed)
         self.set_networks(MusicNetwork(settings.config).to(self.device), MusicCritic(settings.config).to(self.device))
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=settings.lr_g, betas=(0.5, 0.9))
@@ -193,7 +196,8 @@ class MusicTrainer(GanTrainer[MusicTrainSettings, MusicNetwork, MusicCritic]):
         modes = (torch.arange(n) % 2).to(self.device)
         with torch.no_grad():
             probs = torch.sigmoid(self.G_ema(z, modes)).cpu().numpy()
-        return [decode_piece(p, c, 0.5, MODES[int(m)], None)[0] for p, m in zip(probs, modes.tolist())]
+        voicer = Voicer(c) if c.progressions else None
+        return [decode_piece(p, c, voicer, 0.5, MODES[int(m)], None)[0] for p, m in zip(probs, modes.tolist())]
 
     def save_samples(self, stem: Path) -> None:
         """A sheet of piano rolls, and the first two phrases as MIDI files."""
