@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import ConfigDict, Field, create_model, field_validator
+from pydantic import ConfigDict, Field, create_model, field_validator, model_validator
 
 from ganbridge.generators.base import (
     Cost,
@@ -16,6 +16,7 @@ from ganbridge.generators.base import (
     ModelParams,
     ModelSetGenerator,
     Output,
+    Unavailable,
     each_alone,
     one_of,
 )
@@ -25,11 +26,14 @@ from ganbridge.generators.music.model import (
     KEYS,
     MAX_BARS,
     MODES,
+    STEPS_PER_BAR,
+    STEPS_PER_BEAT,
+    TONICS,
     LoadedMusicNetwork,
     MusicNetwork,
     latent_shapes,
 )
-from ganbridge.generators.music.notes import Note, note_list, notes_to_midi
+from ganbridge.generators.music.notes import Note, detect_key, key_name, note_list, notes_to_midi
 from ganbridge.generators.music.voicing import Voicer, decode_piece
 
 # The key names are built from the tonics and modes, which a static Literal cannot spell; pydantic
@@ -65,6 +69,78 @@ class MusicParams(ModelParams):
     format: Literal["mid", "wav"] = Field(
         "mid", title="Format", description="mid: a MIDI file; wav: audio rendered by FluidSynth"
     )
+    melody: list[tuple[int, float, float]] = Field(
+        [],
+        max_length=MAX_BARS * STEPS_PER_BAR,
+        title="Melody",
+        description="Harmonize this soprano line, kept exactly: notes [pitch, start beat, length in beats] "
+        "(OSC and --param: pitch:start:length,...); empty: none",
+    )
+    opening: list[tuple[int, int, float, float]] = Field(
+        [],
+        max_length=4 * 4 * STEPS_PER_BAR,
+        title="Opening",
+        description="Continue this phrase of 1-4 bars, kept exactly, by `bars` more bars in its key: notes "
+        "[voice (0 soprano to 3 bass), pitch, start beat, length in beats] (OSC: voice:pitch:start:length,...)",
+    )
+
+    @field_validator("melody", "opening", mode="before")
+    @classmethod
+    def read_note_text(cls, value: Any) -> Any:
+        """OSC and --param give notes as text: "60:0:1,62:1:1" or a list of "60:0:1"."""
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            return [v.split(":") if isinstance(v, str) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def check_given_notes(self) -> MusicParams:
+        if self.melody and self.opening:
+            raise ValueError("give a melody to harmonize or an opening to continue, not both")
+        given = [("melody", 0, *note) for note in self.melody] + [("opening", *note) for note in self.opening]
+        for name, voice, pitch, start, length in given:
+            where = f"{name} note {[voice, pitch, start, length][name == 'melody' :]}"
+            if not 0 <= pitch <= 127:
+                raise ValueError(f"{where}: pitch must be a MIDI note 0-127")
+            if not 0 <= voice <= 3:
+                raise ValueError(f"{where}: voice must be 0 (soprano) to 3 (bass)")
+            if start < 0 or length <= 0:
+                raise ValueError(f"{where}: start must be 0 or more and length more than 0 beats")
+            if not _on_grid(start) or not _on_grid(length):
+                raise ValueError(f"{where}: start and length must be whole 16th notes (multiples of 0.25 beats)")
+        if self.melody:
+            ends = sorted((start, start + length) for _, start, length in self.melody)
+            if ends[-1][1] > 4 * self.bars:
+                raise ValueError(
+                    f"melody: its last note ends at beat {ends[-1][1]:g}, after the {self.bars} bars asked"
+                )
+            if any(b[0] < a[1] for a, b in zip(ends, ends[1:])):
+                raise ValueError("melody: notes overlap; a melody is one voice, one note at a time")
+        if self.opening:
+            end = max(start + length for _, _, start, length in self.opening)
+            if end > 16:
+                raise ValueError(f"opening: it ends at beat {end:g}; an opening is 1-4 bars (16 beats at most)")
+            if self.total_bars > MAX_BARS:
+                raise ValueError(f"opening of {self.opening_bars} bars and {self.bars} more: at most {MAX_BARS} in all")
+        return self
+
+    @property
+    def opening_bars(self) -> int:
+        end = max((start + length for _, _, start, length in self.opening), default=0)
+        return -int(-end // 4)
+
+    @property
+    def total_bars(self) -> int:
+        """The bars of the result: an opening's and `bars` more, or `bars`."""
+        return self.opening_bars + self.bars
+
+    def given_notes(self) -> tuple[list[Note], list[Note]]:
+        """(melody, opening) as notes in 16th steps, the melody as the soprano's."""
+        steps = STEPS_PER_BEAT
+        melody = [(0, pitch, round(start * steps), round(length * steps)) for pitch, start, length in self.melody]
+        opening = [(v, p, round(start * steps), round(length * steps)) for v, p, start, length in self.opening]
+        return melody, opening
 
     @field_validator("tracks")
     @classmethod
@@ -80,6 +156,10 @@ class MusicParams(ModelParams):
         if bad:
             raise ValueError(f"General MIDI programs are 0-127, not {bad}")
         return value
+
+
+def _on_grid(beats: float) -> bool:
+    return abs(beats * STEPS_PER_BEAT - round(beats * STEPS_PER_BEAT)) < 1e-9
 
 
 def _list_of(item: Any) -> Any:
@@ -143,26 +223,43 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
         self.soundfont = soundfont
 
     def latent_shapes(self, params: MusicParams) -> dict[str, tuple[int, ...]]:
-        return latent_shapes(self.models[params.model].net.config, params.bars)
+        return latent_shapes(self.models[params.model].net.config, params.total_bars)
 
     def discrete_parts(self, params: MusicParams) -> dict[str, DiscretePart]:
-        return {"mode": DiscretePart(len(MODES))} if params.key == AUTO else {}
+        chosen = params.key != AUTO or params.melody or params.opening  # the key is asked or heard
+        return {} if chosen else {"mode": DiscretePart(len(MODES)), "tonic": DiscretePart(len(TONICS))}
 
     def batch_key(self, params: MusicParams) -> Hashable:
-        return (params.model, params.bars)
+        return (params.model, params.total_bars)
 
     def max_batch(self, params: MusicParams) -> int:
         return 32
 
     def cost(self, params: MusicParams) -> Cost:
-        return Cost("bars", params.bars, f"{params.bars} bar{'s' * (params.bars > 1)}")
+        bars = params.total_bars
+        return Cost("bars", bars, f"{bars} bar{'s' * (bars > 1)}")
 
     @staticmethod
     def mode_of(params: MusicParams, latent: Latent) -> int:
-        """The requested mode, or for key=auto one drawn from the latent (reproducible)."""
+        """The requested mode; for key=auto the mode heard in a given melody or opening, or else
+        one drawn from the latent (reproducible)."""
         if params.key != AUTO:
             return MODES.index(params.key.split()[1])
+        melody, opening = params.given_notes()
+        if melody or opening:
+            return MODES.index(detect_key([*melody, *opening])[1])
         return int(latent["mode"][0] > 0)  # DiscretePart(2).index, exactly as recipes were made
+
+    @classmethod
+    def key_of(cls, params: MusicParams, latent: Latent) -> str | None:
+        """The key to decode in: the requested one; for key=auto the latent's tonic in its mode
+        (None for a latent made before it had a tonic, and with a melody or an opening: their key)."""
+        if params.key != AUTO:
+            return params.key
+        if params.melody or params.opening or "tonic" not in latent:
+            return None
+        tonic = DiscretePart(len(TONICS)).index(latent["tonic"])
+        return key_name(tonic, MODES[cls.mode_of(params, latent)])
 
     def pieces(self, params: Sequence[MusicParams], latents: Sequence[Latent]) -> list[Piece]:
         model = self.models[params[0].model]
@@ -170,13 +267,29 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
         # One item at a time: a batched pass can flip a note near the threshold (see each_alone).
         probs = each_alone(model.net.sample, latents, modes, [p.temperature for p in params])
         out = []
-        for p, roll, mode in zip(params, probs, modes):
-            asked = None if p.key == AUTO else p.key
-            voicer = self.voicers[p.model]
-            out.append(Piece(*decode_piece(roll, model.net.config, voicer, 1.0 - p.density, MODES[mode], asked)))
+        for p, z, roll, mode in zip(params, latents, probs, modes):
+            melody, opening = p.given_notes()
+            decoded = decode_piece(
+                roll,
+                model.net.config,
+                self.voicers[p.model],
+                1.0 - p.density,
+                MODES[mode],
+                self.key_of(p, z),
+                melody,
+                opening,
+                p.opening_bars * STEPS_PER_BAR,
+            )
+            heard = p.key == AUTO and not (melody or opening)  # auto reports the key a listener hears
+            out.append(Piece(decoded[0], key_name(*detect_key(decoded[0])) if heard else decoded[1]))
         return out
 
     def preflight(self, params: MusicParams) -> None:
+        if (params.melody or params.opening) and self.voicers[params.model] is None:
+            raise Unavailable(
+                f"music model {params.model!r} was made before chord progressions were recorded, so it cannot "
+                "harmonize a melody or continue an opening; train it again (ganbridge train music)"
+            )
         if params.format == "wav":
             from ganbridge.generators.music.audio import find_fluidsynth, find_soundfont
 
@@ -189,9 +302,9 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
         outputs = []
         for p, piece in zip(params, self.pieces(params, latents)):
             tracks = [self.track_names.index(t) for t in p.tracks]
-            midi = notes_to_midi(piece.notes, p.bars, p.tempo, tracks, p.program, self.track_names)
+            midi = notes_to_midi(piece.notes, p.total_bars, p.tempo, tracks, p.program, self.track_names)
             extra = {
-                "bars": p.bars,
+                "bars": p.total_bars,
                 "tempo": p.tempo,
                 "key": piece.key,
                 "tracks": list(p.tracks),

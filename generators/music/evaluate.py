@@ -22,12 +22,12 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from ganbridge.generators.base import draw_latent, seeded_rng
+from ganbridge.generators.base import DiscretePart, draw_latent, seeded_rng
 from ganbridge.generators.gan.plots import piano_roll, roll_sheet
 from ganbridge.generators.music.data import MusicPiece, phrases
 from ganbridge.generators.music.harmony import harmony_statistics, random_pitches, voice_ranges
-from ganbridge.generators.music.model import MODES, STEPS_PER_BAR, MusicNetwork, latent_shapes
-from ganbridge.generators.music.notes import Note, detect_key
+from ganbridge.generators.music.model import MODES, STEPS_PER_BAR, TONICS, MusicNetwork, latent_shapes
+from ganbridge.generators.music.notes import Note, detect_key, key_name
 from ganbridge.generators.music.voicing import Voicer, decode_piece
 
 _MAJOR = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], bool)
@@ -142,22 +142,27 @@ def target_checks(gen: dict[str, float], real: dict[str, float], tracks: int) ->
 
 def generated_phrases(
     net: MusicNetwork, n: int, bars: int = 4, seed: int = 0, threshold: float = 0.5
-) -> tuple[list[list[Note]], list[int]]:
-    """n phrases from random latents and the mode each was asked for (drawn as key=auto draws
-    it), in batches of 64."""
+) -> tuple[list[list[Note]], list[int], list[str | None]]:
+    """n phrases from random latents, the mode each was asked for and the key it was decoded in
+    (both drawn as key=auto draws them; no key for a model without chord progressions, whose
+    voices are read each on its own), in batches of 64."""
     rng = seeded_rng(seed)
     shapes = latent_shapes(net.config, bars)
     voicer = Voicer(net.config) if net.config.progressions else None
     out: list[list[Note]] = []
     asked: list[int] = []
+    keys: list[str | None] = []
     while len(out) < n:
         k = min(64, n - len(out))
         latents = [draw_latent(shapes, rng) for _ in range(k)]
         modes = [int(z["mode"][0] > 0) for z in latents]
         probs = net.sample(latents, modes, [1.0] * k)
-        out += [decode_piece(p, net.config, voicer, threshold, MODES[m], None)[0] for p, m in zip(probs, modes)]
+        for roll, z, mode in zip(probs, latents, modes):
+            key = key_name(DiscretePart(len(TONICS)).index(z["tonic"]), MODES[mode]) if voicer else None
+            out.append(decode_piece(roll, net.config, voicer, threshold, MODES[mode], key)[0])
+            keys.append(key)
         asked += modes
-    return out, asked
+    return out, asked, keys
 
 
 def mode_accuracy(phrases: Sequence[Sequence[Note]], modes: Sequence[int]) -> dict[str, float]:
@@ -169,6 +174,12 @@ def mode_accuracy(phrases: Sequence[Sequence[Note]], modes: Sequence[int]) -> di
     return out
 
 
+def key_accuracy(phrases: Sequence[Sequence[Note]], keys: Sequence[str | None]) -> float | None:
+    """The fraction of phrases the 24-key detector hears in the key they were made in."""
+    heard = [key_name(*detect_key(notes)) == key for notes, key in zip(phrases, keys) if key and notes]
+    return float(np.mean(heard)) if heard else None
+
+
 def evaluate(
     net: MusicNetwork, held_out: Sequence[MusicPiece], n: int = 1000, seed: int = 0, bars: int = 4
 ) -> tuple[dict, Image.Image]:
@@ -176,7 +187,7 @@ def evaluate(
     config = net.config
     tracks = config.n_tracks
     real = phrases(held_out, bars)
-    fake, modes = generated_phrases(net, n, bars, seed)
+    fake, modes, keys = generated_phrases(net, n, bars, seed)
     gen_m, real_m = mean_metrics(fake, bars, tracks), mean_metrics(real, bars, tracks)
     ranges = voice_ranges(real, tracks)
     harmony = {
@@ -200,6 +211,7 @@ def evaluate(
         "harmony": {key: {which: round(harmony[which][key], 4) for which in harmony} for key in harmony["generated"]},
         "voice_ranges": [list(r) for r in ranges],
         "mode_heard": {k: round(v, 4) for k, v in mode_accuracy(fake, modes).items()},
+        "key_heard": key_accuracy(fake, keys),
     }
     steps = bars * STEPS_PER_BAR
     pick = np.random.default_rng(seed).choice(len(real), size=min(8, len(real)), replace=False)
@@ -258,3 +270,5 @@ def print_table(table: dict) -> None:
         print(f"{name:30} {row['generated']:10.3f} {row['real']:10.3f} {row['random']:10.3f}")
     heard = ", ".join(f"{mode} {share:.2f}" for mode, share in table["mode_heard"].items())
     print(f"asked mode heard by the 24-key detector: {heard}")
+    if table.get("key_heard") is not None:
+        print(f"asked key (tonic and mode) heard by the 24-key detector: {table['key_heard']:.2f}")

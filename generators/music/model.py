@@ -76,8 +76,12 @@ def latent_shapes(config: MusicConfig, bars: int) -> dict[str, tuple[int, ...]]:
         "track": (t, config.z_track),
         "bar": (bars, config.z_bar),
         "bar_track": (bars, t, config.z_bar_track),
-        "mode": (1,),
+        "mode": (1,),  # for key=auto: major or minor, a choice (base.DiscretePart), not read by the network
+        "tonic": (1,),  # for key=auto: the tonic, a choice of 12 as the mode is
     }
+
+
+CHOICE_PARTS = ("mode", "tonic")  # the latent parts the network does not read
 
 
 class MusicNetwork(nn.Module):

@@ -28,6 +28,7 @@ from ganbridge.generators.gan.plots import piano_roll, roll_sheet
 from ganbridge.generators.gan.trainer import GanTrainer, GanTrainSettings
 from ganbridge.generators.music.data import MusicData, PhraseSampler, progressions, voice_ranges
 from ganbridge.generators.music.model import (
+    CHOICE_PARTS,
     MODES,
     STEPS_PER_BAR,
     MusicConfig,
@@ -115,7 +116,9 @@ class MusicTrainSettings(GanTrainSettings):
 
 
 def random_latents(config: MusicConfig, n: int, bars: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    return {k: torch.randn(n, *s, generator=gen) for k, s in latent_shapes(config, bars).items() if k != "mode"}
+    return {
+        k: torch.randn(n, *s, generator=gen) for k, s in latent_shapes(config, bars).items() if k not in CHOICE_PARTS
+    }
 
 
 class MusicTrainer(GanTrainer[MusicTrainSettings, MusicNetwork, MusicCritic]):

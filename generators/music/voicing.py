@@ -430,10 +430,10 @@ def _voicings(
         options = [[p for p in range(low, high + 1) if p % 12 in absolute] for low, high in ranges[first:]]
         grid = np.array(list(itertools.product(*options)), int).reshape(-1, len(options))
         grid = np.concatenate([np.full((len(grid), first), -1), grid], axis=1)
-        ok = np.all(grid[:, 1:-1] >= grid[:, 2:], axis=1) & np.all(grid[:, 1:-1] - grid[:, 2:] <= 12, axis=1)
-        ok &= (grid[:, -2] - grid[:, -1] <= 19) & (grid[:, -2] >= grid[:, -1])
-        if not free_melody:
-            ok &= (grid[:, 0] >= grid[:, 1]) & (grid[:, 0] - grid[:, 1] <= 12)
+        upper = range(first, len(ranges) - 2)  # soprano-alto (unless the melody is given), alto-tenor
+        ok = np.all(grid[:, first:-1] >= grid[:, first + 1 :], axis=1)
+        ok &= np.all([grid[:, t] - grid[:, t + 1] <= 12 for t in upper], axis=0)
+        ok &= grid[:, -2] - grid[:, -1] <= 19
         grid = grid[ok]
         counts = np.zeros((len(grid), 12), int)
         for t in range(first, len(ranges)):
