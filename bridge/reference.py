@@ -158,6 +158,8 @@ def describe_type(schema: dict[str, Any]) -> tuple[str, str]:
         return "choice", f"{code(schema['const'])} only"
     if "enum" in schema:
         return "choice", _choices(schema["enum"])
+    if kind == "array" and "prefixItems" in schema:  # a fixed tuple, such as a note
+        return f"[{', '.join(describe_type(item)[0] for item in schema['prefixItems'])}]", ""
     if kind == "array":
         items = schema.get("items", {})
         item_kind, item_accepts = describe_type(items)

@@ -42,6 +42,10 @@ def add_parser(sub: flags.SubParsers) -> None:
     p.add_argument("--temperature", type=flags.non_negative, help="texture and music: variety")
     p.add_argument("--no-tile", action="store_true", help="texture: do not make it seamless")
     p.add_argument("--maps", help="texture: extra maps, e.g. height,normal (written beside the output)")
+    p.add_argument("--melody", metavar="FILE.mid", help="music: harmonize the highest voice of this MIDI file")
+    p.add_argument(
+        "--opening", metavar="FILE.mid", help="music: continue this MIDI file (1-4 bars, its voices highest first)"
+    )
     p.add_argument(
         "--param", type=flags.key_value, action="append", default=[], metavar="KEY=VALUE",
         help="any other parameter of the generator (lists comma-separated, e.g. tracks=soprano,bass)",
@@ -226,6 +230,8 @@ def raw_params(gen: Generator, args: argparse.Namespace) -> dict[str, Any]:
         "temperature": args.temperature,
         "tileable": False if args.no_tile else None,
         "maps": args.maps.split(",") if args.maps else None,
+        "melody": melody_from(args.melody) if args.melody else None,
+        "opening": opening_from(args.opening) if args.opening else None,
     }
     params |= {k: v for k, v in shorthands.items() if v is not None}
     unknown = [k for k in params if k not in fields]
@@ -237,6 +243,43 @@ def raw_params(gen: Generator, args: argparse.Namespace) -> dict[str, Any]:
             f"no {gen.name} model {params['model']!r}; installed: {', '.join(models)} (see ganbridge models)"
         )
     return split_lists(gen, params)
+
+
+def _midi_voices(path: str) -> list[list[tuple[int, int, int]]]:
+    from ganbridge.generators.music.notes import midi_voices
+
+    try:
+        voices = midi_voices(Path(path).read_bytes())
+    except OSError as e:
+        raise UserError(f"{path}: cannot read it ({e.strerror or e})") from None
+    except ValueError as e:
+        raise UserError(f"{path}: {e}") from None
+    if not voices:
+        raise UserError(f"{path}: no notes")
+    return voices
+
+
+def melody_from(path: str) -> list[list[float]]:
+    """The highest voice of a MIDI file as a melody param, one note at a time: a note is cut
+    where the next one starts, and of notes starting together the highest is kept."""
+    notes: dict[int, tuple[int, int]] = {}
+    for pitch, start, length in _midi_voices(path)[0]:
+        if start not in notes or pitch > notes[start][0]:
+            notes[start] = (pitch, length)
+    starts = sorted(notes)
+    ends = [*starts[1:], None]
+    return [
+        [pitch, start / 4, (length if end is None else min(length, end - start)) / 4]
+        for start, end, (pitch, length) in ((s, e, notes[s]) for s, e in zip(starts, ends))
+    ]
+
+
+def opening_from(path: str) -> list[list[float]]:
+    """A MIDI file's voices (highest first: soprano, alto, tenor, bass) as an opening param."""
+    voices = _midi_voices(path)
+    if len(voices) > 4:
+        raise UserError(f"{path}: {len(voices)} voices; an opening has at most four (soprano, alto, tenor, bass)")
+    return [[v, pitch, start / 4, length / 4] for v, notes in enumerate(voices) for pitch, start, length in notes]
 
 
 def size_params(generator: str, fields: list[str], size: int | None, width: int | None, height: int | None) -> dict:

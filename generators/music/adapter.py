@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,24 +75,27 @@ class MusicParams(ModelParams):
         max_length=MAX_BARS * STEPS_PER_BAR,
         title="Melody",
         description="Harmonize this soprano line, kept exactly: notes [pitch, start beat, length in beats] "
-        "(OSC and --param: pitch:start:length,...); empty: none",
+        "(OSC, Pd and --param: pitch:start:length,... or separated by /); empty or none: no melody",
     )
     opening: list[tuple[int, int, float, float]] = Field(
         [],
         max_length=4 * 4 * STEPS_PER_BAR,
         title="Opening",
         description="Continue this phrase of 1-4 bars, kept exactly, by `bars` more bars in its key: notes "
-        "[voice (0 soprano to 3 bass), pitch, start beat, length in beats] (OSC: voice:pitch:start:length,...)",
+        "[voice (0 soprano to 3 bass), pitch, start beat, length in beats] (OSC: voice:pitch:start:length,...); "
+        "empty or none: start afresh",
     )
 
     @field_validator("melody", "opening", mode="before")
     @classmethod
     def read_note_text(cls, value: Any) -> Any:
-        """OSC and --param give notes as text: "60:0:1,62:1:1" or a list of "60:0:1"."""
+        """OSC, Pd and --param give notes as text: "60:0:1,62:1:1" or "60:0:1/62:1:1" (a Pd
+        symbol cannot hold a comma), or a list of such texts; "none" (or nothing) is no notes."""
         if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
-        if isinstance(value, list):
-            return [v.split(":") if isinstance(v, str) else v for v in value]
+            value = [value]
+        if isinstance(value, list) and any(isinstance(v, str) for v in value):
+            texts = [t for v in value for t in (re.split(r"[,/\s]+", v) if isinstance(v, str) else [v])]
+            return [t.split(":") if isinstance(t, str) else t for t in texts if t != "" and t != "none"]
         return value
 
     @model_validator(mode="after")

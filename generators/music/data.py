@@ -14,13 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mido
 import numpy as np
 
 from ganbridge.generators.dataset import file_manifest, refuse_forbidden
 from ganbridge.generators.music.harmony import SEVENTHS, TRIADS, beats
 from ganbridge.generators.music.model import MODES, STEPS_PER_BAR, STEPS_PER_BEAT, MusicConfig
-from ganbridge.generators.music.notes import Note, detect_key
+from ganbridge.generators.music.notes import Note, detect_key, midi_voices
 
 CACHE_VERSION = 1
 BACH_SOURCE = (
@@ -128,35 +127,12 @@ def bach_chorales(cache: Path, tracks: int = 4, limit: int | None = None) -> tup
 def midi_piece(path: Path, tracks: int) -> tuple[MusicPiece | None, str]:
     """A MIDI file with exactly `tracks` note tracks (or channels, for type 0), in 4/4."""
     try:
-        mid = mido.MidiFile(str(path))
-    except Exception as e:  # mido raises several kinds for broken files
-        return None, f"unreadable MIDI ({type(e).__name__}: {e})"
-    per_beat = mid.ticks_per_beat
-    voices: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
-    for ti, track in enumerate(mid.tracks):
-        now, sounding = 0, {}
-        for msg in track:
-            now += msg.time
-            if msg.type == "time_signature" and (msg.numerator, msg.denominator) != (4, 4):
-                return None, f"time signature {msg.numerator}/{msg.denominator} (only 4/4)"
-            if msg.type not in ("note_on", "note_off"):
-                continue
-            key = (ti if mid.type == 1 else 0, msg.channel if mid.type == 0 else 0)
-            if msg.type == "note_on" and msg.velocity > 0:
-                sounding[(key, msg.note)] = now
-            elif (key, msg.note) in sounding:
-                start = sounding.pop((key, msg.note))
-                voices.setdefault(key, []).append((msg.note, start, now))
+        voices = midi_voices(path.read_bytes())
+    except ValueError as e:
+        return None, str(e)
     if len(voices) != tracks:
         return None, f"{len(voices)} note tracks (need {tracks})"
-    rows = []
-    # Highest voice first: soprano, alto, tenor, bass.
-    ordered = sorted(voices.values(), key=lambda v: -np.mean([n[0] for n in v]))
-    for t, notes in enumerate(ordered):
-        for pitch, start, end in notes:
-            s = round(start * STEPS_PER_BEAT / per_beat)
-            e = max(s + 1, round(end * STEPS_PER_BEAT / per_beat))
-            rows.append((t, pitch, s, e - s))
+    rows = [(t, pitch, start, length) for t, notes in enumerate(voices) for pitch, start, length in notes]
     arr = np.asarray(rows, np.int32)
     steps = -(-int((arr[:, 2] + arr[:, 3]).max()) // STEPS_PER_BAR) * STEPS_PER_BAR
     _, mode = detect_key([tuple(r) for r in arr.tolist()])

@@ -163,6 +163,35 @@ def notes_to_midi(
     return buf.getvalue()
 
 
+def midi_voices(data: bytes) -> list[list[tuple[int, int, int]]]:
+    """A standard MIDI file's voices, highest first, each as (pitch, start_step, length_steps) on
+    the 16th-note grid: one per note track (type 1) or channel (type 0). ValueError, saying why,
+    for a file that is not MIDI or not in 4/4."""
+    try:
+        mid = mido.MidiFile(file=io.BytesIO(data))
+    except Exception as e:  # mido raises several kinds for broken files
+        raise ValueError(f"unreadable MIDI ({type(e).__name__}: {e})") from None
+    per_beat = mid.ticks_per_beat
+    voices: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
+    for ti, track in enumerate(mid.tracks):
+        now, sounding = 0, {}
+        for msg in track:
+            now += msg.time
+            if msg.type == "time_signature" and (msg.numerator, msg.denominator) != (4, 4):
+                raise ValueError(f"time signature {msg.numerator}/{msg.denominator} (only 4/4)")
+            if msg.type not in ("note_on", "note_off"):
+                continue
+            key = (ti if mid.type == 1 else 0, msg.channel if mid.type == 0 else 0)
+            if msg.type == "note_on" and msg.velocity > 0:
+                sounding[(key, msg.note)] = now
+            elif (key, msg.note) in sounding:
+                start = sounding.pop((key, msg.note))
+                s = round(start * STEPS_PER_BEAT / per_beat)
+                e = max(s + 1, round(now * STEPS_PER_BEAT / per_beat))
+                voices.setdefault(key, []).append((msg.note, s, e - s))
+    return sorted((sorted(v, key=lambda n: n[1]) for v in voices.values()), key=lambda v: -np.mean([n[0] for n in v]))
+
+
 def velocity_at(step: int) -> int:
     """A light metric accent: downbeats loudest, then beats, then off-beats."""
     if step % STEPS_PER_BAR == 0:

@@ -64,6 +64,52 @@ def test_generate_music_file_with_list_params(tmp_path):
     assert r.returncode == 2 and "bars" in r.stderr
 
 
+def _write_midi(path: Path, voices: list[list[tuple[int, float, float]]]) -> None:
+    """A MIDI file by an independent writer (pretty_midi) at 120 bpm: notes (pitch, beat, beats)."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    for voice in voices:
+        inst = pretty_midi.Instrument(program=0)
+        inst.notes = [pretty_midi.Note(90, p, s / 2, (s + n) / 2) for p, s, n in voice]
+        pm.instruments.append(inst)
+    pm.write(str(path))
+
+
+def _beats(path: Path) -> list[list[tuple[int, float, float]]]:
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(str(path))
+    beat = 60 / pm.get_tempo_changes()[1][0]
+    return [sorted((n.pitch, round(n.start / beat, 3), round((n.end - n.start) / beat, 3)) for n in i.notes)
+            for i in pm.instruments]  # fmt: skip
+
+
+def test_generate_harmonizes_a_midi_melody_and_continues_a_midi_opening(tmp_path):
+    melody = [(72, 0, 1), (76, 1, 1), (79, 2, 1), (77, 3, 1), (76, 4, 2), (74, 6, 1), (72, 7, 1)]
+    _write_midi(tmp_path / "tune.mid", [[*melody, (60, 0, 1), (64, 4, 2)]])  # two notes under it: not the melody
+    r = ganbridge("generate", "music", "--melody", str(tmp_path / "tune.mid"), "--param", "bars=2",
+                  "--seed", "5", "-o", str(tmp_path / "harmonized.mid"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    voices = _beats(tmp_path / "harmonized.mid")
+    assert len(voices) == 4 and voices[0] == sorted(melody) and all(voices[1:])
+
+    opening = [[(72, 0, 2), (71, 2, 2)], [(67, 0, 2), (67, 2, 2)], [(64, 0, 2), (62, 2, 2)], [(48, 0, 2), (55, 2, 2)]]
+    _write_midi(tmp_path / "start.mid", opening)
+    r = ganbridge("generate", "music", "--opening", str(tmp_path / "start.mid"), "--param", "bars=1",
+                  "--seed", "6", "-o", str(tmp_path / "continued.mid"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    voices = _beats(tmp_path / "continued.mid")
+    for given, voice in zip(opening, voices):
+        assert [n for n in voice if n[1] < 4] == sorted(given) and any(n[1] >= 4 for n in voice)
+
+    (tmp_path / "broken.mid").write_bytes(b"MThd not really")
+    r = ganbridge("generate", "music", "--melody", str(tmp_path / "broken.mid"))
+    assert r.returncode == 2 and "broken.mid: unreadable MIDI" in r.stderr
+    r = ganbridge("generate", "music", "--melody", str(tmp_path / "missing.mid"))
+    assert r.returncode == 2 and "missing.mid: cannot read it" in r.stderr
+
+
 def test_models_lists_installed_textures():
     r = ganbridge("models")
     assert r.returncode == 0 and r.stdout.startswith("texture (texture)")

@@ -38,8 +38,13 @@ def _music_over_osc(bridge, dump, *pairs) -> tuple[str, str, list[str]]:
     types = "s" + "".join(
         "s" + ("i" if isinstance(v, int) else "f" if isinstance(v, float) else "s") for v in pairs[1::2]
     )
+    before = len(dump.lines())  # the dump keeps every earlier reply: read only this request's
     oscsend(bridge.osc_port, "/ganbridge/generate", types, "music", *pairs)
-    lines = dump.wait_for("/ganbridge/done")
+    deadline = time.monotonic() + 60
+    while not any(line.startswith("/ganbridge/done") for line in dump.lines()[before:]):
+        assert time.monotonic() < deadline, f"no /ganbridge/done; got {dump.lines()[before:]}"
+        time.sleep(0.05)
+    lines = dump.lines()[before:]
     result = next(line for line in lines if line.startswith("/ganbridge/result"))
     _, item, path = _strings(result)
     return item, path, [line for line in lines if line.startswith("/ganbridge/note")]
@@ -65,6 +70,36 @@ def test_music_over_osc_notes_file_and_knobs(bridge, dump):
     assert bridge.core.store.latest_rating(item) == -1
 
 
+MELODY = "72:0:1,76:1:1,79:2:1,77:3:1,76:4:1,74:5:1,74:6:0.5,71:6.5:0.5,72:7:1"
+
+
+def _soprano(note_lines: list[str]) -> list[tuple[int, float, float]]:
+    """(pitch, start, length) of the soprano's /ganbridge/note lines (track 0)."""
+    out = []
+    for line in note_lines:
+        track, pitch, _velocity, start, length = line.split()[-5:]
+        if int(track) == 0:
+            out.append((int(pitch), float(start), float(length)))
+    return sorted(out)
+
+
+def test_harmonizing_a_melody_over_osc(bridge, dump):
+    item, path, notes = _music_over_osc(bridge, dump, "bars", 2, "seed", 3, "melody", MELODY)
+    given = sorted((int(p), float(s), float(n)) for p, s, n in (note.split(":") for note in MELODY.split(",")))
+    assert _soprano(notes) == given
+    pm = pretty_midi.PrettyMIDI(path)
+    assert [len(i.notes) > 0 for i in pm.instruments] == [True] * 4
+    rec = bridge.core.store.get(item)
+    assert sorted(tuple(n) for n in rec.params["melody"]) == given
+    # a knob default holds it for the next generates; "none" clears it
+    oscsend(bridge.osc_port, "/ganbridge/set", "sss", "music", "melody", MELODY.replace(",", "/"))
+    _, _, again = _music_over_osc(bridge, dump, "bars", 2, "seed", 4)
+    assert _soprano(again) == given
+    oscsend(bridge.osc_port, "/ganbridge/set", "sss", "music", "melody", "none")
+    _, _, free = _music_over_osc(bridge, dump, "bars", 2, "seed", 4)
+    assert _soprano(free) != given
+
+
 @pytest.mark.parametrize(
     ("types", "values", "code", "text"),
     [
@@ -73,6 +108,8 @@ def test_music_over_osc_notes_file_and_knobs(bridge, dump):
         ("sss", ("music", "tracks", "soprano,piano"), "invalid_params", "tracks"),
         ("sss", ("music", "program", "0,0,0,999"), "invalid_params", "program"),
         ("sss", ("music", "tempo", "fast"), "invalid_params", "tempo"),
+        ("sss", ("music", "melody", "60:0:2,62:1:1"), "invalid_params", "overlap"),
+        ("sss", ("music", "melody", "60:0"), "invalid_params", "melody"),
     ],
 )
 def test_bad_music_requests_over_osc(bridge, dump, types, values, code, text):
@@ -100,6 +137,30 @@ def test_osc_address_map_covers_every_address_the_door_handles():
 
 
 # --- Pure Data --------------------------------------------------------------------------------
+
+
+def test_pd_patch_harmonizes_a_melody(bridge, tmp_path):
+    pd = require_tool("pd", "puredata-core")
+    reply_port = free_udp_port()
+    melody = "72:0:1/76:1:1/79:2:2"
+    cmd = [pd, "-nogui", "-noaudio", "-nomidi", "-stderr", "-open", str(PATCH),
+           "-send", f"gb-server 127.0.0.1 {bridge.osc_port} {reply_port}",
+           "-send", f"gb-melody {melody}", "-send", "gb-bars 1", "-send", "gb-generate bang"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=6)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    finally:  # a knob default is this host's: later tests from 127.0.0.1 must not harmonize it
+        oscsend(bridge.osc_port, "/ganbridge/set", "sss", "music", "melody", "none")
+    assert "error" not in out.lower(), out
+    result = next(line for line in out.splitlines() if line.startswith("ganbridge: result"))
+    pm = pretty_midi.PrettyMIDI(result.split()[-1])
+    beat = 60 / 90  # the patch's default tempo
+    soprano = [(n.pitch, round(n.start / beat, 3), round((n.end - n.start) / beat, 3)) for n in pm.instruments[0].notes]
+    assert soprano == [(72, 0, 1), (76, 1, 1), (79, 2, 2)] and len(pm.instruments) == 4
+    assert all(inst.notes for inst in pm.instruments)
 
 
 def test_pd_patch_generates_and_plays_received_notes(bridge, tmp_path):
