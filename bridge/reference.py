@@ -430,7 +430,31 @@ def _harmony_table(ev: dict, tracks: list[str]) -> str:
         "rhythm with uniform random pitches in each voice's range:"
     )
     body = table(["statistic", "generated", "held-out Bach", "random notes"], rows)
-    return f"{intro}\n\n{body}\n\nAsked mode heard by the 24-key detector: {heard}."
+    out = f"{intro}\n\n{body}\n\nAsked mode heard by the 24-key detector: {heard}."
+    if ev.get("key_heard") is not None:
+        out += f" Asked key (tonic and mode) heard: {ev['key_heard']:.0%}."
+    if ev.get("moods"):
+        out += "\n\n" + _mood_table(ev["moods"])
+    return out
+
+
+def _mood_table(moods: dict[str, dict[str, float]]) -> str:
+    """What each named mood measures (`ganbridge eval music`, generators/music/mood.py)."""
+    rows = [
+        [code(mood), f"{row['major']:.0%}", f"{row['tempo']:.0f}", f"{row['mean_pitch']:.1f}",
+         f"{row['notes_per_voice_bar']:.2f}", f"{row['articulation']:.2f}"]
+        for mood, row in moods.items()
+    ]  # fmt: skip
+    intro = "Moods ([what each does](../../generators/music/mood.py)), key auto, 4 bars, from the default 90 bpm:"
+    header = [
+        "mood",
+        "heard as major",
+        "tempo (bpm)",
+        "mean pitch",
+        "notes per voice per bar",
+        "share of each note sounding",
+    ]
+    return f"{intro}\n\n{table(header, rows)}"
 
 
 MODEL_RENDERERS: dict[str, Callable[[list[Shipped], str], str]] = {

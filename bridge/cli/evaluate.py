@@ -120,7 +120,7 @@ def print_image_table(table: dict, classes: bool) -> None:
 
 def run_music(args: argparse.Namespace) -> int:
     from ganbridge.generators.music.data import load_music_data
-    from ganbridge.generators.music.evaluate import evaluate, print_table
+    from ganbridge.generators.music.evaluate import evaluate, mood_table, print_table
     from ganbridge.generators.music.model import load_music_network
 
     path = model_path(args, "music")
@@ -131,6 +131,7 @@ def run_music(args: argparse.Namespace) -> int:
     except ValueError as e:  # CheckpointError, a folder without usable pieces
         raise UserError(str(e)) from None
     table, sheet = evaluate(model.net, data.held_out, n=args.samples, seed=args.seed)
+    table["moods"] = mood_table(model, n=max(8, args.samples // 8), seed=args.seed)
     print_table(table)
     write_outputs(args, table, path)
     if args.sheet:

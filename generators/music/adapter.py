@@ -34,15 +34,17 @@ from ganbridge.generators.music.model import (
     MusicNetwork,
     latent_shapes,
 )
+from ganbridge.generators.music.mood import MOODS, MoodEffect, mood_effect
 from ganbridge.generators.music.notes import Note, detect_key, key_name, note_list, notes_to_midi
 from ganbridge.generators.music.voicing import Voicer, decode_piece
 
 # The key names are built from the tonics and modes, which a static Literal cannot spell; pydantic
 # reads the annotation at run time (so the schema has the enum), a type checker sees a str.
 if TYPE_CHECKING:
-    KeyName = str
+    KeyName = MoodName = str
 else:
     KeyName = Literal[(AUTO, *KEYS)]
+    MoodName = Literal[tuple(MOODS)]
 
 
 class MusicParams(ModelParams):
@@ -69,6 +71,18 @@ class MusicParams(ModelParams):
     program: list[int]
     format: Literal["mid", "wav"] = Field(
         "mid", title="Format", description="mid: a MIDI file; wav: audio rendered by FluidSynth"
+    )
+    mood: MoodName = Field(
+        "none",
+        title="Mood",
+        description="A named mood: sets valence and arousal (below), which act on mode, tempo, density, "
+        "register and articulation",
+    )
+    valence: float | None = Field(
+        None, ge=-1.0, le=1.0, title="Valence", description="-1 sad to +1 happy; empty: the mood's"
+    )
+    arousal: float | None = Field(
+        None, ge=-1.0, le=1.0, title="Arousal", description="-1 calm to +1 excited; empty: the mood's"
     )
     melody: list[tuple[int, float, float]] = Field(
         [],
@@ -128,6 +142,14 @@ class MusicParams(ModelParams):
             if self.total_bars > MAX_BARS:
                 raise ValueError(f"opening of {self.opening_bars} bars and {self.bars} more: at most {MAX_BARS} in all")
         return self
+
+    @property
+    def effect(self) -> MoodEffect:
+        """What the mood does (mood.py): valence and arousal as given, else the named mood's."""
+        valence, arousal = MOODS[self.mood]
+        return mood_effect(
+            valence if self.valence is None else self.valence, arousal if self.arousal is None else self.arousal
+        )
 
     @property
     def opening_bars(self) -> int:
@@ -216,22 +238,31 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
         if any(m.net.config.tracks != first.tracks for m in self.models.values()):
             raise CheckpointError("all music models must have the same tracks")
         self.track_names = first.tracks
-        # Four-part decoding for the models that recorded their training chorales' chords.
-        self.voicers = {
-            name: Voicer(m.net.config) if m.net.config.progressions else None for name, m in self.models.items()
-        }
+        self._voicers: dict[tuple[str, int], Voicer] = {}
         self.soundfont: Path | None = None  # the bridge's soundfont setting, for WAV output
         self.params_model = music_params_model(list(self.models), first.tracks)
 
     def configure(self, *, soundfont: Path | None = None) -> None:
         self.soundfont = soundfont
 
+    def voicer(self, model: str, lift: int) -> Voicer | None:
+        """Four-part decoding for a model that recorded its training chorales' chords (None for
+        one made before), its voices' ranges moved by `lift`; made once, its chord tables kept."""
+        config = self.models[model].net.config
+        if not config.progressions:
+            return None
+        if (model, lift) not in self._voicers:
+            self._voicers[model, lift] = Voicer(config, lift)
+        return self._voicers[model, lift]
+
     def latent_shapes(self, params: MusicParams) -> dict[str, tuple[int, ...]]:
         return latent_shapes(self.models[params.model].net.config, params.total_bars)
 
     def discrete_parts(self, params: MusicParams) -> dict[str, DiscretePart]:
-        chosen = params.key != AUTO or params.melody or params.opening  # the key is asked or heard
-        return {} if chosen else {"mode": DiscretePart(len(MODES)), "tonic": DiscretePart(len(TONICS))}
+        if params.key != AUTO or params.melody or params.opening:  # the key is asked or heard
+            return {}
+        tonic = {"tonic": DiscretePart(len(TONICS))}
+        return tonic if params.effect.mode else {"mode": DiscretePart(len(MODES)), **tonic}
 
     def batch_key(self, params: MusicParams) -> Hashable:
         return (params.model, params.total_bars)
@@ -245,13 +276,15 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
 
     @staticmethod
     def mode_of(params: MusicParams, latent: Latent) -> int:
-        """The requested mode; for key=auto the mode heard in a given melody or opening, or else
-        one drawn from the latent (reproducible)."""
+        """The requested mode; for key=auto the mode heard in a given melody or opening, else the
+        mood's, or else one drawn from the latent (reproducible)."""
         if params.key != AUTO:
             return MODES.index(params.key.split()[1])
         melody, opening = params.given_notes()
         if melody or opening:
             return MODES.index(detect_key([*melody, *opening])[1])
+        if params.effect.mode:
+            return MODES.index(params.effect.mode)
         return int(latent["mode"][0] > 0)  # DiscretePart(2).index, exactly as recipes were made
 
     @classmethod
@@ -276,8 +309,8 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
             decoded = decode_piece(
                 roll,
                 model.net.config,
-                self.voicers[p.model],
-                1.0 - p.density,
+                self.voicer(p.model, p.effect.lift),
+                1.0 - p.effect.density(p.density),
                 MODES[mode],
                 self.key_of(p, z),
                 melody,
@@ -289,7 +322,7 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
         return out
 
     def preflight(self, params: MusicParams) -> None:
-        if (params.melody or params.opening) and self.voicers[params.model] is None:
+        if (params.melody or params.opening) and self.voicer(params.model, 0) is None:
             raise Unavailable(
                 f"music model {params.model!r} was made before chord progressions were recorded, so it cannot "
                 "harmonize a melody or continue an opening; train it again (ganbridge train music)"
@@ -306,13 +339,15 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
         outputs = []
         for p, piece in zip(params, self.pieces(params, latents)):
             tracks = [self.track_names.index(t) for t in p.tracks]
-            midi = notes_to_midi(piece.notes, p.total_bars, p.tempo, tracks, p.program, self.track_names)
+            effect = p.effect
+            tempo = effect.tempo(p.tempo)
+            midi = notes_to_midi(piece.notes, p.total_bars, tempo, tracks, p.program, self.track_names, effect.gate)
             extra = {
                 "bars": p.total_bars,
-                "tempo": p.tempo,
+                "tempo": tempo,
                 "key": piece.key,
                 "tracks": list(p.tracks),
-                "notes": note_list(piece.notes, tracks),
+                "notes": note_list(piece.notes, tracks, effect.gate),
             }
             if p.format == "wav":
                 outputs.append(

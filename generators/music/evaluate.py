@@ -15,10 +15,12 @@ phrase length in bars. Definitions:
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 from collections.abc import Sequence
 
+import mido
 import numpy as np
 from PIL import Image
 
@@ -26,7 +28,16 @@ from ganbridge.generators.base import DiscretePart, draw_latent, seeded_rng
 from ganbridge.generators.gan.plots import piano_roll, roll_sheet
 from ganbridge.generators.music.data import MusicPiece, phrases
 from ganbridge.generators.music.harmony import harmony_statistics, random_pitches, voice_ranges
-from ganbridge.generators.music.model import MODES, STEPS_PER_BAR, TONICS, MusicNetwork, latent_shapes
+from ganbridge.generators.music.model import (
+    MODES,
+    STEPS_PER_BAR,
+    STEPS_PER_BEAT,
+    TONICS,
+    LoadedMusicNetwork,
+    MusicNetwork,
+    latent_shapes,
+)
+from ganbridge.generators.music.mood import MOODS
 from ganbridge.generators.music.notes import Note, detect_key, key_name
 from ganbridge.generators.music.voicing import Voicer, decode_piece
 
@@ -228,6 +239,36 @@ def evaluate(
     return table, roll_sheet(rows)
 
 
+def mood_table(model: LoadedMusicNetwork, n: int = 128, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Per named mood, what n 4-bar pieces made through the bridge's adapter (key auto) measure:
+    the share the 24-key detector hears as major, the MIDI file's tempo, the mean pitch, notes
+    per voice per bar, and the share of each note's length that sounds (articulation)."""
+    from ganbridge.generators.music.adapter import MusicGenerator
+
+    generator = MusicGenerator([model])
+    out = {}
+    for mood in MOODS:
+        params = generator.params_model(mood=mood, bars=4)
+        latents = [generator.random_latent(params, seed * 100_003 + i) for i in range(n)]
+        pieces = generator.pieces([params] * n, latents)
+        outputs = generator.render([params] * n, latents)
+        midi = [mido.MidiFile(file=io.BytesIO(o.data)) for o in outputs]
+        tempo = float(np.mean([mido.tempo2bpm(m.tracks[0][1].tempo) for m in midi]))
+        sounding = [
+            listed[4] / (note[3] / STEPS_PER_BEAT)
+            for piece, o in zip(pieces, outputs)
+            for listed, note in zip(o.extra["notes"], piece.notes)
+        ]
+        out[mood] = {
+            "major": float(np.mean([detect_key(p.notes)[1] == "major" for p in pieces])),
+            "tempo": round(tempo, 1),
+            "mean_pitch": float(np.mean([note[1] for p in pieces for note in p.notes])),
+            "notes_per_voice_bar": float(np.mean([len(p.notes) / (4 * 4) for p in pieces])),
+            "articulation": float(np.mean(sounding)),
+        }
+    return out
+
+
 HARMONY_LABELS = {
     "triad": "beats forming a triad",
     "triad_or_seventh": "triad or seventh chord",
@@ -272,3 +313,10 @@ def print_table(table: dict) -> None:
     print(f"asked mode heard by the 24-key detector: {heard}")
     if table.get("key_heard") is not None:
         print(f"asked key (tonic and mode) heard by the 24-key detector: {table['key_heard']:.2f}")
+    if table.get("moods"):
+        print()
+        print("moods (key auto, 4 bars): what each named mood measures")
+        print(f"{'mood':12} {'major':>6} {'tempo':>6} {'mean pitch':>11} {'notes/voice/bar':>16} {'sounding':>9}")
+        for mood, row in table["moods"].items():
+            print(f"{mood:12} {row['major']:6.2f} {row['tempo']:6.1f} {row['mean_pitch']:11.1f} "
+                  f"{row['notes_per_voice_bar']:16.2f} {row['articulation']:9.2f}")  # fmt: skip

@@ -128,9 +128,16 @@ def transposition(notes: Sequence[Note], key: str, tonic: int) -> int:
 
 
 def notes_to_midi(
-    notes: Sequence[Note], bars: int, tempo: float, tracks: Sequence[int], programs: Sequence[int], names: Sequence[str]
+    notes: Sequence[Note],
+    bars: int,
+    tempo: float,
+    tracks: Sequence[int],
+    programs: Sequence[int],
+    names: Sequence[str],
+    gate: float = 1.0,
 ) -> bytes:
-    """A type-1 standard MIDI file: a conductor track (tempo, 4/4) and one track per voice."""
+    """A type-1 standard MIDI file: a conductor track (tempo, 4/4) and one track per voice; each
+    note sounds for `gate` of its length (1: legato)."""
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
     tick = TICKS_PER_BEAT // STEPS_PER_BEAT
     conductor = mido.MidiTrack()
@@ -146,7 +153,8 @@ def notes_to_midi(
         for t, pitch, start, length in notes:
             if t == track:
                 velocity = velocity_at(start)
-                events += [(start * tick, 1, pitch, velocity), ((start + length) * tick, 0, pitch, 0)]
+                end = start * tick + max(1, round(length * tick * gate))
+                events += [(start * tick, 1, pitch, velocity), (end, 0, pitch, 0)]
         events.sort(key=lambda e: (e[0], e[1]))  # note-offs before note-ons at the same tick
         mt = mido.MidiTrack()
         mt.append(mido.MetaMessage("track_name", name=names[track], time=0))
@@ -199,8 +207,13 @@ def velocity_at(step: int) -> int:
     return 84 if step % STEPS_PER_BEAT == 0 else 72
 
 
-def note_list(notes: Sequence[Note], tracks: Sequence[int]) -> list[list]:
+def note_list(notes: Sequence[Note], tracks: Sequence[int], gate: float = 1.0) -> list[list]:
     """The protocol's notes (docs/reference/protocol.md): [track, pitch, velocity, start_beat, length_beats], tracks renumbered
-    in output order (the MIDI channel order)."""
+    in output order (the MIDI channel order); each length is the sounding `gate` of the note's, as in the MIDI file."""
     index = {t: i for i, t in enumerate(tracks)}
-    return [[index[t], p, velocity_at(s), s / STEPS_PER_BEAT, n / STEPS_PER_BEAT] for t, p, s, n in notes if t in index]
+    per_beat = TICKS_PER_BEAT // STEPS_PER_BEAT
+    return [
+        [index[t], p, velocity_at(s), s / STEPS_PER_BEAT, max(1, round(n * per_beat * gate)) / TICKS_PER_BEAT]
+        for t, p, s, n in notes
+        if t in index
+    ]

@@ -46,6 +46,8 @@ PRUNE = 96  # candidates each beam scores in full, of some 2,000-3,000 voicings 
 GENERATOR_WEIGHT = 2.0
 KEY_WEIGHT = 0.5
 REPEAT_COST = 0.9  # a repeated note: Bach's voices repeat 14% of their notes
+FRAME_BONUS = 2.0  # the tonic chord on a piece's first and last beat
+TONIC_TRIADS = {"major": frozenset((0, 4, 7)), "minor": frozenset((0, 3, 7))}
 BAR_ECHO_COST = 0.5  # a voice singing what it sang a bar ago (Bach: no bar repeats its predecessor)
 EMISSION_FLOOR = 1e-4  # a pitch the generator gives no chance still costs a finite log(1e-4)
 PARALLEL_COST = 4.0  # parallel fifths and octaves: rare in Bach (0.3 and 0.06 per 100 changes)
@@ -114,7 +116,7 @@ def decode_piece(
     opening_steps: int = 0,
 ) -> tuple[list[Note], str]:
     """A roll's notes and key (`Voicer.piece`); for a model made before chord progressions were
-    recorded (no voicer), each voice read on its own (`notes.decode_piece`)."""
+    recorded (no voicer), each voice read on its own (`notes.decode_piece`), in its own register."""
     if voicer is not None:
         return voicer.piece(probs, threshold, mode, key, melody, opening, opening_steps)
     if melody or opening:
@@ -123,13 +125,15 @@ def decode_piece(
 
 
 class Voicer:
-    """Decodes rolls of one model (its voice ranges and chord progressions) into four-part notes."""
+    """Decodes rolls of one model (its voice ranges and chord progressions) into four-part notes,
+    every voice's range moved by `lift` semitones (a mood's register) and the roll's pitches with it."""
 
-    def __init__(self, config: MusicConfig):
+    def __init__(self, config: MusicConfig, lift: int = 0):
         if not config.progressions or not config.voice_ranges:
             raise ValueError("this model has no chord progressions or voice ranges to decode with")
         self.config = config
-        self.ranges = [tuple(r) for r in config.voice_ranges]
+        self.lift = lift
+        self.ranges = [(low + lift, high + lift) for low, high in config.voice_ranges]
         self.progressions = {mode: Progressions.from_counts(config.progressions[mode]) for mode in MODES}
         self._voicings: dict[tuple[str, int, bool], Voicings] = {}
 
@@ -179,7 +183,7 @@ class Voicer:
         `given_voices` everywhere, and every voice's before step `given_steps`."""
         steps = probs.shape[1]
         beats = steps // STEPS_PER_BEAT
-        emission = self._emission(probs, shift)  # (tracks, steps, 128)
+        emission = self._emission(probs, shift + self.lift)  # (tracks, steps, 128)
         skeleton = _skeleton(
             decode_roll(probs, self.config, threshold, allowed_rows(self.config, shift)),
             given,
@@ -235,9 +239,11 @@ class Voicer:
             kind = kinds[b]
             fixed_row = np.where(kind == FIXED, fixed[b], -1)
             cand = self._candidates(mode, tonic, fixed_row)
-            parent, pick, total = _best(
-                self._scores(cand, score, pitches, chord, bar_ago, beat_gain[:, b], kind, progressions)
-            )
+            scored = self._scores(cand, score, pitches, chord, bar_ago, beat_gain[:, b], kind, progressions)
+            if b in (0, beats - 1):  # a piece starts and ends on its key's tonic chord, if it can
+                idx, total = scored
+                scored = idx, total + FRAME_BONUS * (cand.chord[idx] == progressions.index(TONIC_TRIADS[mode]))
+            parent, pick, total = _best(scored)
             if not len(pick):  # nothing fits what is given: keep it
                 cand = self._forced(beat_gain[:, b], kind, fixed_row, pitches[0], tonic, progressions)
                 parent, pick, total = np.zeros(1, int), np.zeros(1, int), score[:1] - 5.0

@@ -324,6 +324,57 @@ def test_more_density_more_notes_on_the_shipped_model(ws):
     assert counts == sorted(counts) and counts[0] < counts[2] < counts[-1], counts
 
 
+def _mood(ws, mood: str, **params) -> list[dict]:
+    return _generate(ws, f"mood-{mood}-{len(params)}", count=16, bars=4, seed=40, mood=mood, **params)
+
+
+def _shares(items: list[dict]) -> dict[str, float]:
+    notes = [n for item in items for n in item["notes"]]
+    return {
+        "major": float(np.mean([detect_key(_as_steps(item))[1] == "major" for item in items])),
+        "pitch": float(np.mean([n[1] for n in notes])),
+        "notes": len(notes) / len(items),
+    }
+
+
+def _as_steps(item: dict) -> list[tuple[int, int, int, int]]:
+    return [(t, p, round(s * 4), max(1, round(n * 4))) for t, p, _, s, n in item["notes"]]
+
+
+def test_moods_act_on_mode_tempo_density_register_and_articulation(ws):
+    sad, joyful, calm, agitated = (_mood(ws, m) for m in ("sad", "joyful", "calm", "agitated"))
+    s, j, c, a = (_shares(items) for items in (sad, joyful, calm, agitated))
+    assert j["major"] >= 0.75 and s["major"] <= 0.3, (j, s)  # valence: the mode (measured 1.00 and 0.14)
+    assert [i["tempo"] for i in agitated] == pytest.approx([90 * 2**0.4] * 16)  # arousal 0.8: tempo x 1.32
+    assert [i["tempo"] for i in calm] == pytest.approx([90 * 2**-0.35] * 16)
+    assert _midi(agitated[0]).get_tempo_changes()[1][0] == pytest.approx(90 * 2**0.4, rel=1e-4)
+    assert a["notes"] > 1.3 * c["notes"], (a, c)  # arousal: density
+    assert j["pitch"] > s["pitch"] + 2, (j, s)  # valence + arousal: register
+
+    # articulation: an agitated note sounds for 0.68 of its 16th-grid length, a calm one for all of it
+    def off_grid(items: list[dict]) -> float:
+        return float(np.mean([abs(n[4] * 4 - round(n[4] * 4)) > 1e-6 for item in items for n in item["notes"]]))
+
+    assert off_grid(agitated) > 0.9 and off_grid(calm) == 0
+    item = agitated[0]
+    beat = 60 / item["tempo"]
+    heard = sorted(round((n.end - n.start) / beat, 3) for inst in _midi(item).instruments for n in inst.notes)
+    assert heard == sorted(round(n[4], 3) for n in item["notes"])  # the MIDI file sounds what the list says
+    # valence and arousal given override the named mood's
+    minor_joy = _shares(_mood(ws, "joyful", valence=-0.9))
+    assert minor_joy["major"] <= 0.3, minor_joy
+
+
+@pytest.mark.parametrize(
+    ("params", "path"),
+    [({"mood": "happy"}, "params.mood"), ({"valence": 2}, "params.valence"), ({"arousal": -1.5}, "params.arousal")],
+)
+def test_bad_moods_are_refused_clearly(ws, params, path):
+    reply = ws.request({"type": "generate", "id": "bad-mood", "generator": "music", "params": params})
+    assert reply["type"] == "error" and reply["code"] == "invalid_params"
+    assert any(d["path"].startswith(path) for d in reply["details"]), reply
+
+
 def _key_name(tonic: int, mode: str) -> tuple[str, str]:
     return ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")[tonic], mode
 
