@@ -420,17 +420,27 @@ def _harmony_table(ev: dict, tracks: list[str]) -> str:
     from ganbridge.generators.music.evaluate import HARMONY_LABELS
 
     rows = []
+    columns = [c for c in ("generated", "real", "random", "harmonized") if c in next(iter(ev["harmony"].values()))]
     for key, row in ev["harmony"].items():
         kind, _, track = key.partition("/")
         label = f"{tracks[int(track)]} notes outside the held-out range" if track else HARMONY_LABELS[kind]
-        rows.append([label] + [f"{row[which]:.3f}" for which in ("generated", "real", "random")])
+        rows.append([label] + [f"{row[which]:.3f}" for which in columns])
     heard = ", ".join(f"{mode} {share:.0%}" for mode, share in ev.get("mode_heard", {}).items())
     intro = (
         "Harmony and voice leading ([definitions](../../generators/music/harmony.py)); random: the held-out "
-        "rhythm with uniform random pitches in each voice's range:"
+        "rhythm with uniform random pitches in each voice's range"
+        + (
+            "; harmonized: the held-out sopranos, alto, tenor and bass chosen under them"
+            if "harmonized" in columns
+            else ""
+        )
+        + ":"
     )
-    body = table(["statistic", "generated", "held-out Bach", "random notes"], rows)
+    heads = {"generated": "generated", "real": "held-out Bach", "random": "random notes", "harmonized": "harmonized"}
+    body = table(["statistic", *(heads[c] for c in columns)], rows)
     out = f"{intro}\n\n{body}\n\nAsked mode heard by the 24-key detector: {heard}."
+    if ev.get("melody_kept") is not None:
+        out += f" Harmonized sopranos kept note for note: {ev['melody_kept']:.0%}."
     if ev.get("key_heard") is not None:
         out += f" Asked key (tonic and mode) heard: {ev['key_heard']:.0%}."
     if ev.get("moods"):

@@ -176,6 +176,28 @@ def generated_phrases(
     return out, asked, keys
 
 
+def harmonized_phrases(
+    net: MusicNetwork, real: Sequence[Sequence[Note]], seed: int = 0, threshold: float = 0.5
+) -> tuple[list[list[Note]], float]:
+    """Each phrase's soprano harmonized from a random latent (key auto: the melody's, as the
+    bridge harmonizes a melody), and the share of phrases whose soprano came back note for note."""
+    voicer = Voicer(net.config)
+    rng = seeded_rng(seed)
+    bars = max(1, -(-max((s + n for notes in real for _, _, s, n in notes), default=1) // STEPS_PER_BAR))
+    shapes = latent_shapes(net.config, bars)
+    out, kept = [], 0
+    for notes in real:
+        melody = sorted(n for n in notes if n[0] == 0)
+        if not melody:
+            continue
+        mode = detect_key(melody)[1]
+        probs = net.sample([draw_latent(shapes, rng)], [MODES.index(mode)], [1.0])[0]
+        harmonized, _ = voicer.piece(probs, threshold, mode, None, melody)
+        kept += sorted(n for n in harmonized if n[0] == 0) == melody
+        out.append(harmonized)
+    return out, kept / max(1, len(out))
+
+
 def mode_accuracy(phrases: Sequence[Sequence[Note]], modes: Sequence[int]) -> dict[str, float]:
     """Per asked mode, the fraction of phrases the 24-key detector hears in that mode."""
     out = {}
@@ -206,6 +228,10 @@ def evaluate(
         "real": harmony_statistics(real, tracks, bars, ranges),
         "random": harmony_statistics(random_pitches(real, ranges, seed), tracks, bars, ranges),
     }
+    melody_kept = None
+    if config.progressions:  # only four-part decoding harmonizes
+        harmonized, melody_kept = harmonized_phrases(net, real, seed)
+        harmony["harmonized"] = harmony_statistics(harmonized, tracks, bars, ranges)
     checks = target_checks(gen_m, real_m, tracks)
     table = {
         "phrases": {"generated": len(fake), "held_out_real": len(real), "bars": bars},
@@ -221,6 +247,7 @@ def evaluate(
         "targets_met": f"{sum(checks.values())}/{len(checks)}",
         "harmony": {key: {which: round(harmony[which][key], 4) for which in harmony} for key in harmony["generated"]},
         "voice_ranges": [list(r) for r in ranges],
+        "melody_kept": melody_kept,
         "mode_heard": {k: round(v, 4) for k, v in mode_accuracy(fake, modes).items()},
         "key_heard": key_accuracy(fake, keys),
     }
@@ -248,7 +275,7 @@ def mood_table(model: LoadedMusicNetwork, n: int = 128, seed: int = 0) -> dict[s
     generator = MusicGenerator([model])
     out = {}
     for mood in MOODS:
-        params = generator.params_model(mood=mood, bars=4)
+        params = generator.params_model.model_validate({"mood": mood, "bars": 4})
         latents = [generator.random_latent(params, seed * 100_003 + i) for i in range(n)]
         pieces = generator.pieces([params] * n, latents)
         outputs = generator.render([params] * n, latents)
@@ -303,12 +330,17 @@ def print_table(table: dict) -> None:
         print(f"{label(key):30} {row['generated']:10.3f} {row['real']:10.3f}  {mark}")
     print(f"targets met: {table['targets_met']}")
     print()
-    print("harmony and voice leading (random: the held-out rhythm, pitches uniform in each voice's range)")
-    print(f"{'statistic':30} {'generated':>10} {'Bach':>10} {'random':>10}")
+    print("harmony and voice leading (random: the held-out rhythm, pitches uniform in each voice's range;")
+    print("harmonized: the held-out sopranos, alto, tenor and bass chosen under them)")
+    columns = [c for c in ("generated", "real", "random", "harmonized") if c in next(iter(table["harmony"].values()))]
+    heads = {"generated": "generated", "real": "Bach", "random": "random", "harmonized": "harmonized"}
+    print(f"{'statistic':30} " + " ".join(f"{heads[c]:>10}" for c in columns))
     for key, row in table["harmony"].items():
         kind, _, track = key.partition("/")
         name = f"outside the {names[int(track)]}'s range" if track else HARMONY_LABELS[kind]
-        print(f"{name:30} {row['generated']:10.3f} {row['real']:10.3f} {row['random']:10.3f}")
+        print(f"{name:30} " + " ".join(f"{row[c]:10.3f}" for c in columns))
+    if table.get("melody_kept") is not None:
+        print(f"harmonized sopranos kept note for note: {table['melody_kept']:.0%}")
     heard = ", ".join(f"{mode} {share:.2f}" for mode, share in table["mode_heard"].items())
     print(f"asked mode heard by the 24-key detector: {heard}")
     if table.get("key_heard") is not None:

@@ -145,8 +145,9 @@ def test_the_latent_still_decides_what_is_sung(shipped):
 HYMN = [[72, 0, 1], [76, 1, 1], [79, 2, 1], [77, 3, 1], [76, 4, 1], [74, 5, 1], [74, 6, 0.5], [71, 6.5, 0.5], [72, 7, 1]]  # fmt: skip
 
 
-def _music(ws, rid: str, count: int = 1, **params) -> tuple[list[dict], dict]:
-    ws.send({"type": "generate", "id": rid, "generator": "music", "params": params, "count": count})
+def _music(ws, rid: str, count: int = 1, session: str | None = None, **params) -> tuple[list[dict], dict]:
+    msg = {"type": "generate", "id": rid, "generator": "music", "params": params, "count": count}
+    ws.send(msg if session is None else {**msg, "session": session})
     msgs = ws.until_final(rid)
     assert msgs[-1]["type"] == "done", msgs[-1]
     return [i for m in msgs if m["type"] == "result" for i in m["items"]], msgs[-1]
@@ -180,6 +181,21 @@ def test_variations_of_a_harmonization_keep_the_melody(ws):
     msgs = ws.until_final("harm-var")
     assert msgs[-1]["type"] == "done", msgs[-1]
     for item in [i for m in msgs if m["type"] == "result" for i in m["items"]]:
+        assert sorted(n for n in _notes(item) if n[0] == 0) == sorted(n for n in _notes(items[0]) if n[0] == 0)
+
+
+def test_steering_a_harmonization_keeps_the_melody(ws):
+    items, _ = _music(ws, "harm-steer", count=4, bars=2, melody=HYMN, seed=13, session="harmonies")
+    for item, rating in zip(items, (1, 1, -1, 0)):
+        ws.send({"type": "feedback", "id": f"rate-{item['item']}", "item": item["item"], "rating": rating,
+                 "session": "harmonies"})  # fmt: skip
+        assert ws.until_final(f"rate-{item['item']}")[-1]["type"] == "ack"
+    ws.send({"type": "steer", "id": "steer-harm", "generator": "music", "session": "harmonies", "count": 3})
+    msgs = ws.until_final("steer-harm")
+    assert msgs[-1]["type"] == "done" and msgs[-1]["steering"]["ratings_used"] == 3, msgs[-1]
+    steered = [i for m in msgs if m["type"] == "result" for i in m["items"]]
+    assert len(steered) == 3
+    for item in steered:
         assert sorted(n for n in _notes(item) if n[0] == 0) == sorted(n for n in _notes(items[0]) if n[0] == 0)
 
 
