@@ -139,19 +139,25 @@ def test_osc_address_map_covers_every_address_the_door_handles():
 # --- Pure Data --------------------------------------------------------------------------------
 
 
-def test_pd_patch_harmonizes_a_melody(bridge, tmp_path):
+def _run_patch(bridge, *sends: str) -> str:
+    """Run the shipped patch headless against the bridge with these messages; its output."""
     pd = require_tool("pd", "puredata-core")
-    reply_port = free_udp_port()
-    melody = "72:0:1/76:1:1/79:2:2"
     cmd = [pd, "-nogui", "-noaudio", "-nomidi", "-stderr", "-open", str(PATCH),
-           "-send", f"gb-server 127.0.0.1 {bridge.osc_port} {reply_port}",
-           "-send", f"gb-melody {melody}", "-send", "gb-bars 1", "-send", "gb-generate bang"]  # fmt: skip
+           "-send", f"gb-server 127.0.0.1 {bridge.osc_port} {free_udp_port()}"]  # fmt: skip
+    for message in sends:
+        cmd += ["-send", message]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=6)
     except subprocess.TimeoutExpired:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
+    return out
+
+
+def test_pd_patch_harmonizes_a_melody(bridge, tmp_path):
+    try:
+        out = _run_patch(bridge, "gb-melody 72:0:1/76:1:1/79:2:2", "gb-bars 1", "gb-generate bang")
     finally:  # a knob default is this host's: later tests from 127.0.0.1 must not harmonize it
         oscsend(bridge.osc_port, "/ganbridge/set", "sss", "music", "melody", "none")
     assert "error" not in out.lower(), out
@@ -164,17 +170,7 @@ def test_pd_patch_harmonizes_a_melody(bridge, tmp_path):
 
 
 def test_pd_patch_generates_and_plays_received_notes(bridge, tmp_path):
-    pd = require_tool("pd", "puredata-core")
-    reply_port = free_udp_port()
-    cmd = [pd, "-nogui", "-noaudio", "-nomidi", "-stderr", "-open", str(PATCH),
-           "-send", f"gb-server 127.0.0.1 {bridge.osc_port} {reply_port}",
-           "-send", "gb-bars 1", "-send", "gb-tempo 240", "-send", "gb-generate bang"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        out, _ = proc.communicate(timeout=6)
-    except subprocess.TimeoutExpired:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=10)
+    out = _run_patch(bridge, "gb-bars 1", "gb-tempo 240", "gb-generate bang")
     assert "error" not in out.lower(), out
     received = [line for line in out.splitlines() if line.startswith("ganbridge: note")]
     result = next(line for line in out.splitlines() if line.startswith("ganbridge: result"))
