@@ -70,6 +70,7 @@ class Progressions:
     chords: tuple[frozenset[int], ...]
     start: np.ndarray  # (n,)
     after: np.ndarray  # (n + 1, n)
+    masks: np.ndarray  # (n,) each chord's pitch classes, one bit each
 
     @classmethod
     def from_counts(cls, counts: dict) -> Progressions:
@@ -82,7 +83,8 @@ class Progressions:
         unigram = (pairs.sum(axis=0) + 1) / (pairs.sum() + n)
         after = np.log((pairs + unigram) / (pairs.sum(axis=1, keepdims=True) + 1))  # add-one, spread as the unigram
         start = np.asarray(counts["starts"], float) + unigram
-        return cls(chords, np.log(start / start.sum()), after)
+        masks = np.array([_classes_mask(c) for c in chords], int)
+        return cls(chords, np.log(start / start.sum()), after, masks)
 
     def index(self, classes: frozenset[int]) -> int:
         """The chord with these pitch classes above the tonic, or n: no chord of this mode."""
@@ -159,9 +161,9 @@ class Voicer:
             tonic, mode = TONICS.index(key.split()[0]), key.split()[1]
         elif given:
             tonic, mode = detect_key(given)
-        else:
-            tonic = detect_key(raw, mode)[0]
-        own = detect_key(raw, mode)[0]
+        own = detect_key(raw, mode)[0]  # the roll's own tonic, in the mode it is decoded in
+        if key is None and not given:
+            tonic = own
         shift = transposition(raw, key_name(tonic, mode), own) if (key or given) else 0
         voices = [n[0] for n in melody]
         notes = self.decode(probs, threshold, tonic, mode, shift, given, sorted(set(voices)), opening_steps)
@@ -481,7 +483,7 @@ def _with_melody(table: Voicings, melody: int, tonic: int, progressions: Progres
     which costs)."""
     keep = (table.pitches[:, 1] <= melody) & (melody - table.pitches[:, 1] <= 12)
     under = table[keep]
-    chords = np.array([_classes_mask(c) for c in progressions.chords])[under.chord]
+    chords = progressions.masks[under.chord]
     bit = 1 << ((melody - tonic) % 12)
     in_chord = (chords & bit) != 0
     ok = (in_chord & ((under.lower_classes | bit) == chords)) | (~in_chord & (under.lower_classes == chords))
