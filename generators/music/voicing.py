@@ -157,12 +157,13 @@ class Voicer:
         notes' key, or for the roll alone the one the 24-key detector hears in the result."""
         raw = decode_roll(probs, self.config, threshold, allowed_rows(self.config))
         given = [*melody, *opening]
+        tonic = -1  # the roll's own, below, unless asked or given
         if key is not None:
             tonic, mode = TONICS.index(key.split()[0]), key.split()[1]
         elif given:
             tonic, mode = detect_key(given)
         own = detect_key(raw, mode)[0]  # the roll's own tonic, in the mode it is decoded in
-        if key is None and not given:
+        if tonic < 0:
             tonic = own
         shift = transposition(raw, key_name(tonic, mode), own) if (key or given) else 0
         voices = [n[0] for n in melody]
