@@ -31,12 +31,40 @@ class CheckpointError(ValueError):
 
 @dataclass(frozen=True)
 class CheckpointRef:
+    """An installed checkpoint: its name, file and hash, and what its model card says it was
+    trained on (`data_source`, `data_license`, and `data_sha256`, the hash of the card's list of
+    training files, when the card has one)."""
+
     name: str
     path: Path
     sha256: str
+    data_source: str = ""
+    data_license: str = ""
+    data_sha256: str | None = None
 
     def as_dict(self) -> dict[str, str]:
-        return {"name": self.name, "sha256": self.sha256}
+        """What a recipe names: the checkpoint and, through its card's manifest, its training data."""
+        ref = {"name": self.name, "sha256": self.sha256}
+        if self.data_sha256:
+            ref["data_sha256"] = self.data_sha256
+        return ref
+
+    def describe(self) -> dict:
+        """What clients show: as_dict, plus the training data's source and licence."""
+        return {**self.as_dict(), "data": {"source": self.data_source, "license": self.data_license}}
+
+    @classmethod
+    def of(cls, path: Path, card: dict) -> CheckpointRef:
+        data = card.get("data") if isinstance(card.get("data"), dict) else {}
+        manifest = data.get("manifest") if isinstance(data.get("manifest"), dict) else {}
+        return cls(
+            name=path.stem,
+            path=path,
+            sha256=file_sha256(path),
+            data_source=str(data.get("source", "")),
+            data_license=str(data.get("license", "")),
+            data_sha256=manifest.get("sha256"),
+        )
 
 
 @dataclass
@@ -116,4 +144,4 @@ def load_model(path: Path, kind: str, build: Callable[[dict], Network], device: 
     except RuntimeError as e:
         raise CheckpointError(f"{path.name}: weights do not match the model card config: {e}") from e
     net.eval().to(device)
-    return LoadedNetwork(ref=CheckpointRef(name=path.stem, path=path, sha256=file_sha256(path)), card=card, net=net)
+    return LoadedNetwork(ref=CheckpointRef.of(path, card), card=card, net=net)

@@ -1,8 +1,8 @@
 """What a model is trained on, as its model card records it, and the consent its files carry.
 
-`file_manifest` lists each training file with its sha256 and gives the list one hash of its own,
-which the model card keeps (`data.manifest`), so anyone holding the files can check that these
-were the files. `refuse_forbidden` reads each file's C2PA content credentials (embedded, or a
+`file_manifest` lists each training file with its sha256, source and licence and gives the list
+one hash of its own, which the model card keeps (`data.manifest`) and every item's recipe names
+(`checkpoint.data_sha256`), so anyone holding the files can check that these were the files. `refuse_forbidden` reads each file's C2PA content credentials (embedded, or a
 `FILE.c2pa` sidecar) and refuses, naming them, the files whose CAWG training-and-data-mining
 assertion does not allow AI training: the bridge's own outputs say `notAllowed` by default.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ganbridge.generators.checkpoint import file_sha256
@@ -26,12 +26,22 @@ class TrainingRefused(ValueError):
     """Training files whose credentials do not allow AI training."""
 
 
-def file_manifest(paths: Sequence[Path], root: Path | None = None) -> dict:
-    """{"files": [{"name", "sha256"}], "sha256": the hash of that list}, names relative to `root`."""
-    files = [
-        {"name": str(p.relative_to(root)) if root else p.name, "sha256": file_sha256(p)}
-        for p in sorted(paths, key=lambda p: str(p))
-    ]
+def file_manifest(
+    paths: Sequence[Path],
+    root: Path | None = None,
+    source: str = "",
+    license: str = "",
+    per_file: Mapping[str, tuple[str, str]] | None = None,
+) -> dict:
+    """{"files": [{"name", "sha256", "source", "license"}], "sha256": the hash of that list}, names
+    relative to `root`. Every file gets `source` and `license` unless `per_file` gives its own
+    (source, licence) by name (a glyph's font, say)."""
+    known = per_file or {}
+    files = []
+    for path in sorted(paths, key=lambda p: str(p)):
+        name = str(path.relative_to(root)) if root else path.name
+        file_source, file_license = known.get(name, (source, license))
+        files.append({"name": name, "sha256": file_sha256(path), "source": file_source, "license": file_license})
     text = json.dumps(files, sort_keys=True, separators=(",", ":"))
     return {"files": files, "sha256": hashlib.sha256(text.encode()).hexdigest()}
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import io
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,8 @@ class ContentCredentials:
         self._identity = identity
         self._use = "allowed" if allow_ai_training else "notAllowed"
         self._context = c2pa.Context(c2pa.Settings.from_dict({"builder": {"thumbnail": {"enabled": False}}}))
-        self._signer()  # a bad certificate or key fails here, when the bridge starts, not per file
+        self._signers = threading.local()
+        self._signer().close()  # a bad certificate or key fails here, when the bridge starts, not per file
 
     def _signer(self) -> Any:
         import c2pa
@@ -89,7 +91,7 @@ class ContentCredentials:
         )
         return c2pa.Signer.from_info(info)
 
-    def manifest(self, recipe: dict) -> dict:
+    def manifest(self, recipe: dict, fmt: str) -> dict:
         summary = {k: v for k, v in recipe.items() if k != "latent"}  # the latent is in the file's recipe
         return {
             "claim_generator_info": [{"name": "ganbridge", "version": __version__}],
@@ -113,24 +115,58 @@ class ContentCredentials:
                 },
                 {"label": "org.ganbridge.recipe", "data": summary},
             ],
+            "ingredients": ingredients(recipe, fmt),
         }
 
     def sign(self, data: bytes, fmt: str, recipe: dict) -> tuple[bytes, bytes | None]:
         """(the file, signed; the sidecar manifest for a format that cannot hold one, else None)."""
         import c2pa
 
-        builder = c2pa.Builder(self.manifest(recipe), self._context)
-        signer = self._signer()
+        builder = c2pa.Builder(self.manifest(recipe, fmt), self._context)
         try:
             out = io.BytesIO()
             if fmt in EMBEDDED:
-                builder.sign(signer, MIME[fmt], io.BytesIO(data), out)
+                builder.sign(self._thread_signer(), MIME[fmt], io.BytesIO(data), out)
                 return out.getvalue(), None
             builder.set_no_embed()
-            return data, bytes(builder.sign(signer, MIME[fmt], io.BytesIO(data), out))
+            return data, bytes(builder.sign(self._thread_signer(), MIME[fmt], io.BytesIO(data), out))
         finally:
-            signer.close()
             builder.close()
+
+    def _thread_signer(self) -> Any:
+        """This thread's signer, made on its first signature and kept: building one costs about a
+        millisecond, and one signer is not shared between the worker threads that sign at once."""
+        signer = getattr(self._signers, "signer", None)
+        if signer is None:
+            signer = self._signers.signer = self._signer()
+        return signer
+
+
+def ingredients(recipe: dict, fmt: str) -> list[dict]:
+    """What an item was made from, as C2PA ingredients (`inputTo`: inputs of the generator): the
+    checkpoint (its hash, and its model card's training-data manifest) and, for an item drawn from
+    others (variations, blends, steering), each parent item of the bridge's store."""
+    checkpoint = recipe["checkpoint"]
+    model = {
+        "title": f"{checkpoint['name']}.safetensors",
+        "format": "application/octet-stream",
+        "relationship": "inputTo",
+        "instance_id": f"ganbridge:checkpoint:{checkpoint['sha256']}",
+        "description": f"the {recipe['generator']} checkpoint {checkpoint['name']!r} (safetensors weights)",
+        "data_types": [{"type": "c2pa.types.model.pytorch"}],
+        "metadata": {"org.ganbridge.checkpoint": dict(checkpoint)},
+    }
+    parents = [
+        {
+            "title": f"ganbridge item {parent}",
+            "format": MIME[fmt],
+            "relationship": "inputTo",
+            "instance_id": f"ganbridge:item:{parent}",
+            "description": f"a {recipe['origin']} input: the item whose latent this one was drawn from",
+        }
+        for parent in recipe.get("parents", [])
+    ]
+    return [model, *parents]
 
 
 def seal(

@@ -130,6 +130,7 @@ class GetItem(_Message):
     type: Literal["item"]
     id: RequestId
     item: ItemId
+    data: bool = False  # also send the file itself, as stored (recipe and credentials inside)
 
 
 Request = Annotated[
@@ -143,12 +144,24 @@ _request_adapter: TypeAdapter[Request] = TypeAdapter(Request)
 # --- bridge -> client ------------------------------------------------------------------------
 
 
+class TrainingData(BaseModel):
+    source: str
+    license: str
+
+
+class CheckpointInfo(BaseModel):
+    name: str
+    sha256: str
+    data_sha256: str | None = Field(None, description="the hash of the model card's list of training files")
+    data: TrainingData | None = Field(None, description="what the model card says it was trained on")
+
+
 class GeneratorInfo(BaseModel):
     name: str
     kind: str
     description: str
-    checkpoint: dict[str, str]
-    checkpoints: list[dict[str, str]]
+    checkpoint: CheckpointInfo
+    checkpoints: list[CheckpointInfo]
     device: str
     params_schema: dict[str, Any]
     outputs: list[str]
@@ -226,7 +239,7 @@ class ItemReply(BaseModel):
     id: str
     item: str
     generator: str
-    checkpoint: dict[str, str]
+    checkpoint: CheckpointInfo = Field(description="`data` while that checkpoint is installed")
     seed: int | None
     params: dict[str, Any]
     format: str
@@ -236,6 +249,9 @@ class ItemReply(BaseModel):
     origin: str
     rating: int | None
     file: str
+    data: str | None = Field(None, description="with `data: true`: the file as stored, base64")
+    maps: dict[str, str] | None = Field(None, description="with `data: true`: a texture's maps, base64")
+    sidecar: str | None = Field(None, description="with `data: true`: a MIDI file's C2PA manifest, base64")
 
 
 class Error(BaseModel):

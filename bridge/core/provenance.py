@@ -183,25 +183,41 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes, int]]:
 
 
 def _png_with(data: bytes, text: str, parameters: str) -> bytes:
+    """The PNG with this recipe, before IEND, in place of any it carried (a file read back in
+    and written again gets one recipe, not two)."""
     chunks = _png_chunks(data)
     if not chunks or chunks[-1][0] != b"IEND":
         raise ValueError("not a complete PNG file")
-    end = chunks[-1][2]
+    kept = [data[at : at + 12 + len(body)] for kind, body, at in chunks[:-1] if not _is_recipe_chunk(kind, body)]
     itxt = b"ganbridge\x00\x00\x00\x00\x00" + text.encode("utf-8")  # uncompressed, no language
     extra = _png_chunk(b"iTXt", itxt) + _png_chunk(b"tEXt", b"parameters\x00" + parameters.encode("latin-1", "replace"))
-    return data[:end] + extra + data[end:]
+    return PNG_SIGNATURE + b"".join(kept) + extra + data[chunks[-1][2] :]
+
+
+def _is_recipe_chunk(kind: bytes, body: bytes) -> bool:
+    return (kind == b"iTXt" and body.startswith(b"ganbridge\x00")) or (
+        kind == b"tEXt" and body.startswith(b"parameters\x00")
+    )
 
 
 def _png_recipe(data: bytes) -> str | None:
-    for kind, body, _ in _png_chunks(data):
-        if kind == b"iTXt" and body.startswith(b"ganbridge\x00"):
-            rest = body[len(b"ganbridge\x00") :]
-            compressed = rest[:1] == b"\x01"
-            rest = rest[2:]  # compression flag and method
-            _, _, rest = rest.partition(b"\x00")  # language tag
-            _, _, rest = rest.partition(b"\x00")  # translated keyword
-            return (zlib.decompress(rest) if compressed else rest).decode("utf-8", "replace")
-    return None
+    """The recipe of a PNG's `ganbridge` iTXt chunk; RecipeError when two chunks disagree."""
+    texts = {
+        _itxt_text(body) for kind, body, _ in _png_chunks(data) if kind == b"iTXt" and body.startswith(b"ganbridge\x00")
+    }
+    return _one(texts)
+
+
+def _itxt_text(body: bytes) -> str:
+    rest = body[len(b"ganbridge\x00") :]
+    compressed = rest[:1] == b"\x01"
+    rest = rest[2:]  # compression flag and method
+    _, _, rest = rest.partition(b"\x00")  # language tag
+    _, _, rest = rest.partition(b"\x00")  # translated keyword
+    try:
+        return (zlib.decompress(rest) if compressed else rest).decode("utf-8", "replace")
+    except zlib.error as e:
+        raise RecipeError(f"the recipe chunk cannot be decompressed: {e}") from None
 
 
 # --- MIDI ----------------------------------------------------------------------------------------
@@ -211,6 +227,13 @@ def _midi_with(data: bytes, text: str) -> bytes:
     import io
 
     mid = mido.MidiFile(file=io.BytesIO(data))
+    for track in mid.tracks:  # a recipe already there goes: one file, one recipe
+        for i in reversed(range(len(track))):
+            msg = track[i]
+            if msg.is_meta and msg.type == "text" and msg.text.startswith(MIDI_PREFIX):
+                if i + 1 < len(track):
+                    track[i + 1].time += msg.time
+                del track[i]
     mid.tracks[0].insert(0, mido.MetaMessage("text", text=MIDI_PREFIX + text, time=0))
     out = io.BytesIO()
     mid.save(file=out)
@@ -224,21 +247,32 @@ def _midi_recipe(data: bytes) -> str | None:
         mid = mido.MidiFile(file=io.BytesIO(data))
     except Exception as e:
         raise RecipeError(f"the MIDI file cannot be read: {e}") from None
-    for track in mid.tracks:
-        for msg in track:
-            if msg.is_meta and msg.type == "text" and msg.text.startswith(MIDI_PREFIX):
-                return msg.text[len(MIDI_PREFIX) :]
-    return None
+    texts = {
+        msg.text[len(MIDI_PREFIX) :]
+        for track in mid.tracks
+        for msg in track
+        if msg.is_meta and msg.type == "text" and msg.text.startswith(MIDI_PREFIX)
+    }
+    return _one(texts)
+
+
+def _one(texts: set[str]) -> str | None:
+    """The one recipe a file carries; RecipeError when it carries different ones."""
+    if len(texts) > 1:
+        raise RecipeError(f"the file carries {len(texts)} different ganbridge recipes: it was edited after it was made")
+    return texts.pop() if texts else None
 
 
 # --- WAV -----------------------------------------------------------------------------------------
 
 
 def _wav_with(data: bytes, text: str) -> bytes:
+    """The WAV with this recipe's chunk last, in place of any it carried."""
+    kept = [data[at : at + 8 + len(b) + len(b) % 2] for kind, b, at in _riff_chunks(data) if kind != WAV_CHUNK]
     body = text.encode("utf-8")
     chunk = WAV_CHUNK + struct.pack("<I", len(body)) + body + (b"\x00" if len(body) % 2 else b"")
-    out = data + chunk
-    return out[:4] + struct.pack("<I", len(out) - 8) + out[8:]
+    riff = data[8:12] + b"".join(kept) + chunk
+    return b"RIFF" + struct.pack("<I", len(riff)) + riff
 
 
 def _riff_chunks(data: bytes) -> list[tuple[bytes, bytes, int]]:
@@ -252,7 +286,4 @@ def _riff_chunks(data: bytes) -> list[tuple[bytes, bytes, int]]:
 
 
 def _wav_recipe(data: bytes) -> str | None:
-    for kind, body, _ in _riff_chunks(data):
-        if kind == WAV_CHUNK:
-            return body.decode("utf-8", "replace")
-    return None
+    return _one({body.decode("utf-8", "replace") for kind, body, _ in _riff_chunks(data) if kind == WAV_CHUNK})

@@ -196,13 +196,16 @@ class BridgeCore:
 
     def _item(self, client: Client, msg: GetItem) -> None:
         rec = self._record(msg.item)
-        client.emit({"type": "item", "id": msg.id, **self.describe(rec)})
+        reply = {"type": "item", "id": msg.id, **self.describe(rec)}
+        if msg.data:
+            reply.update(self._stored_files(rec))
+        client.emit(reply)
 
     def describe(self, rec: ItemRecord) -> dict[str, Any]:
         return {
             "item": rec.id,
             "generator": rec.generator,
-            "checkpoint": {"name": rec.checkpoint_name, "sha256": rec.checkpoint_sha256},
+            "checkpoint": self._checkpoint_of(rec),
             "seed": rec.seed,
             "params": rec.params,
             "format": rec.format,
@@ -217,6 +220,38 @@ class BridgeCore:
             "ratings": self.store.ratings(rec.id),
             "file": str(rec.file),
         }
+
+    def _checkpoint_of(self, rec: ItemRecord) -> dict[str, Any]:
+        """The item's checkpoint and, while that checkpoint is installed, its training data."""
+        gen = self.generators.get(rec.generator)
+        for ref in gen.checkpoints() if gen is not None else []:
+            if ref.sha256 == rec.checkpoint_sha256:
+                return ref.describe()
+        return {"name": rec.checkpoint_name, "sha256": rec.checkpoint_sha256}
+
+    def _stored_files(self, rec: ItemRecord) -> dict[str, Any]:
+        """An item's files as the bridge wrote them (base64): `data`, a texture's `maps` and a MIDI
+        file's C2PA `sidecar`; unknown_item when they were deleted from the output folder."""
+
+        def read(path: Path) -> str:
+            return base64.b64encode(path.read_bytes()).decode("ascii")
+
+        try:
+            files: dict[str, Any] = {"format": rec.format, "data": read(rec.file)}
+            sidecar = rec.file.with_name(rec.file.name + ".c2pa")
+            if rec.format == "mid" and sidecar.is_file():
+                files["sidecar"] = read(sidecar)
+            maps = {
+                path.stem.removeprefix(f"{rec.id}_"): read(path)
+                for path in sorted(rec.file.parent.glob(f"{rec.id}_*.{rec.format}"))
+            }
+        except OSError as e:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_ITEM, f"item {rec.id!r}: its file cannot be read ({e.strerror})"
+            ) from None
+        if maps:
+            files["maps"] = maps
+        return files
 
     def _feedback(self, client: Client, msg: Feedback) -> None:
         rec = self._record(msg.item)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,9 +54,12 @@ def _load_one(path: Path, size: int) -> tuple[np.ndarray | None, str]:
         return None, f"unreadable: {e}"
 
 
-def load_folder(folder: Path, size: int = NATIVE, use_classes: bool = True) -> ImageData:
+def load_folder(
+    folder: Path, size: int = NATIVE, use_classes: bool = True, source: str = "", license: str = ""
+) -> ImageData:
     """DIR/*.png (unconditional) or DIR/<class>/*.png (one class per sub-folder; with
-    use_classes=False the sub-folders are pooled into one unconditional set)."""
+    use_classes=False the sub-folders are pooled into one unconditional set). The report's
+    manifest gives every file `source` and `license`, or its font's from a glyph folder's fonts.json."""
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
     subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -101,9 +106,30 @@ def load_folder(folder: Path, size: int = NATIVE, use_classes: bool = True) -> I
         "converted": len(notes),
         "conversions": dict(list(notes.items())[:20]),
         "grayscale": grey,
-        "manifest": file_manifest(files, folder),
+        "manifest": file_manifest(files, folder, source or str(folder), license, font_of_files(folder, files)),
     }
     return ImageData(all_images[~held], all_labels[~held], all_images[held], all_labels[held], classes, grey, report)
+
+
+def font_slug(name: str) -> str:
+    """A font's name as its glyph images are named: "DejaVu Sans Bold" -> dejavu-sans-bold."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def font_of_files(folder: Path, files: list[Path]) -> dict[str, tuple[str, str]]:
+    """(source, licence) of each glyph image whose font `fonts.json` names (`ganbridge data
+    glyphs` writes CLASS/FONT-SLUG.png beside it); {} for any other folder."""
+    try:
+        fonts = json.loads((folder / "fonts.json").read_text())
+        by_slug = {font_slug(f["name"]): f for f in fonts}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+    known = {}
+    for path in files:
+        font = by_slug.get(path.stem)
+        if font is not None:
+            known[str(path.relative_to(folder))] = (f"font {font['name']}", str(font.get("licence", "")))
+    return known
 
 
 def is_grayscale(images: np.ndarray) -> bool:

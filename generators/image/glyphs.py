@@ -22,6 +22,8 @@ from pathlib import Path
 from fontTools.ttLib import TTCollection, TTFont, TTLibError
 from PIL import Image, ImageDraw, ImageFont
 
+from ganbridge.generators.image.data import font_slug
+
 CHARACTERS = string.ascii_uppercase + string.ascii_lowercase + string.digits
 DEFAULT_FONT_DIRS = (Path("/usr/share/fonts"),)
 FONT_SUFFIXES = {".ttf", ".otf", ".ttc"}
@@ -59,7 +61,7 @@ class Face:
 
     @property
     def slug(self) -> str:
-        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
+        return font_slug(self.name)
 
 
 def _licence(font: TTFont) -> str | None:

@@ -139,7 +139,9 @@ class ImageTrainer(GanTrainer[ImageTrainSettings, ImageNetwork, ImageCritic]):
 
     def __init__(self, settings: ImageTrainSettings, command: str, data: ImageData | None = None):
         super().__init__(settings, command)
-        self.data = data or load_folder(settings.data, settings.config.size, settings.use_classes)
+        self.data = data or load_folder(
+            settings.data, settings.config.size, settings.use_classes, settings.source, settings.license
+        )
         self.s.config.classes = list(self.data.classes)
         self.s.config.grayscale = self.data.grayscale
         # channels_last: oneDNN's convolutions run ~18% faster per step on this machine's CPUs.

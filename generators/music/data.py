@@ -21,7 +21,7 @@ from ganbridge.generators.music.harmony import SEVENTHS, TRIADS, beats
 from ganbridge.generators.music.model import MODES, STEPS_PER_BAR, STEPS_PER_BEAT, MusicConfig
 from ganbridge.generators.music.notes import Note, detect_key, midi_voices
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the report has the kept files' manifest
 BACH_SOURCE = (
     "J. S. Bach, four-part chorales (compositions in the public domain), as encoded in the music21 corpus "
     "(music21 {version}, corpus.chorales.Iterator())"
@@ -32,6 +32,9 @@ BACH_LICENSE = (
     "have other restrictions: please see the licenses embedded in individual compositions or directories'; the "
     "bach/ files carry no such restriction). music21 itself is BSD-3-Clause."
 )
+BACH_FILE_SOURCE = "music21 corpus"
+BACH_FILE_LICENSE = "public domain composition; encoding distributed in the music21 corpus"
+FOLDER_LICENSE = "unknown (user-supplied MIDI files)"
 
 
 @dataclass
@@ -90,6 +93,19 @@ def _chorale(score, tracks: int) -> tuple[MusicPiece | None, str]:
     return MusicPiece(name, MODES.index(mode) if mode in MODES else 0, steps, notes), ""
 
 
+def corpus_root() -> Path:
+    """The installed music21's corpus folder."""
+    import music21.corpus
+
+    return Path(music21.corpus.__file__).parent
+
+
+def chorale_manifest(files: Sequence[Path]) -> dict:
+    """The manifest of the chorale files kept, named as the music21 corpus names them; each file
+    once (the corpus's chorale numbering reads a few files twice, and both readings are kept)."""
+    return file_manifest(sorted(set(files)), corpus_root(), BACH_FILE_SOURCE, BACH_FILE_LICENSE)
+
+
 def bach_chorales(cache: Path, tracks: int = 4, limit: int | None = None) -> tuple[list[MusicPiece], dict]:
     """All usable chorales (four parts, 4/4, on the grid), parsed once and cached at `cache`."""
     import music21
@@ -99,7 +115,7 @@ def bach_chorales(cache: Path, tracks: int = 4, limit: int | None = None) -> tup
         saved = json.loads(cache.read_text())
         if saved.get("version") == CACHE_VERSION and saved.get("music21") == music21.__version__:
             return [MusicPiece.from_json(p) for p in saved["pieces"]], saved["report"]
-    pieces, skipped = [], {}
+    pieces, skipped, files = [], {}, []
     total = 0
     for score in corpus.chorales.Iterator(returnType="stream"):
         total += 1
@@ -108,11 +124,17 @@ def bach_chorales(cache: Path, tracks: int = 4, limit: int | None = None) -> tup
             skipped[why] = skipped.get(why, 0) + 1
         else:
             pieces.append(piece)
+            files.append(corpus_root() / score.metadata.corpusFilePath)
         if total % 25 == 0:
             print(f"parsed {total} chorales, kept {len(pieces)}", file=sys.stderr)
         if limit is not None and len(pieces) >= limit:
             break
-    report = {"chorales_in_corpus_read": total, "kept": len(pieces), "skipped": skipped}
+    report = {
+        "chorales_in_corpus_read": total,
+        "kept": len(pieces),
+        "skipped": skipped,
+        "manifest": chorale_manifest(files),
+    }
     if limit is None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         body = {"version": CACHE_VERSION, "music21": music21.__version__, "report": report,
@@ -160,7 +182,7 @@ def midi_folder(folder: Path, tracks: int) -> tuple[list[MusicPiece], dict]:
         "files": len(files),
         "kept": len(pieces),
         "skipped": skipped,
-        "manifest": file_manifest(files, folder),
+        "manifest": file_manifest(files, folder, f"MIDI files in {folder}", FOLDER_LICENSE),
     }
 
 
@@ -318,7 +340,7 @@ def load_music_data(
         pieces, report = midi_folder(folder, tracks)
         if limit is not None:
             pieces = pieces[:limit]
-        source, license = f"MIDI files in {folder}", "unknown (user-supplied MIDI files)"
+        source, license = f"MIDI files in {folder}", FOLDER_LICENSE
     if len(pieces) < 2:
         raise ValueError(f"need at least 2 usable pieces (one is held out), found {len(pieces)}")
     train, held = split(pieces, seed=seed)

@@ -64,9 +64,9 @@ class TextureTrainer(GanTrainer[TextureTrainSettings, TextureNetwork, TextureCri
         super().__init__(settings, command)
         paths, known_licence = resolve_exemplar(settings.image)
         refuse_forbidden(paths)
-        self.manifest = file_manifest(paths)
         self.sources = [str(p) for p in paths]
         self.licence = known_licence or settings.license
+        self.manifest = file_manifest(paths, source=settings.image, license=self.licence)
         self.images = load_exemplars(paths, settings.crop)
         # A grey exemplar makes a grey model: the generator averages its channels when sampling.
         self.grayscale = all(bool((img[0] == img[1]).all() and (img[1] == img[2]).all()) for img in self.images)

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -301,3 +302,34 @@ def test_an_error_reply_stays_small_whatever_the_request(ws):
     ws.send({"type": "x" * 100_000, "id": "long"})
     reply = ws.recv()
     assert reply["code"] == "unknown_type" and len(reply["message"]) < 1000
+
+
+def test_item_names_the_training_data_and_sends_the_stored_files_when_asked(ws, tmp_path):
+    from ganbridge.core.credentials import check
+    from ganbridge.core.provenance import read_recipe
+
+    welcome = ws.request({"type": "hello", "protocol": 1, "client": "pytest"})
+    (tex,) = [g for g in welcome["generators"] if g["name"] == "texture"]
+    brick = next(c for c in tex["checkpoints"] if c["name"] == "brick")
+    assert "CC0" in brick["data"]["license"] and brick["data"]["source"]
+    from ganbridge.generators.checkpoint import read_card
+
+    card = read_card(Path(__file__).parents[2] / "generators" / "weights" / "texture" / "brick.safetensors")
+    assert brick["data_sha256"] == card["data"]["manifest"]["sha256"]  # the recipe points at the card's manifest
+    made = items_of(generate(ws, "fd", maps=["height"]))[0]
+    info = ws.request({"type": "item", "id": "fd1", "item": made["item"], "data": True})
+    assert info["checkpoint"] == brick and info["data"] == made["data"]
+    assert info["maps"] == {"height": made["maps"]["height"]["data"]}
+    stored = base64.b64decode(info["data"])
+    assert read_recipe(stored)["checkpoint"] == {k: v for k, v in brick.items() if k != "data"}
+    assert check(stored, "png").unchanged
+
+    ws.send({"type": "generate", "id": "fm", "generator": "music", "params": {"bars": 1}, "seed": 2})
+    song = items_of(ws.until_final("fm"))[0]
+    info = ws.request({"type": "item", "id": "fd2", "item": song["item"], "data": True})
+    assert check(base64.b64decode(info["data"]), "mid", base64.b64decode(info["sidecar"])).unchanged
+
+    Path(made["file"]).unlink()  # the output folder was cleaned: a clear error, the recipe still answers
+    gone = ws.request({"type": "item", "id": "fd3", "item": made["item"], "data": True})
+    assert gone["type"] == "error" and gone["code"] == "unknown_item" and "cannot be read" in gone["message"]
+    assert ws.request({"type": "item", "id": "fd4", "item": made["item"]})["type"] == "item"

@@ -293,3 +293,56 @@ def test_the_local_identity_is_private_and_credentials_can_be_turned_off(tmp_pat
     assert r.returncode == 0 and "no content credentials" in r.stdout, r.stdout
     r = ganbridge("generate", "texture", "--size", "64", "-o", str(plain), GANBRIDGE_CREDENTIALS_CERT=str(made))
     assert r.returncode == 2 and "go together" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(("fmt", "make"), [("png", _png), ("mid", _midi), ("wav", _wav)])
+def test_a_file_written_again_keeps_one_recipe_and_two_different_ones_are_refused(fmt, make):
+    first = make_recipe("texture", CHECKPOINT, {"size": 8}, 1)
+    second = make_recipe("texture", CHECKPOINT, {"size": 8}, 2)
+    again = embed(embed(make(), fmt, first), fmt, second)  # the second replaces the first
+    assert read_recipe(again) == second
+    assert embed(again, fmt, second) == again
+    if fmt == "png":
+        assert Image.open(io.BytesIO(again)).tobytes() == Image.open(io.BytesIO(make())).tobytes()
+        chunks = [c for c in _png_chunk_list(again) if c[0] in (b"iTXt", b"tEXt")]
+        assert [kind for kind, _ in chunks] == [b"iTXt", b"tEXt"]
+        # a second, different recipe chunk spliced in by hand: which one is true cannot be told
+        end = again.rfind(b"IEND") - 4
+        itxt = b"ganbridge\x00\x00\x00\x00\x00" + json.dumps(first).encode()
+        spliced = again[:end] + struct.pack(">I", len(itxt)) + b"iTXt" + itxt + b"\x00" * 4 + again[end:]
+        with pytest.raises(RecipeError, match="2 different ganbridge recipes"):
+            read_recipe(spliced)
+
+
+def _png_chunk_list(data: bytes) -> list[tuple[bytes, bytes]]:
+    chunks, at = [], 8
+    while at < len(data):
+        (size,) = struct.unpack(">I", data[at : at + 4])
+        chunks.append((data[at + 4 : at + 8], data[at + 8 : at + 8 + size]))
+        at += 12 + size
+    return chunks
+
+
+def test_the_credentials_name_the_checkpoint_and_the_parents_as_ingredients(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ganbridge.core.credentials import ContentCredentials, Identity
+
+    credentials = ContentCredentials(Identity.local(tmp_path / "identity"))
+    checkpoint = CHECKPOINT | {"data_sha256": "cd" * 32}
+    latent = draw_latent({"z": (4,)}, seeded_rng(1))
+    recipes = [
+        make_recipe("texture", checkpoint, {"size": 8}, 1),
+        make_recipe("texture", checkpoint, {"size": 8}, None, latent, "interpolate", ["item-a", "item-b"]),
+    ]
+    with ThreadPoolExecutor(4) as pool:  # each worker thread signs with its own signer, kept between files
+        signed = list(pool.map(lambda r: credentials.sign(embed(_png(), "png", r), "png", r)[0], recipes * 4))
+    for data, recipe in zip(signed, recipes * 4):
+        state, manifest = _manifest(data, "image/png")
+        assert state == "Valid"
+        model, *parents = manifest["ingredients"]
+        assert model["relationship"] == "inputTo" and model["instance_id"] == "ganbridge:checkpoint:" + "ab" * 32
+        assert model["metadata"]["org.ganbridge.checkpoint"] == checkpoint
+        assert model["data_types"] == [{"type": "c2pa.types.model.pytorch"}]
+        assert [p["instance_id"] for p in parents] == [f"ganbridge:item:{p}" for p in recipe.get("parents", [])]
+        assert all(p["relationship"] == "inputTo" and p["format"] == "image/png" for p in parents)

@@ -42,6 +42,57 @@ def test_the_manifest_lists_each_file_with_its_hash(tmp_path):
     )
     (tmp_path / "1.png").write_bytes(_png(9))
     assert file_manifest(paths, tmp_path)["sha256"] != manifest["sha256"]
+    named = file_manifest(paths, tmp_path, "my scans", "CC-BY 4.0", {"2.png": ("a friend", "CC0 1.0")})
+    assert [(f["source"], f["license"]) for f in named["files"]] == [("my scans", "CC-BY 4.0")] * 2 + [
+        ("a friend", "CC0 1.0")
+    ]
+    assert named["sha256"] != file_manifest(paths, tmp_path)["sha256"]  # the licences are part of what is hashed
+
+
+def test_a_glyph_folder_records_each_image_under_its_font_and_licence(tmp_path):
+    import json
+
+    for char in "abcdef":  # 18 images: enough for a training folder
+        (tmp_path / f"lower-{char}").mkdir()
+        for i, font in enumerate(("dejavu-sans", "lato-bold-italic", "unlisted")):
+            (tmp_path / f"lower-{char}" / f"{font}.png").write_bytes(_png(10 * i + ord(char)))
+    fonts = [
+        {"name": "DejaVu Sans", "licence": "Bitstream Vera (DejaVu)"},
+        {"name": "Lato Bold Italic", "licence": "SIL OFL 1.1"},
+    ]
+    (tmp_path / "fonts.json").write_text(json.dumps(fonts))
+    data = load_folder(tmp_path, source="glyphs", license="mixed")
+    entries = {f["name"]: (f["source"], f["license"]) for f in data.report["manifest"]["files"]}
+    assert entries["lower-a/dejavu-sans.png"] == ("font DejaVu Sans", "Bitstream Vera (DejaVu)")
+    assert entries["lower-b/lato-bold-italic.png"] == ("font Lato Bold Italic", "SIL OFL 1.1")
+    assert entries["lower-a/unlisted.png"] == ("glyphs", "mixed") and len(entries) == 18
+
+
+def test_the_shipped_cards_name_their_training_files(tmp_path):
+    """Every shipped model card lists its training files with hashes that the installed data sets
+    still match (the scikit-image exemplars, the music21 chorales), and the list's own hash, which
+    every item's recipe names."""
+    import json
+
+    import music21
+
+    from ganbridge.generators.checkpoint import file_sha256
+    from ganbridge.generators.music.data import corpus_root
+    from ganbridge.generators.texture.data import resolve_exemplar
+
+    weights = Path(__file__).parents[2] / "generators" / "weights"
+    for path in sorted(weights.glob("*/*.json")):
+        data = json.loads(path.read_text())["data"]
+        manifest = data["manifest"]
+        files = manifest["files"]
+        listed = json.dumps(files, sort_keys=True, separators=(",", ":"))
+        assert hashlib.sha256(listed.encode()).hexdigest() == manifest["sha256"], path.name
+        assert files and all(f["source"] and f["license"] for f in files), path.name
+        if path.parent.name == "texture":
+            (exemplar,), _ = resolve_exemplar(data["source"])
+            assert [(f["name"], f["sha256"]) for f in files] == [(exemplar.name, file_sha256(exemplar))]
+        elif path.parent.name == "music" and music21.__version__ in data["source"]:
+            assert all(file_sha256(corpus_root() / f["name"]) == f["sha256"] for f in files), path.name
 
 
 def test_files_whose_credentials_forbid_training_are_refused_by_name(tmp_path, signers):
