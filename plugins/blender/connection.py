@@ -17,8 +17,8 @@ from typing import Any
 
 import bpy
 
+from . import export, history, params
 from . import ganbridge_client as gc
-from . import history, params
 from .state import PLACE_IN_ROW, STATE, Job
 
 DRAIN_INTERVAL = 0.1  # seconds between timer drains in the UI
@@ -157,9 +157,9 @@ def _on_message(msg: dict) -> None:
     elif kind == "error":
         _on_error(msg, job)
     elif kind == "item" and rid in STATE.recipe_requests:
-        item = STATE.recipe_requests.pop(rid)
-        recipe = {k: msg.get(k) for k in ("params", "checkpoint", "seed", "origin", "parents", "session", "created")}
-        history.update(item, recipe=recipe)
+        history.update(STATE.recipe_requests.pop(rid), recipe=_recipe(msg))
+    elif kind == "item" and rid in STATE.export_requests:
+        _on_export(msg, *STATE.export_requests.pop(rid))
     elif kind == "ack" and rid in STATE.feedback_requests:
         item, rating = STATE.feedback_requests.pop(rid)
         history.update(item, rating=rating)
@@ -169,6 +169,32 @@ def _on_message(msg: dict) -> None:
         params.sync(STATE.generators)
 
 
+def _recipe(msg: dict) -> dict:
+    keys = ("params", "checkpoint", "seed", "origin", "parents", "how", "session", "created")
+    return {k: msg.get(k) for k in keys}
+
+
+def request_export(item: str, path: str, why: str) -> str:
+    """Ask the bridge for the item's stored files; they are written when its reply is drained, so
+    Blender never waits on the network. `why`: why the packed images could not be used."""
+    if _client is None or not _client.connected:
+        raise UserError(f"{why}, and the bridge is not connected to send the original: connect, then export again")
+    STATE.export_requests[send("item", item=item, data=True)] = (item, path)
+    return f"{why[0].upper()}{why[1:]}: asking the bridge for the original file"
+
+
+def _on_export(msg: dict, item: str, path: str) -> None:
+    try:
+        written = export.write(path, export.files_from_reply(msg))
+    except export.ExportError as e:
+        report("ERROR", f"Export failed: {e}")
+        return
+    entry = history.find(item)
+    if entry is not None and not entry.get("recipe"):
+        history.update(item, recipe=_recipe(msg))  # the reply has it too; file it if it was missed
+    report("INFO", export.describe(written))
+
+
 def _on_error(msg: dict, job: Job | None) -> None:
     text = str(msg.get("message", "unknown error"))
     code = msg.get("code", "")
@@ -176,6 +202,11 @@ def _on_error(msg: dict, job: Job | None) -> None:
     STATE.recipe_requests.pop(rid, None)
     if STATE.feedback_requests.pop(rid, None) is not None:
         report("ERROR", f"Rating not saved: {text}")
+        return
+    if STATE.export_requests.pop(rid, None) is not None:
+        if code == gc.DISCONNECTED:
+            text = "the bridge went away before it sent the file (nothing was written); export again"
+        report("ERROR", f"Export failed: {text}")
         return
     if job is not None:
         job.status, job.error = "failed", text

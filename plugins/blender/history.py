@@ -2,7 +2,8 @@
 
 Each entry: item id, generator, seed, params, checkpoint, origin, parents (the bridge's recipe, filled
 in when the bridge answers the `item` request), plus where the result lives in this file
-(material, images) and the artist's rating.
+(material, images, and per packed image the SHA-256 of the bytes the bridge sent, so an export can
+tell they are still the original file) and the artist's rating.
 """
 
 from __future__ import annotations
@@ -45,11 +46,22 @@ def add(entry: dict[str, Any]) -> None:
     _save(data)
 
 
-def find(item: str) -> dict[str, Any] | None:
-    for e in entries():
+def find(item: str, data: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """The entry of `item`; `data`: entries() already read (the panel reads them once per redraw)."""
+    for e in entries() if data is None else data:
         if e["item"] == item:
             return e
     return None
+
+
+def current_item(context: bpy.types.Context, data: list[dict[str, Any]] | None = None) -> str:
+    """The result the artist is looking at: the active object's material, else the newest one."""
+    obj = context.active_object
+    mat = obj.active_material if obj is not None else None
+    if mat is not None and mat.get("ganbridge_item"):
+        return str(mat["ganbridge_item"])
+    data = entries() if data is None else data
+    return data[-1]["item"] if data else ""
 
 
 def update(item: str, **fields: Any) -> bool:

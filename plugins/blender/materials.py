@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import struct
 from collections.abc import Iterator
@@ -189,4 +190,12 @@ def apply_texture(item: dict[str, Any], target: bpy.types.Object | None, row_ind
             "material": mat.name,
             "images": [color.name, *(img.name for img in maps.values())],
             "object": target.name,
+            # The packed bytes are the bridge's file, recipe and credentials inside: their hashes
+            # let Export tell later whether they still are (not repacked from edited pixels).
+            "sha256": sha256(color_png),
+            "maps": {name: {"image": img.name, "sha256": sha256(maps_png[name])} for name, img in maps.items()},
         }
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import bpy
+from bpy_extras.io_utils import ExportHelper
 
-from . import connection, history, params
+from . import connection, export, history, params
 from .connection import UserError
 from .materials import MATERIAL_TYPES, ResultError
 from .state import PLACE_IN_ROW, PLACE_ON_TARGET, STATE, Job
@@ -23,14 +25,7 @@ def _session(context: bpy.types.Context) -> str:
     return s.session
 
 
-def current_item(context: bpy.types.Context) -> str:
-    """The result the artist is looking at: the active object's material, else the newest one."""
-    obj = context.active_object
-    mat = obj.active_material if obj is not None else None
-    if mat is not None and mat.get("ganbridge_item"):
-        return str(mat["ganbridge_item"])
-    items = history.entries()
-    return items[-1]["item"] if items else ""
+current_item = history.current_item
 
 
 def _target(context: bpy.types.Context) -> str:
@@ -248,6 +243,46 @@ class GANBRIDGE_OT_regenerate(_BridgeOperator):
         return "Regenerating from the recipe"
 
 
+class GANBRIDGE_OT_export_result(_BridgeOperator, ExportHelper):
+    bl_idname = "ganbridge.export_result"
+    bl_label = "Export result"
+    bl_description = (
+        "Save the result's original PNG, recipe and content credentials inside, with its maps beside it "
+        "(Image > Save As re-encodes the image and drops them)"
+    )
+    filename_ext = ".png"
+    filter_glob: bpy.props.StringProperty(default="*.png", options={"HIDDEN"})
+    item: bpy.props.StringProperty(description="Item id; empty: the current result", options={"SKIP_SAVE"})
+
+    def invoke(self, context, event):
+        self.item = self.item or current_item(context)
+        if not self.item:
+            self.report({"ERROR"}, "no result to export yet: generate one first")
+            return {"CANCELLED"}
+        # the folder of the last export (or of the .blend), and a name that says which result it is
+        folder = os.path.dirname(bpy.path.abspath(self.filepath or bpy.data.filepath))
+        self.filepath = os.path.join(folder, export.default_name(self.item, history.find(self.item)))
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def run(self, context) -> str:
+        item = self.item or current_item(context)
+        if not item:
+            raise UserError("no result to export yet: generate one first")
+        try:
+            path = export.target_path(self.filepath)
+            entry = history.find(item)
+            files, why = export.packed_files(entry)
+            if files is None:
+                return connection.request_export(item, path, why)
+            message = export.describe(export.write(path, files))
+        except export.ExportError as e:
+            raise UserError(f"Export failed: {e}") from None
+        if export.edited_in_blender(entry):
+            message += "; your unsaved paint in Blender is not in it (it would break the credentials)"
+        return message
+
+
 class GANBRIDGE_OT_apply_result(bpy.types.Operator):
     """One result into the scene: one undo step (drain() calls this for each result)."""
 
@@ -298,6 +333,7 @@ CLASSES = (
     GANBRIDGE_OT_cancel,
     GANBRIDGE_OT_reapply,
     GANBRIDGE_OT_regenerate,
+    GANBRIDGE_OT_export_result,
     GANBRIDGE_OT_apply_result,
     GANBRIDGE_OT_report,
 )

@@ -60,6 +60,8 @@ class AddonState:
     recipe_requests: dict[str, str] = field(default_factory=dict)
     # rid of a `feedback` request -> (item, rating), applied to the history on `ack`
     feedback_requests: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # rid of an `item` request with data -> (item, path), written when the bridge's reply arrives
+    export_requests: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def active_jobs(self) -> list[Job]:
         return [j for j in self.jobs.values() if j.active]

@@ -1,10 +1,15 @@
-"""The N-panel tab "GAN Bridge": status, generator and its parameters, actions, history."""
+"""The N-panel tab "GAN Bridge": status, generator and its parameters, actions, provenance, history.
+
+draw() runs on every redraw: it reads the history once and sends nothing to the bridge.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import bpy
 
-from . import history, params
+from . import history, params, provenance
 from .state import STATE
 
 HISTORY_ROWS = 8
@@ -47,7 +52,9 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
         row.label(text=f"A: {s.item_a or '-'}  B: {s.item_b or '-'}")
         row.prop(s, "steps")
         row.operator("ganbridge.interpolate", icon="IPO_EASE_IN_OUT")
-        self._history(layout)
+        entries = history.entries()
+        self._provenance(layout, context, entries)
+        self._history(layout, entries)
 
     def _status(self, layout) -> None:
         box = layout.box()
@@ -68,8 +75,21 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
         elif STATE.last_info:
             box.label(text=STATE.last_info, icon="INFO")
 
-    def _history(self, layout) -> None:
-        entries = history.entries()
+    def _provenance(self, layout, context, entries: list[dict[str, Any]]) -> None:
+        """Where the selected result comes from, and Export, which keeps that in the file."""
+        entry = history.find(history.current_item(context, entries), entries)
+        if entry is None:
+            return
+        box = layout.box()
+        row = box.row(align=True)
+        row.label(text="Provenance", icon="INFO")
+        if entry.get("format") in (None, "png"):
+            row.operator("ganbridge.export_result", text="Export", icon="EXPORT").item = entry["item"]
+        col = box.column(align=True)
+        for line in provenance.lines(entry):
+            col.label(text=line)
+
+    def _history(self, layout, entries: list[dict[str, Any]]) -> None:
         if not entries:
             return
         box = layout.box()
@@ -82,6 +102,8 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
             )
             row.operator("ganbridge.reapply", text="Use").item = e["item"]
             row.operator("ganbridge.regenerate", text="", icon="FILE_REFRESH").item = e["item"]
+            if e.get("format") in (None, "png"):
+                row.operator("ganbridge.export_result", text="", icon="EXPORT").item = e["item"]
             for slot in ("A", "B"):
                 op = row.operator("ganbridge.pick", text=slot)
                 op.item, op.slot = e["item"], slot

@@ -1,5 +1,9 @@
 """Running real Krita (Debian's krita) for the plugin tests: a temporary profile with the plugin
-imported from the built zip by Krita's own importer, `kritarunner` scripts, and the GUI under Xvfb."""
+imported from the built zip by Krita's own importer, `kritarunner` scripts, and the GUI under Xvfb.
+
+The end of this file is Krita's side of the provenance tests: a driver that Krita imports from here
+(a two-line plugin in the profile loads it), so the test and what it clicks sit side by side.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,15 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import traceback
 from pathlib import Path
 
-from tests.conftest import require_tool
-
-HOSTS = Path(__file__).resolve().parent / "hosts"
+HERE = Path(__file__).resolve().parent
+HOSTS = HERE / "hosts"
 DRIVER = HOSTS / "krita_driver"
+TEST_DRIVER = "ganbridge_testdriver"
+PROVENANCE_DRIVER = "ganbridge_provenance_driver"
 IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer/plugin_importer.py")
 
 
@@ -21,6 +28,8 @@ class KritaProfile:
     """XDG folders of a throwaway Krita user, with the GAN Bridge plugin imported and enabled."""
 
     def __init__(self, root: Path, plugin_zip: Path, bridge_url: str):
+        from tests.conftest import require_tool  # here, not above: Krita imports this file too
+
         require_tool("krita", "krita python3-pyqt5")
         require_tool("kritarunner", "krita")
         self.root = root
@@ -58,7 +67,7 @@ class KritaProfile:
             XDG_RUNTIME_DIR=str(self.root / "runtime"),
             HOME=str(self.root),
             QT_QPA_PLATFORM="offscreen",
-            PYTHONPATH=f"{self.pykrita}{os.pathsep}{HOSTS}",
+            PYTHONPATH=os.pathsep.join(map(str, (self.pykrita, HOSTS, HERE))),
             PYTHONDONTWRITEBYTECODE="1",
         )
         (self.root / "runtime").mkdir(mode=0o700, exist_ok=True)
@@ -82,15 +91,29 @@ class KritaProfile:
         assert data["ok"], f"the Krita script failed:\n{data.get('error')}\n{proc.stderr[-2000:]}"
         return data
 
-    def gui(self, job: dict, bridge_url: str, timeout: float = 180) -> dict:
-        """Real Krita with its GUI on a virtual X screen; the test-driver plugin clicks through the
-        docker (tests/hosts/krita_driver) and writes `job["report"]`."""
+    def install_driver(self, driver: str) -> None:
+        if (self.pykrita / driver).exists():
+            return
+        if driver == TEST_DRIVER:
+            shutil.copytree(DRIVER / driver, self.pykrita / driver)
+            shutil.copy2(DRIVER / f"{driver}.desktop", self.pykrita)
+            return
+        (self.pykrita / driver).mkdir()
+        (self.pykrita / driver / "__init__.py").write_text("import krita_support\n\nkrita_support.install_driver()\n")
+        (self.pykrita / f"{driver}.desktop").write_text(
+            "[Desktop Entry]\nType=Service\nServiceTypes=Krita/PythonPlugin\n"
+            f"X-KDE-Library={driver}\nX-Python-2-Compatible=false\nName=GAN Bridge provenance test driver\n"
+        )
+
+    def gui(self, job: dict, bridge_url: str, timeout: float = 180, driver: str = TEST_DRIVER) -> dict:
+        """Real Krita with its GUI on a virtual X screen; a test-driver plugin clicks through the
+        docker (tests/hosts/krita_driver, or ProvenanceDriver below) and writes `job["report"]`.
+        Only one driver is enabled per run: each acts on any job it finds."""
+        from tests.conftest import require_tool
+
         require_tool("xvfb-run", "xvfb xauth")
-        target = self.pykrita / "ganbridge_testdriver"
-        if not target.exists():
-            shutil.copytree(DRIVER / "ganbridge_testdriver", target)
-            shutil.copy2(DRIVER / "ganbridge_testdriver.desktop", self.pykrita)
-        self.write_settings(bridge_url, enable=["ganbridge", "ganbridge_testdriver"])
+        self.install_driver(driver)
+        self.write_settings(bridge_url, enable=["ganbridge", driver])
         report = Path(job["report"])
         env = self.env(GANBRIDGE_KRITA_JOB=json.dumps(job), QT_QPA_PLATFORM="xcb")
         proc = subprocess.run(
@@ -103,3 +126,235 @@ class KritaProfile:
             f"the GUI run failed:\n{data.get('error')}\nsteps: {data.get('steps')}\n{proc.stderr[-2000:]}"
         )
         return data
+
+
+# --- Krita's side: runs inside Krita's own Python, imported by the PROVENANCE_DRIVER plugin ---------
+
+
+class ProvenanceDriver:
+    """Drives the docker's provenance view and Export result… in the real GUI, step by step from a
+    QTimer (the GUI stays live between steps, as when a painter clicks), then reports and quits."""
+
+    def __init__(self, job: dict) -> None:
+        from ganbridge.qt import QTimer
+
+        self.job = job
+        self.report: dict = {"steps": [], "ok": False}
+        self.steps = [
+            self.wait_window, self.find_docker, self.wait_connected, self.make_document, self.export_nothing,
+            self.generate, self.wait_recipe, self.select_thumbnail, self.wait_exported, self.export_unknown,
+            self.wait_failed, self.export_unwritable, self.wait_failed, self.reopen, self.wait_reopened,
+            self.point_at_no_bridge, self.export_without_bridge,
+        ]  # fmt: skip
+        self.step_started = time.monotonic()
+        self.timer = QTimer()
+        self.timer.setInterval(50)
+        self.timer.timeout.connect(self.tick)
+        self.timer.start()
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        try:
+            step = self.steps[0]
+            if step():
+                self.report["steps"].append([step.__name__, round(time.monotonic() - self.step_started, 3)])
+                self.steps.pop(0)
+                self.step_started = time.monotonic()
+                if not self.steps:
+                    self.finish(True)
+            elif time.monotonic() - self.step_started > self.job.get("step_timeout", 60):
+                raise TimeoutError(f"step {step.__name__} timed out; status: {self.status()!r}")
+        except Exception:
+            self.report["error"] = traceback.format_exc()
+            self.finish(False)
+
+    def finish(self, ok: bool) -> None:
+        from krita import Krita
+
+        self.timer.stop()
+        self.report["ok"] = ok
+        Path(self.job["report"]).write_text(json.dumps(self.report))
+        for doc in Krita.instance().documents():
+            doc.setModified(False)
+        Krita.instance().action("file_quit").trigger()
+
+    def widget(self, cls_name: str, name: str):
+        from ganbridge import qt
+
+        widget = self.docker.findChild(getattr(qt, cls_name), name)
+        assert widget is not None, f"the docker has no {cls_name} {name!r}"
+        return widget
+
+    def status(self) -> str:
+        return self.widget("QLabel", "ganbridge_status").text() if hasattr(self, "docker") else ""
+
+    def label(self) -> str:
+        return self.widget("QLabel", "ganbridge_provenance").text()
+
+    def strip(self):
+        return self.widget("QListWidget", "ganbridge_strip")
+
+    def select(self, row: int) -> None:
+        self.strip().clearSelection()
+        self.strip().item(row).setSelected(True)
+
+    def export(self, path: str) -> None:
+        from ganbridge import docker
+
+        assert len(docker.DOCKERS) == 1, f"{len(docker.DOCKERS)} GAN Bridge dockers; the test makes one window"
+        self.plugin_docker = docker.DOCKERS[0]
+        self.plugin_docker.export_result(path)  # the button's method, without its file dialog
+
+    # --- steps: each returns True when done -----------------------------------------------------
+
+    def wait_window(self) -> bool:
+        from krita import Krita
+
+        return Krita.instance().activeWindow() is not None
+
+    def find_docker(self) -> bool:
+        from krita import Krita
+
+        from ganbridge.qt import QPushButton
+
+        self.docker = next(
+            (d for d in Krita.instance().dockers() if d.findChild(QPushButton, "ganbridge_export") is not None), None
+        )
+        return self.docker is not None
+
+    def wait_connected(self) -> bool:
+        self.report["docker_visible"] = self.docker.isVisible()
+        return self.status().startswith("Connected")
+
+    def make_document(self) -> bool:
+        from krita import Krita
+
+        app = Krita.instance()
+        self.doc = app.createDocument(128, 128, "provenance", "RGBA", "U8", "", 72.0)
+        app.activeWindow().addView(self.doc)
+        return True
+
+    def export_nothing(self) -> bool:
+        self.export(self.job["export"])
+        self.report["nothing"], self.report["nothing_label"] = self.status(), self.label()
+        return True
+
+    def generate(self) -> bool:
+        self.widget("QComboBox", "ganbridge_generator").setCurrentText("texture")
+        self.widget("QComboBox", "param_model").setCurrentText(self.job["model"])
+        for name in ("param_width", "param_height"):
+            self.widget("QSpinBox", name).setValue(self.job["size"])
+        self.widget("QCheckBox", "param_seed__on").setChecked(True)
+        self.widget("QSpinBox", "param_seed").setValue(self.job["seed"])
+        for name in ("height", "normal"):
+            self.widget("QCheckBox", f"param_maps_{name}").setChecked(True)
+        self.widget("QPushButton", "ganbridge_generate").click()
+        return True
+
+    def wait_recipe(self) -> bool:
+        """The new layer is active; its view fills in when the bridge's recipe arrives."""
+        if "Licence:" not in self.label():
+            return False
+        label = self.widget("QLabel", "ganbridge_provenance")
+        self.report["layer_label"], self.report["layer_tip"] = label.text(), label.toolTip()
+        self.report["layer_name"] = self.doc.activeNode().name()
+        return True
+
+    def select_thumbnail(self) -> bool:
+        from ganbridge.qt import USER_ROLE
+
+        self.select(0)
+        self.report["item"] = self.strip().item(0).data(USER_ROLE)
+        self.report["thumb_label"] = self.label()  # the selection's own signal redraws the view at once
+        self.export(self.job["export"])
+        self.report["export_sent"] = self.status()
+        return True
+
+    def wait_exported(self) -> bool:
+        if not self.status().startswith("Exported"):
+            return False
+        self.report["exported"] = self.status()
+        return True
+
+    def export_unknown(self) -> bool:
+        from ganbridge.qt import USER_ROLE, QListWidgetItem
+
+        ghost = QListWidgetItem("ghost")
+        ghost.setData(USER_ROLE, "0123456789abcdef")  # an item the bridge never made
+        self.strip().addItem(ghost)
+        self.select(self.strip().count() - 1)
+        self.export(self.job["unknown_export"])
+        return True
+
+    def wait_failed(self) -> bool:
+        """A failed export says so on the status line; the reports are in the order of the steps."""
+        if "Export failed" not in self.status():
+            return False
+        self.report.setdefault("failures", []).append(self.status())
+        self.plugin_docker.show_info("")
+        return True
+
+    def export_unwritable(self) -> bool:
+        self.strip().takeItem(self.strip().count() - 1)
+        self.select(0)
+        self.export(self.job["unwritable"])
+        return True
+
+    def reopen(self) -> bool:
+        """Save, close, open the .kra again: the active layer's view comes from the stored recipe."""
+        from krita import Krita
+
+        app = Krita.instance()
+        name = self.report["layer_name"]
+        self.doc.setBatchmode(True)
+        assert self.doc.saveAs(self.job["kra"]), "saveAs failed"
+        self.doc.close()
+        self.strip().clearSelection()
+        self.doc = app.openDocument(self.job["kra"])
+        app.activeWindow().addView(self.doc)
+        self.doc.setActiveNode(next(n for n in self.doc.topLevelNodes() if n.name() == name))
+        return True
+
+    def wait_reopened(self) -> bool:
+        if "Licence:" not in self.label():
+            return False
+        self.report["reopened_label"] = self.label()
+        return True
+
+    def point_at_no_bridge(self) -> bool:
+        import socket
+
+        from ganbridge import connection
+
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        connection.shared().open(f"ws://127.0.0.1:{port}/", "")
+        return True
+
+    def export_without_bridge(self) -> bool:
+        if "cannot reach the bridge" not in self.status():
+            return False
+        self.select(0)
+        self.export(self.job["export"])
+        self.report["no_bridge"] = self.status()
+        return True
+
+
+def install_driver() -> None:
+    """Called by the PROVENANCE_DRIVER plugin when Krita loads it: start once a window exists."""
+    from krita import Extension, Krita
+
+    job = json.loads(os.environ.get("GANBRIDGE_KRITA_JOB", "{}"))
+
+    class DriverExtension(Extension):
+        def setup(self) -> None:
+            pass
+
+        def createActions(self, window) -> None:  # noqa: N802 (Krita's name)
+            if job.get("report") and not hasattr(Krita.instance(), "_ganbridge_provenance_driver"):
+                Krita.instance()._ganbridge_provenance_driver = ProvenanceDriver(job)
+
+    Krita.instance().addExtension(DriverExtension(Krita.instance()))

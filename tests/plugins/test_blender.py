@@ -19,9 +19,12 @@ import pytest
 from PIL import Image
 from websockets.asyncio.server import serve
 
+from ganbridge.core import credentials
+from ganbridge.core.provenance import RecipeError, read_recipe
 from ganbridge.generators.texture.adapter import TextureGenerator
 from ganbridge.plugin_build import build_blender
 from ganbridge.server import build_core
+from tests.cli.test_cli import ganbridge
 from tests.conftest import BridgeThread, make_settings
 from tests.plugins.blender_support import SETUP, BlenderHost, blender_ext_script, blender_python
 
@@ -369,6 +372,7 @@ def test_panel_draws_only_real_properties_and_operators(blender, live):
 import types
 bpy.ops.ganbridge.generate()
 wait_job(last_job())  # so the history list has a row to draw
+assert pump(lambda: "recipe" in hist.entries()[-1], 20)  # and the Provenance box a recipe
 calls = []
 
 class OperatorProps:
@@ -396,6 +400,7 @@ cls = bpy.types.GANBRIDGE_PT_main
 panel = types.SimpleNamespace(layout=RecordingLayout())
 panel._status = types.MethodType(cls._status, panel)
 panel._history = types.MethodType(cls._history, panel)
+panel._provenance = types.MethodType(cls._provenance, panel)
 cls.draw(panel, bpy.context)
 result = {"calls": calls, "timer": bpy.app.timers.is_registered(conn._timer)}
 """
@@ -405,7 +410,143 @@ result = {"calls": calls, "timer": bpy.app.timers.is_registered(conn._timer)}
     operators = {name for kind, name in out["calls"] if kind == "operator"}
     assert {"ganbridge.generate", "ganbridge.rate", "ganbridge.steer", "ganbridge.variations"} <= operators
     assert {"ganbridge.interpolate", "ganbridge.reapply", "ganbridge.regenerate", "ganbridge.pick"} <= operators
+    assert "ganbridge.export_result" in operators  # in the Provenance box and on every history row
+    labels = [text for kind, text in out["calls"] if kind == "label"]
+    assert "Provenance" in labels and any(t.startswith("Checkpoint: brick") for t in labels)
     assert out["timer"]  # in the UI, drain() runs from this timer
+
+
+# --- provenance: what the panel says of a result, and Export keeping it in the file ---------
+
+
+@pytest.fixture
+def texture_with_maps(blender, live) -> dict:
+    """A fresh brick texture with height and normal maps on the cube, its recipe filed."""
+    fresh_scene(blender)
+    return blender.run(
+        """
+p = params_mod.group(bpy.context.scene, "texture")
+p.maps, p.seed__on, p.seed = {"height", "normal"}, True, 11
+bpy.ops.ganbridge.generate()
+wait_job(last_job())
+entry = hist.entries()[-1]
+assert pump(lambda: "recipe" in hist.find(entry["item"]), 20)
+result = hist.find(entry["item"])
+"""
+    )
+
+
+def stored_files(live, item: str) -> dict[str, bytes]:
+    """The files the bridge wrote for an item: the image, and its maps by name."""
+    record = live.core.store.get(item)
+    assert record is not None
+    maps = {name: record.file.with_name(f"{item}_{name}.png").read_bytes() for name in ("height", "normal")}
+    return {"": record.file.read_bytes(), **maps}
+
+
+def assert_original(path: Path, live, item: str) -> None:
+    """The exported image and maps are the bridge's files byte for byte: recipe and credentials intact."""
+    stored = stored_files(live, item)
+    data = path.read_bytes()
+    assert data == stored[""]
+    assert read_recipe(data)["checkpoint"]["name"] == "brick"
+    assert credentials.check(data, "png").unchanged
+    for name in ("height", "normal"):
+        assert path.with_name(f"{path.stem}_{name}.png").read_bytes() == stored[name]
+    assert not list(path.parent.glob("*.part"))  # no temporary file left behind
+
+
+def test_provenance_box_names_checkpoint_data_and_licence(blender, live, texture_with_maps):
+    item = texture_with_maps["item"]
+    out = blender.run(
+        f"""
+prov = importlib.import_module(PKG + ".provenance")
+selected = hist.current_item(bpy.context)
+bpy.ops.ganbridge.variations()
+wait_job(last_job())
+variation = hist.entries()[-1]["item"]
+assert pump(lambda: "recipe" in hist.find(variation), 20)
+result = {{"lines": prov.lines(hist.find({item!r})), "selected": selected, "max": prov.LINE_CHARS,
+          "variation": prov.lines(hist.find(variation))}}
+"""
+    )
+    ref = live.core.generators["texture"].models["brick"].ref
+    lines = out["lines"]
+    assert out["selected"] == item  # the cube wears it
+    assert f"Checkpoint: brick {ref.sha256[:8]}" in lines
+    assert f"Data: {ref.data_source}" in lines
+    licence = next(line for line in lines if line.startswith("Licence: "))
+    assert licence.startswith("Licence: CC0 1.0") and len(licence) <= out["max"]  # shortened to one label
+    assert "Origin: generate" in lines and "Seed: 11" in lines
+    assert all(len(line) <= out["max"] for line in lines)
+    # a variation is remade from the latent its file carries, and names the result it came from
+    assert "Origin: variations" in out["variation"] and "Seed: none, latent in the recipe" in out["variation"]
+    assert f"Parents: {item[:8]}" in out["variation"]
+
+
+def test_export_writes_the_original_png_and_maps(blender, live, texture_with_maps, tmp_path):
+    item = texture_with_maps["item"]
+    path = tmp_path / "exported" / "brick.png"
+    path.parent.mkdir()
+    out = blender.run(f"r = op('export_result', item={item!r}, filepath={str(path)!r}); result = [r, STATE.last_info]")
+    assert out[0] == ["FINISHED"] and "Exported" in out[1] and "brick_normal.png" in out[1]
+    assert_original(path, live, item)
+    r = ganbridge("verify", str(path), str(path.with_name("brick_normal.png")))
+    assert r.returncode == 0 and r.stdout.count(": verified:") == 2, r.stdout + r.stderr
+
+
+def test_export_of_an_edited_image_asks_the_bridge(blender, live, texture_with_maps, tmp_path):
+    """Pixels painted and repacked in Blender: the packed file is Blender's PNG now (no recipe, as
+    Save As would write), so Export fetches the original from the bridge without blocking."""
+    item = texture_with_maps["item"]
+    path, saved_as = tmp_path / "brick.png", tmp_path / "save-as.png"
+    out = blender.run(
+        f"""
+img = bpy.data.images[hist.find({item!r})["images"][0]]
+img.pixels[0] = 1.0 - img.pixels[0]
+img.pack()
+img.save(filepath={str(saved_as)!r})
+t = time.perf_counter()
+r = op("export_result", item={item!r}, filepath={str(path)!r})
+seconds = time.perf_counter() - t
+asked = STATE.last_info
+assert pump(lambda: not STATE.export_requests, 30)
+result = {{"r": r, "seconds": seconds, "asked": asked, "info": STATE.last_info, "error": STATE.last_error}}
+"""
+    )
+    assert out["r"] == ["FINISHED"] and "edited and repacked" in out["asked"] and "asking the bridge" in out["asked"]
+    assert out["seconds"] < 0.5 and not out["error"] and out["info"].startswith("Exported")
+    assert_original(path, live, item)
+    saved = saved_as.read_bytes()
+    assert saved.startswith(b"\x89PNG")
+    with pytest.raises(RecipeError):  # Blender's own Save As drops the recipe: the docs send artists to Export
+        read_recipe(saved)
+
+
+def test_export_failures_are_one_line_reports(blender, live, texture_with_maps, tmp_path):
+    item = texture_with_maps["item"]
+    out = blender.run(
+        f"""
+unknown = op("export_result", item="0123456789abcdef", filepath={str(tmp_path / "x.png")!r})
+assert pump(lambda: not STATE.export_requests, 30)
+unknown_error = STATE.last_error
+no_folder = op("export_result", item={item!r}, filepath={str(tmp_path / "missing" / "y.png")!r})
+no_name = op("export_result", item={item!r}, filepath={str(tmp_path)!r} + "/")
+bpy.ops.ganbridge.disconnect()
+offline = op("export_result", item="0123456789abcdef", filepath={str(tmp_path / "z.png")!r})
+result = {{"unknown": unknown, "unknown_error": unknown_error, "no_folder": no_folder, "no_name": no_name,
+          "offline": offline}}
+"""
+    )
+    blender.run(f"connected({live.url!r})")
+    assert out["unknown"][0] == "FINISHED"  # not in this file's history: the bridge is asked, and says no
+    assert out["unknown_error"] == "Export failed: no item with id '0123456789abcdef'"
+    assert out["no_folder"][0] == "CANCELLED" and "could not write" in out["no_folder"][1]
+    assert "No such file or directory" in out["no_folder"][1]
+    assert out["no_name"][0] == "CANCELLED" and "choose a file name" in out["no_name"][1]
+    assert out["offline"][0] == "CANCELLED" and "not in this file's history" in out["offline"][1]
+    assert "not connected" in out["offline"][1]
+    assert [p.name for p in tmp_path.iterdir()] == []  # nothing written, not even a temporary file
 
 
 # --- faults: a clear message, never a traceback, the scene never half-modified ----------------

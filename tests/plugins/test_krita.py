@@ -3,21 +3,29 @@
 Two runs share one profile (the first start of a fresh profile is the slow part): `kritarunner`
 driving the plugin's own modules offscreen, and the real GUI under Xvfb, where a test-only plugin
 clicks through the docker. Each writes a .kra that Krita opens again (`inspect`) so the tests can
-check layers, pixels and the stored recipes.
+check layers, pixels and the stored recipes. A third run (the provenance driver in krita_support)
+checks the provenance view and "Export result…".
 """
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import json
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from ganbridge.core import credentials
+from ganbridge.core.provenance import read_recipe
 from ganbridge.plugin_build import build_krita
+from tests.cli.test_cli import ganbridge
 from tests.conftest import BridgeThread, make_settings
-from tests.plugins.krita_support import KritaProfile
+from tests.plugins.krita_support import PROVENANCE_DRIVER, KritaProfile
 
 pytestmark = pytest.mark.real_host
 
@@ -122,3 +130,120 @@ def test_docker_in_the_real_gui(profile, krita_bridge, tmp_path):
     assert all(len(r["parents"]) == 2 for r in blends)
     assert ran["layers_after_cancel"] == 0  # cancelled at once: nothing reached the document
     assert ran["undo_removed_layers"] == 1  # the last result was one undo step
+
+
+# --- provenance view and Export result… ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def provenance_run(profile, krita_bridge, tmp_path_factory):
+    """One GUI run: a texture with maps, its provenance, exports (one good, three failing), the
+    view again after the .kra is reopened, and an export with no bridge."""
+    tmp = tmp_path_factory.mktemp("krita-provenance")
+    (tmp / "exported").mkdir()
+    job = {
+        "report": str(tmp / "provenance.json"), "kra": str(tmp / "provenance.kra"), "model": "brick", "size": 32,
+        "seed": 11, "export": str(tmp / "exported" / "brick"), "unknown_export": str(tmp / "exported" / "ghost.png"),
+        "unwritable": str(tmp / "missing" / "brick.png"), "step_timeout": 40,
+    }  # fmt: skip
+    ran = profile.gui(job, krita_bridge.url, driver=PROVENANCE_DRIVER)
+    return ran, tmp
+
+
+def test_provenance_view_names_checkpoint_and_licence(provenance_run, krita_bridge):
+    ran, _ = provenance_run
+    ref = next(r for r in krita_bridge.core.generators["texture"].checkpoints() if r.name == "brick")
+    for key in ("layer_label", "thumb_label", "reopened_label"):  # active layer, thumbnail, after a reopen
+        lines = ran[key].split("\n")
+        assert f"Checkpoint: brick {ref.sha256[:8]}" in lines, ran[key]
+        assert f"Data: {ref.data_source}" in lines and f"Licence: {ref.data_license}" in lines
+        assert "Generator: texture" in lines and "Origin: generate" in lines and "Seed: 11" in lines
+    assert ran["thumb_label"] == ran["layer_label"] == ran["reopened_label"]
+    tip = ran["layer_tip"].replace("\n", " ")
+    assert ref.sha256 in tip and ref.data_license in tip  # the full text, as a tooltip
+    assert "select a result thumbnail or a generated layer" in ran["nothing_label"]
+
+
+def test_export_keeps_recipe_and_credentials(provenance_run, krita_bridge):
+    ran, tmp = provenance_run
+    path = tmp / "exported" / "brick.png"  # .png added to the chosen name
+    assert ran["exported"].startswith("Exported brick.png and brick_height.png, brick_normal.png")
+    data = path.read_bytes()
+    assert data == krita_bridge.core.store.get(ran["item"]).file.read_bytes()  # byte for byte: not re-encoded
+    recipe = read_recipe(data)
+    assert recipe["checkpoint"]["name"] == "brick" and recipe["seed"] == 11
+    assert credentials.check(data, "png").unchanged
+    for name in ("height", "normal"):
+        assert credentials.check(path.with_name(f"brick_{name}.png").read_bytes(), "png").unchanged
+    assert not list(path.parent.glob("*.part")) and not (tmp / "exported" / "ghost.png").exists()
+    r = ganbridge("verify", str(path))
+    assert r.returncode == 0 and ": verified:" in r.stdout, r.stdout + r.stderr
+
+
+def test_export_errors_are_clear_messages(provenance_run):
+    ran, tmp = provenance_run
+    assert "select a result thumbnail or a generated layer to export" in ran["nothing"]
+    unknown, unwritable = ran["failures"]
+    assert "Export failed" in unknown and "no item with id '0123456789abcdef'" in unknown
+    assert "Export failed: cannot write" in unwritable and "missing" in unwritable
+    assert "not connected to the bridge" in ran["no_bridge"]
+    assert all("\n" not in text for text in (unknown, unwritable, ran["nothing"], ran["no_bridge"]))
+
+
+def krita_module(name: str):
+    """A Qt-free module of the plugin, loaded on its own (the package itself needs Krita)."""
+    package = Path(__file__).resolve().parents[2] / "plugins" / "krita" / "ganbridge"
+    spec = importlib.util.spec_from_file_location(f"krita_plugin_{name}", package / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_export_writes_all_files_or_none(tmp_path, monkeypatch):
+    export = krita_module("export")
+    png = base64.b64encode(b"\x89PNG fake").decode()
+    files = export.files_of(
+        {"format": "png", "data": png, "maps": {"height": png, "../x": png}}, str(tmp_path / "a.png")
+    )
+    assert [Path(p).name for p, _ in files] == ["a.png", "a____x.png", "a_height.png"]  # a map name is no path
+    assert all(Path(p).parent == tmp_path for p, _ in files)
+    export.write_all(files[:1])
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.png").read_bytes() == b"\x89PNG fake"
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
+    (tmp_path / "a.png").unlink()
+    assert export.default_name("GAN texture brick/seed 11 fill") == "GAN texture brick_seed 11 fill.png"
+    real_replace, calls = export.os.replace, []
+
+    def failing_replace(src, dst):  # the second rename fails: the disk filled up, say
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(export.os, "replace", failing_replace)
+    with pytest.raises(export.ExportError, match="No space left"):
+        export.write_all(files)
+    assert calls and not list(tmp_path.iterdir())  # no temporary file left, and no image without its maps
+
+
+def test_provenance_lines_are_short_and_the_tooltip_full():
+    provenance = krita_module("provenance")
+    source = "Fonts: " + "; ".join(f"Font {i} Regular (SIL OFL 1.1)" for i in range(200))
+    recipe = {
+        "item": "0123456789abcdef", "generator": "image", "seed": 4, "origin": "variations",
+        "parents": ["aaaaaaaabbbbbbbb"], "checkpoint": {"name": "glyphs", "sha256": "f" * 64,
+        "data": {"source": source, "license": "SIL OFL 1.1\nand others"}},
+    }  # fmt: skip
+    text, tip = provenance.describe(recipe)
+    lines = text.split("\n")
+    assert all(len(line) <= provenance.LINE_CHARS for line in lines)
+    assert "Seed: none, latent in the recipe" in lines and "Parents: aaaaaaaa" in lines
+    assert "Licence: SIL OFL 1.1 and others" in lines
+    assert next(line for line in lines if line.startswith("Data: ")).endswith("…")
+    assert " ".join(tip.split()).count("SIL OFL 1.1") == 201 and max(map(len, tip.split("\n"))) <= 100
+    waiting, _ = provenance.describe({"item": "0123456789abcdef", "generator": "image", "seed": 4})
+    assert waiting.endswith(provenance.WAITING) and "Seed: 4" in waiting
+    assert provenance.describe({})[0] == provenance.NOTHING

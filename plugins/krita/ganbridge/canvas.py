@@ -151,11 +151,23 @@ def add_result(doc: Any, item: dict, recipe: dict, region: Region | None = None)
     return layer_id
 
 
+def layer_recipe(doc: Any, node: Any) -> dict:
+    """The recipe a generated layer keeps in the document (read from the .kra too), or {}."""
+    if doc is None or node is None:
+        return {}
+    return load_recipes(doc).get(node.uniqueId().toString(), {})
+
+
 def layer_item(doc: Any, node: Any) -> str:
     """The bridge item a layer was made from, or ''."""
-    if doc is None or node is None:
-        return ""
-    return load_recipes(doc).get(node.uniqueId().toString(), {}).get("item", "")
+    return layer_recipe(doc, node).get("item", "")
+
+
+def item_recipe(doc: Any, item: str) -> dict:
+    """The recipe of a layer of `doc` made from `item`, or {}."""
+    if doc is None:
+        return {}
+    return next((r for r in load_recipes(doc).values() if r.get("item") == item), {})
 
 
 def active_document() -> Any:

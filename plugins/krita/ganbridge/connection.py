@@ -61,11 +61,15 @@ class BridgeConnection(QObject):
         self.state = gc.ConnectionState(status="disconnected", detail="disconnected")
         self.stateChanged.emit(self.state)
 
-    def request(self, kind: str, **fields: Any) -> str:
+    def require(self) -> gc.BridgeClient:
+        """The connected client, or NotConnected saying why not."""
         if self.client is None or not self.client.connected:
             detail = self.state.detail if self.client is not None else "click Connect"
             raise NotConnected(f"not connected to the bridge ({detail})")
-        return self.client.request(kind, **fields)
+        return self.client
+
+    def request(self, kind: str, **fields: Any) -> str:
+        return self.require().request(kind, **fields)
 
     def drain(self) -> None:
         if self.client is not None:

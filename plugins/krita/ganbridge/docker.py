@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import base64
 import functools
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from krita import DockWidget, Krita
 
-from . import canvas, connection, recipes
+from . import canvas, connection, export, provenance, recipes
 from . import ganbridge_client as gc
 from . import ganbridge_schema as gs
 from .qt import (
@@ -26,6 +27,7 @@ from .qt import (
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
@@ -39,12 +41,14 @@ from .qt import (
     QPushButton,
     QSize,
     QSpinBox,
+    QTimer,
     QVBoxLayout,
     QWidget,
     run_dialog,
 )
 
 THUMB = 72
+WATCH_MS = 250  # how often the provenance view looks at the active layer (a local read, no request)
 DOCKERS: list[GanBridgeDocker] = []
 
 
@@ -75,7 +79,7 @@ def guarded(method):
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
-        except (canvas.CanvasError, connection.NotConnected, gc.BadUrl, UserError) as e:
+        except (canvas.CanvasError, connection.NotConnected, export.ExportError, gc.BadUrl, UserError) as e:
             self.show_error(str(e))
         except Exception as e:  # a bug must not become a traceback dialog over the canvas
             self.show_error(f"internal error: {type(e).__name__}: {e}")
@@ -87,6 +91,15 @@ class UserError(Exception):
     pass
 
 
+@dataclass
+class Shown:
+    """What the provenance view and Export act on: a thumbnail's or the active layer's result."""
+
+    key: str  # "item:ID" for a thumbnail, "layer:UUID" for the active layer, "" for nothing
+    recipe: dict
+    name: str  # the layer's name, for the exported file's default name
+
+
 class GanBridgeDocker(DockWidget):
     def __init__(self) -> None:
         super().__init__()
@@ -95,6 +108,9 @@ class GanBridgeDocker(DockWidget):
         self.jobs: dict[str, Job] = {}
         self.recipe_requests: dict[str, tuple[Any, str]] = {}
         self.feedback_requests: dict[str, tuple[str, int]] = {}
+        self.export_requests: dict[str, str] = {}  # request id -> the path the result goes to
+        self.item_recipes: dict[str, dict] = {}  # thumbnails' recipes, whichever document they went to
+        self.shown = ""  # the key (see Shown) of what the provenance view describes
         self.generators: dict[str, dict] = {}
         self.controls: list[gs.Control] = []
         self.inputs: dict[str, tuple[QWidget, QCheckBox | None]] = {}
@@ -104,6 +120,12 @@ class GanBridgeDocker(DockWidget):
         self.conn.stateChanged.connect(self.on_state)
         self.conn.message.connect(self.on_message)
         self.on_state(self.conn.state)
+        # Krita 5's scripting API has no "active layer changed" signal: a timer compares the active
+        # layer's id with the one shown, which costs microseconds and never asks the bridge.
+        self.watch = QTimer(self)
+        self.watch.setInterval(WATCH_MS)
+        self.watch.timeout.connect(self.watch_active_layer)
+        self.watch.start()
         DOCKERS.append(self)
 
     # --- layout ------------------------------------------------------------------------------
@@ -179,7 +201,18 @@ class GanBridgeDocker(DockWidget):
         self.strip.setIconSize(QSize(THUMB, THUMB))
         self.strip.setSelectionMode(EXTENDED_SELECTION)
         self.strip.setMaximumHeight(THUMB + 40)
+        self.strip.itemSelectionChanged.connect(self.refresh_provenance)
         box.addWidget(self.strip)
+        box.addWidget(
+            self._button(
+                "ganbridge_export", "Export result…", self.export_result,
+                "Save the selected result as the bridge made it: a PNG with its recipe and content credentials",
+            )
+        )  # fmt: skip
+        self.provenance = QLabel(provenance.NOTHING)
+        self.provenance.setObjectName("ganbridge_provenance")
+        self.provenance.setWordWrap(True)
+        box.addWidget(self.provenance)
         self.jobs_label = QLabel("")
         self.jobs_label.setObjectName("ganbridge_jobs")
         box.addWidget(self.jobs_label)
@@ -505,24 +538,41 @@ class GanBridgeDocker(DockWidget):
         elif kind == "cancelled" and job:
             job.status = "cancelled"
             self.show_info(f"{job.label}: cancelled")
-        elif kind == "error" and (job or rid in self.feedback_requests or rid in self.recipe_requests):
-            self.recipe_requests.pop(rid, None)
-            if self.feedback_requests.pop(rid, None) is not None:
-                self.show_error(f"rating not saved: {msg.get('message')}")
-            elif job is not None:
-                job.status = "failed"
-                text = msg.get("message", "")
-                if msg.get("code") == gc.DISCONNECTED:
-                    text = "the bridge went away before it finished (nothing was changed); try again"
-                self.show_error(f"{job.label}: {text}")
+        elif kind == "error":
+            self.on_error(rid, job, msg)
         elif kind == "item" and rid in self.recipe_requests:
-            doc, item = self.recipe_requests.pop(rid)
-            fields = {k: msg.get(k) for k in ("params", "checkpoint", "seed", "origin", "parents", "created")}
-            canvas.update_recipes(doc, item, fields)
+            self.on_recipe(*self.recipe_requests.pop(rid), msg)
+        elif kind == "item" and rid in self.export_requests:
+            self.finish_export(self.export_requests.pop(rid), msg)
         elif kind == "ack" and rid in self.feedback_requests:
             item, rating = self.feedback_requests.pop(rid)
             self.show_info({1: "Liked", -1: "Disliked", 0: "Rating cleared"}[rating])
         self.refresh_jobs()
+
+    def on_error(self, rid: str, job: Job | None, msg: dict) -> None:
+        text, gone = msg.get("message", ""), msg.get("code") == gc.DISCONNECTED
+        self.recipe_requests.pop(rid, None)
+        if self.feedback_requests.pop(rid, None) is not None:
+            self.show_error(f"rating not saved: {text}")
+        elif self.export_requests.pop(rid, None) is not None:
+            self.show_error(
+                "Export failed: " + ("the bridge went away before it sent the file; try again" if gone else text)
+            )
+        elif job is not None:
+            job.status = "failed"
+            if gone:
+                text = "the bridge went away before it finished (nothing was changed); try again"
+            self.show_error(f"{job.label}: {text}")
+
+    def on_recipe(self, doc: Any, item: str, msg: dict) -> None:
+        """The bridge's full recipe of a result: into its layers' recipes in the document (saved in
+        the .kra, so the provenance view works after a reopen) and into the thumbnail's."""
+        keys = ("generator", "params", "checkpoint", "seed", "origin", "parents", "how", "created")
+        fields = {k: msg.get(k) for k in keys}  # `checkpoint` whole: its name, hashes and training data
+        self.item_recipes.setdefault(item, {"item": item}).update(fields)
+        if doc in Krita.instance().documents():  # a closed document is gone: its thumbnail keeps it
+            canvas.update_recipes(doc, item, fields)
+        self.refresh_provenance()
 
     def apply(self, job: Job, item: dict) -> None:
         if job.doc not in Krita.instance().documents():
@@ -540,7 +590,9 @@ class GanBridgeDocker(DockWidget):
         except canvas.CanvasError as e:
             job.status = "failed"
             raise canvas.CanvasError(f"{job.label}: {e} (nothing was changed)") from None
+        self.item_recipes[item["item"]] = dict(recipe)
         self.add_thumbnail(item, recipe)
+        self.refresh_provenance()
         rid = self.conn.request("item", item=item["item"])
         self.recipe_requests[rid] = (job.doc, item["item"])
 
@@ -551,3 +603,75 @@ class GanBridgeDocker(DockWidget):
         entry.setData(USER_ROLE, item["item"])
         self.strip.addItem(entry)
         self.strip.scrollToItem(entry)
+
+    # --- provenance -------------------------------------------------------------------------------------
+
+    def shown_result(self) -> Shown:
+        """The last selected thumbnail's result, else the active layer's (a recipe only if generated)."""
+        doc = canvas.active_document()
+        selected = self.strip.selectedItems()
+        if selected:
+            item = selected[-1].data(USER_ROLE)
+            recipe = self.item_recipes.get(item) or canvas.item_recipe(doc, item) or {"item": item}
+            return Shown(f"item:{item}", recipe, recipes.layer_name(recipe))
+        node = doc.activeNode() if doc is not None else None
+        if node is None:
+            return Shown("", {}, "")
+        return Shown(f"layer:{node.uniqueId().toString()}", canvas.layer_recipe(doc, node), node.name())
+
+    @guarded
+    def refresh_provenance(self) -> None:
+        shown = self.shown_result()
+        self.shown = shown.key
+        text, tip = provenance.describe(shown.recipe)
+        self.provenance.setText(text)
+        self.provenance.setToolTip(tip)
+
+    @guarded
+    def watch_active_layer(self) -> None:
+        """Redraw the view when the active layer changed; a selected thumbnail has its own signal."""
+        if not self.isVisible() or self.strip.selectedItems():
+            return
+        doc = canvas.active_document()
+        node = doc.activeNode() if doc is not None else None
+        if (f"layer:{node.uniqueId().toString()}" if node is not None else "") != self.shown:
+            self.refresh_provenance()
+
+    # --- export -----------------------------------------------------------------------------------------
+
+    @guarded
+    def export_result(self, path: str | None = None) -> None:
+        """Write the shown result's file, as the bridge stored it, to `path` (or where the painter
+        picks in a dialog). Only the request goes now; the file is written when the reply comes."""
+        shown = self.shown_result()
+        item = shown.recipe.get("item")
+        if not item:
+            raise UserError("select a result thumbnail or a generated layer to export")
+        self.conn.require()  # before the dialog: no path to choose for an export that cannot happen
+        path = path or self.ask_export_path(shown.name)
+        if not path:
+            return  # the dialog was cancelled
+        path = export.with_suffix(path)
+        self.export_requests[self.conn.request("item", item=item, data=True)] = path
+        self.show_info(f"Export: asking the bridge for {os.path.basename(path)}…")
+
+    def ask_export_path(self, layer_name: str) -> str:
+        app = Krita.instance()
+        folder = app.readSetting(connection.SETTINGS_GROUP, "export_dir", "") or os.path.expanduser("~")
+        start = os.path.join(folder, export.default_name(layer_name))
+        path, _filter = QFileDialog.getSaveFileName(self, "Export result", start, "PNG image (*.png)")
+        if path:
+            app.writeSetting(connection.SETTINGS_GROUP, "export_dir", os.path.dirname(path))
+        return path
+
+    def finish_export(self, path: str, reply: dict) -> None:
+        try:
+            files = export.files_of(reply, path)
+            export.write_all(files)
+        except export.ExportError as e:
+            raise export.ExportError(f"Export failed: {e} (nothing was written)") from None
+        maps = ", ".join(os.path.basename(p) for p, _ in files[1:])
+        self.show_info(
+            f"Exported {os.path.basename(path)}" + (f" and {maps}" if maps else "")
+            + ": recipe and content credentials inside (check with ganbridge verify)"
+        )  # fmt: skip

@@ -21,6 +21,7 @@ QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGridLayout = (
     W.QGridLayout,
 )
 QHBoxLayout, QLabel, QLineEdit, QListWidget = W.QHBoxLayout, W.QLabel, W.QLineEdit, W.QListWidget
+QFileDialog = W.QFileDialog
 QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget = (
     W.QListWidgetItem,
     W.QPushButton,
@@ -45,7 +46,7 @@ def run_dialog(dialog: QDialog) -> bool:
 
 __all__ = [
     "EXTENDED_SELECTION", "ICON_MODE", "OK_CANCEL", "PASSWORD", "QT6", "RGBA8888", "USER_ROLE", "QAbstractItemView",
-    "QByteArray", "QCheckBox", "QComboBox", "QDialog", "QDialogButtonBox", "QDoubleSpinBox", "QFormLayout",
+    "QByteArray", "QCheckBox", "QComboBox", "QDialog", "QDialogButtonBox", "QDoubleSpinBox", "QFileDialog", "QFormLayout",
     "QGridLayout", "QHBoxLayout", "QIcon", "QImage", "QLabel", "QLineEdit", "QListWidget", "QListWidgetItem",
     "QObject", "QPixmap", "QPushButton", "QSize", "QSpinBox", "QTimer", "QVBoxLayout", "QWidget", "Qt",
     "pyqtSignal", "run_dialog",

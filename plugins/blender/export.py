@@ -1,0 +1,137 @@
+"""Export a result as the bridge made it: its PNG byte for byte, maps beside it as NAME_height.png.
+
+The bridge's file carries the recipe (an iTXt chunk) and signed C2PA credentials. Blender's own
+Image > Save As decodes the pixels and encodes a new PNG, which drops both, so Export writes the
+original bytes instead: from the packed images while they are unchanged, else from the bridge
+(`item` with `data: true`, answered through connection.drain()).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import uuid
+from contextlib import suppress
+from typing import Any
+
+import bpy
+
+from .materials import PNG_SIGNATURE, sha256
+
+IMAGE = ""  # key of the result's own image among its files; the maps are keyed by their names
+
+
+class ExportError(Exception):
+    """An export that cannot be done; the message is for the artist."""
+
+
+def default_name(item: str, entry: dict[str, Any] | None) -> str:
+    """What the file browser proposes, like the names the bridge and music results use."""
+    generator = (entry or {}).get("generator") or "gan"
+    return re.sub(r"[^\w.-]", "_", f"{generator}-{item}") + ".png"
+
+
+def target_path(filepath: str) -> str:
+    """The absolute .png path to write; `//` paths are relative to the .blend, as in Blender."""
+    if not filepath or not os.path.basename(filepath):
+        raise ExportError("choose a file name to export to")
+    path = bpy.path.abspath(filepath)
+    return path if path.lower().endswith(".png") else path + ".png"
+
+
+def map_path(path: str, name: str) -> str:
+    """A map's file beside the image: brick.png -> brick_height.png (as `ganbridge generate` names them)."""
+    stem, ext = os.path.splitext(path)
+    return f"{stem}_{name}{ext}"
+
+
+def packed_files(entry: dict[str, Any] | None) -> tuple[dict[str, bytes] | None, str]:
+    """The original files from this .blend's packed images, or (None, why they cannot be used)."""
+    if entry is None:
+        return None, "that result is not in this file's history"
+    if entry.get("format") not in (None, "png"):
+        raise ExportError(f"only image results export as PNG; this {entry.get('format')} result is a file already")
+    if "sha256" not in entry:
+        return None, "this file does not record which bytes the bridge sent"
+    wanted = {IMAGE: ((entry.get("images") or [""])[0], entry["sha256"])}
+    wanted.update({name: (m.get("image", ""), m.get("sha256")) for name, m in (entry.get("maps") or {}).items()})
+    files = {}
+    for key, (image_name, digest) in wanted.items():
+        img = bpy.data.images.get(image_name)
+        if img is None or img.packed_file is None:
+            return None, f"the image {image_name!r} is no longer packed in this file"
+        data = bytes(img.packed_file.data)
+        if sha256(data) != digest:
+            return None, f"the image {image_name!r} was edited and repacked in Blender"
+        files[key] = data
+    return files, ""
+
+
+def edited_in_blender(entry: dict[str, Any]) -> bool:
+    """Pixels painted in Blender but not repacked: the packed file is still the original."""
+    names = [(entry.get("images") or [""])[0], *(m.get("image", "") for m in (entry.get("maps") or {}).values())]
+    return any(img is not None and img.is_dirty for img in map(bpy.data.images.get, names))
+
+
+def files_from_reply(msg: dict[str, Any]) -> dict[str, bytes]:
+    """The bridge's `item` reply with `data: true` -> {IMAGE: png, map name: png}, each checked."""
+    if msg.get("format") != "png":
+        raise ExportError(f"the bridge sent a {msg.get('format') or 'missing'} file, not a PNG")
+    files = {IMAGE: _png(msg.get("data"), "image")}
+    for name, data in (msg.get("maps") or {}).items():
+        files[name] = _png(data, f"{name} map")
+    return files
+
+
+def _png(b64: Any, what: str) -> bytes:
+    try:
+        data = base64.b64decode(b64 or "", validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise ExportError(f"the {what} from the bridge is not valid base64") from None
+    if not data.startswith(PNG_SIGNATURE):
+        raise ExportError(f"the {what} from the bridge is not a PNG image")
+    return data
+
+
+def write(path: str, files: dict[str, bytes]) -> list[str]:
+    """Write all files or none: each goes to a temporary file beside its target, and only when
+    every one is complete are they renamed over the targets (a rename does not half-write)."""
+    targets = {key: path if key == IMAGE else map_path(path, key) for key in files}
+    temps: dict[str, str] = {}
+    try:
+        for key, data in files.items():
+            temps[key] = f"{targets[key]}.{uuid.uuid4().hex[:8]}.part"
+            _write_new(temps[key], targets[key], data)
+        for key in sorted(files, key=lambda k: k == IMAGE):  # the image last: it is what the artist looks for
+            _rename(temps.pop(key), targets[key])
+    finally:
+        for temp in temps.values():
+            with suppress(OSError):
+                os.remove(temp)
+    return [targets[key] for key in sorted(files, key=lambda k: k != IMAGE)]
+
+
+def _write_new(temp: str, target: str, data: bytes) -> None:
+    try:
+        with open(temp, "xb") as f:  # a new file with the user's usual permissions (not mkstemp's 0600)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise ExportError(f"could not write {target}: {e.strerror or e}") from None
+
+
+def _rename(temp: str, target: str) -> None:
+    try:
+        os.replace(temp, target)
+    except OSError as e:
+        raise ExportError(f"could not write {target}: {e.strerror or e}") from None
+
+
+def describe(paths: list[str]) -> str:
+    """The report after a successful export."""
+    maps = [os.path.basename(p) for p in paths[1:]]
+    extra = f", with {' and '.join(maps)} beside it" if maps else ""
+    return f"Exported {paths[0]}{extra} (recipe and content credentials inside)"
