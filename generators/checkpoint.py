@@ -55,8 +55,10 @@ class CheckpointRef:
 
     @classmethod
     def of(cls, path: Path, card: dict) -> CheckpointRef:
-        data = card.get("data") if isinstance(card.get("data"), dict) else {}
-        manifest = data.get("manifest") if isinstance(data.get("manifest"), dict) else {}
+        data = card.get("data")
+        data = data if isinstance(data, dict) else {}
+        manifest = data.get("manifest")
+        manifest = manifest if isinstance(manifest, dict) else {}
         return cls(
             name=path.stem,
             path=path,

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 def verify(source: Path, args: argparse.Namespace) -> tuple[bool, str]:
     """(verified, the line that says so or what differs)."""
     from ganbridge.cli.generate import remade
-    from ganbridge.core.provenance import without_credentials
+    from ganbridge.core.provenance import damaged_chunks, without_credentials
 
     try:
         original, again = remade(source, config.load(args), args.device, any_checkpoint=False)
@@ -49,6 +49,13 @@ def verify(source: Path, args: argparse.Namespace) -> tuple[bool, str]:
         return False, f"{source}: not verified: {difference(unsigned, remake)}; {signature} ({made})"
     if not signed:
         return False, f"{source}: not verified: remade byte-identically from its recipe, but {signature} ({made})"
+    damaged = damaged_chunks(original)  # e.g. in the manifest's padding, which its signature leaves out
+    if damaged:
+        kinds = ", ".join(k.decode("latin-1") for k in damaged)
+        return (
+            False,
+            f"{source}: not verified: its {kinds} chunk was changed after it was made (its CRC does not match) ({made})",
+        )
     return True, f"{source}: verified: remade byte-identically from its recipe; {signature} ({made})"
 
 

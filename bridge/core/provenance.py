@@ -130,6 +130,18 @@ def chunk_names(data: bytes) -> list[bytes]:
     return []
 
 
+def damaged_chunks(data: bytes) -> list[bytes]:
+    """The types of a PNG's chunks whose CRC does not match them: a byte changed anywhere, even in
+    the padding a C2PA manifest reserves (which its signature does not cover). [] otherwise."""
+    if not data.startswith(PNG_SIGNATURE):
+        return []
+    return [
+        kind
+        for kind, body, at in _png_chunks(data)
+        if data[at + 8 + len(body) : at + 12 + len(body)] != struct.pack(">I", zlib.crc32(kind + body))
+    ]
+
+
 def without_credentials(data: bytes) -> bytes:
     """The file as it was before it was signed: its C2PA manifest (a PNG's caBX chunk, a WAV's
     C2PA chunk) taken out. A signature differs each time it is made; the rest does not."""

@@ -292,14 +292,18 @@ class BridgeCore:
             )
 
     def _stored_params(self, gen: Generator, rec: ItemRecord, overrides: dict | None = None) -> BaseModel:
-        params = dict(rec.params)
+        return self._item_params(gen, rec.id, rec.params, overrides)
+
+    def _item_params(self, gen: Generator, item_id: str, stored: dict, overrides: dict | None = None) -> BaseModel:
+        """Item `item_id`'s stored params with `overrides`, validated anew."""
+        params = dict(stored)
         params.update(overrides or {})
         try:
             return gen.params_model.model_validate(params)
         except ValidationError as e:
             raise ProtocolError(
                 ErrorCode.INVALID_PARAMS,
-                f"item {rec.id}'s params no longer fit generator {gen.name} (was its model removed?)",
+                f"item {item_id}'s params no longer fit generator {gen.name} (was its model removed?)",
                 validation_details(e, prefix="params"),
             ) from None
 
@@ -377,6 +381,7 @@ class BridgeCore:
             msg.explore,
             seeded_rng(seed),
             self.steering_rows,
+            (msg.session, gen.name),
         )
         return plan, drawn
 
@@ -387,11 +392,11 @@ class BridgeCore:
         rated = self.store.seen_items(list(ratings))
         # the most recent like, else the most recent rating: whose params the batch is made with
         first = ([it.id for it in rated if ratings[it.id] > 0] or [it.id for it in rated])[:1]
-        reference = self.store.get(first[0]) if first else None
+        reference = self.store.params_of(first[0]) if first else None  # its latent is not needed
         if reference is None:
             params = self._params(gen, msg.params or {})
         else:  # the liked item's params, with the request's overrides (a `model` among them)
-            params = self._stored_params(gen, reference, msg.params)
+            params = self._item_params(gen, first[0], reference, msg.params)
         params = _derived(params)
         checkpoint = gen.checkpoint_for(params)
         shapes = {k: tuple(s) for k, s in gen.latent_shapes(params).items()}

@@ -60,10 +60,13 @@ ADDED_COLUMNS = {"batch": "TEXT", "how": "TEXT"}
 # Steering reads an item's checkpoint and batch by id and by batch, for 128 items a request: from
 # covering indexes, since in the table those columns sit after the latent (a 512x512 texture's
 # spans 16 overflow pages, which reading `batch` from the row walks: 1 ms for 64 rows).
+# A session's latest ratings are read newest first from feedback_recent, which stops after the
+# 64th item; feedback_session alone made SQLite read and sort every rating the session ever gave.
 STEERING_INDEXES = (
     "DROP INDEX IF EXISTS items_batch",  # the last release's, on batch alone: items_batch_seen replaces it
     "CREATE INDEX IF NOT EXISTS items_seen ON items(id, checkpoint_sha256, batch)",
     "CREATE INDEX IF NOT EXISTS items_batch_seen ON items(batch, id, checkpoint_sha256)",
+    "CREATE INDEX IF NOT EXISTS feedback_recent ON feedback(session, id)",
 )
 
 
@@ -98,6 +101,15 @@ class SeenItem:
 
 def _latent_bytes(latent: Latent) -> int:
     return sum(a.nbytes for a in latent.values())
+
+
+def _kept(latent: Latent) -> Latent:
+    """`latent` as the store keeps it decoded: parts in sorted order (safetensors loads them in any),
+    read-only (every request that reads it shares it)."""
+    kept = dict(sorted(latent.items()))
+    for array in kept.values():
+        array.setflags(write=False)
+    return kept
 
 
 def _sync_folder(folder: Path) -> None:
@@ -223,6 +235,16 @@ class ItemStore:
         ]
         with self._lock, self._transaction():
             self._db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        # Kept decoded from the start: a steered session reads its newest items next, and decoding
+        # them would walk their latents' overflow pages (a 512x512 texture's spans 16).
+        for r in records:
+            self._latents.put(r.id, _kept({k: np.array(v, np.float32, order="C") for k, v in r.latent.items()}))
+
+    def params_of(self, item_id: str) -> dict | None:
+        """An item's params, without decoding its latent (None: no such item)."""
+        with self._lock:
+            row = self._db.execute("SELECT params FROM items WHERE id = ?", (item_id,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def get(self, item_id: str) -> ItemRecord | None:
         with self._lock:
@@ -284,7 +306,7 @@ class ItemStore:
         with self._lock:
             return self._db.execute(
                 """
-                SELECT f.item, f.rating FROM feedback f
+                SELECT f.item, f.rating FROM feedback f INDEXED BY feedback_recent
                 JOIN items i ON i.id = f.item
                 WHERE f.session = ? AND i.generator = ?
                   AND f.id = (SELECT MAX(id) FROM feedback g WHERE g.item = f.item AND g.session = f.session)
@@ -325,17 +347,13 @@ class ItemStore:
 
     def _with_latents(self, rows: list[tuple]) -> list[SeenItem]:
         """(id, checkpoint, batch) rows with their latents, decoding only those not kept (lock held)."""
-        latents: dict[str, Latent] = {}
-        for item_id, _, _ in rows:
-            if (kept := self._latents.get(item_id)) is not None:
-                latents[item_id] = kept
-        missing = [row[0] for row in rows if row[0] not in latents]
+        ids = [row[0] for row in rows]
+        latents = {i: kept for i, kept in zip(ids, self._latents.get_many(ids)) if kept is not None}
+        missing = [i for i in ids if i not in latents]
         if missing:
             marks = ",".join("?" * len(missing))
             for item_id, blob in self._db.execute(f"SELECT id, latent FROM items WHERE id IN ({marks})", missing):
-                latent = dict(sorted(load_arrays(blob).items()))
-                for array in latent.values():
-                    array.setflags(write=False)  # shared by every request that reads it
+                latent = _kept(load_arrays(blob))
                 latents[item_id] = latent
                 self._latents.put(item_id, latent)
         return [SeenItem(item_id, sha, batch, latents[item_id]) for item_id, sha, batch in rows]

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,6 +101,11 @@ def corpus_root() -> Path:
     return Path(music21.corpus.__file__).parent
 
 
+def _corpus_file(score: Any) -> Path:
+    """Where music21 read a corpus score from (an Iterator's score is typed as a string, too)."""
+    return corpus_root() / score.metadata.corpusFilePath
+
+
 def chorale_manifest(files: Sequence[Path]) -> dict:
     """The manifest of the chorale files kept, named as the music21 corpus names them; each file
     once (the corpus's chorale numbering reads a few files twice, and both readings are kept)."""
@@ -124,7 +130,7 @@ def bach_chorales(cache: Path, tracks: int = 4, limit: int | None = None) -> tup
             skipped[why] = skipped.get(why, 0) + 1
         else:
             pieces.append(piece)
-            files.append(corpus_root() / score.metadata.corpusFilePath)
+            files.append(_corpus_file(score))
         if total % 25 == 0:
             print(f"parsed {total} chorales, kept {len(pieces)}", file=sys.stderr)
         if limit is not None and len(pieces) >= limit:

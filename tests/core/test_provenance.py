@@ -204,6 +204,11 @@ def test_verify_remakes_each_file_and_names_what_was_changed(tmp_path):
     data = bytearray(good.read_bytes())
     data[data.find(b"caBX") + 200] ^= 0x01
     forged.write_bytes(bytes(data))
+    padded = tmp_path / "padded.png"  # a byte of the padding the manifest reserves: no signature covers it
+    data = bytearray(good.read_bytes())
+    start = data.find(b"caBX") + 4
+    data[data.index(b"\x00" * 64, start) + 32] ^= 0x01
+    padded.write_bytes(bytes(data))
     relabelled = tmp_path / "relabelled.png"
     relabelled.write_bytes(embed(plain.getvalue(), "png", recipe | {"seed": 9}))
     mid = mido.MidiFile(song)
@@ -218,12 +223,23 @@ def test_verify_remakes_each_file_and_names_what_was_changed(tmp_path):
             plain.getvalue(), "png", make_recipe("texture", recipe["checkpoint"], recipe["params"], 1, latent, "steer")
         )
     )
-    r = ganbridge("verify", str(painted), str(damaged), str(forged), str(relabelled), str(moved), str(misfit), __file__)
+    r = ganbridge(
+        "verify",
+        str(painted),
+        str(damaged),
+        str(forged),
+        str(padded),
+        str(relabelled),
+        str(moved),
+        str(misfit),
+        __file__,
+    )
     assert r.returncode == 1, r.stdout + r.stderr
     lines = dict(line.split(": not verified: ", 1) for line in r.stdout.splitlines())
     assert "pixel bytes differ" in lines[str(painted)]
     assert "cannot be decoded" in lines[str(damaged)] or "pixel bytes differ" in lines[str(damaged)]
     assert "credentials do not match" in lines[str(damaged)] and "credentials do not match" in lines[str(forged)]
+    assert "caBX chunk was changed" in lines[str(padded)]
     assert "seed 9" in lines[str(relabelled)] and "pixel bytes differ" in lines[str(relabelled)]
     assert "bytes differ" in lines[str(moved)]
     assert "not a PNG, MIDI or WAV file" in lines[__file__]

@@ -48,7 +48,7 @@ def test_items_and_feedback_survive_restart_and_regenerate(tmp_path):
             assert rec.checkpoint_sha256 == gen.checkpoint_for(gen.params_model.model_validate(rec.params)).sha256
             params = gen.params_model.model_validate(rec.params)
             again = gen.render([params], [rec.latent])[0]
-            recipe = make_recipe(gen.name, {"name": rec.checkpoint_name, "sha256": rec.checkpoint_sha256},
+            recipe = make_recipe(gen.name, gen.checkpoint_for(params).as_dict(),  # its sha256 checked above
                                  rec.params, rec.seed, rec.latent, rec.origin, rec.parents)  # fmt: skip
             remade = embed(again.data, again.format, recipe)
             assert remade == without_credentials(rec.file.read_bytes()), (
@@ -111,6 +111,19 @@ def test_steering_reads_items_and_batch_mates_with_their_latents_kept_decoded(tm
     assert [m.id for m in store.batch_mates(["A"], 1)] == ["a2"]
     store.remove(["a2"])  # an undelivered item: gone from the store and from what is kept
     assert store.seen_items(["a2"]) == [] and [m.id for m in store.batch_mates(["A"], 10)] == ["a1", "a0"]
+    store.close()
+
+
+def test_added_items_are_kept_decoded_as_copies(tmp_path):
+    from ganbridge.core.store import ItemStore
+
+    store = ItemStore(tmp_path / "db.sqlite3", tmp_path / "out")
+    record = _record("a0", "A", 3)
+    store.add([record])
+    kept = store._latents.get("a0")  # a steer reads a session's newest items next: no decoding
+    record.latent["z"][0] = 99  # the caller's arrays stay the caller's
+    assert kept is not None and kept["z"][0] == 3 and not kept["z"].flags.writeable
+    assert store.seen_items(["a0"])[0].latent["z"] is kept["z"]
     store.close()
 
 

@@ -145,26 +145,36 @@ def test_a_large_latent_is_fitted_through_a_sketch_that_keeps_its_inner_products
     assert np.abs(approx - exact)[off].max() < 0.1 * np.diag(exact).mean()  # and angles, roughly
 
 
-def test_kept_rows_never_change_a_draw_and_stay_within_their_bytes():
+def test_kept_rows_never_change_a_choice_and_stay_within_their_bytes():
     rng = np.random.default_rng(6)
     target = flat(draw_latent(SHAPES, rng))
-    items = rate([draw_latent(SHAPES, rng) for _ in range(8)], target, "b0")
-    items += rate([draw_latent(SHAPES, rng) for _ in range(8)], target, "b1")
+    batches = [rate([draw_latent(SHAPES, rng) for _ in range(8)], target, f"b{b}") for b in range(3)]
+    items = batches[0] + batches[1]
     rows = RowCache()
     fresh = steer(items, SHAPES, {}, 4, 0.25, np.random.default_rng(9))
-    for _ in range(2):  # the first fills the cache, the second reads it
-        kept = steer(items, SHAPES, {}, 4, 0.25, np.random.default_rng(9), rows)
+    for _ in range(2):  # the first fills the cache, the second reads it: the same items, exactly
+        kept = steer(items, SHAPES, {}, 4, 0.25, np.random.default_rng(9), rows, "s")
         assert all(np.array_equal(a.latent[k], b.latent[k]) for a, b in zip(fresh, kept) for k in SHAPES)
-    small = RowCache(max_bytes=3 * 2 * 272 * 4)  # three items' flat row and sketch (272 float32 each)
-    small.rows(items, sorted(SHAPES))
-    assert len(small.kept) == 3 and small.kept.nbytes <= small.kept.max_bytes
+    (stack,) = rows.kept._values.values()
+    # the session goes on: a new batch takes the slots of the oldest, the rest stay where they are
+    later = batches[2] + batches[1]
+    fresh = steer(later, SHAPES, {}, 4, 0.25, np.random.default_rng(10))
+    kept = steer(later, SHAPES, {}, 4, 0.25, np.random.default_rng(10), rows, "s")
+    assert len(rows.kept) == 1 and next(iter(rows.kept._values.values())) is stack
+    assert sorted(stack.slot) == sorted(it.id for it in later)
+    assert [(d.how, d.parents) for d in fresh] == [(d.how, d.parents) for d in kept]
+    assert all(np.allclose(a.latent[k], b.latent[k], atol=1e-5) for a, b in zip(fresh, kept) for k in SHAPES)
+    assert rows.kept.nbytes == stack.nbytes == 2 * 16 * 272 * 4 + 16 * 16 * 4  # rows, sketches, products
+    small = RowCache(max_bytes=stack.nbytes - 1)
+    steer(items, SHAPES, {}, 4, 0.25, np.random.default_rng(9), small, "s")
+    assert len(small.kept) == 0
 
 
 def test_the_fit_ranks_what_was_liked_first_and_explore_zero_draws_its_mean():
     rng = np.random.default_rng(7)
     target = flat(draw_latent(SHAPES, rng))
     items = [it for r in range(3) for it in rate([draw_latent(SHAPES, rng) for _ in range(8)], target, f"b{r}")]
-    pref, _ = fit_preference(items, sorted(SHAPES), {})
+    pref = fit_preference(items, sorted(SHAPES), {})
     liked = [pref.utilities[i] for i, it in enumerate(items) if it.rating > 0]
     disliked = [pref.utilities[i] for i, it in enumerate(items) if it.rating < 0]
     assert min(liked) > max(disliked)
