@@ -8,7 +8,9 @@ a texture is alike wherever its bricks fall), piano-roll statistics for music. T
 see the same first batch and get the same number of items: `steer` (the bridge's steering, the
 ratings sent as `feedback`), `variations` of the best item seen so far (strength 0.3), and
 `random` batches. The figure is the mean over targets of the best cosine after the last round,
-and the gap steering closes: (steer - random) / (1 - random).
+and the gap steering closes: (steer - random) / (1 - random). Beside them, how alike the target's
+own variations are to it (strengths in NEAR_STRENGTHS): how smooth the latent is where a search
+ends, a ceiling on what any strategy finds in a few dozen items.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from ganbridge.core.service import BridgeCore
 
 STRATEGIES = ("steer", "variations", "random")
+NEAR_STRENGTHS = (0.05, 0.1)  # variations of the target itself, at these strengths
 
 
 @dataclass(frozen=True)
@@ -200,16 +203,22 @@ async def steering_figures(url: str, tasks: list[Task], targets: int, rounds: in
                 reference += (await client.items(ref | {"seed": 90_000 + 8 * r}))[0]
             feature = Features(task.feature, reference)
             best: dict[str, list[float]] = {s: [] for s in STRATEGIES}
+            near: dict[float, list[float]] = {s: [] for s in NEAR_STRENGTHS}
             for t in range(targets):
                 gen = {"type": "generate", "generator": task.generator, "params": task.params}
                 target_item = (await client.items(gen | {"seed": 50_000 + t}))[0][0]
                 target = feature(target_item)
+                for strength in NEAR_STRENGTHS:
+                    var = {"type": "variations", "item": target_item["item"], "strength": strength, "count": 4}
+                    nearby = (await client.items(var | {"seed": 70_000 + t}))[0]
+                    near[strength] += [cosine(feature(item), target) for item in nearby]
                 for strategy in STRATEGIES:
                     best[strategy].append(
                         await trial(client, task, feature, target, strategy, 1000 + t, rounds, per_round)
                     )
             row = {s: round(statistics.mean(v), 3) for s, v in best.items()}
             row["gap_closed"] = round((row["steer"] - row["random"]) / (1 - row["random"]), 3)
+            row["near_target"] = {str(s): round(statistics.mean(v), 3) for s, v in near.items()}
             row["targets"] = targets
             out[f"{task.generator} ({task.feature})"] = row
     return out
@@ -315,6 +324,8 @@ def print_steering(figures: dict) -> None:
             f"  {label:32s} steer {row['steer']:.3f}  variations {row['variations']:.3f}  random {row['random']:.3f}"
             f"  gap closed {row['gap_closed']:.2f}  ({row['targets']} targets)"
         )
+        near = ", ".join(f"{s}: {c:.3f}" for s, c in row["near_target"].items())
+        print(f"  {'':32s} the target's own variations, by strength: {near}")
     for name, row in figures.get("steering_overhead", {}).items():
         print(
             f"  steering overhead, {name}: {row['median_ms']} ms with {row['ratings']} ratings ({row['items']} items);"

@@ -19,7 +19,7 @@ import bpy
 
 from . import export, history, params
 from . import ganbridge_client as gc
-from .state import PLACE_IN_ROW, STATE, Job
+from .state import PLACE_ON_TARGET, STATE, Job
 
 DRAIN_INTERVAL = 0.1  # seconds between timer drains in the UI
 
@@ -234,17 +234,15 @@ def take_pending(key: str) -> tuple[dict, Job, int] | None:
 
 def apply_item(item: dict, job: Job, index: int) -> dict:
     """Put one result into the scene and the history (called by the apply operator)."""
-    from .materials import ResultError, apply_texture
+    from .materials import ResultError, apply_texture, result_label
 
     if item.get("format") != "png":
         made = {"file": _save_beside_blend(item)}
     else:
         target = bpy.data.objects.get(job.target) if job.target else None
-        row = index if job.placement == PLACE_IN_ROW else (None if index == 0 else index - 1)
-        if job.placement != PLACE_IN_ROW and index > 0 and target is None:
-            row = index  # no target: the first result made a plane at the cursor; line up after it
+        on_target = job.placement == PLACE_ON_TARGET and index == 0  # the rest line up beside it
         try:
-            made = apply_texture(item, target, row)
+            made = apply_texture(item, target, on_target, result_label(item, job.kind))
         except ResultError:
             raise
         except Exception as e:  # anything Blender raised while building: report it, the rollback ran

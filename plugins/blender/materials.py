@@ -158,16 +158,45 @@ def assign(obj: bpy.types.Object, mat: bpy.types.Material) -> None:
         obj.material_slots[obj.active_material_index].material = mat
 
 
-def apply_texture(item: dict[str, Any], target: bpy.types.Object | None, row_index: int | None) -> dict[str, Any]:
+KIND_WORDS = {"variations": "variation", "interpolate": "blend", "steer": "steered", "regenerate": "again"}
+
+
+def result_label(item: dict[str, Any], kind: str) -> str:
+    """What a result's object, material and images are called: the generator and, for a result
+    generated from a seed, the seed; otherwise what made it and the item's short id (a blend or a
+    steered result has no seed of its own to show)."""
+    generator = item.get("generator") or "gan"
+    if kind == "generate" and item.get("seed") is not None:
+        return f"{generator} {item['seed']}"
+    return f"{generator} {KIND_WORDS.get(kind, kind)} {str(item.get('item', ''))[:8]}".rstrip()
+
+
+def free_spot(origin: Any, first_step: int) -> tuple[float, float, float]:
+    """The first place in the row to the right of `origin`, from `first_step` slots on, where no
+    object stands: results of every request from one object (or from the 3D cursor) line up
+    instead of piling onto the same spots."""
+    slot = PLANE_SIZE + ROW_GAP
+    taken = [o.matrix_world.translation for o in bpy.context.scene.objects]
+    step = first_step
+    while any(
+        abs(t.x - (origin.x + step * slot)) < slot / 2
+        and abs(t.y - origin.y) < slot / 2
+        and abs(t.z - origin.z) < slot / 2
+        for t in taken
+    ):
+        step += 1
+    return (origin.x + step * slot, origin.y, origin.z)
+
+
+def apply_texture(item: dict[str, Any], target: bpy.types.Object | None, on_target: bool, label: str) -> dict[str, Any]:
     """Apply one image item; returns what was made (names) for the history. All or nothing.
 
-    row_index None: onto `target` (a new plane if None). Otherwise a new plane, that many steps to
-    the right of the target (or of the 3D cursor).
+    on_target: onto `target` (a new plane at the 3D cursor if None). Otherwise a new plane at the
+    first free spot in the row to the right of the target (or of the 3D cursor).
     """
     if target is not None and target.type not in MATERIAL_TYPES:
         target = None  # a camera or a light cannot wear a material: make a plane instead
     width, height = item.get("width"), item.get("height")
-    label = f"{item.get('generator', 'gan')} {item.get('seed', '')}".strip()
     color_png = decode_png(item.get("data", ""), "image", width, height)
     maps_png = {
         name: decode_png(m.get("data", ""), f"{name} map", width, height)
@@ -176,11 +205,9 @@ def apply_texture(item: dict[str, Any], target: bpy.types.Object | None, row_ind
     with all_or_nothing() as created:
         color = packed_image(created, f"GAN {label}", color_png, non_color=False)
         maps = {name: packed_image(created, f"GAN {label} {name}", png, True) for name, png in maps_png.items()}
-        if row_index is not None or target is None:
+        if not on_target or target is None:
             origin = target.location if target is not None else bpy.context.scene.cursor.location
-            step = (row_index + 1) if (row_index is not None and target is not None) else (row_index or 0)
-            loc = (origin.x + step * (PLANE_SIZE + ROW_GAP), origin.y, origin.z)
-            target = new_plane(created, f"GAN {label}", loc)
+            target = new_plane(created, f"GAN {label}", free_spot(origin, 0 if target is None else 1))
         use_uv = target.type == "MESH" and len(target.data.uv_layers) > 0
         mat = build_material(created, f"GAN {label}", color, maps, use_uv)
         mat["ganbridge_item"] = item["item"]

@@ -222,7 +222,7 @@ class GANBRIDGE_OT_reapply(bpy.types.Operator):
 class GANBRIDGE_OT_regenerate(_BridgeOperator):
     bl_idname = "ganbridge.regenerate"
     bl_label = "Regenerate"
-    bl_description = "Ask the bridge to make this result again from its recipe"
+    bl_description = "Ask the bridge to make this result again, exactly, from its recipe"
     item: bpy.props.StringProperty()
 
     def run(self, context) -> str:
@@ -230,16 +230,20 @@ class GANBRIDGE_OT_regenerate(_BridgeOperator):
         if entry is None:
             raise UserError("that result is not in this file's history")
         recipe = entry.get("recipe")
-        if not recipe or recipe.get("seed") is None or not recipe.get("params"):
-            raise UserError(
-                "this result was made from other results (variations, blends, steering): only a result "
-                "generated from a seed can be regenerated from its recipe; use 'Use' to re-apply it"
-            )
+        if not recipe:
+            raise UserError("this result's recipe has not come from the bridge yet: try again in a moment")
         name = entry["generator"]
         if name not in STATE.generators:
             raise UserError(f"the generator {name!r} is not on the bridge now")
-        job = Job("", "generate", f"Regenerate {name}", PLACE_ON_TARGET, _target(context), recipe["params"])
-        connection.submit(job, "generate", generator=name, params=recipe["params"], seed=recipe["seed"], count=1)
+        if recipe.get("origin", "generate") == "generate" and recipe.get("seed") is not None and recipe.get("params"):
+            job = Job("", "generate", f"Regenerate {name}", PLACE_ON_TARGET, _target(context), recipe["params"])
+            connection.submit(job, "generate", generator=name, params=recipe["params"], seed=recipe["seed"], count=1)
+        else:
+            # Variations, blends and steered results start from a latent, not a seed (the seed in
+            # their recipe drew the change): a variation of strength 0 is the same latent, made
+            # again with the same params, from the bridge's store.
+            job = Job("", "regenerate", f"Regenerate {name}", PLACE_ON_TARGET, _target(context))
+            connection.submit(job, "variations", item=self.item, strength=0.0, count=1, session=_session(context))
         return "Regenerating from the recipe"
 
 

@@ -19,6 +19,8 @@ def test_steering_beats_random_draws_and_variations_of_the_best(bridge):
     # measured here: steer 0.90, variations of the best 0.82, random 0.55 (gap closed 0.78)
     assert row["steer"] > row["random"] + 0.1 and row["steer"] > row["variations"], row
     assert row["gap_closed"] > 0.2, row
+    # the target's own variations: nearer the smaller the step (a texture's latent is smooth)
+    assert row["near_target"]["0.05"] > row["near_target"]["0.1"] > row["random"], row
 
 
 def test_patch_statistics_ignore_where_a_texture_falls():

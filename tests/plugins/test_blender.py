@@ -320,6 +320,81 @@ result = {"op": sorted(r), "a": pixels_b64(bpy.data.images[first["images"][0]]),
     assert out["a"] == out["b"]
 
 
+def test_regenerate_of_a_variation_or_a_steered_result_is_identical(blender, live):
+    """Their recipes carry the seed that drew the change, not a seed that makes them: regenerate
+    remakes them from their latent (once it sent a fresh generate with that seed)."""
+    fresh_scene(blender)
+    out = blender.run(
+        """
+bpy.ops.ganbridge.generate()
+wait_job(last_job())
+first = hist.entries()[-1]["item"]
+bpy.ops.ganbridge.rate(rating=1, item=first)
+assert pump(lambda: hist.find(first)["rating"] == 1, 20)
+bpy.ops.ganbridge.variations()
+wait_job(last_job())
+varied = hist.entries()[-1]["item"]
+bpy.ops.ganbridge.steer()
+wait_job(last_job())
+steered = hist.entries()[-1]["item"]
+assert pump(lambda: all("recipe" in hist.find(i) for i in (varied, steered)), 20)
+pairs = []
+for item in (varied, steered):
+    bpy.ops.ganbridge.regenerate(item=item)
+    wait_job(last_job())
+    again = hist.entries()[-1]
+    pairs.append([item, again["item"], again["job"], pixels_b64(bpy.data.images[hist.find(item)["images"][0]]),
+                  pixels_b64(bpy.data.images[again["images"][0]])])
+result = {"pairs": pairs, "origins": [hist.find(i)["recipe"]["origin"] for i in (varied, steered)]}
+"""
+    )
+    assert out["origins"] == ["variations", "steer"]
+    for item, again, job, before, after in out["pairs"]:
+        assert before == after, f"regenerating {item} made a different image"
+        assert again != item and job == "regenerate"
+
+
+def test_results_line_up_without_piling_and_are_named(blender, live):
+    """Each request's planes go to free spots in the row (once variations, steer and regenerate
+    from one object all used the same offsets, and results with nothing selected the 3D cursor);
+    a blend's objects are named by what made them (once 'GAN texture None')."""
+    fresh_scene(blender)
+    out = blender.run(
+        """
+s = bpy.context.scene.ganbridge
+s.count = 2
+bpy.ops.ganbridge.generate()
+wait_job(last_job())
+a, b = [e["item"] for e in hist.entries()[-2:]]
+n = len(hist.entries())
+bpy.ops.ganbridge.variations()
+wait_job(last_job())
+bpy.ops.ganbridge.variations()
+wait_job(last_job())
+bpy.ops.ganbridge.pick(item=a, slot="A")
+bpy.ops.ganbridge.pick(item=b, slot="B")
+s.steps = 2
+bpy.ops.ganbridge.interpolate()
+wait_job(last_job())
+from_cube = hist.entries()[n:]
+bpy.context.view_layer.objects.active = None
+m = len(hist.entries())
+for _ in range(3):
+    bpy.ops.ganbridge.generate()
+    wait_job(last_job())
+loose = hist.entries()[m:]
+where = lambda entries: [tuple(round(c, 3) for c in bpy.data.objects[e["object"]].location) for e in entries]
+blend = [e for e in from_cube if e["job"] == "interpolate"]
+result = {"from_cube": where(from_cube), "loose": where(loose),
+          "blend_names": [e["object"] for e in blend] + [e["material"] for e in blend] + [i for e in blend for i in e["images"]]}
+"""
+    )
+    from_cube, loose = ({tuple(xyz) for xyz in out[k]} for k in ("from_cube", "loose"))
+    assert len(out["from_cube"]) == 6 and len(from_cube) == 6, out["from_cube"]
+    assert len(out["loose"]) == 6 and len(loose | from_cube) == 12, out["loose"]
+    assert all("None" not in name and "blend" in name for name in out["blend_names"]), out["blend_names"]
+
+
 def test_history_survives_save_and_reload(blender, live, tmp_path):
     path = tmp_path / "scene.blend"
     out = blender.run(

@@ -46,7 +46,7 @@ def profile(tmp_path_factory, krita_bridge):
 
 def inspect(profile: KritaProfile, kra: Path) -> dict:
     out = kra.parent / f"{kra.stem}-inspect"
-    out.mkdir()
+    out.mkdir(exist_ok=True)
     return profile.kritarunner("inspect", {"kra": str(kra), "report": str(out / "report.json"), "out": str(out)})
 
 
@@ -88,12 +88,19 @@ def test_kritarunner_drives_the_plugin_code(profile, krita_bridge, tmp_path):
     assert recipes[ran["layer"]]["item"] == ran["items"][0] and recipes[ran["fill_layer"]]["seed"] == 5
 
 
-def test_docker_in_the_real_gui(profile, krita_bridge, tmp_path):
+@pytest.fixture(scope="module")
+def gui_run(profile, krita_bridge, tmp_path_factory):
+    """The docker clicked through in the real GUI; it saves a .kra of nine results."""
+    tmp = tmp_path_factory.mktemp("krita-gui")
     job = {
-        "report": str(tmp_path / "gui.json"), "kra": str(tmp_path / "gui.kra"), "width": 320, "height": 240,
+        "report": str(tmp / "gui.json"), "kra": str(tmp / "gui.kra"), "width": 320, "height": 240,
         "model": "brick", "size": 64, "seed": 11, "selection": [100, 60, 130, 90], "step_timeout": 40,
     }  # fmt: skip
-    ran = profile.gui(job, krita_bridge.url)
+    return profile.gui(job, krita_bridge.url), job, tmp
+
+
+def test_docker_in_the_real_gui(gui_run, profile, krita_bridge):
+    ran, job, tmp_path = gui_run
     assert {"texture", "image"} <= set(ran["generators"])  # every bridge generator, no plugin change
     # Faults first: a clear message in the docker, nothing changed.
     assert "no document is open" in ran["no_document"]
@@ -101,6 +108,12 @@ def test_docker_in_the_real_gui(profile, krita_bridge, tmp_path):
     assert ran["sixteen_bit_unchanged"]
     assert "not connected to the bridge" in ran["no_bridge"] and "refused" in ran["no_bridge"]
     assert ran["click_ms"] < 50  # the click queues a request; the canvas never waits on the bridge
+    # Switching generator and back keeps what the painter set (once: back to the defaults, "brick").
+    assert ran["kept_params"] == ["grass", job["size"], True, job["seed"]]
+    # A job lost with the bridge says so, and the connection's own news does not wipe that out.
+    lost, _, state = ran["lost_job"].partition("\n")
+    assert "the bridge went away before it finished (nothing was changed)" in lost, ran["lost_job"]
+    assert "cannot reach the bridge" in state
     seen = inspect(profile, tmp_path / "gui.kra")
     by_name = {entry["name"]: entry for entry in seen["layers"]}
     recipes = json.loads(seen["annotation"])["layers"]
@@ -130,6 +143,30 @@ def test_docker_in_the_real_gui(profile, krita_bridge, tmp_path):
     assert all(len(r["parents"]) == 2 for r in blends)
     assert ran["layers_after_cancel"] == 0  # cancelled at once: nothing reached the document
     assert ran["undo_removed_layers"] == 1  # the last result was one undo step
+
+
+def test_history_after_krita_starts_again(gui_run, profile, krita_bridge):
+    """Krita started anew opens the saved .kra: the strip shows every result in it, thumbnails in
+    their own aspect, labelled by what made them, and blend, vary and like work on them."""
+    _, job, tmp = gui_run
+    seen = inspect(profile, Path(job["kra"]))
+    stored = json.loads(seen["annotation"])["layers"]
+    reopen = {"report": str(tmp / "reopen.json"), "reopen": job["kra"], "results": len(stored), "step_timeout": 40}
+    ran = profile.gui(reopen, krita_bridge.url)
+    labels = [text for text, _, _ in ran["history"]]
+    assert len(labels) == len(stored) == 9
+    assert "texture brick seed 11" in labels
+    assert sum(text.startswith("texture brick blend of ") for text in labels) == 3, labels
+    assert sum(text.startswith("texture brick variation of ") for text in labels) == 2, labels
+    assert all("seed" not in text for text in labels if "of" in text or "steered" in text), labels
+    sizes = {(w, h) for _, w, h in ran["history"]}
+    assert (72, 50) in sizes or (72, 49) in sizes, sizes  # the 130x90 fill kept its aspect (once squashed to a square)
+    assert all(w <= 72 and h <= 72 for w, h in sizes)
+    # Blend (two reopened thumbnails) and variations made their layers (else their steps time out);
+    # the like went to the document's saved session.
+    assert ran["thumbnails"] == 9  # what blend saw: the reopened history, nothing added yet
+    ratings = krita_bridge.core.store.session_ratings(seen["session"], "texture")
+    assert sum(1 for _, rating in ratings if rating == 1) >= 2, ratings  # the first run's like and this one
 
 
 # --- provenance view and Export result… ---------------------------------------------------------------

@@ -111,9 +111,14 @@ def test_layer_names_say_what_made_them():
         recipes.layer_name({"generator": "texture", "seed": 7, "params": {"model": "brick"}})
         == "GAN texture brick seed 7"
     )
-    assert (
-        recipes.layer_name({"generator": "texture", "seed": None, "origin": "interpolate"}) == "GAN texture interpolate"
-    )
+    assert recipes.layer_name({"generator": "texture", "seed": None, "origin": "interpolate"}) == "GAN texture blend"
+    two = {"generator": "texture", "seed": None, "origin": "interpolate", "parents": ["a" * 16, "b" * 16]}
+    assert recipes.layer_name(two) == "GAN texture blend of aaaaaaaa + bbbbbbbb"
+    # a variation's or a steered result's seed drew the change: it does not make the result
+    varied = {"generator": "image", "seed": 3, "origin": "variations", "parents": ["c" * 16]}
+    assert recipes.layer_name(varied) == "GAN image variation of cccccccc"
+    assert recipes.layer_name({"generator": "image", "seed": 3, "origin": "steer"}) == "GAN image steered"
+    assert recipes.layer_name({"generator": "image", "seed": 3, "origin": "fill"}) == "GAN image seed 3"
 
 
 # --- pixel bytes ----------------------------------------------------------------------------------------

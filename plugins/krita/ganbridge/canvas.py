@@ -15,7 +15,7 @@ from typing import Any
 from krita import Krita
 
 from . import pixels, recipes
-from .qt import RGBA8888, QByteArray, QImage
+from .qt import ARGB32, KEEP_ASPECT, RGBA8888, SMOOTH, QByteArray, QImage
 
 
 class CanvasError(Exception):
@@ -168,6 +168,29 @@ def item_recipe(doc: Any, item: str) -> dict:
     if doc is None:
         return {}
     return next((r for r in load_recipes(doc).values() if r.get("item") == item), {})
+
+
+def find_layer(doc: Any, layer_id: str) -> Any:
+    """The layer (in any group) whose unique id is `layer_id`, or None (deleted since)."""
+    todo = list(doc.topLevelNodes())
+    while todo:
+        node = todo.pop()
+        if node.uniqueId().toString() == layer_id:
+            return node
+        todo += node.childNodes()
+    return None
+
+
+def layer_thumbnail(node: Any, size: int) -> QImage | None:
+    """The layer's pixels (its own extent, not the canvas's) scaled to fit size x size, aspect kept."""
+    bounds = node.bounds()
+    w, h = bounds.width(), bounds.height()
+    if w <= 0 or h <= 0:
+        return None
+    data = bytes(node.pixelData(bounds.x(), bounds.y(), w, h))
+    if len(data) != w * h * 4:  # not an 8-bit RGBA layer
+        return None
+    return QImage(data, w, h, w * 4, ARGB32).scaled(size, size, KEEP_ASPECT, SMOOTH)  # a copy: `data` may go
 
 
 def active_document() -> Any:

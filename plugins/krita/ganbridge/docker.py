@@ -17,11 +17,15 @@ from . import canvas, connection, export, provenance, recipes
 from . import ganbridge_client as gc
 from . import ganbridge_schema as gs
 from .qt import (
+    ADJUST,
     EXTENDED_SELECTION,
     ICON_MODE,
+    KEEP_ASPECT,
     OK_CANCEL,
     PASSWORD,
+    SMOOTH,
     USER_ROLE,
+    VERTICAL,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -41,6 +45,7 @@ from .qt import (
     QPushButton,
     QSize,
     QSpinBox,
+    QSplitter,
     QTimer,
     QVBoxLayout,
     QWidget,
@@ -59,6 +64,7 @@ class Job:
     doc: Any
     params: dict = field(default_factory=dict)
     region: canvas.Region | None = None
+    parents: list[str] = field(default_factory=list)  # the results it comes from (variations, blend)
     status: str = "sent"
     position: int = 0
     done: int = 0
@@ -116,6 +122,11 @@ class GanBridgeDocker(DockWidget):
         self.inputs: dict[str, tuple[QWidget, QCheckBox | None]] = {}
         self.last_error = ""
         self.size_edited = False
+        # each generator's form as the painter left it, restored on switching back (and on reconnect)
+        self.kept_values: dict[str, dict[str, tuple[Any, bool]]] = {}
+        self.form_generator = ""  # the generator whose controls the form holds
+        self.strip_documents: list[Any] = []  # documents whose stored results the strip has taken in
+        self.strip_queue: list[tuple[Any, str, dict]] = []  # (document, layer id, recipe) still to add
         self._build()
         self.conn.stateChanged.connect(self.on_state)
         self.conn.message.connect(self.on_message)
@@ -199,11 +210,23 @@ class GanBridgeDocker(DockWidget):
         self.strip.setObjectName("ganbridge_strip")
         self.strip.setViewMode(ICON_MODE)
         self.strip.setIconSize(QSize(THUMB, THUMB))
+        self.strip.setGridSize(QSize(THUMB + 16, THUMB + 28))  # room for a label under each thumbnail
+        self.strip.setResizeMode(ADJUST)  # rows re-flow when the docker or the strip is resized
+        self.strip.setWordWrap(True)
         self.strip.setSelectionMode(EXTENDED_SELECTION)
-        self.strip.setMaximumHeight(THUMB + 40)
+        self.strip.setMinimumHeight(THUMB + 40)
         self.strip.itemSelectionChanged.connect(self.refresh_provenance)
-        box.addWidget(self.strip)
-        box.addWidget(
+        # The strip and what is below it share a splitter: drag its handle to see more history.
+        split = QSplitter(VERTICAL)
+        split.setObjectName("ganbridge_split")
+        split.setChildrenCollapsible(False)
+        split.addWidget(self.strip)
+        box.addWidget(split, 1)
+        below = QWidget()
+        lower = QVBoxLayout(below)
+        lower.setContentsMargins(0, 0, 0, 0)
+        split.addWidget(below)
+        lower.addWidget(
             self._button(
                 "ganbridge_export", "Export result…", self.export_result,
                 "Save the selected result as the bridge made it: a PNG with its recipe and content credentials",
@@ -212,11 +235,12 @@ class GanBridgeDocker(DockWidget):
         self.provenance = QLabel(provenance.NOTHING)
         self.provenance.setObjectName("ganbridge_provenance")
         self.provenance.setWordWrap(True)
-        box.addWidget(self.provenance)
+        lower.addWidget(self.provenance)
         self.jobs_label = QLabel("")
         self.jobs_label.setObjectName("ganbridge_jobs")
-        box.addWidget(self.jobs_label)
-        box.addStretch(1)
+        lower.addWidget(self.jobs_label)
+        lower.addStretch(1)
+        split.setSizes([2 * (THUMB + 28) + 8, 200])  # two rows of thumbnails to start with
         self.setWidget(root)
 
     def canvasChanged(self, canvas_) -> None:  # noqa: N802 (Krita's name)
@@ -238,6 +262,7 @@ class GanBridgeDocker(DockWidget):
         self.status.setStyleSheet("color: #d05050")
 
     def show_info(self, text: str) -> None:
+        self.last_error = ""  # news after a failure: the painter has seen it
         self.status.setText(text)
         self.status.setStyleSheet("")
 
@@ -273,13 +298,16 @@ class GanBridgeDocker(DockWidget):
 
     @guarded
     def on_state(self, state: gc.ConnectionState) -> None:
-        if state.status == "connected":
-            self.show_info(f"Connected: {state.server}")
-            self.set_generators({g["name"]: g for g in state.generators})
-        elif state.status == "unauthorized":
+        if state.status == "unauthorized":
             self.show_error(state.detail)
+            return
+        text = f"Connected: {state.server}" if state.status == "connected" else state.detail or state.status
+        if self.last_error:  # a failure (often the lost jobs' own, in the same drain) stays in sight
+            self.status.setText(f"⚠ {self.last_error}\n{text}")
         else:
-            self.show_info(state.detail or state.status)
+            self.show_info(text)
+        if state.status == "connected":
+            self.set_generators({g["name"]: g for g in state.generators})
 
     def set_generators(self, generators: dict[str, dict]) -> None:
         current = self.generator.currentText()
@@ -297,10 +325,13 @@ class GanBridgeDocker(DockWidget):
 
     @guarded
     def on_generator(self, name: str) -> None:
+        if self.form_generator:  # what the painter set for the generator shown until now
+            self.kept_values[self.form_generator] = self._entered()
         while self.form.rowCount():
             self.form.removeRow(0)
         self.inputs = {}
         info = self.generators.get(name)
+        self.form_generator = name if info is not None else ""
         if info is None:
             self.controls = []
             return
@@ -330,7 +361,42 @@ class GanBridgeDocker(DockWidget):
                 widget.editingFinished.connect(self._size_edited)
         for name_ in skipped:
             self.form.addRow(name_, QLabel("bridge default"))
-        self.offer_canvas_size()
+        kept = self.kept_values.get(name)
+        if kept:
+            self._enter(kept)
+        else:
+            self.offer_canvas_size()
+
+    def _entered(self) -> dict[str, tuple[Any, bool]]:
+        """Each control's value as entered (also when its toggle is off) and whether it is on."""
+        out = {}
+        for c in self.controls:
+            toggle = self.inputs[c.name][1]
+            out[c.name] = (self._entered_value(c), toggle is None or toggle.isChecked())
+        return out
+
+    def _enter(self, values: dict[str, tuple[Any, bool]]) -> None:
+        """Put values back into the form (a value the bridge's schema no longer offers is skipped)."""
+        for c in self.controls:
+            if c.name not in values:
+                continue
+            value, on = values[c.name]
+            widget, toggle = self.inputs[c.name]
+            if toggle is not None:
+                toggle.setChecked(on)
+            if value is None:
+                continue
+            if c.kind in (gs.INT, gs.FLOAT):
+                widget.setValue(value)
+            elif c.kind == gs.BOOL:
+                widget.setChecked(bool(value))
+            elif c.kind == gs.CHOICE and value in c.choices:
+                widget.setCurrentText(value)
+            elif c.kind == gs.MULTI:
+                for box in widget.findChildren(QCheckBox):
+                    box.setChecked(box.text() in value)
+            elif c.kind not in (gs.CHOICE, gs.MULTI):
+                widget.setText(str(value))
 
     def _size_edited(self) -> None:
         self.size_edited = True
@@ -370,9 +436,14 @@ class GanBridgeDocker(DockWidget):
         return QLineEdit(str(c.default))
 
     def _value(self, c: gs.Control) -> Any:
-        widget, toggle = self.inputs[c.name]
+        toggle = self.inputs[c.name][1]
         if toggle is not None and not toggle.isChecked():
             return None
+        return self._entered_value(c)
+
+    def _entered_value(self, c: gs.Control) -> Any:
+        """The control's value as its widget holds it, whether its toggle is on or not."""
+        widget = self.inputs[c.name][0]
         if c.kind in (gs.INT, gs.FLOAT):
             return widget.value()
         if c.kind == gs.BOOL:
@@ -494,7 +565,7 @@ class GanBridgeDocker(DockWidget):
         if not items:
             raise UserError("select a result thumbnail or a generated layer to vary")
         self._submit(
-            Job("variations", "Variations", doc), "variations", item=items[-1], strength=self.strength.value(),
+            Job("variations", "Variations", doc, parents=items[-1:]), "variations", item=items[-1], strength=self.strength.value(),
             count=self.count.value(), session=canvas.document_session(doc),
         )  # fmt: skip
 
@@ -506,7 +577,7 @@ class GanBridgeDocker(DockWidget):
         if len(items) != 2:
             raise UserError("select exactly two result thumbnails to blend (Ctrl+click)")
         self._submit(
-            Job("interpolate", "Blend", doc),
+            Job("interpolate", "Blend", doc, parents=items),
             "interpolate",
             **{"from": items[0], "to": items[1], "steps": self.steps.value(), "session": canvas.document_session(doc)},
         )
@@ -581,7 +652,8 @@ class GanBridgeDocker(DockWidget):
         recipe = {
             "item": item["item"], "generator": item.get("generator"), "seed": item.get("seed"),
             "width": item.get("width"), "height": item.get("height"), "params": job.params, "origin": job.kind,
-            "session": canvas.document_session(job.doc), "applied": time.time(),
+            "parents": item.get("parents", job.parents), "session": canvas.document_session(job.doc),
+            "applied": time.time(),
         }  # fmt: skip
         if item.get("format") != "png":
             raise UserError(f"{job.label}: a {item.get('format')} result cannot go into a paint layer")
@@ -599,10 +671,39 @@ class GanBridgeDocker(DockWidget):
     def add_thumbnail(self, item: dict, recipe: dict) -> None:
         image = QImage()
         image.loadFromData(base64.b64decode(item["data"]), "PNG")
-        entry = QListWidgetItem(QIcon(QPixmap.fromImage(image.scaled(THUMB, THUMB))), recipes.layer_name(recipe)[4:])
-        entry.setData(USER_ROLE, item["item"])
+        self._add_entry(item["item"], image.scaled(THUMB, THUMB, KEEP_ASPECT, SMOOTH), recipe)
+
+    def _add_entry(self, item: str, thumbnail: QImage | None, recipe: dict) -> None:
+        label = recipes.layer_name(recipe)[len("GAN ") :]
+        entry = QListWidgetItem(QIcon(QPixmap.fromImage(thumbnail)) if thumbnail is not None else QIcon(), label)
+        entry.setData(USER_ROLE, item)
+        entry.setToolTip(label)
         self.strip.addItem(entry)
         self.strip.scrollToItem(entry)
+
+    def strip_items(self) -> set[str]:
+        return {self.strip.item(i).data(USER_ROLE) for i in range(self.strip.count())}
+
+    def take_in_document(self) -> None:
+        """The active document's earlier results into the strip, from the recipes it keeps (a .kra
+        reopened, or Krita started again): found once per document, then one layer per tick, so
+        a document with many results never holds the GUI up."""
+        doc = canvas.active_document()
+        if doc is not None and doc not in self.strip_documents:
+            self.strip_documents.append(doc)
+            shown = self.strip_items()
+            stored = sorted(canvas.load_recipes(doc).items(), key=lambda kv: kv[1].get("applied") or 0)
+            self.strip_queue += [(doc, layer, r) for layer, r in stored if r["item"] not in shown]
+        if not self.strip_queue:
+            return
+        doc, layer, recipe = self.strip_queue.pop(0)
+        if recipe["item"] in self.strip_items() or doc not in Krita.instance().documents():
+            return
+        node = canvas.find_layer(doc, layer)
+        if node is None:  # the layer was deleted: the result stays on the bridge, not in this document
+            return
+        self.item_recipes.setdefault(recipe["item"], dict(recipe))
+        self._add_entry(recipe["item"], canvas.layer_thumbnail(node, THUMB), recipe)
 
     # --- provenance -------------------------------------------------------------------------------------
 
@@ -629,8 +730,12 @@ class GanBridgeDocker(DockWidget):
 
     @guarded
     def watch_active_layer(self) -> None:
-        """Redraw the view when the active layer changed; a selected thumbnail has its own signal."""
-        if not self.isVisible() or self.strip.selectedItems():
+        """Redraw the view when the active layer changed (a selected thumbnail has its own signal),
+        and take in a reopened document's results."""
+        if not self.isVisible():
+            return
+        self.take_in_document()
+        if self.strip.selectedItems():
             return
         doc = canvas.active_document()
         node = doc.activeNode() if doc is not None else None

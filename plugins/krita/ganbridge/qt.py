@@ -21,7 +21,7 @@ QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGridLayout = (
     W.QGridLayout,
 )
 QHBoxLayout, QLabel, QLineEdit, QListWidget = W.QHBoxLayout, W.QLabel, W.QLineEdit, W.QListWidget
-QFileDialog = W.QFileDialog
+QFileDialog, QSplitter = W.QFileDialog, W.QSplitter
 QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget = (
     W.QListWidgetItem,
     W.QPushButton,
@@ -32,6 +32,11 @@ QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget = (
 
 # Enums moved into scoped classes in Qt 6; these names work with both.
 RGBA8888 = QImage.Format.Format_RGBA8888 if QT6 else QImage.Format_RGBA8888
+ARGB32 = QImage.Format.Format_ARGB32 if QT6 else QImage.Format_ARGB32  # B, G, R, A bytes: Krita's 8-bit layout
+KEEP_ASPECT = Qt.AspectRatioMode.KeepAspectRatio if QT6 else Qt.KeepAspectRatio
+SMOOTH = Qt.TransformationMode.SmoothTransformation if QT6 else Qt.SmoothTransformation
+VERTICAL = Qt.Orientation.Vertical if QT6 else Qt.Vertical
+ADJUST = QListWidget.ResizeMode.Adjust if QT6 else QListWidget.Adjust
 ICON_MODE = QListWidget.ViewMode.IconMode if QT6 else QListWidget.IconMode
 EXTENDED_SELECTION = QAbstractItemView.SelectionMode.ExtendedSelection if QT6 else QAbstractItemView.ExtendedSelection
 USER_ROLE = Qt.ItemDataRole.UserRole if QT6 else Qt.UserRole
@@ -45,6 +50,7 @@ def run_dialog(dialog: QDialog) -> bool:
 
 
 __all__ = [
+    "ADJUST", "ARGB32", "KEEP_ASPECT", "SMOOTH", "VERTICAL", "QSplitter",
     "EXTENDED_SELECTION", "ICON_MODE", "OK_CANCEL", "PASSWORD", "QT6", "RGBA8888", "USER_ROLE", "QAbstractItemView",
     "QByteArray", "QCheckBox", "QComboBox", "QDialog", "QDialogButtonBox", "QDoubleSpinBox", "QFileDialog", "QFormLayout",
     "QGridLayout", "QHBoxLayout", "QIcon", "QImage", "QLabel", "QLineEdit", "QListWidget", "QListWidgetItem",

@@ -11,7 +11,7 @@ import time
 import traceback
 
 from krita import Extension, Krita, Selection
-from PyQt5.QtCore import QTimer
+from PyQt5.QtCore import QSize, QTimer
 from PyQt5.QtWidgets import QCheckBox, QComboBox, QLabel, QListWidget, QPushButton, QSpinBox
 
 JOB = json.loads(os.environ.get("GANBRIDGE_KRITA_JOB", "{}"))
@@ -22,11 +22,17 @@ class Driver:
         self.report = {"steps": [], "ok": False}
         self.steps = [
             self.wait_window, self.find_docker, self.wait_connected, self.generate_without_document,
-            self.make_document, self.reject_16_bit, self.generate, self.wait_generated, self.fill,
+            self.make_document, self.reject_16_bit, self.generate, self.wait_generated, self.switch_generators,
+            self.fill,
             self.wait_filled, self.like, self.wait_liked, self.blend, self.wait_blended, self.variations, self.wait_varied,
             self.steer, self.wait_steered, self.cancel, self.wait_cancelled, self.wait_recipes, self.save,
             self.undo, self.wait_undone, self.point_at_no_bridge, self.wait_no_bridge,
         ]  # fmt: skip
+        if JOB.get("reopen"):  # Krita started again: the saved document's history
+            self.steps = [
+                self.wait_window, self.find_docker, self.wait_connected, self.open_saved, self.wait_history,
+                self.blend, self.wait_blended, self.variations, self.wait_varied, self.like, self.wait_liked,
+            ]  # fmt: skip
         self.started = time.monotonic()
         self.step_started = self.started
         self.timer = QTimer()
@@ -123,6 +129,23 @@ class Driver:
         app.activeWindow().showView(self.view)
         return True
 
+    def open_saved(self):
+        app = Krita.instance()
+        self.doc = app.openDocument(JOB["reopen"])
+        self.view = app.activeWindow().addView(self.doc)
+        return True
+
+    def wait_history(self):
+        strip = self.w(QListWidget, "ganbridge_strip")
+        if strip.count() < JOB["results"]:
+            return False
+        entries = [strip.item(i) for i in range(strip.count())]
+        self.report["history"] = [
+            [e.text(), e.icon().pixmap(QSize(72, 72)).width(), e.icon().pixmap(QSize(72, 72)).height()] for e in entries
+        ]
+        self.report["strip_height"] = strip.height()
+        return True
+
     def generate(self):
         assert Krita.instance().activeDocument() == self.doc, "the test document is not active"
         self.w(QComboBox, "ganbridge_generator").setCurrentText("texture")
@@ -138,6 +161,19 @@ class Driver:
 
     def wait_generated(self):
         return f"GAN texture {JOB['model']} seed {JOB['seed']}" in self.names()
+
+    def switch_generators(self):
+        combo = self.w(QComboBox, "ganbridge_generator")
+        self.w(QComboBox, "param_model").setCurrentText("grass")  # not the default model
+        combo.setCurrentText("image")
+        combo.setCurrentText("texture")
+        model = self.w(QComboBox, "param_model")
+        self.report["kept_params"] = [
+            model.currentText(), self.w(QSpinBox, "param_width").value(),
+            self.w(QCheckBox, "param_seed__on").isChecked(), self.w(QSpinBox, "param_seed").value(),
+        ]  # fmt: skip
+        model.setCurrentText(JOB["model"])
+        return True
 
     def fill(self):
         sel = Selection()
@@ -244,12 +280,14 @@ class Driver:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
+        self.click("ganbridge_generate")  # a job the bridge is still working on when it goes away
         connection.shared().open(f"ws://127.0.0.1:{port}/", "")
         return True
 
     def wait_no_bridge(self):
         if "cannot reach the bridge" not in self.status():
             return False
+        self.report["lost_job"] = self.status()
         self.click("ganbridge_generate")
         self.report["no_bridge"] = self.status()
         return True
