@@ -205,6 +205,12 @@ class Accepted(BaseModel):
     position: int = Field(description="work units queued ahead of this request")
 
 
+class Queued(BaseModel):
+    type: Literal["queued"] = "queued"
+    id: str
+    position: int = Field(description="work units now queued ahead of this request, which has not started")
+
+
 class Progress(BaseModel):
     type: Literal["progress"] = "progress"
     id: str
@@ -262,8 +268,8 @@ class Error(BaseModel):
     details: list[dict[str, Any]] | None = None
 
 
-REPLIES = (Welcome, GeneratorsReply, Accepted, Progress, Result, Done, Ack, Cancelled, ItemReply, Error)
-Reply = Welcome | GeneratorsReply | Accepted | Progress | Result | Done | Ack | Cancelled | ItemReply | Error
+REPLIES = (Welcome, GeneratorsReply, Accepted, Queued, Progress, Result, Done, Ack, Cancelled, ItemReply, Error)
+Reply = Welcome | GeneratorsReply | Accepted | Queued | Progress | Result | Done | Ack | Cancelled | ItemReply | Error
 _reply_adapter: TypeAdapter = TypeAdapter(Annotated[Reply, Field(discriminator="type")])
 
 

@@ -72,6 +72,10 @@ class JobListener(Protocol):
     so each job gets exactly one final message (finished, failed or cancelled)."""
 
     def accepted(self, job: Job, position: int) -> None: ...
+    def queued(self, job: Job, position: int) -> None:
+        """The job has not started and `position` units now wait ahead of it (sent on a change)."""
+        ...
+
     # positional-only: a listener names what it stores as it likes (the core's are item dicts)
     def store(self, job: Job, units: list[WorkUnit], outputs: list[Output], /) -> Any: ...
     def discard(self, job: Job, stored: Any, /) -> None:
@@ -93,6 +97,8 @@ class Job:
     units: list[WorkUnit]
     listener: JobListener
     next_index: int = 0  # first unit not yet handed to a worker
+    order: int = 0  # when it was accepted, among all jobs
+    position: int = 0  # units queued ahead of it, as last told
     completed: int = 0
     cancelled: bool = False
     failed: bool = False
@@ -161,6 +167,7 @@ class JobScheduler:
         # client -> the turn it was last served in: the worker serves the lowest first
         self._served: dict[str, int] = {}
         self._turn = 0
+        self._accepted = 0  # jobs accepted so far: each job's `order`
         self._stopping = False
         self.batches_run = 0
         self.units_run = 0
@@ -201,6 +208,8 @@ class JobScheduler:
             self._check_share(job)
             self._check_budget(job)
             position = self._queued_units
+            job.order, job.position = self._accepted, position
+            self._accepted += 1
             self._active[job.key] = job
             self._pending.setdefault(job.client, deque()).append(job)
             self._queued_units += len(job.units)
@@ -359,11 +368,32 @@ class JobScheduler:
                 batch.append(more)
         return batch
 
+    def _moved_up(self) -> list[Job]:
+        """Jobs not started yet whose count of units waiting ahead (those of jobs accepted before
+        them) has changed, with `position` set to it (lock held)."""
+        moved = []
+        ahead = 0
+        for job in sorted((j for jobs in self._pending.values() for j in jobs), key=lambda j: j.order):
+            if job.next_index == 0 and job.position != ahead:
+                job.position = ahead
+                moved.append(job)
+            ahead += job.remaining
+        return moved
+
+    @staticmethod
+    def _tell(moved: list[Job]) -> None:
+        """Each moved job's `queued` (outside the scheduler's lock: a job's lock comes first)."""
+        for job in moved:
+            job.emit(job.listener.queued, job.position)
+
     def _work(self, device: str) -> None:
         while True:
             batch = self._gather(device)
             if batch is None:
                 return
+            with self._cond:
+                moved = self._moved_up()
+            self._tell(moved)
             try:
                 self._run(batch)
             except Exception as e:  # keep the worker alive whatever a listener does

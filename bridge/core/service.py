@@ -652,6 +652,9 @@ class _JobEvents:
     def accepted(self, job: Job, position: int) -> None:
         self.client.emit({"type": "accepted", "id": job.request_id, "position": position})
 
+    def queued(self, job: Job, position: int) -> None:
+        self.client.emit({"type": "queued", "id": job.request_id, "position": position})
+
     def store(self, job: Job, units: list[WorkUnit], outputs: list[Output]) -> list[dict]:
         return self.core.store_outputs(job.generator, units, outputs, self.session, self.batch)
 

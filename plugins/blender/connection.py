@@ -67,13 +67,14 @@ def disconnect() -> None:
     old, _client = _client, None
     old.stop(timeout=2.0)
     for job in STATE.active_jobs():
-        job.status, job.error = "failed", "disconnected"
+        job.fail("disconnected")
     STATE.status, STATE.detail, STATE.server = "disconnected", "disconnected", ""
 
 
 def submit(job: Job, kind: str, **fields: Any) -> str:
     """Send a request that produces results; the job tracks it until it ends."""
     job.rid = send(kind, **fields)
+    job.total = int(fields.get("count") or fields.get("steps") or 1)  # until the bridge's progress says
     STATE.jobs[job.rid] = job
     STATE.forget_finished()
     return job.rid
@@ -92,6 +93,15 @@ def cancel_all() -> int:
     for job in jobs:
         send("cancel", id=job.rid)
     return len(jobs)
+
+
+def cancel(rid: str) -> str:
+    """Stop one request; its results so far stay. Returns its label."""
+    job = STATE.jobs.get(rid)
+    if job is None or not job.active:
+        raise UserError("that request has already finished")
+    send("cancel", id=rid)
+    return job.label
 
 
 def _timer() -> float | None:
@@ -141,19 +151,12 @@ def _pick_default_generator() -> None:
 def _on_message(msg: dict) -> None:
     kind, rid = msg.get("type"), msg.get("id")
     job = STATE.jobs.get(rid) if isinstance(rid, str) else None
-    if kind == "accepted" and job:
-        job.status, job.position = "queued", int(msg.get("position", 0))
-    elif kind == "progress" and job:
-        job.status, job.done, job.total = "running", int(msg.get("done", 0)), int(msg.get("total", 0))
-    elif kind == "result" and job:
+    if kind == "result" and job:
         for item in msg.get("items", []):
             _apply(item, job)
-    elif kind == "done" and job:
-        if job.status != "failed":
-            job.status = "done"
-    elif kind == "cancelled" and job:
-        job.status = "cancelled"
-        STATE.last_info = f"{job.label}: cancelled"
+    elif kind != "error" and job and job.update(msg):  # accepted, queued, progress, done, cancelled
+        if kind == "cancelled":
+            STATE.last_info = f"{job.label}: cancelled"
     elif kind == "error":
         _on_error(msg, job)
     elif kind == "item" and rid in STATE.recipe_requests:
@@ -209,7 +212,7 @@ def _on_error(msg: dict, job: Job | None) -> None:
         report("ERROR", f"Export failed: {text}")
         return
     if job is not None:
-        job.status, job.error = "failed", text
+        job.fail(text)
         if code == gc.DISCONNECTED:
             text = f"{job.label}: the bridge went away before it finished (nothing was changed); try again"
         else:

@@ -187,12 +187,23 @@ class GANBRIDGE_OT_steer(_BridgeOperator):
 
 class GANBRIDGE_OT_cancel(_BridgeOperator):
     bl_idname = "ganbridge.cancel"
-    bl_label = "Cancel"
+    bl_label = "Cancel all"
     bl_description = "Stop every request of this file that is still queued or running"
 
     def run(self, context) -> str:
         n = connection.cancel_all()
         return f"Cancelling {n} request{'s' if n != 1 else ''}" if n else "Nothing to cancel"
+
+
+class GANBRIDGE_OT_cancel_job(_BridgeOperator):
+    bl_idname = "ganbridge.cancel_job"
+    bl_label = "Cancel this request"
+    bl_description = "Stop this request; the results it has delivered stay"
+    bl_options = {"INTERNAL"}
+    rid: bpy.props.StringProperty()
+
+    def run(self, context) -> str:
+        return f"Cancelling {connection.cancel(self.rid)}"
 
 
 class GANBRIDGE_OT_reapply(bpy.types.Operator):
@@ -335,6 +346,7 @@ CLASSES = (
     GANBRIDGE_OT_rate,
     GANBRIDGE_OT_steer,
     GANBRIDGE_OT_cancel,
+    GANBRIDGE_OT_cancel_job,
     GANBRIDGE_OT_reapply,
     GANBRIDGE_OT_regenerate,
     GANBRIDGE_OT_export_result,

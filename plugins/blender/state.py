@@ -10,39 +10,28 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .ganbridge_jobs import Progress
+
 # What the user asked for, so a result knows where it goes.
 PLACE_ON_TARGET = "target"  # first result on the target object, the rest in a row beside it
 PLACE_IN_ROW = "row"  # every result on a new plane in a row
 
 
 @dataclass
-class Job:
+class Job(Progress):
+    """A request that makes results, and where they go (its progress: ganbridge_jobs.Progress)."""
+
     rid: str
-    kind: str  # generate | variations | interpolate | steer
+    kind: str  # generate | variations | interpolate | steer | regenerate
     label: str
     placement: str = PLACE_ON_TARGET
     target: str = ""  # object name, "" = make a plane
     params: dict[str, Any] = field(default_factory=dict)
-    status: str = "sent"  # sent | queued | running | done | cancelled | failed
-    position: int = 0
-    done: int = 0
-    total: int = 0
     received: int = 0
-    error: str = ""
     started: float = field(default_factory=time.monotonic)
 
-    @property
-    def active(self) -> bool:
-        return self.status in ("sent", "queued", "running")
-
     def describe(self) -> str:
-        if self.status == "queued" and self.position:
-            return f"{self.label}: queued, {self.position} ahead"
-        if self.status == "running" and self.total:
-            return f"{self.label}: {self.done}/{self.total}"
-        if self.status == "failed":
-            return f"{self.label}: {self.error}"
-        return f"{self.label}: {self.status}"
+        return f"{self.label}: {self.progress_text()}"
 
 
 @dataclass

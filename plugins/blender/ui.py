@@ -65,10 +65,12 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
             row.operator("ganbridge.disconnect", text="", icon="X")
         else:
             row.operator("ganbridge.connect", icon="PLUGIN")
-        for job in STATE.active_jobs():
+        jobs = STATE.active_jobs()
+        for job in jobs:  # a bar per request: its place in the queue, then k of n
             r = box.row(align=True)
-            r.label(text=job.describe(), icon="TIME")
-        if STATE.active_jobs():
+            r.progress(factor=job.fraction, type="BAR", text=job.describe())
+            r.operator("ganbridge.cancel_job", text="", icon="X").rid = job.rid
+        if len(jobs) > 1:
             box.operator("ganbridge.cancel", icon="CANCEL")
         if STATE.last_error:
             box.label(text=STATE.last_error, icon="ERROR")

@@ -140,10 +140,31 @@ def test_cancel_queued_job_runs_none_of_it(core):
     core.handle(cb, gen_msg("queued", count=4, size=256))
     core.handle(cb, {"type": "cancel", "id": "queued"})
     msgs = b.until_final("queued")
-    assert [m["type"] for m in msgs] == ["accepted", "cancelled"]
+    assert [m["type"] for m in msgs if m["type"] != "queued"] == ["accepted", "cancelled"]
     a.until_final("first")
     assert b.drain(0.3) == []
     assert core.scheduler.units_run == 4  # only A's units ever ran
+
+
+def test_a_waiting_request_is_told_its_place_in_the_queue_as_it_moves_up(tmp_path, generators):
+    core = make_core(tmp_path, generators, batching=False)  # one unit a turn: the queue moves unit by unit
+    try:
+        a = Inbox()
+        ca = core.connect(a.emit)
+        for n in range(3):
+            core.handle(ca, gen_msg(f"r{n}", count=3, size=128))
+        for n in range(3):
+            assert a.until_final(f"r{n}")[-1]["type"] == "done"
+    finally:
+        core.scheduler.stop()
+        core.store.close()
+    last = [m for _, m in a.log if m.get("id") == "r2"]
+    places = [m["position"] for m in last if m["type"] in ("accepted", "queued")]
+    assert last[0]["type"] == "accepted" and places[0] >= 5, places  # r0 (one unit taken at most) and r1
+    assert places == sorted(places, reverse=True) and len(set(places)) == len(places), places  # only changes
+    assert places[-1] == 0 and len(places) >= 5, places  # moved up unit by unit to the front
+    first_progress = next(i for i, m in enumerate(last) if m["type"] == "progress")
+    assert all(m["type"] != "queued" for m in last[first_progress:])  # once it runs, progress takes over
 
 
 def test_cancel_running_job_stops_it(core):
