@@ -23,7 +23,7 @@ import json
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -216,7 +216,7 @@ async def steering_figures(url: str, tasks: list[Task], targets: int, rounds: in
                     best[strategy].append(
                         await trial(client, task, feature, target, strategy, 1000 + t, rounds, per_round)
                     )
-            row = {s: round(statistics.mean(v), 3) for s, v in best.items()}
+            row: dict[str, Any] = {s: round(statistics.mean(v), 3) for s, v in best.items()}
             row["gap_closed"] = round((row["steer"] - row["random"]) / (1 - row["random"]), 3)
             row["near_target"] = {str(s): round(statistics.mean(v), 3) for s, v in near.items()}
             row["targets"] = targets
