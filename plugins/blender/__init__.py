@@ -8,8 +8,9 @@ become packed images and materials. The network runs in background threads (`gan
 from __future__ import annotations
 
 import bpy
+from bpy.app.handlers import persistent
 
-from . import connection, operators, params, ui
+from . import connection, materials, operators, params, ui
 from .connection import drain  # noqa: F401  (tests and scripts call it: timers do not run in background mode)
 
 
@@ -44,6 +45,13 @@ class GANBRIDGE_PG_settings(bpy.types.PropertyGroup):
         max=1.0,
         description="How far steering looks: 0 small steps from the best, 1 random samples",
     )
+    tiling: bpy.props.FloatProperty(
+        name="Tiling",
+        default=1.0,
+        min=0.01,
+        soft_max=16.0,
+        description="How many times a new result's texture repeats across the surface (its material's Mapping node)",
+    )
     session: bpy.props.StringProperty(name="Session", description="This file's rating session on the bridge")
     item_a: bpy.props.StringProperty(name="A")
     item_b: bpy.props.StringProperty(name="B")
@@ -52,13 +60,27 @@ class GANBRIDGE_PG_settings(bpy.types.PropertyGroup):
 CLASSES = (GANBRIDGE_AddonPreferences, GANBRIDGE_PG_settings, *operators.CLASSES, *ui.CLASSES)
 
 
+@persistent
+def _restore_images(*_args) -> None:
+    materials.restore_images()
+
+
+# A .blend opened, or an undo step: results' images come back holding no pixels of their own.
+HANDLERS = (bpy.app.handlers.load_post, bpy.app.handlers.undo_post, bpy.app.handlers.redo_post)
+
+
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.ganbridge = bpy.props.PointerProperty(type=GANBRIDGE_PG_settings)
+    for handlers in HANDLERS:
+        handlers.append(_restore_images)
 
 
 def unregister() -> None:
+    for handlers in HANDLERS:
+        if _restore_images in handlers:
+            handlers.remove(_restore_images)
     connection.disconnect()
     params.unregister_all()
     del bpy.types.Scene.ganbridge

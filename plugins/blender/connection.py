@@ -2,8 +2,9 @@
 
 The client's threads never touch bpy. `drain()` is the only place bridge events become Blender
 data: a `bpy.app.timers` timer calls it in the UI (and tests call it directly, since timers do not
-fire in background mode). Each result is applied by the `ganbridge.apply_result` operator, so each
-is one undo step.
+fire in background mode). Events go through a `WorkQueue` in arrival order: a result is decoded on
+its worker thread, then made a slice per tick (an image, then the material), so no tick holds the UI
+for long. The last slice is the `ganbridge.apply_result` operator, so each result is one undo step.
 """
 
 from __future__ import annotations
@@ -13,19 +14,25 @@ import itertools
 import os
 import re
 import time
+from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import bpy
 
-from . import export, history, params
+from . import export, history, materials, params
 from . import ganbridge_client as gc
+from .ganbridge_work import Work, WorkQueue
 from .state import PLACE_ON_TARGET, STATE, Job
 
 DRAIN_INTERVAL = 0.1  # seconds between timer drains in the UI
+BUSY_INTERVAL = 0.02  # ... while results are being applied a slice per tick
 
 _client: gc.BridgeClient | None = None
-_pending: dict[str, tuple[dict, Job, int]] = {}  # apply key -> (item, job, index in the job)
+# apply key -> (item, job, index in the job, its images made so far, what they were made into)
+_pending: dict[str, tuple[dict, Job, int, dict, materials.Created]] = {}
 _keys = itertools.count(1)
+WORK = WorkQueue()
 
 
 class UserError(Exception):
@@ -105,28 +112,49 @@ def cancel(rid: str) -> str:
 
 
 def _timer() -> float | None:
-    if _client is None:
+    if _client is None and not WORK.busy:  # after a disconnect, results already here still go in
         return None
     try:
         drain()
     except Exception as e:  # a timer that raises is unregistered by Blender: keep the UI alive
         STATE.last_error = f"internal error while applying bridge events: {e}"
-    return DRAIN_INTERVAL
+    return BUSY_INTERVAL if WORK.busy else DRAIN_INTERVAL
 
 
 def drain(limit: int = 200) -> int:
-    """Apply what arrived from the bridge, on the main thread. Returns the number of events."""
-    if _client is None:
-        return 0
-    events = _client.poll(limit)
+    """Take in what arrived from the bridge and apply it for one tick's time budget, on the main
+    thread. Returns the number of events taken in."""
+    events = _client.poll(limit) if _client is not None else []
     for event in events:
         if event.kind == "state":
-            _on_state(event.data)
+            WORK.add(Work(apply=partial(_on_event, _on_state, event.data)))
         else:
-            _on_message(event.data)
-    if events:
+            _queue_message(event.data)
+    if WORK.run() or events:
         _redraw()
     return len(events)
+
+
+def _on_event(handler: Any, data: Any, _prepared: None) -> None:
+    handler(data)
+
+
+def _queue_message(msg: dict) -> None:
+    job = STATE.jobs.get(msg.get("id")) if isinstance(msg.get("id"), str) else None
+    if msg.get("type") != "result" or job is None:
+        WORK.add(Work(apply=partial(_on_event, _on_message, msg)))
+        return
+    for item in msg.get("items", []):
+        index = job.received
+        job.received += 1
+        image = item.get("format") == "png"
+        WORK.add(
+            Work(
+                apply=partial(_apply_steps, item, job, index),
+                prepare=partial(materials.prepare, item) if image else None,
+                fail=partial(_apply_failed, job),
+            )
+        )
 
 
 def _on_state(state: gc.ConnectionState) -> None:
@@ -151,10 +179,7 @@ def _pick_default_generator() -> None:
 def _on_message(msg: dict) -> None:
     kind, rid = msg.get("type"), msg.get("id")
     job = STATE.jobs.get(rid) if isinstance(rid, str) else None
-    if kind == "result" and job:
-        for item in msg.get("items", []):
-            _apply(item, job)
-    elif kind != "error" and job and job.update(msg):  # accepted, queued, progress, done, cancelled
+    if kind != "error" and job and job.update(msg):  # accepted, queued, progress, done, cancelled
         if kind == "cancelled":
             STATE.last_info = f"{job.label}: cancelled"
     elif kind == "error":
@@ -220,22 +245,50 @@ def _on_error(msg: dict, job: Job | None) -> None:
     report("ERROR", text)
 
 
-def _apply(item: dict, job: Job) -> None:
-    index = job.received
-    job.received += 1
-    key = f"r{next(_keys)}"
-    _pending[key] = (item, job, index)
+def _apply_steps(item: dict, job: Job, index: int, prepared: materials.Prepared | None) -> Iterator[None]:
+    """One result into the scene, a slice at a time: each image, then the apply operator (the
+    material, the plane, the history: one undo step). All or nothing."""
+    label = materials.result_label(item, job.kind)
     try:
-        bpy.ops.ganbridge.apply_result(key=key)
-    finally:
-        _pending.pop(key, None)
+        with materials.all_or_nothing() as created:
+            images: dict[str, tuple[bpy.types.Image, bytes]] = {}
+            for name, (png, pixels) in (prepared.images if prepared else {}).items():
+                try:
+                    img = materials.result_image(
+                        created, materials.image_name(label, name), png, pixels, name != "color"
+                    )
+                except materials.ResultError as e:
+                    _apply_failed(job, e)
+                    raise _RolledBack from None
+                images[name] = (img, png)
+                yield
+            key = f"r{next(_keys)}"
+            _pending[key] = (item, job, index, images, created)
+            try:
+                finished = bpy.ops.ganbridge.apply_result(key=key) == {"FINISHED"}
+            finally:
+                _pending.pop(key, None)
+            if not finished:  # the operator reported why
+                raise _RolledBack
+    except _RolledBack:
+        return
 
 
-def take_pending(key: str) -> tuple[dict, Job, int] | None:
+class _RolledBack(Exception):
+    """A result that failed part way (already reported): its datablocks are removed again."""
+
+
+def _apply_failed(job: Job, error: BaseException) -> None:
+    report("ERROR", f"{job.label}: {error} (nothing was changed)")
+
+
+def take_pending(key: str) -> tuple[dict, Job, int, dict, materials.Created] | None:
     return _pending.pop(key, None)
 
 
-def apply_item(item: dict, job: Job, index: int) -> dict:
+def apply_item(
+    item: dict, job: Job, index: int, images: dict[str, tuple[bpy.types.Image, bytes]], created: materials.Created
+) -> dict:
     """Put one result into the scene and the history (called by the apply operator)."""
     from .materials import ResultError, apply_texture, result_label
 
@@ -244,11 +297,12 @@ def apply_item(item: dict, job: Job, index: int) -> dict:
     else:
         target = bpy.data.objects.get(job.target) if job.target else None
         on_target = job.placement == PLACE_ON_TARGET and index == 0  # the rest line up beside it
+        placement = (target, on_target, result_label(item, job.kind))
         try:
-            made = apply_texture(item, target, on_target, result_label(item, job.kind))
+            made = apply_texture(item, images, created, placement, bpy.context.scene.ganbridge.tiling)
         except ResultError:
             raise
-        except Exception as e:  # anything Blender raised while building: report it, the rollback ran
+        except Exception as e:  # anything Blender raised while building: report it, the caller rolls back
             raise ResultError(f"could not apply the result: {e}") from e
     entry = {
         "item": item["item"],

@@ -1,8 +1,12 @@
-"""Results into Blender data: packed images and a material per result, all or nothing.
+"""Results into Blender data: images and a material per result, all or nothing.
 
-Everything one result creates is recorded as it is made; if any step fails (a payload that is not
-a PNG, an image Blender cannot read, a size that does not match), all of it is removed again, so the
-scene is never left half-modified.
+`prepare` runs on a worker thread: base64 and PNG decoding, checked, into the float pixels Blender
+takes. The UI thread then makes one image per tick (`result_image`) and the material and plane
+(`apply_texture`). Each image holds the decoded pixels and, packed beside them, the bridge's own PNG
+file (recipe and credentials inside, for Export and for the next time the .blend opens:
+`restore_images`). Everything one result creates is recorded as it is made; if any step fails (a
+payload that is not a PNG, a size that does not match), all of it is removed again, so the scene is
+never left half-modified.
 """
 
 from __future__ import annotations
@@ -14,11 +18,15 @@ import json
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import bpy
 
+from . import png as png_decoder
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MARK = "ganbridge_png"  # on every image a result makes: its packed file is the bridge's PNG
 PLANE_SIZE = 2.0
 ROW_GAP = 0.25
 MATERIAL_TYPES = ("MESH", "CURVE", "SURFACE", "META", "FONT")
@@ -52,14 +60,18 @@ class Created:
         self.meshes: list[bpy.types.Mesh] = []
 
     def rollback(self) -> None:
-        for obj in self.objects:
-            bpy.data.objects.remove(obj)
-        for mesh in self.meshes:
-            bpy.data.meshes.remove(mesh)
-        for mat in self.materials:
-            bpy.data.materials.remove(mat)
-        for img in self.images:
-            bpy.data.images.remove(img)
+        for collection, blocks in (
+            (bpy.data.objects, self.objects),
+            (bpy.data.meshes, self.meshes),
+            (bpy.data.materials, self.materials),
+            (bpy.data.images, self.images),
+        ):
+            for block in blocks:
+                try:
+                    collection.remove(block)
+                except ReferenceError:  # gone already (another file was opened meanwhile)
+                    pass
+            blocks.clear()
 
 
 @contextmanager
@@ -67,13 +79,63 @@ def all_or_nothing() -> Iterator[Created]:
     created = Created()
     try:
         yield created
-    except Exception:
+    except BaseException:  # GeneratorExit too: a result dropped part way through its slices
         created.rollback()
         raise
 
 
+@dataclass
+class Prepared:
+    """A result's images, decoded on the worker: name ("color" first, then its maps) -> the PNG
+    bytes and their pixels (None: a PNG the worker's decoder does not read; Blender decodes it)."""
+
+    images: dict[str, tuple[bytes, png_decoder.Pixels | None]]
+
+
+def prepare(item: dict[str, Any]) -> Prepared:
+    """Everything about a result that needs no bpy, for a worker thread. Raises ResultError."""
+    width, height = item.get("width"), item.get("height")
+    files = {"color": decode_png(item.get("data", ""), "image", width, height)}
+    for name, m in (item.get("maps") or {}).items():
+        files[name] = decode_png(m.get("data", "") if isinstance(m, dict) else "", f"{name} map", width, height)
+    try:
+        return Prepared({name: (data, png_decoder.decode(data)) for name, data in files.items()})
+    except png_decoder.PngError as e:
+        raise ResultError(f"the image from the bridge is damaged: {e}") from None
+
+
+def result_image(created: Created, name: str, png: bytes, pixels: png_decoder.Pixels | None, non_color: bool):
+    """One image of a result: the worker's pixels, with the bridge's PNG packed beside them.
+
+    Blender's own decoding of a packed PNG runs on the UI thread (about 100 ms for 2048²), so the
+    image stays a generated one holding the decoded pixels (about 20 ms to hand over); the packed
+    file is what Export reads and what the image is read from next time (`restore_images`).
+    """
+    if pixels is None:
+        return packed_image(created, name, png, non_color)
+    img = bpy.data.images.new(name, pixels.width, pixels.height, alpha=True)
+    created.images.append(img)
+    if non_color:
+        img.colorspace_settings.name = "Non-Color"
+    img.pixels.foreach_set(pixels.rgba)
+    img.pack(data=png, data_len=len(png))
+    img[MARK] = True
+    return img
+
+
+def restore_images() -> int:
+    """Results' images that came back from a saved .blend (or an undo step) without their pixels:
+    read them from their packed PNG, as Blender reads any packed image (when first drawn)."""
+    restored = 0
+    for img in bpy.data.images:
+        if img.get(MARK) and img.source == "GENERATED" and img.packed_file is not None and not img.has_data:
+            img.source = "FILE"
+            restored += 1
+    return restored
+
+
 def packed_image(created: Created, name: str, png: bytes, non_color: bool) -> bpy.types.Image:
-    """A packed image from PNG bytes, with no temporary file."""
+    """A packed image from PNG bytes, with no temporary file, decoded by Blender (on this thread)."""
     img = bpy.data.images.new(name, 1, 1)
     created.images.append(img)
     img.pack(data=png, data_len=len(png))
@@ -86,8 +148,11 @@ def packed_image(created: Created, name: str, png: bytes, non_color: bool) -> bp
     return img
 
 
-def build_material(created: Created, name: str, color: bpy.types.Image, maps: dict[str, bpy.types.Image], use_uv: bool):
-    """Principled BSDF fed by the colour image; height -> Bump, normal -> Normal Map."""
+def build_material(
+    created: Created, name: str, color: bpy.types.Image, maps: dict[str, bpy.types.Image], use_uv: bool, tiling: float
+):
+    """Principled BSDF fed by the colour image; height -> Bump, normal -> Normal Map. `tiling`:
+    repeats of the texture across the surface, on the Mapping node (the artist can change it there)."""
     mat = bpy.data.materials.new(name)
     created.materials.append(mat)
     mat.use_fake_user = True  # results the artist has not placed yet must survive a save
@@ -99,6 +164,7 @@ def build_material(created: Created, name: str, color: bpy.types.Image, maps: di
     mapping = nodes.new("ShaderNodeMapping")
     mapping.location = (-800, 200)
     links.new(coords.outputs["UV" if use_uv else "Object"], mapping.inputs["Vector"])
+    mapping.inputs["Scale"].default_value = (tiling, tiling, tiling)
 
     def texture(image: bpy.types.Image, y: int) -> bpy.types.ShaderNodeTexImage:
         node = nodes.new("ShaderNodeTexImage")
@@ -188,40 +254,46 @@ def free_spot(origin: Any, first_step: int) -> tuple[float, float, float]:
     return (origin.x + step * slot, origin.y, origin.z)
 
 
-def apply_texture(item: dict[str, Any], target: bpy.types.Object | None, on_target: bool, label: str) -> dict[str, Any]:
-    """Apply one image item; returns what was made (names) for the history. All or nothing.
+def image_name(label: str, image: str) -> str:
+    return f"GAN {label}" if image == "color" else f"GAN {label} {image}"
 
-    on_target: onto `target` (a new plane at the 3D cursor if None). Otherwise a new plane at the
-    first free spot in the row to the right of the target (or of the 3D cursor).
+
+def apply_texture(
+    item: dict[str, Any],
+    images: dict[str, tuple[bpy.types.Image, bytes]],
+    created: Created,
+    placement: tuple[bpy.types.Object | None, bool, str],
+    tiling: float,
+) -> dict[str, Any]:
+    """The material (and plane) for a result whose images are made; returns what was made (names)
+    for the history. Whatever it makes goes into `created`, for the caller's rollback.
+
+    images: name ("color", then maps) -> (image, the PNG packed in it). placement: (target,
+    on_target, label). on_target: onto `target` (a new plane at the 3D cursor if None). Otherwise a
+    new plane at the first free spot in the row to the right of the target (or of the 3D cursor).
     """
+    target, on_target, label = placement
     if target is not None and target.type not in MATERIAL_TYPES:
         target = None  # a camera or a light cannot wear a material: make a plane instead
-    width, height = item.get("width"), item.get("height")
-    color_png = decode_png(item.get("data", ""), "image", width, height)
-    maps_png = {
-        name: decode_png(m.get("data", ""), f"{name} map", width, height)
-        for name, m in (item.get("maps") or {}).items()
+    color, color_png = images["color"]
+    maps = {name: img for name, (img, _) in images.items() if name != "color"}
+    if not on_target or target is None:
+        origin = target.location if target is not None else bpy.context.scene.cursor.location
+        target = new_plane(created, f"GAN {label}", free_spot(origin, 0 if target is None else 1))
+    use_uv = target.type == "MESH" and len(target.data.uv_layers) > 0
+    mat = build_material(created, f"GAN {label}", color, maps, use_uv, tiling)
+    mat["ganbridge_item"] = item["item"]
+    mat["ganbridge_recipe"] = json.dumps({k: item.get(k) for k in ("item", "generator", "seed", "width", "height")})
+    assign(target, mat)
+    return {
+        "material": mat.name,
+        "images": [color.name, *(img.name for img in maps.values())],
+        "object": target.name,
+        # The packed bytes are the bridge's file, recipe and credentials inside: their hashes
+        # let Export tell later whether they still are (not repacked from edited pixels).
+        "sha256": sha256(color_png),
+        "maps": {name: {"image": img.name, "sha256": sha256(images[name][1])} for name, img in maps.items()},
     }
-    with all_or_nothing() as created:
-        color = packed_image(created, f"GAN {label}", color_png, non_color=False)
-        maps = {name: packed_image(created, f"GAN {label} {name}", png, True) for name, png in maps_png.items()}
-        if not on_target or target is None:
-            origin = target.location if target is not None else bpy.context.scene.cursor.location
-            target = new_plane(created, f"GAN {label}", free_spot(origin, 0 if target is None else 1))
-        use_uv = target.type == "MESH" and len(target.data.uv_layers) > 0
-        mat = build_material(created, f"GAN {label}", color, maps, use_uv)
-        mat["ganbridge_item"] = item["item"]
-        mat["ganbridge_recipe"] = json.dumps({k: item.get(k) for k in ("item", "generator", "seed", "width", "height")})
-        assign(target, mat)
-        return {
-            "material": mat.name,
-            "images": [color.name, *(img.name for img in maps.values())],
-            "object": target.name,
-            # The packed bytes are the bridge's file, recipe and credentials inside: their hashes
-            # let Export tell later whether they still are (not repacked from edited pixels).
-            "sha256": sha256(color_png),
-            "maps": {name: {"image": img.name, "sha256": sha256(maps_png[name])} for name, img in maps.items()},
-        }
 
 
 def sha256(data: bytes) -> str:

@@ -310,9 +310,9 @@ class GANBRIDGE_OT_apply_result(bpy.types.Operator):
         pending = connection.take_pending(self.key)
         if pending is None:
             return {"CANCELLED"}
-        item, job, index = pending
+        item, job, index, images, created = pending
         try:
-            connection.apply_item(item, job, index)
+            connection.apply_item(item, job, index, images, created)
         except ResultError as e:
             message = f"{job.label}: {e} (nothing was changed)"
             connection.report("ERROR", message)

@@ -38,6 +38,7 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
             box.label(text=f"'{s.generator}' is no longer on the bridge: pick another", icon="ERROR")
             return
         params.draw(box, context.scene, s.generator)
+        box.prop(s, "tiling")
         row = layout.row(align=True)
         row.prop(s, "count")
         row.operator("ganbridge.generate", icon="PLAY")
