@@ -124,14 +124,6 @@ def test_layer_names_say_what_made_them():
 # --- pixel bytes ----------------------------------------------------------------------------------------
 
 
-def test_rgba_to_bgra_swaps_red_and_blue_only():
-    rgba = bytes([1, 2, 3, 4, 250, 251, 252, 253])
-    assert pixels.rgba_to_bgra(rgba) == bytes([3, 2, 1, 4, 252, 251, 250, 253])
-    assert pixels.rgba_to_bgra(pixels.rgba_to_bgra(rgba)) == rgba
-    with pytest.raises(ValueError):
-        pixels.rgba_to_bgra(b"abc")
-
-
 def test_tile_lines_up_with_the_canvas_grid():
     rng = np.random.default_rng(1)
     texture = rng.integers(0, 256, (5, 7, 4), dtype=np.uint8)
@@ -142,10 +134,10 @@ def test_tile_lines_up_with_the_canvas_grid():
             assert (got[y, x] == texture[(y + 3) % 5, (x + 9) % 7]).all()
 
 
-def test_apply_mask_keeps_soft_selection_edges():
+def test_a_mask_becomes_the_alpha_of_opaque_pixels_with_its_soft_edges():
     opaque = bytes([10, 20, 30, 255]) * 3
-    assert pixels.apply_mask(opaque, bytes([0, 128, 255])) == bytes([10, 20, 30, 0, 10, 20, 30, 128, 10, 20, 30, 255])
-    half = bytes([1, 1, 1, 100]) * 2
-    assert pixels.apply_mask(half, bytes([255, 51])) == bytes([1, 1, 1, 100, 1, 1, 1, 20])
+    assert pixels.is_opaque(opaque) and not pixels.is_opaque(bytes([1, 1, 1, 100]))
+    masked = pixels.mask_as_alpha(opaque, bytes([0, 128, 255]))
+    assert masked == bytes([10, 20, 30, 0, 10, 20, 30, 128, 10, 20, 30, 255])
     with pytest.raises(ValueError):
-        pixels.apply_mask(opaque, b"\x00")
+        pixels.mask_as_alpha(opaque, b"\x00")

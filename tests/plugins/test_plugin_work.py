@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from ganbridge.generators.pixels import encode_png
-from plugins.client.ganbridge_work import Work, WorkQueue
+from plugins.client.ganbridge_work import NEXT_TICK, Work, WorkQueue
 
 BLENDER_PNG = Path(__file__).resolve().parents[2] / "plugins" / "blender" / "png.py"
 _spec = importlib.util.spec_from_file_location("blender_plugin_png", BLENDER_PNG)
@@ -86,6 +86,42 @@ def test_a_bug_in_apply_propagates_once_and_does_not_wedge_the_queue():
         queue.run()
     wait_until_idle(queue)
     assert done == ["next"]
+    queue.close()
+
+
+def test_a_slice_yielding_next_tick_ends_the_tick():
+    """What follows NEXT_TICK is one long host call: it starts a tick rather than ending a full one."""
+    steps: list[str] = []
+
+    def sliced(_):
+        steps.append("band")
+        yield
+        steps.append("last band")
+        yield NEXT_TICK
+        steps.append("add the layer")
+
+    queue = WorkQueue()
+    queue.add(Work(apply=sliced))
+    assert queue.run(budget=10.0) == 2 and steps == ["band", "last band"]
+    assert queue.run(budget=10.0) == 1 and steps[-1] == "add the layer" and not queue.busy
+    queue.close()
+
+
+def test_a_run_from_inside_a_slice_returns_at_once():
+    """A host call that spins a nested event loop lets the host's timer call run() again: that
+    inner run must not start the next work in the middle of the current slice."""
+    order: list[str] = []
+    queue = WorkQueue()
+
+    def nested(_):
+        order.append("first starts")
+        order.append(f"inner run ran {queue.run()} slices")
+        order.append("first ends")
+
+    queue.add(Work(apply=nested))
+    queue.add(Work(apply=lambda _: order.append("second")))
+    wait_until_idle(queue)
+    assert order == ["first starts", "inner run ran 0 slices", "first ends", "second"]
     queue.close()
 
 

@@ -2,18 +2,23 @@
 
 The client's threads never touch Qt objects; this timer turns their events into Qt signals, so
 every docker handles bridge messages on the GUI thread and the canvas never waits on the network.
+The same timer runs the shared work queue (ganbridge_work), into which the dockers put what they
+do with each event: results are decoded on its worker and go into documents a slice per tick.
 """
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 from krita import Krita
 
 from . import ganbridge_client as gc
+from . import ganbridge_work as gw
 from .qt import QObject, QTimer, pyqtSignal
 
 DRAIN_MS = 50
+BUSY_MS = 10  # while work is queued: a slice of about TICK_BUDGET, then the GUI's own events
 SETTINGS_GROUP = "ganbridge"
 
 
@@ -34,12 +39,13 @@ def write_settings(url: str, token: str) -> None:
 
 class BridgeConnection(QObject):
     stateChanged = pyqtSignal(object)  # ganbridge_client.ConnectionState
-    message = pyqtSignal(dict)
+    message = pyqtSignal(object)  # a dict, passed as it is (`dict` would copy it into a QVariantMap)
 
     def __init__(self) -> None:
         super().__init__()
         self.client: gc.BridgeClient | None = None
         self.state = gc.ConnectionState(detail="not connected")
+        self.work = gw.WorkQueue()
         self.timer = QTimer(self)
         self.timer.setInterval(DRAIN_MS)
         self.timer.timeout.connect(self.drain)
@@ -57,9 +63,9 @@ class BridgeConnection(QObject):
             old, self.client = self.client, None
             old.stop(timeout=2.0)
             self.drain_client(old)  # deliver the lost-request errors so no docker waits forever
-        self.timer.stop()
         self.state = gc.ConnectionState(status="disconnected", detail="disconnected")
         self.stateChanged.emit(self.state)
+        self._schedule()
 
     def require(self) -> gc.BridgeClient:
         """The connected client, or NotConnected saying why not."""
@@ -72,8 +78,23 @@ class BridgeConnection(QObject):
         return self.require().request(kind, **fields)
 
     def drain(self) -> None:
+        """Each tick: the client's events to the dockers, then up to TICK_BUDGET of queued work."""
         if self.client is not None:
             self.drain_client(self.client)
+        try:
+            self.work.run()
+        except Exception:  # a docker's bug: it must not stop the timer (the queue has dropped that work)
+            traceback.print_exc()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Tick often while work waits; idle at DRAIN_MS; stopped once closed and nothing is left."""
+        if self.client is None and not self.work.busy:
+            self.timer.stop()
+            return
+        self.timer.setInterval(BUSY_MS if self.work.busy else DRAIN_MS)
+        if not self.timer.isActive():
+            self.timer.start()
 
     def drain_client(self, client: gc.BridgeClient) -> None:
         for event in client.poll():

@@ -4,10 +4,10 @@ them in the status line: no traceback dialogs, and the canvas is never blocked."
 
 from __future__ import annotations
 
-import base64
 import functools
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,14 +16,13 @@ from krita import DockWidget, Krita
 from . import canvas, connection, export, provenance, recipes
 from . import ganbridge_client as gc
 from . import ganbridge_schema as gs
+from . import ganbridge_work as gw
 from .qt import (
     ADJUST,
     EXTENDED_SELECTION,
     ICON_MODE,
-    KEEP_ASPECT,
     OK_CANCEL,
     PASSWORD,
-    SMOOTH,
     USER_ROLE,
     VERTICAL,
     QCheckBox,
@@ -128,8 +127,8 @@ class GanBridgeDocker(DockWidget):
         self.strip_documents: list[Any] = []  # documents whose stored results the strip has taken in
         self.strip_queue: list[tuple[Any, str, dict]] = []  # (document, layer id, recipe) still to add
         self._build()
-        self.conn.stateChanged.connect(self.on_state)
-        self.conn.message.connect(self.on_message)
+        self.conn.stateChanged.connect(self.queue_state)
+        self.conn.message.connect(self.queue_message)
         self.on_state(self.conn.state)
         # Krita 5's scripting API has no "active layer changed" signal: a timer compares the active
         # layer's id with the one shown, which costs microseconds and never asks the bridge.
@@ -295,6 +294,27 @@ class GanBridgeDocker(DockWidget):
             gc.check_url(url_edit.text())
             connection.write_settings(url_edit.text().strip(), token_edit.text())
             self.conn.open(url_edit.text(), token_edit.text())
+
+    # Every event is handled through the connection's work queue, in the order it came: a result
+    # goes into its document a slice per tick (decoded first on the worker), and the events after
+    # it (its `done`, the connection's news) wait for it, so the status line tells them in order.
+
+    def queue_state(self, state: gc.ConnectionState) -> None:
+        self.conn.work.add(gw.Work(apply=lambda _prepared: self.on_state(state)))
+
+    def queue_message(self, msg: dict) -> None:
+        job = self.jobs.get(msg.get("id"))
+        if msg.get("type") != "result" or job is None:
+            self.conn.work.add(gw.Work(apply=lambda _prepared: self.on_message(msg)))
+            return
+        for item in msg.get("items", []):
+            self.conn.work.add(
+                gw.Work(
+                    apply=functools.partial(self.apply, job, item),
+                    prepare=functools.partial(self.prepare, job, item),
+                    fail=functools.partial(self.prepare_failed, job),
+                )
+            )
 
     @guarded
     def on_state(self, state: gc.ConnectionState) -> None:
@@ -599,9 +619,6 @@ class GanBridgeDocker(DockWidget):
             job.status, job.position = "queued", int(msg.get("position", 0))
         elif kind == "progress" and job:
             job.status, job.done, job.total = "running", int(msg.get("done", 0)), int(msg.get("total", 0))
-        elif kind == "result" and job:
-            for item in msg.get("items", []):
-                self.apply(job, item)
         elif kind == "done" and job:
             if job.status != "failed":
                 job.status = "done"
@@ -645,33 +662,50 @@ class GanBridgeDocker(DockWidget):
             canvas.update_recipes(doc, item, fields)
         self.refresh_provenance()
 
-    def apply(self, job: Job, item: dict) -> None:
-        if job.doc not in Krita.instance().documents():
+    @staticmethod
+    def prepare(job: Job, item: dict) -> canvas.Prepared:
+        """On the worker thread: decode the result (tile and mask it for a fill)."""
+        if item.get("format") != "png":
+            raise UserError(f"a {item.get('format')} result cannot go into a paint layer")
+        return canvas.prepare(item, job.region, THUMB)
+
+    @guarded
+    def prepare_failed(self, job: Job, error: BaseException) -> None:
+        job.status = "failed"
+        if isinstance(error, (canvas.CanvasError, UserError)):
+            raise type(error)(f"{job.label}: {error} (nothing was changed)")
+        raise error
+
+    def apply(self, job: Job, item: dict, prepared: canvas.Prepared) -> Iterator[str | None]:
+        """On the GUI thread, a slice per tick: the new layer, its recipe, its thumbnail. A failure
+        (the document closed part way, a bug) is shown in the status line; nothing was changed."""
+        try:
+            yield from self._apply(job, item, prepared)
+        except (canvas.CanvasError, UserError) as e:
             job.status = "failed"
-            raise UserError(f"{job.label}: its document was closed; the result is kept on the bridge")
+            self.show_error(f"{job.label}: {e} (nothing was changed)")
+        except Exception as e:  # a bug must not become a traceback dialog over the canvas
+            job.status = "failed"
+            self.show_error(f"internal error: {type(e).__name__}: {e}")
+
+    def _apply(self, job: Job, item: dict, prepared: canvas.Prepared) -> Iterator[str | None]:
+        if job.doc not in Krita.instance().documents():
+            raise UserError("its document was closed; the result is kept on the bridge")
         recipe = {
             "item": item["item"], "generator": item.get("generator"), "seed": item.get("seed"),
             "width": item.get("width"), "height": item.get("height"), "params": job.params, "origin": job.kind,
             "parents": item.get("parents", job.parents), "session": canvas.document_session(job.doc),
             "applied": time.time(),
         }  # fmt: skip
-        if item.get("format") != "png":
-            raise UserError(f"{job.label}: a {item.get('format')} result cannot go into a paint layer")
-        try:
-            canvas.add_result(job.doc, item, recipe, job.region)
-        except canvas.CanvasError as e:
-            job.status = "failed"
-            raise canvas.CanvasError(f"{job.label}: {e} (nothing was changed)") from None
+        name = recipes.layer_name(recipe) + (" fill" if job.region is not None else "")
+        yield from canvas.insert_layer(job.doc, prepared, name, recipe)
         self.item_recipes[item["item"]] = dict(recipe)
-        self.add_thumbnail(item, recipe)
+        self._add_entry(item["item"], prepared.thumbnail, recipe)
         self.refresh_provenance()
-        rid = self.conn.request("item", item=item["item"])
-        self.recipe_requests[rid] = (job.doc, item["item"])
-
-    def add_thumbnail(self, item: dict, recipe: dict) -> None:
-        image = QImage()
-        image.loadFromData(base64.b64decode(item["data"]), "PNG")
-        self._add_entry(item["item"], image.scaled(THUMB, THUMB, KEEP_ASPECT, SMOOTH), recipe)
+        try:  # the bridge's full recipe (checkpoint, licence) for the document; the layer has its own
+            self.recipe_requests[self.conn.request("item", item=item["item"])] = (job.doc, item["item"])
+        except connection.NotConnected:
+            pass
 
     def _add_entry(self, item: str, thumbnail: QImage | None, recipe: dict) -> None:
         label = recipes.layer_name(recipe)[len("GAN ") :]

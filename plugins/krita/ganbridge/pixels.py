@@ -1,18 +1,8 @@
-"""Pixel bytes for Krita, in plain Python (no numpy in Krita's Python).
-
-Krita's 8-bit RGBA layers take and give pixels as B, G, R, A bytes; Qt decodes PNGs to R, G, B, A.
-"""
+"""Pixel bytes for Krita, in plain Python (no numpy in Krita's Python): whole-row and byte-slice
+operations only, never a loop over pixels. Krita's 8-bit RGBA layers take and give pixels as
+B, G, R, A bytes (Qt's ARGB32 on a little-endian machine)."""
 
 from __future__ import annotations
-
-
-def rgba_to_bgra(rgba: bytes) -> bytes:
-    """Swap the red and blue bytes of every pixel (the same function turns BGRA back into RGBA)."""
-    if len(rgba) % 4:
-        raise ValueError(f"{len(rgba)} bytes is not a whole number of 4-byte pixels")
-    out = bytearray(rgba)
-    out[0::4], out[2::4] = rgba[2::4], rgba[0::4]
-    return bytes(out)
 
 
 def tile(pixels: bytes, width: int, height: int, out_width: int, out_height: int, x0: int = 0, y0: int = 0) -> bytes:
@@ -31,14 +21,16 @@ def tile(pixels: bytes, width: int, height: int, out_width: int, out_height: int
     return b"".join(rows[(y0 + y) % height] for y in range(out_height))
 
 
-def apply_mask(bgra: bytes, mask: bytes) -> bytes:
-    """Multiply each pixel's alpha by a selection mask (one byte a pixel, 255 = fully selected)."""
+def is_opaque(bgra: bytes) -> bool:
+    alpha = bgra[3::4]
+    return alpha.count(255) == len(alpha)
+
+
+def mask_as_alpha(bgra: bytes, mask: bytes) -> bytes:
+    """Opaque pixels (every texture) under a selection mask (one byte a pixel, 255 = fully
+    selected): the mask becomes their alpha, with its soft edges. Byte slices, no per-pixel loop."""
     if len(mask) * 4 != len(bgra):
         raise ValueError(f"a mask of {len(mask)} pixels does not fit {len(bgra) // 4} pixels")
     out = bytearray(bgra)
-    alpha = bgra[3::4]
-    if alpha.count(255) == len(alpha):
-        out[3::4] = mask  # opaque pixels (every texture): the mask is the new alpha
-    else:
-        out[3::4] = bytes(a * m // 255 for a, m in zip(alpha, mask))
+    out[3::4] = mask
     return bytes(out)

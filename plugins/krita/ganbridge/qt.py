@@ -11,7 +11,7 @@ except ImportError:
 
 QByteArray, QObject, QSize, Qt, QTimer = QtCore.QByteArray, QtCore.QObject, QtCore.QSize, QtCore.Qt, QtCore.QTimer
 pyqtSignal = QtCore.pyqtSignal
-QIcon, QImage, QPixmap = QtGui.QIcon, QtGui.QImage, QtGui.QPixmap
+QIcon, QImage, QPainter, QPixmap = QtGui.QIcon, QtGui.QImage, QtGui.QPainter, QtGui.QPixmap
 W = QtWidgets
 QAbstractItemView, QCheckBox, QComboBox, QDialog = W.QAbstractItemView, W.QCheckBox, W.QComboBox, W.QDialog
 QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGridLayout = (
@@ -31,8 +31,10 @@ QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget = (
 )
 
 # Enums moved into scoped classes in Qt 6; these names work with both.
-RGBA8888 = QImage.Format.Format_RGBA8888 if QT6 else QImage.Format_RGBA8888
 ARGB32 = QImage.Format.Format_ARGB32 if QT6 else QImage.Format_ARGB32  # B, G, R, A bytes: Krita's 8-bit layout
+ALPHA8 = QImage.Format.Format_Alpha8 if QT6 else QImage.Format_Alpha8
+_MODES = QPainter.CompositionMode if QT6 else QPainter
+DESTINATION_IN = _MODES.CompositionMode_DestinationIn  # keeps the destination, alpha times the source's
 KEEP_ASPECT = Qt.AspectRatioMode.KeepAspectRatio if QT6 else Qt.KeepAspectRatio
 SMOOTH = Qt.TransformationMode.SmoothTransformation if QT6 else Qt.SmoothTransformation
 VERTICAL = Qt.Orientation.Vertical if QT6 else Qt.Vertical
@@ -50,8 +52,8 @@ def run_dialog(dialog: QDialog) -> bool:
 
 
 __all__ = [
-    "ADJUST", "ARGB32", "KEEP_ASPECT", "SMOOTH", "VERTICAL", "QSplitter",
-    "EXTENDED_SELECTION", "ICON_MODE", "OK_CANCEL", "PASSWORD", "QT6", "RGBA8888", "USER_ROLE", "QAbstractItemView",
+    "ADJUST", "ALPHA8", "ARGB32", "DESTINATION_IN", "QPainter", "KEEP_ASPECT", "SMOOTH", "VERTICAL", "QSplitter",
+    "EXTENDED_SELECTION", "ICON_MODE", "OK_CANCEL", "PASSWORD", "QT6", "USER_ROLE", "QAbstractItemView",
     "QByteArray", "QCheckBox", "QComboBox", "QDialog", "QDialogButtonBox", "QDoubleSpinBox", "QFileDialog", "QFormLayout",
     "QGridLayout", "QHBoxLayout", "QIcon", "QImage", "QLabel", "QLineEdit", "QListWidget", "QListWidgetItem",
     "QObject", "QPixmap", "QPushButton", "QSize", "QSpinBox", "QTimer", "QVBoxLayout", "QWidget", "Qt",

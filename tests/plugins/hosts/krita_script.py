@@ -49,8 +49,8 @@ def drive(*_args) -> None:
             assert time.monotonic() < deadline, f"no connection: {client.state.detail}"
             time.sleep(0.02)
 
-        def one_result(params: dict) -> dict:
-            rid = client.request("generate", generator="texture", params=params)
+        def one_result(params: dict, generator: str = "texture") -> dict:
+            rid = client.request("generate", generator=generator, params=params)
             items, end = [], time.monotonic() + 60
             while True:
                 for e in client.poll():
@@ -77,7 +77,14 @@ def drive(*_args) -> None:
             "params": job["params"],
         }
         report["fill_layer"] = canvas.add_result(doc, fill_item, fill_recipe, canvas.fill_region(doc))
-        report["items"] = [item["item"], fill_item["item"]]
+        # A glyph (pixels with alpha) over a soft selection: alpha times the mask, by Qt's compositing.
+        soft = Selection()
+        soft.select(*job["selection"], 128)
+        doc.setSelection(soft)
+        glyph = one_result({"seed": 3}, "image")
+        glyph_recipe = {"item": glyph["item"], "generator": "image", "seed": glyph["seed"], "params": {}}
+        report["soft_layer"] = canvas.add_result(doc, glyph, glyph_recipe, canvas.fill_region(doc))
+        report["items"] = [item["item"], fill_item["item"], glyph["item"]]
         client.stop()
         doc.setBatchmode(True)
         assert doc.saveAs(job["kra"]), "saveAs failed"

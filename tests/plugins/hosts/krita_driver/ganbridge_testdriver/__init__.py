@@ -26,8 +26,12 @@ class Driver:
             self.fill,
             self.wait_filled, self.like, self.wait_liked, self.blend, self.wait_blended, self.variations, self.wait_varied,
             self.steer, self.wait_steered, self.cancel, self.wait_cancelled, self.wait_recipes, self.save,
-            self.undo, self.wait_undone, self.point_at_no_bridge, self.wait_no_bridge,
+            self.undo, self.wait_undone, self.time_the_gui, self.make_big_document,
+            self.add_empty_layer,
         ]  # fmt: skip
+        for size in JOB.get("block_sizes", []):
+            self.steps += [lambda size=size: self.big_texture(size), self.wait_big]
+        self.steps += [self.soft_fill, self.wait_big, self.stop_timing, self.point_at_no_bridge, self.wait_no_bridge]
         if JOB.get("reopen"):  # Krita started again: the saved document's history
             self.steps = [
                 self.wait_window, self.find_docker, self.wait_connected, self.open_saved, self.wait_history,
@@ -269,6 +273,108 @@ class Driver:
         assert self.doc.saveAs(JOB["kra"]), "saveAs failed"
         self.report["layers"] = self.names()
         self.report["elapsed"] = time.monotonic() - self.started
+        return True
+
+    # --- how long the GUI thread is held while large results arrive --------------------------------
+
+    def time_the_gui(self):
+        """Time every tick of the plugin's timer (its drain and work slices), and, independently,
+        the longest gap between ticks of a 2 ms probe timer (anything holding the GUI thread)."""
+        from ganbridge import connection
+
+        conn = connection.shared()
+        self.blocks = self.report["blocks"] = {}
+        self.longest_tick = self.longest_gap = 0.0
+
+        def timed_drain():
+            t = time.perf_counter()
+            conn.drain()
+            self.longest_tick = max(self.longest_tick, time.perf_counter() - t)
+
+        conn.timer.timeout.disconnect(conn.drain)
+        conn.timer.timeout.connect(timed_drain)
+        self.last_probe = time.perf_counter()
+
+        def probe():
+            now = time.perf_counter()
+            self.longest_gap = max(self.longest_gap, now - self.last_probe)
+            self.last_probe = now
+
+        self.probe = QTimer()
+        self.probe.setInterval(2)
+        self.probe.timeout.connect(probe)
+        self.probe.start()
+        return True
+
+    def stop_timing(self):
+        self.probe.stop()
+        return True
+
+    def make_big_document(self):
+        app = Krita.instance()
+        self.doc = app.createDocument(2048, 1536, "big", "RGBA", "U8", "", 72.0)
+        self.view = app.activeWindow().addView(self.doc)
+        self.w(QSpinBox, "ganbridge_count").setValue(1)
+        self.empty_adds = self.report["empty_layer_add_ms"] = []
+        return True
+
+    def add_empty_layer(self):
+        """Krita's own cost of adding a layer (an empty one, as a script or a painter adds it), for
+        comparison with the results' longest ticks: one per GUI tick, then removed."""
+        node = self.doc.createNode("empty", "paintlayer")
+        t = time.perf_counter()
+        self.doc.rootNode().addChildNode(node, None)
+        self.empty_adds.append(round((time.perf_counter() - t) * 1000, 1))
+        node.remove()
+        return len(self.empty_adds) >= 5
+
+    def _start_big(self, label, on_top):
+        self.big_label, self.big_on_top = label, on_top
+        self.layers_before, self.expect = len(self.names()), 1
+        self.longest_tick = self.longest_gap = 0.0
+        self.big_started = time.monotonic()
+
+    def big_texture(self, size):
+        self.w(QComboBox, "ganbridge_generator").setCurrentText("texture")
+        self.w(QComboBox, "param_model").setCurrentText(JOB["model"])
+        for name in ("param_width", "param_height"):
+            self.w(QSpinBox, name).setValue(size)
+        for name in ("param_maps_height", "param_maps_normal"):
+            self.w(QCheckBox, name).setChecked(True)
+        self._start_big(f"texture {size}x{size} with maps", True)
+        self.click("ganbridge_generate")
+        return True
+
+    def soft_fill(self):
+        """A glyph (with alpha) tiled over a half-strength selection of the whole 2048x1536 canvas."""
+        self.w(QComboBox, "ganbridge_generator").setCurrentText("image")
+        sel = Selection()
+        sel.select(0, 0, 2048, 1536, 128)
+        self.doc.setSelection(sel)
+        self._start_big("image fill of a soft 2048x1536 selection", False)
+        self.click("ganbridge_fill")
+        return True
+
+    def wait_big(self):
+        from ganbridge import connection
+
+        busy = connection.shared().work.busy
+        if busy and "busy_click_ms" not in self.report:
+            t = time.perf_counter()  # a button pressed while a result is being decoded or applied
+            self.click("ganbridge_like")
+            self.report["busy_click_ms"] = (time.perf_counter() - t) * 1000
+        if busy or not self._grown():
+            return False
+        node = self.doc.activeNode()
+        b = node.bounds()
+        x, y = b.x() + b.width() // 2, b.y() + b.height() // 2
+        shown = bytes(self.doc.pixelData(x, y, 1, 1)) == bytes(node.pixelData(x, y, 1, 1))
+        if self.big_on_top and not shown and time.monotonic() - self.big_started < 20:
+            return False  # the canvas's projection has not caught up yet
+        self.blocks[self.big_label] = {
+            "plugin_tick_ms": round(self.longest_tick * 1000, 1), "gui_gap_ms": round(self.longest_gap * 1000, 1),
+            "seconds": round(time.monotonic() - self.big_started, 2), "shown": shown,
+        }  # fmt: skip
         return True
 
     def point_at_no_bridge(self):
