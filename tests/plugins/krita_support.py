@@ -116,10 +116,16 @@ class KritaProfile:
         self.write_settings(bridge_url, enable=["ganbridge", driver])
         report = Path(job["report"])
         env = self.env(GANBRIDGE_KRITA_JOB=json.dumps(job), QT_QPA_PLATFORM="xcb")
-        proc = subprocess.run(
-            ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
-            env=env, capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
+        for _attempt in range(2):
+            proc = subprocess.run(
+                ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
+                env=env, capture_output=True, text=True, timeout=timeout,
+            )  # fmt: skip
+            # Seen once on a loaded machine: Krita could not reach the X server that xvfb-run had
+            # just started (`-a` picks a display, and another may take it). That is the test
+            # machine, not the plugin: try once more; any other failure counts at once.
+            if report.is_file() or "no Qt platform plugin could be initialized" not in proc.stderr:
+                break
         assert report.is_file(), f"Krita wrote no report (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
         data = json.loads(report.read_text())
         assert data["ok"], (

@@ -157,6 +157,20 @@ def test_docker_in_the_real_gui(gui_run, profile, krita_bridge):
     assert ran["undo_removed_layers"] == 1  # the last result was one undo step
 
 
+def test_each_request_has_a_progress_bar_and_its_own_cancel(gui_run):
+    """A long request (8 at 1024²) and a small one queued behind it: bars say how far each is and
+    where the small one waits; the long one's ✕ cancels it alone and the small one still comes."""
+    ran, job, _ = gui_run
+    seen = ran["cancel_one"]
+    long_bar, small_bar = ran["cancel_one_clicked_with"]
+    assert long_bar.startswith("Generate texture: ") and long_bar.endswith("/8"), long_bar
+    assert small_bar.startswith("Generate texture: queued"), small_bar
+    assert any(b.endswith(" ahead") for b in seen["bars"]), seen["bars"]  # its place in the queue
+    assert "Generate texture: cancelled" in seen["statuses"], seen["statuses"]
+    assert seen["top"] == [job["size"], job["size"]]  # the small request's layer came after the cancel
+    assert 2 <= seen["new_layers"] <= 8, seen  # the long one's results up to the cancel, then the small one
+
+
 def test_large_results_never_hold_the_gui(gui_run):
     """Textures with maps at 256², 1024² and 2048², and a glyph tiled over a soft selection of a
     2048x1536 canvas, into the real GUI: decoded, tiled and masked on the worker, written a band

@@ -15,6 +15,7 @@ from krita import DockWidget, Krita
 
 from . import canvas, connection, export, provenance, recipes
 from . import ganbridge_client as gc
+from . import ganbridge_jobs as gj
 from . import ganbridge_schema as gs
 from . import ganbridge_work as gw
 from .qt import (
@@ -41,6 +42,7 @@ from .qt import (
     QListWidget,
     QListWidgetItem,
     QPixmap,
+    QProgressBar,
     QPushButton,
     QSize,
     QSpinBox,
@@ -57,24 +59,42 @@ DOCKERS: list[GanBridgeDocker] = []
 
 
 @dataclass
-class Job:
+class Job(gj.Progress):
+    """A request the docker sent: where its results go, and (from Progress) how far it is."""
+
     kind: str
     label: str
     doc: Any
     params: dict = field(default_factory=dict)
     region: canvas.Region | None = None
     parents: list[str] = field(default_factory=list)  # the results it comes from (variations, blend)
-    status: str = "sent"
-    position: int = 0
-    done: int = 0
-    total: int = 0
 
     def describe(self) -> str:
-        if self.status == "queued":
-            return f"{self.label}: queued, {self.position} ahead" if self.position else f"{self.label}: queued"
-        if self.status == "running" and self.total:
-            return f"{self.label}: {self.done}/{self.total}"
-        return f"{self.label}: {self.status}"
+        return f"{self.label}: {self.progress_text()}"
+
+
+class JobRow(QWidget):
+    """A running or queued request under the strip: a progress bar saying what it is and how far
+    (or its place in the queue), and a button that cancels only it."""
+
+    def __init__(self, rid: str, cancel: Any) -> None:
+        super().__init__()
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.bar = QProgressBar()
+        self.bar.setObjectName("ganbridge_job")
+        self.bar.setRange(0, 1000)  # determinate even while queued: a busy animation repaints forever
+        self.button = QPushButton("✕")
+        self.button.setObjectName("ganbridge_cancel_job")
+        self.button.setToolTip("Cancel this request")
+        self.button.clicked.connect(lambda _checked=False: cancel(rid))
+        row.addWidget(self.bar, 1)
+        row.addWidget(self.button)
+
+    def show_job(self, job: Job) -> None:
+        self.bar.setValue(int(job.fraction * 1000))
+        self.bar.setFormat(job.describe())
+        self.bar.setToolTip(job.describe())
 
 
 def guarded(method):
@@ -111,6 +131,7 @@ class GanBridgeDocker(DockWidget):
         self.setWindowTitle("GAN Bridge")
         self.conn = connection.shared()
         self.jobs: dict[str, Job] = {}
+        self.job_rows: dict[str, JobRow] = {}
         self.recipe_requests: dict[str, tuple[Any, str]] = {}
         self.feedback_requests: dict[str, tuple[str, int]] = {}
         self.export_requests: dict[str, str] = {}  # request id -> the path the result goes to
@@ -235,9 +256,11 @@ class GanBridgeDocker(DockWidget):
         self.provenance.setObjectName("ganbridge_provenance")
         self.provenance.setWordWrap(True)
         lower.addWidget(self.provenance)
-        self.jobs_label = QLabel("")
-        self.jobs_label.setObjectName("ganbridge_jobs")
-        lower.addWidget(self.jobs_label)
+        self.jobs_box = QWidget()
+        self.jobs_box.setObjectName("ganbridge_jobs")
+        self.job_rows_layout = QVBoxLayout(self.jobs_box)
+        self.job_rows_layout.setContentsMargins(0, 0, 0, 0)
+        lower.addWidget(self.jobs_box)
         lower.addStretch(1)
         split.setSizes([2 * (THUMB + 28) + 8, 200])  # two rows of thumbnails to start with
         self.setWidget(root)
@@ -266,8 +289,18 @@ class GanBridgeDocker(DockWidget):
         self.status.setStyleSheet("")
 
     def refresh_jobs(self) -> None:
-        active = [j for j in self.jobs.values() if j.status in ("sent", "queued", "running")]
-        self.jobs_label.setText("\n".join(j.describe() for j in active))
+        """A row per active request, in the order they were sent; a finished one's row goes."""
+        for rid, job in self.jobs.items():
+            row = self.job_rows.get(rid)
+            if job.active:
+                if row is None:
+                    row = self.job_rows[rid] = JobRow(rid, self.cancel_job)
+                    self.job_rows_layout.addWidget(row)
+                row.show_job(job)
+            elif row is not None:
+                del self.job_rows[rid]
+                row.hide()
+                row.deleteLater()  # not now: its own cancel button may be what is being handled
 
     # --- connection ------------------------------------------------------------------------------
 
@@ -604,10 +637,21 @@ class GanBridgeDocker(DockWidget):
 
     @guarded
     def cancel(self) -> None:
-        active = [rid for rid, j in self.jobs.items() if j.status in ("sent", "queued", "running")]
+        active = [rid for rid, j in self.jobs.items() if j.active]
         for rid in active:
             self.conn.request("cancel", id=rid)
         self.show_info(f"cancelling {len(active)} request(s)" if active else "nothing to cancel")
+
+    @guarded
+    def cancel_job(self, rid: str) -> None:
+        job = self.jobs.get(rid)
+        if job is None or not job.active:
+            return  # it finished while the click was on its way
+        self.conn.request("cancel", id=rid)
+        row = self.job_rows.get(rid)
+        if row is not None:
+            row.button.setEnabled(False)
+        self.show_info(f"{job.label}: cancelling")
 
     # --- replies ---------------------------------------------------------------------------------------
 
@@ -615,17 +659,9 @@ class GanBridgeDocker(DockWidget):
     def on_message(self, msg: dict) -> None:
         kind, rid = msg.get("type"), msg.get("id")
         job = self.jobs.get(rid)
-        if kind == "accepted" and job:
-            job.status, job.position = "queued", int(msg.get("position", 0))
-        elif kind == "progress" and job:
-            job.status, job.done, job.total = "running", int(msg.get("done", 0)), int(msg.get("total", 0))
-        elif kind == "done" and job:
-            if job.status != "failed":
-                job.status = "done"
-                self.show_info(f"{job.label}: done")
-        elif kind == "cancelled" and job:
-            job.status = "cancelled"
-            self.show_info(f"{job.label}: cancelled")
+        if job is not None and job.update(msg):
+            if kind in ("done", "cancelled") and job.status == kind:  # not over a failure's message
+                self.show_info(f"{job.label}: {kind}")
         elif kind == "error":
             self.on_error(rid, job, msg)
         elif kind == "item" and rid in self.recipe_requests:
@@ -647,9 +683,9 @@ class GanBridgeDocker(DockWidget):
                 "Export failed: " + ("the bridge went away before it sent the file; try again" if gone else text)
             )
         elif job is not None:
-            job.status = "failed"
             if gone:
                 text = "the bridge went away before it finished (nothing was changed); try again"
+            job.fail(text)
             self.show_error(f"{job.label}: {text}")
 
     def on_recipe(self, doc: Any, item: str, msg: dict) -> None:
@@ -669,24 +705,27 @@ class GanBridgeDocker(DockWidget):
             raise UserError(f"a {item.get('format')} result cannot go into a paint layer")
         return canvas.prepare(item, job.region, THUMB)
 
-    @guarded
     def prepare_failed(self, job: Job, error: BaseException) -> None:
-        job.status = "failed"
+        self.result_failed(job, error)
+        self.refresh_jobs()
+
+    def result_failed(self, job: Job, error: BaseException) -> None:
+        """One result could not go in (nothing was changed); the request is marked failed."""
         if isinstance(error, (canvas.CanvasError, UserError)):
-            raise type(error)(f"{job.label}: {error} (nothing was changed)")
-        raise error
+            text = f"{job.label}: {error} (nothing was changed)"
+        else:  # a bug must not become a traceback dialog over the canvas
+            text = f"internal error: {type(error).__name__}: {error}"
+        job.fail(text)
+        self.show_error(text)
 
     def apply(self, job: Job, item: dict, prepared: canvas.Prepared) -> Iterator[str | None]:
         """On the GUI thread, a slice per tick: the new layer, its recipe, its thumbnail. A failure
         (the document closed part way, a bug) is shown in the status line; nothing was changed."""
         try:
             yield from self._apply(job, item, prepared)
-        except (canvas.CanvasError, UserError) as e:
-            job.status = "failed"
-            self.show_error(f"{job.label}: {e} (nothing was changed)")
-        except Exception as e:  # a bug must not become a traceback dialog over the canvas
-            job.status = "failed"
-            self.show_error(f"internal error: {type(e).__name__}: {e}")
+        except Exception as e:
+            self.result_failed(job, e)
+        self.refresh_jobs()
 
     def _apply(self, job: Job, item: dict, prepared: canvas.Prepared) -> Iterator[str | None]:
         if job.doc not in Krita.instance().documents():

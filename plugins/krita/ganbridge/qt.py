@@ -21,7 +21,7 @@ QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGridLayout = (
     W.QGridLayout,
 )
 QHBoxLayout, QLabel, QLineEdit, QListWidget = W.QHBoxLayout, W.QLabel, W.QLineEdit, W.QListWidget
-QFileDialog, QSplitter = W.QFileDialog, W.QSplitter
+QFileDialog, QProgressBar, QSplitter = W.QFileDialog, W.QProgressBar, W.QSplitter
 QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget = (
     W.QListWidgetItem,
     W.QPushButton,
@@ -56,6 +56,6 @@ __all__ = [
     "EXTENDED_SELECTION", "ICON_MODE", "OK_CANCEL", "PASSWORD", "QT6", "USER_ROLE", "QAbstractItemView",
     "QByteArray", "QCheckBox", "QComboBox", "QDialog", "QDialogButtonBox", "QDoubleSpinBox", "QFileDialog", "QFormLayout",
     "QGridLayout", "QHBoxLayout", "QIcon", "QImage", "QLabel", "QLineEdit", "QListWidget", "QListWidgetItem",
-    "QObject", "QPixmap", "QPushButton", "QSize", "QSpinBox", "QTimer", "QVBoxLayout", "QWidget", "Qt",
+    "QObject", "QPixmap", "QProgressBar", "QPushButton", "QSize", "QSpinBox", "QTimer", "QVBoxLayout", "QWidget", "Qt",
     "pyqtSignal", "run_dialog",
 ]  # fmt: skip

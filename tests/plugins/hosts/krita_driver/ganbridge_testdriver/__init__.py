@@ -12,7 +12,7 @@ import traceback
 
 from krita import Extension, Krita, Selection
 from PyQt5.QtCore import QSize, QTimer
-from PyQt5.QtWidgets import QCheckBox, QComboBox, QLabel, QListWidget, QPushButton, QSpinBox
+from PyQt5.QtWidgets import QCheckBox, QComboBox, QLabel, QListWidget, QProgressBar, QPushButton, QSpinBox
 
 JOB = json.loads(os.environ.get("GANBRIDGE_KRITA_JOB", "{}"))
 
@@ -27,7 +27,7 @@ class Driver:
             self.wait_filled, self.like, self.wait_liked, self.blend, self.wait_blended, self.variations, self.wait_varied,
             self.steer, self.wait_steered, self.cancel, self.wait_cancelled, self.wait_recipes, self.save,
             self.undo, self.wait_undone, self.time_the_gui, self.make_big_document,
-            self.add_empty_layer,
+            self.add_empty_layer, self.cancel_one, self.wait_one_running, self.wait_one_cancelled,
         ]  # fmt: skip
         for size in JOB.get("block_sizes", []):
             self.steps += [lambda size=size: self.big_texture(size), self.wait_big]
@@ -234,6 +234,50 @@ class Driver:
 
     def wait_steered(self):
         return self._grown()
+
+    def _bars(self):
+        return [bar.format() for bar in self.docker.findChildren(QProgressBar, "ganbridge_job") if bar.isVisible()]
+
+    def _watch_bars(self):
+        self.bars_seen += self._bars()
+        self.statuses_seen.append(self.status())
+
+    def cancel_one(self):
+        """Two requests: a long one (8 at 1024²) and a small one queued behind it."""
+        self.bars_seen, self.statuses_seen = [], []
+        self.layers_before = len(self.names())
+        count = self.w(QSpinBox, "ganbridge_count")
+        for size, n in ((1024, 8), (JOB["size"], 1)):
+            self.w(QSpinBox, "param_width").setValue(size)
+            self.w(QSpinBox, "param_height").setValue(size)
+            count.setValue(n)
+            self.click("ganbridge_generate")
+        return True
+
+    def wait_one_running(self):
+        """Once the long one has made a result and the small one waits, cancel only the long one."""
+        self._watch_bars()
+        bars = self._bars()
+        if len(bars) != 2 or "/8" not in bars[0] or bars[0].endswith(" 0/8"):
+            return False
+        self.report["cancel_one_clicked_with"] = bars
+        self.docker.findChildren(QPushButton, "ganbridge_cancel_job")[0].click()
+        return True
+
+    def wait_one_cancelled(self):
+        self._watch_bars()
+        if self._bars() or self.w(QListWidget, "ganbridge_strip").count() == 0:
+            return False
+        top = self.doc.activeNode()
+        if top is None or top.bounds().width() != JOB["size"]:
+            return False  # the small request's layer is not in yet
+        b = top.bounds()
+        self.report["cancel_one"] = {
+            "bars": sorted(set(self.bars_seen)), "statuses": sorted(set(self.statuses_seen)),
+            "new_layers": len(self.names()) - self.layers_before, "top": [b.width(), b.height()],
+        }  # fmt: skip
+        self.w(QSpinBox, "ganbridge_count").setValue(1)
+        return True
 
     def cancel(self):
         self.w(QSpinBox, "param_width").setValue(1024)
