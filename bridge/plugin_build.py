@@ -27,7 +27,13 @@ import platformdirs
 from ganbridge import __version__
 
 # Pure-Python modules under plugins/client that every plugin bundles.
-SHARED_MODULES = ("ganbridge_client.py", "ganbridge_jobs.py", "ganbridge_schema.py", "ganbridge_work.py")
+SHARED_MODULES = (
+    "ganbridge_client.py",
+    "ganbridge_jobs.py",
+    "ganbridge_presets.py",
+    "ganbridge_schema.py",
+    "ganbridge_work.py",
+)
 
 # The websockets the Krita plugin vendors. Some of Krita's own release builds bundle Python 3.10,
 # and websockets 17 requires Python >= 3.11; 16.1.1 is the newest release whose Requires-Python

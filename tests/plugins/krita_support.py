@@ -44,9 +44,14 @@ class KritaProfile:
         self.write_settings(bridge_url, enable=["ganbridge"])
 
     def write_settings(self, bridge_url: str, enable: list[str]) -> None:
+        """kritarc for the next run: these plugins, this bridge. What the plugin saved in its own
+        settings on an earlier run (its presets) is kept, as Krita keeps it between starts."""
+        kritarc = self.config / "kritarc"
+        old = kritarc.read_text().splitlines() if kritarc.exists() else []
+        kept = "".join(f"{line}\n" for line in old if line.startswith("presets="))
         python = "\n".join(f"enable_{name}=true" for name in enable)
-        (self.config / "kritarc").write_text(
-            f"[python]\n{python}\n\n[ganbridge]\nurl={bridge_url}\ntoken=\n\n[General]\nshowSplash=false\n"  # fmt: skip
+        kritarc.write_text(
+            f"[python]\n{python}\n\n[ganbridge]\nurl={bridge_url}\ntoken=\n{kept}\n[General]\nshowSplash=false\n"  # fmt: skip
         )
 
     @property

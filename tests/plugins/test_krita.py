@@ -157,6 +157,16 @@ def test_docker_in_the_real_gui(gui_run, profile, krita_bridge):
     assert ran["undo_removed_layers"] == 1  # the last result was one undo step
 
 
+def test_presets_save_load_and_delete_per_generator(gui_run):
+    ran, _, _ = gui_run
+    assert "a preset needs a name" in ran["preset_bad_name"]
+    form, status = ran["preset_loaded"]
+    assert form == ["grass", 128, True, 42] and status == "Preset 'grass 128' loaded"
+    assert ran["preset_items_image"] == ["No presets yet"]  # presets belong to one generator
+    assert ran["preset_items_texture"] == ["Presets…", "grass 128", "no seed"]
+    assert ran["preset_items_after_delete"] == ["Presets…", "grass 128"]
+
+
 def test_each_request_has_a_progress_bar_and_its_own_cancel(gui_run):
     """A long request (8 at 1024²) and a small one queued behind it: bars say how far each is and
     where the small one waits; the long one's ✕ cancels it alone and the small one still comes."""
@@ -209,6 +219,7 @@ def test_history_after_krita_starts_again(gui_run, profile, krita_bridge):
     # Blend (two reopened thumbnails) and variations made their layers (else their steps time out);
     # the like went to the document's saved session.
     assert ran["thumbnails"] == 9  # what blend saw: the reopened history, nothing added yet
+    assert ran["preset_items_after_restart"] == ["Presets…", "grass 128"]  # kept in Krita's settings
     ratings = krita_bridge.core.store.session_ratings(seen["session"], "texture")
     assert sum(1 for _, rating in ratings if rating == 1) >= 2, ratings  # the first run's like and this one
 

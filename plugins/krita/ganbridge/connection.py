@@ -14,6 +14,7 @@ from typing import Any
 from krita import Krita
 
 from . import ganbridge_client as gc
+from . import ganbridge_presets as gp
 from . import ganbridge_work as gw
 from .qt import QObject, QTimer, pyqtSignal
 
@@ -29,6 +30,14 @@ class NotConnected(Exception):
 def read_settings() -> tuple[str, str]:
     app = Krita.instance()
     return app.readSetting(SETTINGS_GROUP, "url", gc.DEFAULT_URL), app.readSetting(SETTINGS_GROUP, "token", "")
+
+
+def read_presets() -> gp.Presets:
+    return gp.decode(Krita.instance().readSetting(SETTINGS_GROUP, "presets", ""))
+
+
+def write_presets(presets: gp.Presets) -> None:
+    Krita.instance().writeSetting(SETTINGS_GROUP, "presets", gp.encode(presets))
 
 
 def write_settings(url: str, token: str) -> None:

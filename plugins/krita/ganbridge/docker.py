@@ -16,6 +16,7 @@ from krita import DockWidget, Krita
 from . import canvas, connection, export, provenance, recipes
 from . import ganbridge_client as gc
 from . import ganbridge_jobs as gj
+from . import ganbridge_presets as gp
 from . import ganbridge_schema as gs
 from . import ganbridge_work as gw
 from .qt import (
@@ -37,6 +38,7 @@ from .qt import (
     QHBoxLayout,
     QIcon,
     QImage,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -54,6 +56,7 @@ from .qt import (
 )
 
 THUMB = 72
+PRESET_PROMPT, NO_PRESETS = "Presets…", "No presets yet"
 WATCH_MS = 250  # how often the provenance view looks at the active layer (a local read, no request)
 DOCKERS: list[GanBridgeDocker] = []
 
@@ -104,7 +107,14 @@ def guarded(method):
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
-        except (canvas.CanvasError, connection.NotConnected, export.ExportError, gc.BadUrl, UserError) as e:
+        except (
+            canvas.CanvasError,
+            connection.NotConnected,
+            export.ExportError,
+            gc.BadUrl,
+            gp.PresetError,
+            UserError,
+        ) as e:
             self.show_error(str(e))
         except Exception as e:  # a bug must not become a traceback dialog over the canvas
             self.show_error(f"internal error: {type(e).__name__}: {e}")
@@ -183,6 +193,17 @@ class GanBridgeDocker(DockWidget):
         self.generator.setObjectName("ganbridge_generator")
         self.generator.currentTextChanged.connect(self.on_generator)
         box.addWidget(self.generator)
+        row = QHBoxLayout()
+        self.preset = QComboBox()
+        self.preset.setObjectName("ganbridge_preset")
+        self.preset.setToolTip("Load a saved set of this generator's parameters")
+        self.preset.activated.connect(lambda index: self.load_preset(self.preset.itemText(index)))
+        row.addWidget(self.preset, 1)
+        row.addWidget(
+            self._button("ganbridge_save_preset", "Save…", self.save_preset, "Save these parameters as a preset")
+        )
+        row.addWidget(self._button("ganbridge_delete_preset", "Delete", self.delete_preset, "Delete the chosen preset"))
+        box.addLayout(row)
         self.form_host = QWidget()
         self.form_host.setObjectName("ganbridge_params")
         self.form = QFormLayout(self.form_host)
@@ -419,6 +440,57 @@ class GanBridgeDocker(DockWidget):
             self._enter(kept)
         else:
             self.offer_canvas_size()
+        self.refresh_presets()
+
+    # --- presets ----------------------------------------------------------------------------------
+
+    def refresh_presets(self, chosen: str = "") -> None:
+        names = gp.names(connection.read_presets(), self.form_generator)
+        self.preset.blockSignals(True)
+        self.preset.clear()
+        self.preset.addItem(PRESET_PROMPT if names else NO_PRESETS)
+        self.preset.addItems(names)
+        self.preset.setCurrentText(chosen if chosen in names else self.preset.itemText(0))
+        self.preset.blockSignals(False)
+
+    def chosen_preset(self) -> str:
+        return self.preset.currentText() if self.preset.currentIndex() > 0 else ""
+
+    @guarded
+    def save_preset(self, name: str | None = None) -> None:
+        """Save the form as a preset of this generator (`name`, or asked for in a dialog)."""
+        if not self.form_generator:
+            raise UserError("no generator: connect to the bridge first")
+        if name is None:
+            name, ok = QInputDialog.getText(self, "Save preset", f"Name for these {self.form_generator} parameters:",
+                                            text=self.chosen_preset())  # fmt: skip
+            if not ok:
+                return
+        values = {k: (v if on else None) for k, (v, on) in self._entered().items()}
+        presets = gp.save(connection.read_presets(), self.form_generator, name, values)
+        connection.write_presets(presets)
+        name = gp.check_name(name)
+        self.refresh_presets(name)
+        self.show_info(f"Preset {name!r} saved")
+
+    @guarded
+    def load_preset(self, name: str) -> None:
+        if not name or self.preset.currentIndex() <= 0:
+            return
+        loaded = gp.load(connection.read_presets(), self.form_generator, name, self.controls)
+        self._enter({k: (v, v is not None) for k, v in loaded.values.items()})
+        if {"width", "height"} & set(loaded.values):
+            self.size_edited = True  # the preset's size stays when another document is shown
+        self.show_info(loaded.message(name))
+
+    @guarded
+    def delete_preset(self) -> None:
+        name = self.chosen_preset()
+        if not name:
+            raise UserError("choose a preset to delete")
+        connection.write_presets(gp.delete(connection.read_presets(), self.form_generator, name))
+        self.refresh_presets()
+        self.show_info(f"Preset {name!r} deleted")
 
     def _entered(self) -> dict[str, tuple[Any, bool]]:
         """Each control's value as entered (also when its toggle is off) and whether it is on."""

@@ -21,7 +21,7 @@ QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGridLayout = (
     W.QGridLayout,
 )
 QHBoxLayout, QLabel, QLineEdit, QListWidget = W.QHBoxLayout, W.QLabel, W.QLineEdit, W.QListWidget
-QFileDialog, QProgressBar, QSplitter = W.QFileDialog, W.QProgressBar, W.QSplitter
+QFileDialog, QInputDialog, QProgressBar, QSplitter = W.QFileDialog, W.QInputDialog, W.QProgressBar, W.QSplitter
 QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget = (
     W.QListWidgetItem,
     W.QPushButton,
@@ -55,7 +55,7 @@ __all__ = [
     "ADJUST", "ALPHA8", "ARGB32", "DESTINATION_IN", "QPainter", "KEEP_ASPECT", "SMOOTH", "VERTICAL", "QSplitter",
     "EXTENDED_SELECTION", "ICON_MODE", "OK_CANCEL", "PASSWORD", "QT6", "USER_ROLE", "QAbstractItemView",
     "QByteArray", "QCheckBox", "QComboBox", "QDialog", "QDialogButtonBox", "QDoubleSpinBox", "QFileDialog", "QFormLayout",
-    "QGridLayout", "QHBoxLayout", "QIcon", "QImage", "QLabel", "QLineEdit", "QListWidget", "QListWidgetItem",
+    "QGridLayout", "QHBoxLayout", "QIcon", "QImage", "QInputDialog", "QLabel", "QLineEdit", "QListWidget", "QListWidgetItem",
     "QObject", "QPixmap", "QProgressBar", "QPushButton", "QSize", "QSpinBox", "QTimer", "QVBoxLayout", "QWidget", "Qt",
     "pyqtSignal", "run_dialog",
 ]  # fmt: skip

@@ -23,7 +23,7 @@ class Driver:
         self.steps = [
             self.wait_window, self.find_docker, self.wait_connected, self.generate_without_document,
             self.make_document, self.reject_16_bit, self.generate, self.wait_generated, self.switch_generators,
-            self.fill,
+            self.presets, self.fill,
             self.wait_filled, self.like, self.wait_liked, self.blend, self.wait_blended, self.variations, self.wait_varied,
             self.steer, self.wait_steered, self.cancel, self.wait_cancelled, self.wait_recipes, self.save,
             self.undo, self.wait_undone, self.time_the_gui, self.make_big_document,
@@ -36,6 +36,7 @@ class Driver:
             self.steps = [
                 self.wait_window, self.find_docker, self.wait_connected, self.open_saved, self.wait_history,
                 self.blend, self.wait_blended, self.variations, self.wait_varied, self.like, self.wait_liked,
+                self.presets_after_restart,
             ]  # fmt: skip
         self.started = time.monotonic()
         self.step_started = self.started
@@ -177,6 +178,67 @@ class Driver:
             self.w(QCheckBox, "param_seed__on").isChecked(), self.w(QSpinBox, "param_seed").value(),
         ]  # fmt: skip
         model.setCurrentText(JOB["model"])
+        return True
+
+    def _form(self):
+        return [
+            self.w(QComboBox, "param_model").currentText(), self.w(QSpinBox, "param_width").value(),
+            self.w(QCheckBox, "param_seed__on").isChecked(), self.w(QSpinBox, "param_seed").value(),
+        ]  # fmt: skip
+
+    def _preset_items(self):
+        combo = self.w(QComboBox, "ganbridge_preset")
+        return [combo.itemText(i) for i in range(combo.count())]
+
+    def _choose_preset(self, name):
+        combo = self.w(QComboBox, "ganbridge_preset")
+        index = self._preset_items().index(name)
+        combo.setCurrentIndex(index)
+        combo.activated.emit(index)  # as when the painter picks it from the list
+
+    def presets(self):
+        """Save two presets of the texture form (the button's method, without its name dialog),
+        load one over other values, see the image generator has none, delete the other."""
+        from ganbridge import docker
+
+        d = docker.DOCKERS[0]
+        model, width, seed_on = (
+            self.w(QComboBox, "param_model"),
+            self.w(QSpinBox, "param_width"),
+            self.w(QCheckBox, "param_seed__on"),
+        )
+        model.setCurrentText("grass")
+        width.setValue(128)
+        seed_on.setChecked(True)
+        self.w(QSpinBox, "param_seed").setValue(42)
+        d.save_preset("grass 128")
+        seed_on.setChecked(False)
+        d.save_preset("no seed")
+        d.save_preset("  ")
+        self.report["preset_bad_name"] = self.status()
+        model.setCurrentText("brick")
+        width.setValue(64)
+        self._choose_preset("grass 128")
+        self.report["preset_loaded"] = [self._form(), self.status()]
+        combo = self.w(QComboBox, "ganbridge_generator")
+        combo.setCurrentText("image")
+        self.report["preset_items_image"] = self._preset_items()
+        combo.setCurrentText("texture")
+        self.report["preset_items_texture"] = self._preset_items()
+        self._choose_preset("no seed")
+        self.click("ganbridge_delete_preset")
+        self.report["preset_items_after_delete"] = self._preset_items()
+        # back to the job's form for the steps after this one (switching generator made new widgets)
+        self.w(QComboBox, "param_model").setCurrentText(JOB["model"])
+        self.w(QSpinBox, "param_width").setValue(JOB["size"])
+        self.w(QSpinBox, "param_height").setValue(JOB["size"])
+        self.w(QCheckBox, "param_seed__on").setChecked(True)
+        self.w(QSpinBox, "param_seed").setValue(JOB["seed"])
+        return True
+
+    def presets_after_restart(self):
+        self.w(QComboBox, "ganbridge_generator").setCurrentText("texture")
+        self.report["preset_items_after_restart"] = self._preset_items()
         return True
 
     def fill(self):
