@@ -8,7 +8,8 @@ import uuid
 import bpy
 from bpy_extras.io_utils import ExportHelper
 
-from . import connection, export, history, params
+from . import connection, export, history, params, presets
+from . import ganbridge_presets as gp
 from .connection import UserError
 from .materials import MATERIAL_TYPES, ResultError
 from .state import PLACE_IN_ROW, PLACE_ON_TARGET, STATE, Job
@@ -39,7 +40,7 @@ class _BridgeOperator(bpy.types.Operator):
     def execute(self, context):
         try:
             message = self.run(context)
-        except UserError as e:
+        except (UserError, gp.PresetError) as e:
             connection.report("ERROR", str(e))
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
@@ -335,7 +336,62 @@ class GANBRIDGE_OT_report(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def _preset_generator(context) -> str:
+    name = _settings(context).generator
+    if name not in STATE.generators or not params.controls(name):
+        raise UserError("no generator: connect to the bridge first")
+    return name
+
+
+class GANBRIDGE_OT_save_preset(_BridgeOperator):
+    bl_idname = "ganbridge.save_preset"
+    bl_label = "Save preset"
+    bl_description = "Save this generator's parameters as a named preset (kept for every .blend)"
+    name: bpy.props.StringProperty(name="Name", description="The preset's name (an existing one is replaced)")
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_props_dialog(self)
+
+    def run(self, context) -> str:
+        generator = _preset_generator(context)
+        values = params.entered(context.scene, generator)
+        presets.write(gp.save(presets.read(), generator, self.name, values))
+        return f"Preset {gp.check_name(self.name)!r} saved"
+
+
+class GANBRIDGE_OT_load_preset(_BridgeOperator):
+    bl_idname = "ganbridge.load_preset"
+    bl_label = "Load preset"
+    bl_description = "Set this generator's parameters from the preset"
+    bl_options = {"REGISTER", "UNDO"}
+    name: bpy.props.StringProperty()
+
+    def run(self, context) -> str:
+        generator = _preset_generator(context)
+        loaded = gp.load(presets.read(), generator, self.name, params.controls(generator))
+        params.enter(context.scene, generator, loaded.values)
+        return loaded.message(self.name)
+
+
+class GANBRIDGE_OT_delete_preset(_BridgeOperator):
+    bl_idname = "ganbridge.delete_preset"
+    bl_label = "Delete preset"
+    bl_description = "Delete the preset"
+    name: bpy.props.StringProperty()
+
+    def run(self, context) -> str:
+        generator = _preset_generator(context)
+        stored = presets.read()
+        if self.name not in gp.names(stored, generator):
+            raise UserError(f"there is no preset {self.name!r} for {generator}")
+        presets.write(gp.delete(stored, generator, self.name))
+        return f"Preset {self.name!r} deleted"
+
+
 CLASSES = (
+    GANBRIDGE_OT_save_preset,
+    GANBRIDGE_OT_load_preset,
+    GANBRIDGE_OT_delete_preset,
     GANBRIDGE_OT_connect,
     GANBRIDGE_OT_disconnect,
     GANBRIDGE_OT_select_generator,

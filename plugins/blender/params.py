@@ -101,6 +101,37 @@ def group(scene: bpy.types.Scene, generator: str) -> bpy.types.PropertyGroup | N
     return getattr(scene, attr_name(generator), None)
 
 
+def controls(generator: str) -> list[gs.Control]:
+    return _registered[generator][2] if generator in _registered else []
+
+
+def entered(scene: bpy.types.Scene, generator: str) -> dict[str, Any]:
+    """Each control's value as set (None for a tick box left off), as a preset keeps them."""
+    props = group(scene, generator)
+    out: dict[str, Any] = {}
+    for c in controls(generator) if props is not None else []:
+        if c.nullable and not getattr(props, c.name + UNSET_SUFFIX):
+            out[c.name] = None
+        else:
+            value = getattr(props, c.name)
+            out[c.name] = sorted(value) if c.kind == gs.MULTI else value
+    return out
+
+
+def enter(scene: bpy.types.Scene, generator: str, values: dict[str, Any]) -> None:
+    """Set controls from checked values (ganbridge_presets.load): None turns a tick box off."""
+    props = group(scene, generator)
+    by_name = {c.name: c for c in controls(generator)}
+    for name, value in values.items():
+        c = by_name.get(name)
+        if props is None or c is None:
+            continue
+        if c.nullable:
+            setattr(props, c.name + UNSET_SUFFIX, value is not None)
+        if value is not None:
+            setattr(props, c.name, set(value) if c.kind == gs.MULTI else value)
+
+
 def values(scene: bpy.types.Scene, generator: str) -> dict[str, Any]:
     """The params object to send: drawable fields only, sizes rounded to what the schema allows."""
     props = group(scene, generator)

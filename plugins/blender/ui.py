@@ -9,7 +9,8 @@ from typing import Any
 
 import bpy
 
-from . import history, params, provenance
+from . import ganbridge_presets as gp
+from . import history, params, presets, provenance
 from .state import STATE
 
 HISTORY_ROWS = 8
@@ -37,6 +38,9 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
         if info is None:
             box.label(text=f"'{s.generator}' is no longer on the bridge: pick another", icon="ERROR")
             return
+        row = box.row(align=True)
+        row.menu("GANBRIDGE_MT_presets", text="Presets", icon="PRESET")
+        row.operator("ganbridge.save_preset", text="", icon="ADD")
         params.draw(box, context.scene, s.generator)
         box.prop(s, "tiling")
         row = layout.row(align=True)
@@ -112,4 +116,23 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
                 op.item, op.slot = e["item"], slot
 
 
-CLASSES = (GANBRIDGE_PT_main,)
+class GANBRIDGE_MT_presets(bpy.types.Menu):
+    """The current generator's presets: each to load, then each to delete."""
+
+    bl_idname = "GANBRIDGE_MT_presets"
+    bl_label = "Presets"
+
+    def draw(self, context):
+        names = gp.names(presets.read(), context.scene.ganbridge.generator)
+        layout = self.layout
+        if not names:
+            layout.label(text="No presets yet: save one with +")
+            return
+        for name in names:
+            layout.operator("ganbridge.load_preset", text=name).name = name
+        layout.separator()
+        for name in names:
+            layout.operator("ganbridge.delete_preset", text=f"Delete {name}", icon="X").name = name
+
+
+CLASSES = (GANBRIDGE_PT_main, GANBRIDGE_MT_presets)

@@ -300,6 +300,40 @@ bpy.context.scene.ganbridge.tiling = 1.0
     assert out == [[3.0, 3.0, 3.0]]
 
 
+def test_presets_save_load_and_delete_per_generator(blender, live):
+    """Save the texture form as a preset, change it, load it back; a bad name and a missing
+    preset are reports; presets live in the user's config folder, not in the .blend."""
+    fresh_scene(blender)
+    out = blender.run(
+        f"connected({live.url!r})\n"
+        """
+import json
+presets_mod = importlib.import_module(PKG + ".presets")
+p = params_mod.group(bpy.context.scene, "texture")
+p.model, p.width, p.seed__on, p.seed, p.maps = "grass", 128, True, 42, {"normal"}
+bpy.ops.ganbridge.save_preset(name="grass 128")
+p.seed__on = False
+bpy.ops.ganbridge.save_preset(name="no seed")
+errors = []
+for call in (lambda: bpy.ops.ganbridge.save_preset(name="  "), lambda: bpy.ops.ganbridge.load_preset(name="ghost")):
+    try:
+        call()
+    except RuntimeError as e:  # an operator's ERROR report, as a script sees it
+        errors.append(str(e))
+p.model, p.width, p.maps = "brick", 64, set()
+bpy.ops.ganbridge.load_preset(name="grass 128")
+loaded = [p.model, p.width, p.seed__on, p.seed, sorted(p.maps), STATE.last_info]
+bpy.ops.ganbridge.delete_preset(name="no seed")
+stored = json.loads(presets_mod.path().read_text())
+result = {"loaded": loaded, "errors": errors, "stored": stored["presets"], "where": str(presets_mod.path())}
+"""
+    )
+    assert out["loaded"] == ["grass", 128, True, 42, ["normal"], "Preset 'grass 128' loaded"]
+    assert "a preset needs a name" in out["errors"][0] and "no preset 'ghost' for texture" in out["errors"][1]
+    assert list(out["stored"]) == ["texture"] and list(out["stored"]["texture"]) == ["grass 128"]
+    assert out["where"].endswith("ganbridge/presets.json") and ".blend" not in out["where"]
+
+
 def test_a_png_the_worker_cannot_decode_is_decoded_by_blender(blender, live):
     """Pillow's PNGs use the Paeth filter, which does not vectorise: Blender decodes those itself."""
     png = _png(48, 32)
@@ -605,13 +639,21 @@ class RecordingLayout:
     def operator(self, idname, **kw):
         calls.append(("operator", idname))
         return OperatorProps(idname)
+    def menu(self, idname, **kw):
+        assert hasattr(bpy.types, idname), f"no menu {idname!r}"
+        calls.append(("menu", idname))
+    def separator(self):
+        pass
 
+bpy.ops.ganbridge.save_preset(name="drawn")
 cls = bpy.types.GANBRIDGE_PT_main
 panel = types.SimpleNamespace(layout=RecordingLayout())
 panel._status = types.MethodType(cls._status, panel)
 panel._history = types.MethodType(cls._history, panel)
 panel._provenance = types.MethodType(cls._provenance, panel)
 cls.draw(panel, bpy.context)
+bpy.types.GANBRIDGE_MT_presets.draw(types.SimpleNamespace(layout=RecordingLayout()), bpy.context)
+bpy.ops.ganbridge.delete_preset(name="drawn")
 result = {"calls": calls, "timer": bpy.app.timers.is_registered(conn._timer)}
 """
     )
@@ -621,6 +663,8 @@ result = {"calls": calls, "timer": bpy.app.timers.is_registered(conn._timer)}
     assert {"ganbridge.generate", "ganbridge.rate", "ganbridge.steer", "ganbridge.variations"} <= operators
     assert {"ganbridge.interpolate", "ganbridge.reapply", "ganbridge.regenerate", "ganbridge.pick"} <= operators
     assert "ganbridge.export_result" in operators  # in the Provenance box and on every history row
+    assert ["menu", "GANBRIDGE_MT_presets"] in out["calls"] and "ganbridge.save_preset" in operators
+    assert {"ganbridge.load_preset", "ganbridge.delete_preset"} <= operators  # the menu's entries
     labels = [text for kind, text in out["calls"] if kind == "label"]
     assert "Provenance" in labels and any(t.startswith("Checkpoint: brick") for t in labels)
     assert out["timer"]  # in the UI, drain() runs from this timer
