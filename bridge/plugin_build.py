@@ -31,6 +31,7 @@ SHARED_MODULES = (
     "ganbridge_client.py",
     "ganbridge_jobs.py",
     "ganbridge_presets.py",
+    "ganbridge_recipes.py",
     "ganbridge_schema.py",
     "ganbridge_work.py",
 )

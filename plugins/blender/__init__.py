@@ -10,7 +10,7 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import connection, materials, operators, params, ui
+from . import connection, history, materials, operators, params, thumbnails, ui
 from .connection import drain  # noqa: F401  (tests and scripts call it: timers do not run in background mode)
 
 
@@ -53,6 +53,9 @@ class GANBRIDGE_PG_settings(bpy.types.PropertyGroup):
         description="How many times a new result's texture repeats across the surface (its material's Mapping node)",
     )
     session: bpy.props.StringProperty(name="Session", description="This file's rating session on the bridge")
+    history_page: bpy.props.IntProperty(
+        name="History page", default=0, min=0, description="Which page of results the history shows, newest first"
+    )
     item_a: bpy.props.StringProperty(name="A")
     item_b: bpy.props.StringProperty(name="B")
 
@@ -65,6 +68,12 @@ def _restore_images(*_args) -> None:
     materials.restore_images()
 
 
+@persistent
+def _rebuild_thumbnails(*_args) -> None:
+    if thumbnails.rebuild(history.entries(), connection.WORK):
+        connection.ensure_timer()
+
+
 # A .blend opened, or an undo step: results' images come back holding no pixels of their own.
 HANDLERS = (bpy.app.handlers.load_post, bpy.app.handlers.undo_post, bpy.app.handlers.redo_post)
 
@@ -75,13 +84,17 @@ def register() -> None:
     bpy.types.Scene.ganbridge = bpy.props.PointerProperty(type=GANBRIDGE_PG_settings)
     for handlers in HANDLERS:
         handlers.append(_restore_images)
+    bpy.app.handlers.load_post.append(_rebuild_thumbnails)  # the history's icons, for an opened file
 
 
 def unregister() -> None:
     for handlers in HANDLERS:
         if _restore_images in handlers:
             handlers.remove(_restore_images)
+    if _rebuild_thumbnails in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(_rebuild_thumbnails)
     connection.disconnect()
+    thumbnails.free()
     params.unregister_all()
     del bpy.types.Scene.ganbridge
     for cls in reversed(CLASSES):

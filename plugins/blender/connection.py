@@ -20,7 +20,7 @@ from typing import Any
 
 import bpy
 
-from . import export, history, materials, params
+from . import export, history, materials, params, thumbnails
 from . import ganbridge_client as gc
 from .ganbridge_work import Work, WorkQueue
 from .state import PLACE_ON_TARGET, STATE, Job
@@ -63,6 +63,12 @@ def connect(url: str, token: str) -> None:
     _client = gc.BridgeClient(url, token, client_name=f"Blender {bpy.app.version_string}")
     _client.start()
     STATE.status, STATE.detail, STATE.last_error = "connecting", f"connecting to {url}", ""
+    ensure_timer()
+
+
+def ensure_timer() -> None:
+    """The UI timer that drains the bridge and runs the work queue (also with no bridge, while
+    work is queued); it survives opening another file."""
     if not bpy.app.timers.is_registered(_timer):
         bpy.app.timers.register(_timer, first_interval=DRAIN_INTERVAL, persistent=True)
 
@@ -270,6 +276,7 @@ def _apply_steps(item: dict, job: Job, index: int, prepared: materials.Prepared 
                 _pending.pop(key, None)
             if not finished:  # the operator reported why
                 raise _RolledBack
+            thumbnails.store(item["item"], prepared.thumbnail if prepared else None)
     except _RolledBack:
         return
 

@@ -14,6 +14,7 @@ from typing import Any
 import bpy
 
 TEXT_NAME = "GAN Bridge history"
+PAGE = 6  # results per page of the panel's history
 
 
 def _text(create: bool) -> bpy.types.Text | None:
@@ -72,3 +73,13 @@ def update(item: str, **fields: Any) -> bool:
             _save(data)
             return True
     return False
+
+
+def pages(data: list[dict[str, Any]] | None = None) -> int:
+    return max(1, -(-len(entries() if data is None else data) // PAGE))
+
+
+def page(number: int, data: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Page `number` (0: the newest results) of the history, newest first."""
+    newest = list(reversed(entries() if data is None else data))
+    return newest[number * PAGE : (number + 1) * PAGE]

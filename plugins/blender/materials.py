@@ -26,6 +26,7 @@ import bpy
 from . import png as png_decoder
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+THUMBNAIL = 96  # the history icon's longer side (thumbnails.SIZE)
 MARK = "ganbridge_png"  # on every image a result makes: its packed file is the bridge's PNG
 PLANE_SIZE = 2.0
 ROW_GAP = 0.25
@@ -90,6 +91,7 @@ class Prepared:
     bytes and their pixels (None: a PNG the worker's decoder does not read; Blender decodes it)."""
 
     images: dict[str, tuple[bytes, png_decoder.Pixels | None]]
+    thumbnail: png_decoder.Pixels | None = None  # the history's icon, from the colour pixels
 
 
 def prepare(item: dict[str, Any]) -> Prepared:
@@ -99,9 +101,11 @@ def prepare(item: dict[str, Any]) -> Prepared:
     for name, m in (item.get("maps") or {}).items():
         files[name] = decode_png(m.get("data", "") if isinstance(m, dict) else "", f"{name} map", width, height)
     try:
-        return Prepared({name: (data, png_decoder.decode(data)) for name, data in files.items()})
+        images = {name: (data, png_decoder.decode(data)) for name, data in files.items()}
     except png_decoder.PngError as e:
         raise ResultError(f"the image from the bridge is damaged: {e}") from None
+    color = images["color"][1]
+    return Prepared(images, png_decoder.thumbnail(color, THUMBNAIL) if color is not None else None)
 
 
 def result_image(created: Created, name: str, png: bytes, pixels: png_decoder.Pixels | None, non_color: bool):

@@ -388,7 +388,21 @@ class GANBRIDGE_OT_delete_preset(_BridgeOperator):
         return f"Preset {self.name!r} deleted"
 
 
+class GANBRIDGE_OT_history_page(bpy.types.Operator):
+    bl_idname = "ganbridge.history_page"
+    bl_label = "History page"
+    bl_description = "Show newer or older results"
+    bl_options = {"INTERNAL"}
+    step: bpy.props.IntProperty()
+
+    def execute(self, context):
+        s = _settings(context)
+        s.history_page = max(0, min(history.pages() - 1, s.history_page + self.step))
+        return {"FINISHED"}
+
+
 CLASSES = (
+    GANBRIDGE_OT_history_page,
     GANBRIDGE_OT_save_preset,
     GANBRIDGE_OT_load_preset,
     GANBRIDGE_OT_delete_preset,

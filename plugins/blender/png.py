@@ -95,3 +95,17 @@ def _unfilter(filters: np.ndarray, rows: np.ndarray, channels: int) -> np.ndarra
             out[y] = rows[y]
         previous = out[y]
     return out
+
+
+def thumbnail(pixels: Pixels, size: int) -> Pixels:
+    """The image shrunk so that its longer side is `size` (aspect kept; never enlarged), each
+    thumbnail pixel the mean of the block of pixels it covers."""
+    w, h = pixels.width, pixels.height
+    scale = min(1.0, size / max(w, h))
+    tw, th = max(1, round(w * scale)), max(1, round(h * scale))
+    image = pixels.rgba.reshape(h, w, 4)
+    ys = np.linspace(0, h, th + 1).astype(int)
+    xs = np.linspace(0, w, tw + 1).astype(int)
+    rows = np.add.reduceat(image, ys[:-1], axis=0) / np.diff(ys)[:, None, None]
+    small = np.add.reduceat(rows, xs[:-1], axis=1) / np.diff(xs)[None, :, None]
+    return Pixels(tw, th, np.ascontiguousarray(small, dtype=np.float32).reshape(-1))

@@ -9,11 +9,11 @@ from typing import Any
 
 import bpy
 
+from . import connection, history, params, presets, provenance, thumbnails
 from . import ganbridge_presets as gp
-from . import history, params, presets, provenance
 from .state import STATE
 
-HISTORY_ROWS = 8
+THUMB_SCALE = 3.0  # the history's thumbnails, in units of the interface's icon size
 
 
 class GANBRIDGE_PT_main(bpy.types.Panel):
@@ -59,7 +59,7 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
         row.operator("ganbridge.interpolate", icon="IPO_EASE_IN_OUT")
         entries = history.entries()
         self._provenance(layout, context, entries)
-        self._history(layout, entries)
+        self._history(layout, s, entries)
 
     def _status(self, layout) -> None:
         box = layout.box()
@@ -96,23 +96,38 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
         for line in provenance.lines(entry):
             col.label(text=line)
 
-    def _history(self, layout, entries: list[dict[str, Any]]) -> None:
+    def _history(self, layout, s, entries: list[dict[str, Any]]) -> None:
+        """A page of results, newest first: thumbnail, what it is, its rating and actions."""
         if not entries:
             return
+        if thumbnails.rebuild(entries, connection.WORK):  # a file opened before the add-on was on
+            connection.ensure_timer()
         box = layout.box()
-        box.label(text=f"History ({len(entries)})")
-        for e in reversed(entries[-HISTORY_ROWS:]):
-            row = box.row(align=True)
+        head = box.row(align=True)
+        head.label(text=f"History ({len(entries)})")
+        pages = history.pages(entries)
+        number = min(s.history_page, pages - 1)
+        if pages > 1:
+            head.operator("ganbridge.history_page", text="", icon="TRIA_LEFT").step = -1
+            head.label(text=f"{number + 1} / {pages}")
+            head.operator("ganbridge.history_page", text="", icon="TRIA_RIGHT").step = 1
+        for e in history.page(number, entries):
+            row = box.row()
+            icon = thumbnails.icon(e["item"])
+            if thumbnails.has(e["item"]):
+                row.template_icon(icon_value=icon, scale=THUMB_SCALE)
+            else:
+                row.label(text="", icon="IMAGE_DATA")
+            col = row.column(align=True)
             rating = {1: "FUND", -1: "CANCEL"}.get(e.get("rating", 0), "BLANK1")
-            row.label(
-                text=f"{e.get('generator')} {e.get('seed') if e.get('seed') is not None else e.get('job')}", icon=rating
-            )
-            row.operator("ganbridge.reapply", text="Use").item = e["item"]
-            row.operator("ganbridge.regenerate", text="", icon="FILE_REFRESH").item = e["item"]
+            col.label(text=provenance.label(e), icon=rating)
+            actions = col.row(align=True)
+            actions.operator("ganbridge.reapply", text="Use").item = e["item"]
+            actions.operator("ganbridge.regenerate", text="", icon="FILE_REFRESH").item = e["item"]
             if e.get("format") in (None, "png"):
-                row.operator("ganbridge.export_result", text="", icon="EXPORT").item = e["item"]
+                actions.operator("ganbridge.export_result", text="", icon="EXPORT").item = e["item"]
             for slot in ("A", "B"):
-                op = row.operator("ganbridge.pick", text=slot)
+                op = actions.operator("ganbridge.pick", text=slot)
                 op.item, op.slot = e["item"], slot
 
 

@@ -24,6 +24,24 @@ PROVENANCE_DRIVER = "ganbridge_provenance_driver"
 IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer/plugin_importer.py")
 
 
+def krita_module(name: str):
+    """A Qt-free module of the Krita plugin, imported as the built plugin holds it: the plugin's
+    files and the shared client modules in one package (`krita_plugin`, not `ganbridge`, which is
+    the bridge's own name here), whose __init__ (it needs Krita) is never run."""
+    import importlib
+    import types
+
+    package = sys.modules.get("krita_plugin")
+    if package is None:
+        package = types.ModuleType("krita_plugin")
+        package.__path__ = [
+            str(HERE.parents[1] / "plugins" / "krita" / "ganbridge"),
+            str(HERE.parents[1] / "plugins" / "client"),
+        ]
+        sys.modules["krita_plugin"] = package
+    return importlib.import_module(f"krita_plugin.{name}")
+
+
 class KritaProfile:
     """XDG folders of a throwaway Krita user, with the GAN Bridge plugin imported and enabled."""
 

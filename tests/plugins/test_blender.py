@@ -581,6 +581,75 @@ result = {{"same": before == after, "n": len(after), "packed": img.packed_file i
     assert out["size"] == [64, 64]
 
 
+def test_history_thumbnails_pages_and_actions_after_a_restart(blender, live, tmp_path):
+    """Each result gets a thumbnail in its own aspect; the history pages newest first. Saved,
+    with the add-on's icons gone (as when Blender starts again) and the file opened, every result
+    has the same thumbnail again, made a slice per tick, and regenerate and variations work on it."""
+    fresh_scene(blender)
+    path = tmp_path / "thumbnails.blend"
+    out = blender.run(
+        f"connected({live.url!r})\n"
+        f"path = {str(path)!r}\n"
+        """
+thumbs = importlib.import_module(PKG + ".thumbnails")
+p = params_mod.group(bpy.context.scene, "texture")
+p.width, p.height, p.seed__on, p.seed = 128, 64, True, 3
+bpy.ops.ganbridge.generate()
+wait_job(last_job())
+wide = hist.entries()[-1]["item"]
+
+def icons():
+    found = {}
+    for e in hist.entries():
+        if e.get("images") and thumbs.has(e["item"]):
+            preview = thumbs._collection()[e["item"]]
+            a = np.empty(len(preview.image_pixels_float), np.float32)
+            preview.image_pixels_float.foreach_get(a)
+            found[e["item"]] = [list(preview.image_size), float(a.sum())]
+    return found
+
+png_mod = importlib.import_module(PKG + ".png")
+with_images = [  # results whose colour PNG the add-on's decoder reads (not a foreign Paeth PNG)
+    e["item"] for e in hist.entries() if e.get("images") and e["images"][0] in bpy.data.images
+    and png_mod.decode(bytes(bpy.data.images[e["images"][0]].packed_file.data)) is not None
+]
+before = icons()
+s = bpy.context.scene.ganbridge
+pages = hist.pages()
+s.history_page = 0
+first_page = [e["item"] for e in hist.page(0)]
+bpy.ops.ganbridge.history_page(step=1)
+second = s.history_page
+bpy.ops.ganbridge.history_page(step=100)
+last = s.history_page
+bpy.ops.wm.save_as_mainfile(filepath=path)
+thumbs.free()
+bpy.ops.wm.open_mainfile(filepath=path)
+queued = len(conn.WORK._queue)
+rebuilt = pump(lambda: len(icons()) == len(with_images) and not conn.WORK.busy, 30)
+after = icons()
+reopened = hist.entries()
+bpy.ops.ganbridge.regenerate(item=wide)
+again = wait_job(last_job())
+bpy.ops.ganbridge.reapply(item=wide)  # "Use" on the reopened result, then vary it
+bpy.ops.ganbridge.variations()
+varied = wait_job(last_job())
+assert pump(lambda: "recipe" in hist.entries()[-1], 20)
+result = {"varied": varied, "varied_parents": hist.entries()[-1]["recipe"]["parents"], "wide": wide, "with_images": with_images, "before": before, "after": after, "queued": queued,
+          "rebuilt": rebuilt, "pages": pages, "first_page": first_page, "second": second, "last": last,
+          "newest": reopened[-1]["item"], "again": again}
+"""
+    )
+    assert out["before"][out["wide"]][0] == [96, 48]  # the 128x64 result's thumbnail keeps its aspect
+    assert set(out["before"]) == set(out["with_images"])  # every result applied has one
+    assert out["rebuilt"] and out["after"] == out["before"], (out["before"], out["after"])
+    assert out["queued"] >= len(out["with_images"])  # made in the work queue, not in one go
+    assert out["first_page"][0] == out["newest"] and len(out["first_page"]) <= 6
+    if out["pages"] > 1:
+        assert out["second"] == 1 and out["last"] == out["pages"] - 1
+    assert out["again"] == "done" and out["varied"] == "done" and out["varied_parents"] == [out["wide"]]
+
+
 def test_image_generator_needs_no_extension_change(blender, live):
     """The sprite generator, drawn from its schema like any other: RGBA result, alpha wired."""
     fresh_scene(blender)
@@ -639,6 +708,8 @@ class RecordingLayout:
     def operator(self, idname, **kw):
         calls.append(("operator", idname))
         return OperatorProps(idname)
+    def template_icon(self, icon_value=0, scale=1.0):  # icon ids are 0 in background mode
+        calls.append(("thumbnail", icon_value))
     def menu(self, idname, **kw):
         assert hasattr(bpy.types, idname), f"no menu {idname!r}"
         calls.append(("menu", idname))
@@ -665,6 +736,7 @@ result = {"calls": calls, "timer": bpy.app.timers.is_registered(conn._timer)}
     assert "ganbridge.export_result" in operators  # in the Provenance box and on every history row
     assert ["menu", "GANBRIDGE_MT_presets"] in out["calls"] and "ganbridge.save_preset" in operators
     assert {"ganbridge.load_preset", "ganbridge.delete_preset"} <= operators  # the menu's entries
+    assert any(kind == "thumbnail" for kind, _ in out["calls"])  # the history's results have icons
     labels = [text for kind, text in out["calls"] if kind == "label"]
     assert "Provenance" in labels and any(t.startswith("Checkpoint: brick") for t in labels)
     assert out["timer"]  # in the UI, drain() runs from this timer

@@ -10,10 +10,8 @@ checks the provenance view and "Export result…".
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,7 @@ from ganbridge.core.provenance import read_recipe
 from ganbridge.plugin_build import build_krita
 from tests.cli.test_cli import ganbridge
 from tests.conftest import BridgeThread, make_settings
-from tests.plugins.krita_support import PROVENANCE_DRIVER, KritaProfile
+from tests.plugins.krita_support import PROVENANCE_DRIVER, KritaProfile, krita_module
 
 pytestmark = pytest.mark.real_host
 BLOCK_SIZES = [256, 1024, 2048]
@@ -280,16 +278,6 @@ def test_export_errors_are_clear_messages(provenance_run):
     assert "Export failed: cannot write" in unwritable and "missing" in unwritable
     assert "not connected to the bridge" in ran["no_bridge"]
     assert all("\n" not in text for text in (unknown, unwritable, ran["nothing"], ran["no_bridge"]))
-
-
-def krita_module(name: str):
-    """A Qt-free module of the plugin, loaded on its own (the package itself needs Krita)."""
-    package = Path(__file__).resolve().parents[2] / "plugins" / "krita" / "ganbridge"
-    spec = importlib.util.spec_from_file_location(f"krita_plugin_{name}", package / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_export_writes_all_files_or_none(tmp_path, monkeypatch):

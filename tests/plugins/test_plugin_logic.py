@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from plugins.client import ganbridge_schema as gs
-
-KRITA_PACKAGE = Path(__file__).resolve().parents[2] / "plugins" / "krita" / "ganbridge"
-
-
-def krita_module(name: str):
-    """A Qt-free module of the Krita plugin, loaded on its own (the package itself needs Krita)."""
-    spec = importlib.util.spec_from_file_location(f"krita_plugin_{name}", KRITA_PACKAGE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
+from tests.plugins.krita_support import krita_module
 
 pixels = krita_module("pixels")
 recipes = krita_module("recipes")

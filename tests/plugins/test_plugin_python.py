@@ -162,7 +162,7 @@ def python_310() -> str | None:
 # imports all of the vendored websockets and the plain-Python plugin modules, then talks to the
 # bridge through the shared client, and prints what it saw as JSON.
 RUN_UNDER_310 = r"""
-import importlib, importlib.util, json, pkgutil, sys, time
+import importlib, json, pkgutil, sys, time, types
 from pathlib import Path
 
 root, url = Path(sys.argv[1]), sys.argv[2]
@@ -173,9 +173,11 @@ for path in sorted(package.rglob("*.py")):
 import websockets
 for info in pkgutil.walk_packages(websockets.__path__, "websockets."):
     importlib.import_module(info.name)
-for name in ("pixels", "recipes"):  # the plugin's modules that need no Krita or Qt
-    spec = importlib.util.spec_from_file_location(f"plain_{name}", package / f"{name}.py")
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+plain = types.ModuleType("plain")  # the plugin's package, without its __init__ (that needs Krita)
+plain.__path__ = [str(package)]
+sys.modules["plain"] = plain
+for name in ("pixels", "recipes", "provenance", "ganbridge_jobs", "ganbridge_presets", "ganbridge_work"):
+    importlib.import_module(f"plain.{name}")  # the modules that need no Krita or Qt
 import ganbridge_client as gc, ganbridge_schema
 
 client = gc.BridgeClient(url, client_name="python-3.10")

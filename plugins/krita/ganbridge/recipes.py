@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from . import ganbridge_recipes as gr
+
 ANNOTATION = "ganbridge"
 DESCRIPTION = "GAN Bridge recipes of generated layers"
 FORMAT = "ganbridge-recipes"
@@ -49,29 +51,6 @@ def decode_session(data: bytes | None) -> str | None:
     return session if isinstance(session, str) and 1 <= len(session) <= 128 else None
 
 
-SHORT = 8  # characters of an item id, enough to tell results apart by eye
-ORIGIN_WORDS = {"variations": "variation of", "interpolate": "blend of", "steer": "steered from"}
-
-
-def origin_text(recipe: dict[str, Any]) -> str:
-    """What made a result, in a few words: the seed of a generated result or a fill, else how it
-    came from which results (a variation's or a steered result's seed only drew the change)."""
-    origin = recipe.get("origin") or "generate"
-    if origin in ("generate", "fill") and recipe.get("seed") is not None:
-        return f"seed {recipe['seed']}"
-    parents = " + ".join(str(p)[:SHORT] for p in recipe.get("parents") or [])
-    if origin not in ORIGIN_WORDS:
-        return f"{origin} {str(recipe.get('item', ''))[:SHORT]}".strip()
-    if not parents:
-        return "steered" if origin == "steer" else ORIGIN_WORDS[origin].split()[0]
-    return f"{ORIGIN_WORDS[origin]} {parents}"
-
-
 def layer_name(recipe: dict[str, Any]) -> str:
-    """A layer name a painter can read: generator, model, what made it."""
-    params = recipe.get("params") or {}
-    parts = [str(recipe.get("generator", "gan"))]
-    if params.get("model"):
-        parts.append(str(params["model"]))
-    parts.append(origin_text(recipe))
-    return "GAN " + " ".join(parts)
+    """A layer name a painter can read: generator, model, what made it (as Blender names it too)."""
+    return "GAN " + gr.result_label(recipe)
