@@ -116,6 +116,9 @@ def test_docker_in_the_real_gui(gui_run, profile, krita_bridge):
     assert "no document is open" in ran["no_document"]
     assert "U16" in ran["sixteen_bit"] and "Convert Image Color Space" in ran["sixteen_bit"]
     assert ran["sixteen_bit_unchanged"]
+    long = ran["long_message"]  # wrapped onto lines within the docker, and whole in the tooltip
+    assert long["lines"] >= 2 and long["label_width"] <= long["docker_width"], long
+    assert long["tooltip"] and long["text"].endswith(long["tooltip"]), long
     assert "not connected to the bridge" in ran["no_bridge"] and "refused" in ran["no_bridge"]
     assert ran["click_ms"] < 50  # the click queues a request; the canvas never waits on the bridge
     # Switching generator and back keeps what the painter set (once: back to the defaults, "brick").

@@ -25,6 +25,7 @@ from .qt import (
     ICON_MODE,
     OK_CANCEL,
     PASSWORD,
+    SELECTABLE,
     USER_ROLE,
     VERTICAL,
     QCheckBox,
@@ -184,7 +185,8 @@ class GanBridgeDocker(DockWidget):
         row = QHBoxLayout()
         self.status = QLabel("not connected")
         self.status.setObjectName("ganbridge_status")
-        self.status.setWordWrap(True)
+        self.status.setWordWrap(True)  # a long message takes more lines, never a wider docker
+        self.status.setTextInteractionFlags(SELECTABLE)  # so it can be copied into a bug report
         row.addWidget(self.status, 1)
         row.addWidget(self._button("ganbridge_connect", "Connect", self.reconnect, "Connect to the bridge again"))
         row.addWidget(self._button("ganbridge_settings", "Settings…", self.open_settings, "Bridge URL and token"))
@@ -302,11 +304,13 @@ class GanBridgeDocker(DockWidget):
     def show_error(self, text: str) -> None:
         self.last_error = text
         self.status.setText(f"⚠ {text}")
+        self.status.setToolTip(text)
         self.status.setStyleSheet("color: #d05050")
 
     def show_info(self, text: str) -> None:
         self.last_error = ""  # news after a failure: the painter has seen it
         self.status.setText(text)
+        self.status.setToolTip(text)
         self.status.setStyleSheet("")
 
     def refresh_jobs(self) -> None:

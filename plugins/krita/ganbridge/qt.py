@@ -42,6 +42,7 @@ ADJUST = QListWidget.ResizeMode.Adjust if QT6 else QListWidget.Adjust
 ICON_MODE = QListWidget.ViewMode.IconMode if QT6 else QListWidget.IconMode
 EXTENDED_SELECTION = QAbstractItemView.SelectionMode.ExtendedSelection if QT6 else QAbstractItemView.ExtendedSelection
 USER_ROLE = Qt.ItemDataRole.UserRole if QT6 else Qt.UserRole
+SELECTABLE = Qt.TextInteractionFlag.TextSelectableByMouse if QT6 else Qt.TextSelectableByMouse
 PASSWORD = QLineEdit.EchoMode.Password if QT6 else QLineEdit.Password
 _BUTTONS = QDialogButtonBox.StandardButton if QT6 else QDialogButtonBox
 OK_CANCEL = _BUTTONS.Ok | _BUTTONS.Cancel
@@ -53,7 +54,7 @@ def run_dialog(dialog: QDialog) -> bool:
 
 __all__ = [
     "ADJUST", "ALPHA8", "ARGB32", "DESTINATION_IN", "QPainter", "KEEP_ASPECT", "SMOOTH", "VERTICAL", "QSplitter",
-    "EXTENDED_SELECTION", "ICON_MODE", "OK_CANCEL", "PASSWORD", "QT6", "USER_ROLE", "QAbstractItemView",
+    "EXTENDED_SELECTION", "ICON_MODE", "OK_CANCEL", "PASSWORD", "QT6", "SELECTABLE", "USER_ROLE", "QAbstractItemView",
     "QByteArray", "QCheckBox", "QComboBox", "QDialog", "QDialogButtonBox", "QDoubleSpinBox", "QFileDialog", "QFormLayout",
     "QGridLayout", "QHBoxLayout", "QIcon", "QImage", "QInputDialog", "QLabel", "QLineEdit", "QListWidget", "QListWidgetItem",
     "QObject", "QPixmap", "QProgressBar", "QPushButton", "QSize", "QSpinBox", "QTimer", "QVBoxLayout", "QWidget", "Qt",

@@ -22,7 +22,7 @@ class Driver:
         self.report = {"steps": [], "ok": False}
         self.steps = [
             self.wait_window, self.find_docker, self.wait_connected, self.generate_without_document,
-            self.make_document, self.reject_16_bit, self.generate, self.wait_generated, self.switch_generators,
+            self.make_document, self.reject_16_bit, self.long_message_wraps, self.generate, self.wait_generated, self.switch_generators,
             self.presets, self.fill,
             self.wait_filled, self.like, self.wait_liked, self.blend, self.wait_blended, self.variations, self.wait_varied,
             self.steer, self.wait_steered, self.cancel, self.wait_cancelled, self.wait_recipes, self.save,
@@ -132,6 +132,15 @@ class Driver:
         deep.setModified(False)
         deep.close()
         app.activeWindow().showView(self.view)
+        return True
+
+    def long_message_wraps(self):
+        """The 16-bit refusal (a long message), once the docker has laid it out."""
+        label = self.docker.findChild(QLabel, "ganbridge_status")
+        self.report["long_message"] = {
+            "lines": label.height() / label.fontMetrics().lineSpacing(), "label_width": label.width(),
+            "docker_width": self.docker.width(), "tooltip": label.toolTip(), "text": label.text(),
+        }  # fmt: skip
         return True
 
     def open_saved(self):
