@@ -52,6 +52,12 @@ class GANBRIDGE_PG_settings(bpy.types.PropertyGroup):
         soft_max=16.0,
         description="How many times a new result's texture repeats across the surface (its material's Mapping node)",
     )
+    image_files: bpy.props.BoolProperty(
+        name="Save images as files",
+        default=False,
+        description="Write each new result's images as PNG files in a 'ganbridge' folder beside the saved .blend "
+        "(the bridge's own files, recipe and credentials inside) instead of packing them into it",
+    )
     session: bpy.props.StringProperty(name="Session", description="This file's rating session on the bridge")
     history_page: bpy.props.IntProperty(
         name="History page", default=0, min=0, description="Which page of results the history shows, newest first"

@@ -150,6 +150,9 @@ def _queue_message(msg: dict) -> None:
     if msg.get("type") != "result" or job is None:
         WORK.add(Work(apply=partial(_on_event, _on_message, msg)))
         return
+    folder = materials.image_folder()  # read here: the worker must not touch bpy
+    if folder is None and bpy.context.scene.ganbridge.image_files:
+        STATE.last_info = "Images packed into the .blend: save it first to keep them as files beside it"
     for item in msg.get("items", []):
         index = job.received
         job.received += 1
@@ -157,7 +160,9 @@ def _queue_message(msg: dict) -> None:
         WORK.add(
             Work(
                 apply=partial(_apply_steps, item, job, index),
-                prepare=partial(materials.prepare, item) if image else None,
+                prepare=partial(materials.prepare, item, folder, materials.result_label(item, job.kind))
+                if image
+                else None,
                 fail=partial(_apply_failed, job),
             )
         )
@@ -258,10 +263,12 @@ def _apply_steps(item: dict, job: Job, index: int, prepared: materials.Prepared 
     try:
         with materials.all_or_nothing() as created:
             images: dict[str, tuple[bpy.types.Image, bytes]] = {}
+            files = prepared.files if prepared else {}
+            created.files += files.values()  # written by the worker: removed again on a rollback
             for name, (png, pixels) in (prepared.images if prepared else {}).items():
                 try:
                     img = materials.result_image(
-                        created, materials.image_name(label, name), png, pixels, name != "color"
+                        created, materials.image_name(label, name), png, pixels, name != "color", files.get(name, "")
                     )
                 except materials.ResultError as e:
                     _apply_failed(job, e)

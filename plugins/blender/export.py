@@ -18,7 +18,7 @@ from typing import Any
 
 import bpy
 
-from .materials import PNG_SIGNATURE, sha256
+from .materials import PNG_SIGNATURE, original_png, sha256
 
 IMAGE = ""  # key of the result's own image among its files; the maps are keyed by their names
 
@@ -60,9 +60,9 @@ def packed_files(entry: dict[str, Any] | None) -> tuple[dict[str, bytes] | None,
     files = {}
     for key, (image_name, digest) in wanted.items():
         img = bpy.data.images.get(image_name)
-        if img is None or img.packed_file is None:
-            return None, f"the image {image_name!r} is no longer packed in this file"
-        data = bytes(img.packed_file.data)
+        data = original_png(img)
+        if data is None:
+            return None, f"the image {image_name!r} is no longer packed in this file or beside it"
         if sha256(data) != digest:
             return None, f"the image {image_name!r} was edited and repacked in Blender"
         files[key] = data

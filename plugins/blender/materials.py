@@ -15,10 +15,12 @@ import base64
 import binascii
 import hashlib
 import json
+import os
+import re
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import bpy
@@ -27,6 +29,8 @@ from . import png as png_decoder
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 THUMBNAIL = 96  # the history icon's longer side (thumbnails.SIZE)
+FOLDER = "ganbridge"  # beside the .blend, for Save images as files
+FILE_MARK = "ganbridge_file"  # on an image whose PNG is a file beside the .blend, not packed
 MARK = "ganbridge_png"  # on every image a result makes: its packed file is the bridge's PNG
 PLANE_SIZE = 2.0
 ROW_GAP = 0.25
@@ -59,8 +63,11 @@ class Created:
         self.materials: list[bpy.types.Material] = []
         self.objects: list[bpy.types.Object] = []
         self.meshes: list[bpy.types.Mesh] = []
+        self.files: list[str] = []  # PNGs written beside the .blend for it
 
     def rollback(self) -> None:
+        remove_files(self.files)
+        self.files.clear()
         for collection, blocks in (
             (bpy.data.objects, self.objects),
             (bpy.data.meshes, self.meshes),
@@ -92,10 +99,12 @@ class Prepared:
 
     images: dict[str, tuple[bytes, png_decoder.Pixels | None]]
     thumbnail: png_decoder.Pixels | None = None  # the history's icon, from the colour pixels
+    files: dict[str, str] = field(default_factory=dict)  # name -> the PNG written beside the .blend
 
 
-def prepare(item: dict[str, Any]) -> Prepared:
-    """Everything about a result that needs no bpy, for a worker thread. Raises ResultError."""
+def prepare(item: dict[str, Any], folder: str | None = None, label: str = "") -> Prepared:
+    """Everything about a result that needs no bpy, for a worker thread. Raises ResultError.
+    With a `folder` (Save images as files) each PNG is also written there, under its image name."""
     width, height = item.get("width"), item.get("height")
     files = {"color": decode_png(item.get("data", ""), "image", width, height)}
     for name, m in (item.get("maps") or {}).items():
@@ -105,44 +114,113 @@ def prepare(item: dict[str, Any]) -> Prepared:
     except png_decoder.PngError as e:
         raise ResultError(f"the image from the bridge is damaged: {e}") from None
     color = images["color"][1]
-    return Prepared(images, png_decoder.thumbnail(color, THUMBNAIL) if color is not None else None)
+    written = write_files(folder, label, str(item.get("item", "")), files) if folder else {}
+    return Prepared(images, png_decoder.thumbnail(color, THUMBNAIL) if color is not None else None, written)
 
 
-def result_image(created: Created, name: str, png: bytes, pixels: png_decoder.Pixels | None, non_color: bool):
-    """One image of a result: the worker's pixels, with the bridge's PNG packed beside them.
+def image_folder() -> str | None:
+    """Where Save images as files puts a new result's PNGs: `ganbridge/` beside the saved .blend
+    (None: the option is off, or the .blend was never saved, so its images are packed)."""
+    if not bpy.context.scene.ganbridge.image_files or not bpy.data.filepath:
+        return None
+    return os.path.join(os.path.dirname(bpy.data.filepath), FOLDER)
 
-    Blender's own decoding of a packed PNG runs on the UI thread (about 100 ms for 2048²), so the
-    image stays a generated one holding the decoded pixels (about 20 ms to hand over); the packed
-    file is what Export reads and what the image is read from next time (`restore_images`).
+
+def write_files(folder: str, label: str, item: str, files: dict[str, bytes]) -> dict[str, str]:
+    """The bridge's PNGs (recipe and credentials inside) as files, each written whole under a
+    temporary name and then renamed; on any failure none is left. Returns name -> path."""
+    written: dict[str, str] = {}
+    try:
+        os.makedirs(folder, exist_ok=True)
+        for name, data in files.items():
+            path = os.path.join(folder, f"{safe_file_name(image_name(label, name))} {item[:8]}.png")
+            temp = f"{path}.part"
+            with open(temp, "wb") as f:
+                f.write(data)
+            os.replace(temp, path)
+            written[name] = path
+    except OSError as e:
+        remove_files(written.values())
+        raise ResultError(f"could not write the images next to the .blend: {e.strerror or e}") from None
+    return written
+
+
+def safe_file_name(name: str) -> str:
+    return re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", name).strip(" .") or "result"
+
+
+def remove_files(paths: Any) -> None:
+    for path in list(paths):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
+def result_image(
+    created: Created, name: str, png: bytes, pixels: png_decoder.Pixels | None, non_color: bool, file: str = ""
+) -> bpy.types.Image:
+    """One image of a result: the worker's pixels, with the bridge's PNG packed beside them (or,
+    with Save images as files, the PNG the worker wrote beside the .blend as its file).
+
+    Blender's own decoding of a PNG runs on the UI thread (about 100 ms for 2048²), so the image
+    stays a generated one holding the decoded pixels (about 20 ms to hand over); the PNG is what
+    Export reads and what the image is read from next time (`restore_images`).
     """
     if pixels is None:
-        return packed_image(created, name, png, non_color)
+        return packed_image(created, name, png, non_color, file)
     img = bpy.data.images.new(name, pixels.width, pixels.height, alpha=True)
     created.images.append(img)
     if non_color:
         img.colorspace_settings.name = "Non-Color"
     img.pixels.foreach_set(pixels.rgba)
-    img.pack(data=png, data_len=len(png))
+    if file:
+        img.filepath_raw = bpy.path.relpath(file)
+        img[FILE_MARK] = True
+    else:
+        img.pack(data=png, data_len=len(png))
     img[MARK] = True
     return img
 
 
 def restore_images() -> int:
     """Results' images that came back from a saved .blend (or an undo step) without their pixels:
-    read them from their packed PNG, as Blender reads any packed image (when first drawn)."""
+    read them from their packed PNG (or their file), as Blender reads any image (when first drawn)."""
     restored = 0
     for img in bpy.data.images:
-        if img.get(MARK) and img.source == "GENERATED" and img.packed_file is not None and not img.has_data:
-            img.source = "FILE"
-            restored += 1
+        if img.get(MARK) and img.source == "GENERATED" and not img.has_data:
+            if img.packed_file is not None or img.get(FILE_MARK):
+                img.source = "FILE"
+                restored += 1
     return restored
 
 
-def packed_image(created: Created, name: str, png: bytes, non_color: bool) -> bpy.types.Image:
-    """A packed image from PNG bytes, with no temporary file, decoded by Blender (on this thread)."""
+def original_png(img: bpy.types.Image | None) -> bytes | None:
+    """The bridge's PNG a result's image holds: packed in the .blend, or its file beside it
+    (None: not a result's image, or its file is gone)."""
+    if img is None:
+        return None
+    if img.packed_file is not None:
+        return bytes(img.packed_file.data)
+    if img.get(FILE_MARK):
+        try:
+            with open(bpy.path.abspath(img.filepath_raw), "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+    return None
+
+
+def packed_image(created: Created, name: str, png: bytes, non_color: bool, file: str = "") -> bpy.types.Image:
+    """An image from PNG bytes (packed, with no temporary file; or the file written beside the
+    .blend), decoded by Blender on this thread: for a PNG the worker's decoder does not read."""
     img = bpy.data.images.new(name, 1, 1)
     created.images.append(img)
-    img.pack(data=png, data_len=len(png))
+    if file:
+        img.filepath_raw = bpy.path.relpath(file)
+        img[FILE_MARK] = True
+    else:
+        img.pack(data=png, data_len=len(png))
     img.source = "FILE"
     width, height = struct.unpack(">II", png[16:24])
     if tuple(img.size) != (width, height):  # reading the size makes Blender decode the image

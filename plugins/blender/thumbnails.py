@@ -1,9 +1,9 @@
 """History thumbnails: a preview icon per result, for the panel's history.
 
 A result's icon is made on the worker thread from the pixels it decoded anyway, and set on the UI
-thread in the slice that adds the result. After a .blend is opened again, each result's packed PNG
-is read (one per tick) and its icon made on the worker the same way, so a file with many results
-never holds the interface. Icons live in a `bpy.utils.previews` collection: they are not saved in
+thread in the slice that adds the result. After a .blend is opened again, each result's PNG
+(packed, or its file beside the .blend) is read, one per tick, and its icon made on the worker the
+same way, so a file with many results never holds the interface. Icons live in a `bpy.utils.previews` collection: they are not saved in
 the .blend and are made again from it.
 """
 
@@ -16,7 +16,7 @@ import bpy.utils.previews
 
 from . import png
 from .ganbridge_work import Work, WorkQueue
-from .materials import THUMBNAIL
+from .materials import THUMBNAIL, original_png
 
 SIZE = THUMBNAIL  # pixels on the longer side; Blender draws it at the panel's icon scale
 
@@ -61,22 +61,21 @@ def make(png_bytes: bytes) -> png.Pixels | None:
 
 def rebuild(entries: list[dict], queue: WorkQueue) -> int:
     """Queue an icon for every result in `entries` that has none (and is not queued already) and
-    whose colour image is in this file; returns how many. Each reads its image's packed PNG in a
-    slice of its own."""
+    whose colour image is in this file; returns how many. Each reads its image's PNG in a slice of
+    its own."""
     skip = _queued | _unreadable
     todo = [e for e in entries if e.get("images") and e["item"] not in skip and not has(e["item"])]
     for entry in todo:
         _queued.add(entry["item"])
-        queue.add(Work(apply=partial(_read_packed, entry["item"], entry["images"][0], queue)))
+        queue.add(Work(apply=partial(_read_png, entry["item"], entry["images"][0], queue)))
     return len(todo)
 
 
-def _read_packed(item: str, image_name: str, queue: WorkQueue, _prepared: None) -> None:
-    img = bpy.data.images.get(image_name)
-    if img is None or img.packed_file is None or has(item):
+def _read_png(item: str, image_name: str, queue: WorkQueue, _prepared: None) -> None:
+    data = None if has(item) else original_png(bpy.data.images.get(image_name))
+    if data is None:
         _queued.discard(item)
-        return  # deleted since, or not a packed result image, or made meanwhile
-    data = bytes(img.packed_file.data)
+        return  # made meanwhile, or deleted since, or not a result's image
     queue.add(Work(apply=partial(_store_made, item), prepare=partial(make, data)))
 
 

@@ -43,6 +43,7 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
         row.operator("ganbridge.save_preset", text="", icon="ADD")
         params.draw(box, context.scene, s.generator)
         box.prop(s, "tiling")
+        box.prop(s, "image_files")
         row = layout.row(align=True)
         row.prop(s, "count")
         row.operator("ganbridge.generate", icon="PLAY")

@@ -334,6 +334,50 @@ result = {"loaded": loaded, "errors": errors, "stored": stored["presets"], "wher
     assert out["where"].endswith("ganbridge/presets.json") and ".blend" not in out["where"]
 
 
+def test_images_saved_as_files_beside_the_blend(blender, live, tmp_path):
+    """Save images as files: the bridge's PNGs (byte for byte) in ganbridge/ beside the .blend,
+    the images not packed; Export reads them; after a reopen the images are read from them."""
+    fresh_scene(blender)
+    blend = tmp_path / "files" / "scene.blend"
+    blend.parent.mkdir()
+    out = blender.run(
+        PIXEL_SHA
+        + f"connected({live.url!r})\n"
+        + f"bpy.ops.wm.save_as_mainfile(filepath={str(blend)!r})\n"
+        + """
+export_mod = importlib.import_module(PKG + ".export")
+s = bpy.context.scene.ganbridge
+s.image_files = True
+p = params_mod.group(bpy.context.scene, "texture")
+p.maps, p.seed__on, p.seed = {"height", "normal"}, True, 5
+bpy.ops.ganbridge.generate()
+wait_job(last_job())
+s.image_files = False
+entry = hist.entries()[-1]
+imgs = [bpy.data.images[n] for n in entry["images"]]
+kept = [[img.packed_file is None, img.filepath_raw] for img in imgs]
+exported, why = export_mod.packed_files(entry)
+before = [pixel_sha(img) for img in imgs]
+bpy.ops.wm.save_mainfile()
+bpy.ops.wm.open_mainfile(filepath=bpy.data.filepath)
+imgs = [bpy.data.images[n] for n in entry["images"]]
+result = {"item": entry["item"], "kept": kept, "exported": sorted(exported or {}), "why": why,
+          "before": before, "after": [pixel_sha(img) for img in imgs], "sources": [img.source for img in imgs],
+          "error": STATE.last_error}
+"""
+    )
+    assert not out["error"], out["error"]
+    folder = blend.parent / "ganbridge"
+    files = stored_files(live, out["item"])
+    on_disk = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert sorted(on_disk.values()) == sorted(files[k] for k in ("", "height", "normal"))  # the bridge's own bytes
+    assert all(name.endswith(f" {out['item'][:8]}.png") for name in on_disk), sorted(on_disk)
+    assert all(unpacked and path.startswith("//ganbridge/") for unpacked, path in out["kept"]), out["kept"]
+    assert out["exported"] and not out["why"]  # Export takes the files beside the .blend
+    expected = [_top_first_sha(files[k]) for k in ("", "height", "normal")]
+    assert out["before"] == expected and out["after"] == expected and out["sources"] == ["FILE"] * 3
+
+
 def test_a_png_the_worker_cannot_decode_is_decoded_by_blender(blender, live):
     """Pillow's PNGs use the Paeth filter, which does not vectorise: Blender decodes those itself."""
     png = _png(48, 32)
@@ -609,9 +653,10 @@ def icons():
     return found
 
 png_mod = importlib.import_module(PKG + ".png")
+materials_mod = importlib.import_module(PKG + ".materials")
 with_images = [  # results whose colour PNG the add-on's decoder reads (not a foreign Paeth PNG)
     e["item"] for e in hist.entries() if e.get("images") and e["images"][0] in bpy.data.images
-    and png_mod.decode(bytes(bpy.data.images[e["images"][0]].packed_file.data)) is not None
+    and png_mod.decode(materials_mod.original_png(bpy.data.images[e["images"][0]])) is not None
 ]
 before = icons()
 s = bpy.context.scene.ganbridge
