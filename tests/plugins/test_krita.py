@@ -168,6 +168,12 @@ def test_presets_save_load_and_delete_per_generator(gui_run):
     assert ran["preset_items_after_delete"] == ["Presets…", "grass 128"]
 
 
+def test_a_result_goes_right_above_the_active_layer_in_its_group(gui_run):
+    ran, job, _ = gui_run
+    # Krita lists children bottom to top: the result sits right above the active "sketch", inside its group.
+    assert ran["group_children"] == ["sketch", f"GAN texture {job['model']} seed {job['seed']}", "ink"]
+
+
 def test_each_request_has_a_progress_bar_and_its_own_cancel(gui_run):
     """A long request (8 at 1024²) and a small one queued behind it: bars say how far each is and
     where the small one waits; the long one's ✕ cancels it alone and the small one still comes."""

@@ -27,7 +27,7 @@ class Driver:
             self.wait_filled, self.like, self.wait_liked, self.blend, self.wait_blended, self.variations, self.wait_varied,
             self.steer, self.wait_steered, self.cancel, self.wait_cancelled, self.wait_recipes, self.save,
             self.undo, self.wait_undone, self.time_the_gui, self.make_big_document,
-            self.add_empty_layer, self.cancel_one, self.wait_one_running, self.wait_one_cancelled,
+            self.add_empty_layer, self.into_group, self.generate_on_sketch, self.wait_in_group, self.cancel_one, self.wait_one_running, self.wait_one_cancelled,
         ]  # fmt: skip
         for size in JOB.get("block_sizes", []):
             self.steps += [lambda size=size: self.big_texture(size), self.wait_big]
@@ -312,6 +312,34 @@ class Driver:
     def _watch_bars(self):
         self.bars_seen += self._bars()
         self.statuses_seen.append(self.status())
+
+    def into_group(self):
+        """A layer inside a group is active: the result goes into that group, right above it."""
+        self.group = self.doc.createGroupLayer("artwork")
+        self.doc.rootNode().addChildNode(self.group, None)
+        lower, upper = self.doc.createNode("sketch", "paintlayer"), self.doc.createNode("ink", "paintlayer")
+        self.group.addChildNode(lower, None)
+        self.group.addChildNode(upper, lower)
+        self.sketch = lower
+        return True
+
+    def generate_on_sketch(self):
+        """Once Krita has taken in the new layers (it activates the last one added), activate
+        "sketch" as a painter would by clicking it, and generate."""
+        self.doc.setActiveNode(self.sketch)
+        active = self.doc.activeNode()
+        if active is None or active.name() != "sketch":
+            return False
+        self.click("ganbridge_generate")
+        return True
+
+    def wait_in_group(self):
+        children = [n.name() for n in self.group.childNodes()]
+        if len(children) < 3:
+            return False
+        self.report["group_children"] = children
+        self.doc.setActiveNode(self.group)  # the next results go above the group, at the top level
+        return True
 
     def cancel_one(self):
         """Two requests: a long one (8 at 1024²) and a small one queued behind it."""
