@@ -176,18 +176,21 @@ async def trial(
         if r == rounds - 1:
             break
         order = np.argsort(scores)
+        # A request of n items with seed s draws seeds s..s+n-1: each round gets a block of its
+        # own, so no round repeats an earlier one's items (seeds one apart would share n-1).
+        block = ((seed * rounds) + r + 1) * per_round
         if strategy == "steer":
             for i in order[-2:]:
                 await client.rate(batch[i]["item"], 1, session)
             for i in order[:2]:
                 await client.rate(batch[i]["item"], -1, session)
             steer = {"type": "steer", "generator": task.generator, "session": session, "count": per_round}
-            batch, _ = await client.items(steer | {"seed": seed * 100 + r})
+            batch, _ = await client.items(steer | {"seed": 3_000_000 + block})
         elif strategy == "variations":
             var = {"type": "variations", "item": best_item["item"], "strength": 0.3, "count": per_round}
-            batch, _ = await client.items(var | {"seed": seed * 100 + r})
+            batch, _ = await client.items(var | {"seed": 2_000_000 + block})
         else:
-            batch, _ = await client.items(gen | {"seed": seed * 100 + r + 10_000})
+            batch, _ = await client.items(gen | {"seed": 1_000_000 + block})
     return best
 
 

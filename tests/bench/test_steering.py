@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
-from ganbridge.bench.steering import Features, Task, cosine, steering_figures, texture_statistics
+from ganbridge.bench.steering import Features, Task, cosine, steering_figures, texture_statistics, trial
 
 TEXTURE = Task("texture", {"width": 64, "height": 64, "model": "brick"}, "texture-pixels")
 
@@ -42,3 +43,34 @@ def test_patch_statistics_ignore_where_a_texture_falls():
     assert (
         cosine(feature(item(tile)), feature(item(shifted))) > 0.95 > cosine(feature(item(tile)), feature(item(other)))
     )
+
+
+class SeedLog:
+    """Stands in for the bridge in `trial`, recording which seeds each request draws (a request
+    of n items with seed s draws s..s+n-1, as the bridge does)."""
+
+    def __init__(self) -> None:
+        self.draws: list[tuple[str, set[int]]] = []
+
+    async def items(self, msg: dict) -> tuple[list[dict], dict]:
+        seeds = set(range(msg["seed"], msg["seed"] + msg.get("count", 1)))
+        self.draws.append((msg["type"], seeds))
+        return [{"item": f"{msg['type']}-{s}"} for s in sorted(seeds)], {"type": "done"}
+
+    async def rate(self, item: str, rating: int, session: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("strategy", ["steer", "variations", "random"])
+def test_no_round_of_a_trial_draws_an_earlier_rounds_seeds(strategy):
+    """Else "random, best of 80" would see about 17 different items (rounds one seed apart share
+    7 of 8), and variations of an unchanged best would repeat themselves."""
+    log = SeedLog()
+    feature = lambda item: np.array([1.0, float(hash(item["item"]) % 7)])  # noqa: E731
+    for target_seed in (1000, 1001):
+        asyncio.run(trial(log, TEXTURE, feature, np.array([1.0, 3.0]), strategy, target_seed, 10, 8))  # type: ignore[arg-type]
+    drawn = [seeds for kind, seeds in log.draws if kind != "feedback"]
+    assert len(drawn) == 20
+    for trial_draws in (drawn[:10], drawn[10:]):
+        later = trial_draws[1:]  # the first batch is the same for every strategy
+        assert len(set().union(*later)) == 8 * len(later), strategy
