@@ -11,7 +11,12 @@ from typing import Any
 
 SHORT = 8  # characters of an item id or a hash, enough to tell them apart by eye
 WAITING = "Recipe: waiting for the bridge…"
-ORIGIN_WORDS = {"variations": "variation of", "interpolate": "blend of", "steer": "steered from"}
+ORIGIN_WORDS = {
+    "variations": "variation of",
+    "interpolate": "blend of",
+    "steer": "steered from",
+    "regenerate": "made again from",
+}
 SEEDED = (None, "generate", "fill")  # origins remade from their seed alone
 
 

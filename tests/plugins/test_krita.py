@@ -227,6 +227,11 @@ def test_history_after_krita_starts_again(gui_run, profile, krita_bridge):
     # the like went to the document's saved session.
     assert ran["thumbnails"] == 9  # what blend saw: the reopened history, nothing added yet
     assert ran["preset_items_after_restart"] == ["Presets…", "grass 128"]  # kept in Krita's settings
+    # "Make again" on reopened results: the same pixels, from the seed or from the stored latent.
+    assert [[label, same] for label, same, _ in ran["again"]] == [
+        ["texture brick seed", True],
+        ["texture brick blend of", True],
+    ], ran["again"]
     ratings = krita_bridge.core.store.session_ratings(seen["session"], "texture")
     assert sum(1 for _, rating in ratings if rating == 1) >= 2, ratings  # the first run's like and this one
 

@@ -229,6 +229,12 @@ class GanBridgeDocker(DockWidget):
             ("ganbridge_steer", "More like these", self.steer, "Results steered by your likes and dislikes"),
             ("ganbridge_variations", "Variations", self.variations, "Variations of the current result"),
             ("ganbridge_blend", "Blend two", self.blend, "A row of layers from one selected thumbnail to another"),
+            (
+                "ganbridge_regenerate",
+                "Make again",
+                self.regenerate,
+                "The selected result made again, exactly, from its recipe",
+            ),
             ("ganbridge_cancel", "Cancel", self.cancel, "Stop what is queued or running"),
         ]
         for i, (name, text, slot, tip) in enumerate(buttons):
@@ -710,6 +716,31 @@ class GanBridgeDocker(DockWidget):
             "interpolate",
             **{"from": items[0], "to": items[1], "steps": self.steps.value(), "session": canvas.document_session(doc)},
         )
+
+    @guarded
+    def regenerate(self) -> None:
+        """The selected result again, exactly: a generated one from its seed and params, any other
+        (variation, blend, steered) from its latent in the bridge's store, as a variation of
+        strength 0 (the seed in such a recipe only drew the change)."""
+        doc = canvas.active_document()
+        canvas.check_document(doc)
+        items = self.current_items()
+        if not items:
+            raise UserError("select a result thumbnail or a generated layer to make again")
+        item = items[-1]
+        recipe = self.item_recipes.get(item) or canvas.item_recipe(doc, item)
+        name = recipe.get("generator") or ""
+        if name not in self.generators:
+            raise UserError(f"the generator {name!r} of that result is not on the bridge now")
+        params, seed = recipe.get("params") or {}, recipe.get("seed")
+        if recipe.get("origin", "generate") in ("generate", "fill") and seed is not None and params:
+            params = {**params, "seed": seed}
+            job = Job("generate", f"Again {name}", doc, params)
+            self._submit(job, "generate", generator=name, params=params, seed=seed, count=1,
+                         session=canvas.document_session(doc))  # fmt: skip
+        else:
+            job = Job("regenerate", f"Again {name}", doc, params, parents=[item])
+            self._submit(job, "variations", item=item, strength=0.0, count=1, session=canvas.document_session(doc))
 
     @guarded
     def cancel(self) -> None:

@@ -11,7 +11,7 @@ import time
 import traceback
 
 from krita import Extension, Krita, Selection
-from PyQt5.QtCore import QSize, QTimer
+from PyQt5.QtCore import QSize, Qt, QTimer
 from PyQt5.QtWidgets import QCheckBox, QComboBox, QLabel, QListWidget, QProgressBar, QPushButton, QSpinBox
 
 JOB = json.loads(os.environ.get("GANBRIDGE_KRITA_JOB", "{}"))
@@ -36,7 +36,8 @@ class Driver:
             self.steps = [
                 self.wait_window, self.find_docker, self.wait_connected, self.open_saved, self.wait_history,
                 self.blend, self.wait_blended, self.variations, self.wait_varied, self.like, self.wait_liked,
-                self.presets_after_restart,
+                self.presets_after_restart, lambda: self.again("texture brick seed"), self.wait_again,
+                lambda: self.again("texture brick blend of"), self.wait_again,
             ]  # fmt: skip
         self.started = time.monotonic()
         self.step_started = self.started
@@ -243,6 +244,35 @@ class Driver:
         self.w(QSpinBox, "param_height").setValue(JOB["size"])
         self.w(QCheckBox, "param_seed__on").setChecked(True)
         self.w(QSpinBox, "param_seed").setValue(JOB["seed"])
+        return True
+
+    def _layer_of(self, item):
+        """The layer the reopened document made from `item` (its stored recipes say which)."""
+        layers = json.loads(bytes(self.doc.annotation("ganbridge")))["layers"]
+        ids = {lid for lid, r in layers.items() if r["item"] == item}
+        return next(n for n in self.doc.topLevelNodes() if n.uniqueId().toString() in ids)
+
+    def again(self, label):
+        """Make a reopened result again ("Make again" on its thumbnail)."""
+        strip = self.w(QListWidget, "ganbridge_strip")
+        entry = next(strip.item(i) for i in range(strip.count()) if strip.item(i).text().startswith(label))
+        strip.clearSelection()
+        entry.setSelected(True)
+        self.again_of = (label, entry.data(Qt.UserRole))
+        self.layers_before, self.expect = len(self.names()), 1
+        self.click("ganbridge_regenerate")
+        return True
+
+    def wait_again(self):
+        if not self._grown():
+            return False
+        label, item = self.again_of
+        made, original = self.doc.activeNode(), self._layer_of(item)
+        b = original.bounds()
+        same = bytes(made.pixelData(b.x(), b.y(), b.width(), b.height())) == bytes(
+            original.pixelData(b.x(), b.y(), b.width(), b.height())
+        )
+        self.report.setdefault("again", []).append([label, same, made.name()])
         return True
 
     def presets_after_restart(self):
