@@ -17,7 +17,8 @@ TEXTURE = Task("texture", {"width": 64, "height": 64, "model": "brick"}, "textur
 def test_steering_beats_random_draws_and_variations_of_the_best(bridge):
     figures = asyncio.run(steering_figures(bridge.url, [TEXTURE], targets=3))
     row = figures["texture (texture-pixels)"]
-    # measured here: steer 0.90, variations of the best 0.82, random 0.55 (gap closed 0.78)
+    # measured here (each round its own seeds): steer 0.935, variations of the best 0.86, random
+    # 0.80 (gap closed 0.67); at 64x64 a brick texture's pixels are easier to find than at 128x128
     assert row["steer"] > row["random"] + 0.1 and row["steer"] > row["variations"], row
     assert row["gap_closed"] > 0.2, row
     # the target's own variations: nearer the smaller the step (a texture's latent is smooth)
