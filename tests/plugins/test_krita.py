@@ -197,6 +197,12 @@ def test_large_results_never_hold_the_gui(gui_run):
     blocks = ran["blocks"]
     print("longest GUI-thread block per result:", json.dumps(blocks))
     print("Krita adding an empty layer (ms):", ran["empty_layer_add_ms"])
+    print(
+        "a click while a result is applied (ms):",
+        round(ran["busy_click_ms"], 2),
+        "first click:",
+        round(ran["click_ms"], 2),
+    )
     assert len(blocks) == len(BLOCK_SIZES) + 1, blocks
     assert all(b["shown"] for k, b in blocks.items() if k.startswith("texture")), blocks  # on the canvas
     # Before, one tick decoded and wrote a whole result: up to 724 ms for the 2048x1536 soft fill.
