@@ -105,8 +105,15 @@ def test_one_machine_mode_is_loopback_only_and_leaves_nothing_behind(sig, tmp_pa
     root = Path("/nonexistent")
     try:
         bridge.wait_ready()
-        procs, root = bridge.processes(), bridge.private_root()
-        names = {p.name() for p in procs}
+        # A replica's worker takes its "ray::ServeReplica" name when its actor starts, which on a
+        # loaded machine can come a moment after the bridge says it is ready.
+        deadline = time.monotonic() + 20
+        while True:
+            procs, root = bridge.processes(), bridge.private_root()
+            names = {p.name() for p in _alive(procs)}
+            if any(n.startswith("ray::ServeReplica") for n in names) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert {"gcs_server", "raylet", "ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= names, names
         assert any(n.startswith("ray::ServeReplica") for n in names), names
         wide = [entry for entry in listening(procs) if not is_loopback(entry[1])]
