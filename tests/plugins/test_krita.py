@@ -206,9 +206,11 @@ def test_large_results_never_hold_the_gui(gui_run):
     assert len(blocks) == len(BLOCK_SIZES) + 1, blocks
     assert all(b["shown"] for k, b in blocks.items() if k.startswith("texture")), blocks  # on the canvas
     # Before, one tick decoded and wrote a whole result: up to 724 ms for the 2048x1536 soft fill.
-    # The goal is 50 ms; this bound leaves room for a loaded test machine and catches a return to
-    # whole results in one tick.
-    assert max(b["plugin_tick_ms"] for b in blocks.values()) < 150, blocks
+    # What is left in the longest tick is Krita adding the layer, which costs as much for an empty
+    # layer (measured beside it: 12-148 ms here), so the bound is that cost plus 50 ms of ours; it
+    # catches a return to whole results in one tick.
+    bound = max(150.0, max(ran["empty_layer_add_ms"]) + 50.0)
+    assert max(b["plugin_tick_ms"] for b in blocks.values()) < bound, (blocks, ran["empty_layer_add_ms"])
     assert ran["busy_click_ms"] < 50, ran["busy_click_ms"]
 
 
