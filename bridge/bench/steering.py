@@ -121,6 +121,54 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
 
 
+def variety(items: list[dict], groups: list[int], feature: str, targets: int = 32, pool: int = 80) -> float:
+    """How alike a source's items are: for each of `targets` items, the best cosine among `pool`
+    others drawn at random, never of its own group (its request's batch, or its piece), with the
+    features centred on the first 64. A source's own "random, best of 80": lower is more varied.
+    A smoother latent is easy to find in when it has lost its variety; this says which."""
+    rng = np.random.default_rng(0)
+    centred = Features(feature, items[:64])
+    f = [centred(item) for item in items]
+    best = []
+    for t in range(min(targets, len(items))):
+        others = [j for j in range(len(items)) if groups[j] != groups[t]]
+        picked = rng.choice(others, size=min(pool, len(others)), replace=False)
+        best.append(max(cosine(f[t], f[j]) for j in picked))
+    return float(np.mean(best))
+
+
+def bach_phrases() -> tuple[list[dict], list[int]] | None:
+    """The shipped music model's held-out Bach phrases as items (notes in the protocol's form),
+    grouped by piece; None without music21's corpus."""
+    try:
+        from ganbridge.generators.music.data import load_music_data, phrases
+        from ganbridge.generators.music.notes import note_list
+
+        held_out = load_music_data("bach", None).held_out
+    except (ImportError, OSError, ValueError):
+        return None
+    items, groups = [], []
+    for k, piece in enumerate(held_out):
+        for phrase in phrases([piece], 4):
+            items.append({"bars": 4, "notes": note_list(phrase, [0, 1, 2, 3])})
+            groups.append(k)
+    order = np.random.default_rng(1).permutation(len(items))  # the first 64 (the centre) from every piece
+    return [items[i] for i in order], [groups[i] for i in order]
+
+
+async def music_variety(client: Client, task: Task) -> dict:
+    """The generator's variety next to that of the data it learnt from (held-out Bach)."""
+    items: list[dict] = []
+    for r in range(20):  # 160 phrases in requests of 8, seeds never shared
+        gen = {"type": "generate", "generator": task.generator, "params": task.params, "count": 8}
+        items += (await client.items(gen | {"seed": 7_000_000 + 8 * r}))[0]
+    out = {"generated": round(variety(items, [i // 8 for i in range(len(items))], task.feature), 3)}
+    real = bach_phrases()
+    if real is not None:
+        out["held_out_bach"] = round(variety(*real, task.feature), 3)
+    return out
+
+
 class Client:
     """One WebSocket connection's requests, one at a time."""
 
@@ -223,6 +271,8 @@ async def steering_figures(url: str, tasks: list[Task], targets: int, rounds: in
             row["gap_closed"] = round((row["steer"] - row["random"]) / (1 - row["random"]), 3)
             row["near_target"] = {str(s): round(statistics.mean(v), 3) for s, v in near.items()}
             row["targets"] = targets
+            if task.generator == "music":
+                row["variety"] = await music_variety(client, task)
             out[f"{task.generator} ({task.feature})"] = row
     return out
 
@@ -329,6 +379,13 @@ def print_steering(figures: dict) -> None:
         )
         near = ", ".join(f"{s}: {c:.3f}" for s, c in row["near_target"].items())
         print(f"  {'':32s} the target's own variations, by strength: {near}")
+        if "variety" in row:
+            v = row["variety"]
+            print(
+                f"  {'':32s} variety, best of 80 among its own phrases (lower: more varied): "
+                f"generated {v['generated']:.3f}"
+                + (f", held-out Bach {v['held_out_bach']:.3f}" if "held_out_bach" in v else "")
+            )
     for name, row in figures.get("steering_overhead", {}).items():
         print(
             f"  steering overhead, {name}: {row['median_ms']} ms with {row['ratings']} ratings ({row['items']} items);"

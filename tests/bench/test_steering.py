@@ -9,7 +9,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from ganbridge.bench.steering import Features, Task, cosine, steering_figures, texture_statistics, trial
+from ganbridge.bench.steering import Features, Task, cosine, steering_figures, texture_statistics, trial, variety
 
 TEXTURE = Task("texture", {"width": 64, "height": 64, "model": "brick"}, "texture-pixels")
 
@@ -75,3 +75,19 @@ def test_no_round_of_a_trial_draws_an_earlier_rounds_seeds(strategy):
     for trial_draws in (drawn[:10], drawn[10:]):
         later = trial_draws[1:]  # the first batch is the same for every strategy
         assert len(set().union(*later)) == 8 * len(later), strategy
+
+
+def test_variety_is_one_for_repeats_and_never_matches_an_item_with_its_own_group():
+    rng = np.random.default_rng(0)
+
+    def phrase() -> dict:
+        return {
+            "bars": 4,
+            "notes": [[v, int(rng.integers(50, 80)), 80, float(b), 1.0] for v in range(4) for b in range(16)],
+        }
+
+    varied = [phrase() for _ in range(100)]
+    twins = [p for p in varied[:50] for _ in (0, 1)]  # each phrase twice
+    assert variety(twins, list(range(100)), "piano-roll", pool=200) > 0.999  # every other item seen
+    assert variety(varied, list(range(100)), "piano-roll") < 0.6
+    assert variety(twins, [i // 2 for i in range(100)], "piano-roll") < 0.6  # its twin is its own group
