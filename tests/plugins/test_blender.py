@@ -680,7 +680,12 @@ bpy.ops.ganbridge.reapply(item=wide)  # "Use" on the reopened result, then vary 
 bpy.ops.ganbridge.variations()
 varied = wait_job(last_job())
 assert pump(lambda: "recipe" in hist.entries()[-1], 20)
-result = {"varied": varied, "varied_parents": hist.entries()[-1]["recipe"]["parents"], "wide": wide, "with_images": with_images, "before": before, "after": after, "queued": queued,
+varied_parents = hist.entries()[-1]["recipe"]["parents"]
+bpy.ops.ganbridge.reapply(item=wide)
+bpy.ops.ganbridge.rate(rating=1)  # a like on the reopened result, then results steered by it
+bpy.ops.ganbridge.steer()
+steered = wait_job(last_job())
+result = {"varied": varied, "steered": steered, "varied_parents": varied_parents, "wide": wide, "with_images": with_images, "before": before, "after": after, "queued": queued,
           "rebuilt": rebuilt, "pages": pages, "first_page": first_page, "second": second, "last": last,
           "newest": reopened[-1]["item"], "again": again}
 """
@@ -693,6 +698,7 @@ result = {"varied": varied, "varied_parents": hist.entries()[-1]["recipe"]["pare
     if out["pages"] > 1:
         assert out["second"] == 1 and out["last"] == out["pages"] - 1
     assert out["again"] == "done" and out["varied"] == "done" and out["varied_parents"] == [out["wide"]]
+    assert out["steered"] == "done"
 
 
 def test_image_generator_needs_no_extension_change(blender, live):

@@ -36,6 +36,7 @@ class Driver:
             self.steps = [
                 self.wait_window, self.find_docker, self.wait_connected, self.open_saved, self.wait_history,
                 self.blend, self.wait_blended, self.variations, self.wait_varied, self.like, self.wait_liked,
+                self.steer, self.wait_steered,
                 self.presets_after_restart, lambda: self.again("texture brick seed"), self.wait_again,
                 lambda: self.again("texture brick blend of"), self.wait_again,
             ]  # fmt: skip
