@@ -12,12 +12,11 @@ import base64
 import binascii
 import os
 import re
-import uuid
-from contextlib import suppress
 from typing import Any
 
 import bpy
 
+from .files import WriteError, write_all
 from .materials import PNG_SIGNATURE, original_png, sha256
 
 IMAGE = ""  # key of the result's own image among its files; the maps are keyed by their names
@@ -96,38 +95,15 @@ def _png(b64: Any, what: str) -> bytes:
 
 
 def write(path: str, files: dict[str, bytes]) -> list[str]:
-    """Write all files or none: each goes to a temporary file beside its target, and only when
-    every one is complete are they renamed over the targets (a rename does not half-write)."""
+    """Write all files or none (files.write_all), the image last: it is what the artist looks for.
+    Returns the paths, the image first."""
     targets = {key: path if key == IMAGE else map_path(path, key) for key in files}
-    temps: dict[str, str] = {}
+    maps = [targets[key] for key in files if key != IMAGE]
     try:
-        for key, data in files.items():
-            temps[key] = f"{targets[key]}.{uuid.uuid4().hex[:8]}.part"
-            _write_new(temps[key], targets[key], data)
-        for key in sorted(files, key=lambda k: k == IMAGE):  # the image last: it is what the artist looks for
-            _rename(temps.pop(key), targets[key])
-    finally:
-        for temp in temps.values():
-            with suppress(OSError):
-                os.remove(temp)
+        write_all({targets[key]: data for key, data in files.items()}, first=maps)
+    except WriteError as e:
+        raise ExportError(str(e)) from None
     return [targets[key] for key in sorted(files, key=lambda k: k != IMAGE)]
-
-
-def _write_new(temp: str, target: str, data: bytes) -> None:
-    try:
-        with open(temp, "xb") as f:  # a new file with the user's usual permissions (not mkstemp's 0600)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        raise ExportError(f"could not write {target}: {e.strerror or e}") from None
-
-
-def _rename(temp: str, target: str) -> None:
-    try:
-        os.replace(temp, target)
-    except OSError as e:
-        raise ExportError(f"could not write {target}: {e.strerror or e}") from None
 
 
 def describe(paths: list[str]) -> str:

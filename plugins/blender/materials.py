@@ -26,6 +26,7 @@ from typing import Any
 import bpy
 
 from . import png as png_decoder
+from .files import WriteError, remove_all, write_all
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 THUMBNAIL = 96  # the history icon's longer side (thumbnails.SIZE)
@@ -66,7 +67,7 @@ class Created:
         self.files: list[str] = []  # PNGs written beside the .blend for it
 
     def rollback(self) -> None:
-        remove_files(self.files)
+        remove_all(self.files)
         self.files.clear()
         for collection, blocks in (
             (bpy.data.objects, self.objects),
@@ -127,34 +128,20 @@ def image_folder() -> str | None:
 
 
 def write_files(folder: str, label: str, item: str, files: dict[str, bytes]) -> dict[str, str]:
-    """The bridge's PNGs (recipe and credentials inside) as files, each written whole under a
-    temporary name and then renamed; on any failure none is left. Returns name -> path."""
-    written: dict[str, str] = {}
+    """The bridge's PNGs (recipe and credentials inside) as files in `folder`, named after the
+    result's images, all or none (files.write_all). Returns name -> path."""
+    paths = {name: os.path.join(folder, f"{safe_file_name(image_name(label, name))} {item[:8]}.png") for name in files}
     try:
         os.makedirs(folder, exist_ok=True)
-        for name, data in files.items():
-            path = os.path.join(folder, f"{safe_file_name(image_name(label, name))} {item[:8]}.png")
-            temp = f"{path}.part"
-            with open(temp, "wb") as f:
-                f.write(data)
-            os.replace(temp, path)
-            written[name] = path
-    except OSError as e:
-        remove_files(written.values())
-        raise ResultError(f"could not write the images next to the .blend: {e.strerror or e}") from None
-    return written
+        write_all({paths[name]: data for name, data in files.items()})
+    except (OSError, WriteError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ResultError(f"could not write the images next to the .blend: {reason}") from None
+    return paths
 
 
 def safe_file_name(name: str) -> str:
     return re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", name).strip(" .") or "result"
-
-
-def remove_files(paths: Any) -> None:
-    for path in list(paths):
-        try:
-            os.remove(path)
-        except OSError:
-            pass
 
 
 def result_image(

@@ -5,13 +5,12 @@ What a preset holds and how it is checked on load is the shared `ganbridge_prese
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import bpy
 
 from . import ganbridge_presets as gp
+from .files import WriteError, write_all
 
 
 def path() -> Path:
@@ -26,13 +25,8 @@ def read() -> gp.Presets:
 
 
 def write(presets: gp.Presets) -> None:
-    """All or nothing: a temporary file renamed over the old one."""
-    target = path()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".presets-", suffix=".json")
+    """All or nothing (files.write_all): a failed write leaves the old presets as they were."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(gp.encode(presets))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        write_all({str(path()): gp.encode(presets).encode("utf-8")})
+    except WriteError as e:
+        raise gp.PresetError(f"presets not saved: {e}") from None

@@ -6,8 +6,9 @@ it arrives and calls `WorkQueue.run(budget)` from its UI timer. `prepare` runs o
 as the work is added; `apply` runs on the UI thread once every earlier work has finished, and may
 be a generator: each `yield` ends a slice, and the queue goes on with it at the next tick once the
 tick's time budget is spent (at once when a slice yields NEXT_TICK: what comes next is one long
-host call, which should not follow other slices in the same tick). So a 2048² result is decoded while the artist keeps working and goes
-into the document a piece per tick, and a request's `done` is still handled after its last result.
+host call, which should not follow other slices in the same tick). So a 2048² result is decoded
+while the artist keeps working and goes into the document a piece per tick, and a request's
+`done` is still handled after its last result.
 """
 
 from __future__ import annotations

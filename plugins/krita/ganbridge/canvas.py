@@ -182,7 +182,7 @@ def insert_layer(doc: Any, prepared: Prepared, name: str, recipe: dict) -> Itera
     slice, as one undo step; stopped part way (an error, the document closed) nothing has changed.
     Returns the layer's id (`layer_id = yield from insert_layer(...)`).
 
-    Adding a layer is Krita's own work (its layer list and canvas take it in): 1-50 ms measured
+    Adding a layer is Krita's own work (its layer list and canvas take it in): 6-150 ms measured
     under Xvfb whatever the layer's size, empty layers too, so that slice gets a tick of its own.
     Filled then added, Krita composites the new layer on its own threads; writing pixels into a
     layer already added needs Document.refreshProjection, a synchronous refresh of the whole image
@@ -209,9 +209,10 @@ def insert_layer(doc: Any, prepared: Prepared, name: str, recipe: dict) -> Itera
 
 
 def add_result(doc: Any, item: dict, recipe: dict, region: Region | None = None) -> str:
-    """All of insert_layer at once (for scripts; the docker slices it over GUI ticks)."""
+    """All of insert_layer at once, then the whole image refreshed (for scripts, which may have no
+    view to composite the layer in; the docker slices insert_layer over GUI ticks)."""
     check_document(doc)
-    name = recipes.layer_name(recipe) + (" fill" if region is not None else "")
+    name = recipes.layer_name(recipe, fill=region is not None)
     slices = insert_layer(doc, prepare(item, region, 1), name, recipe)
     while True:
         try:

@@ -17,6 +17,7 @@ from . import canvas, connection, export, provenance, recipes
 from . import ganbridge_client as gc
 from . import ganbridge_jobs as gj
 from . import ganbridge_presets as gp
+from . import ganbridge_recipes as gr
 from . import ganbridge_schema as gs
 from . import ganbridge_work as gw
 from .qt import (
@@ -843,7 +844,7 @@ class GanBridgeDocker(DockWidget):
             "parents": item.get("parents", job.parents), "session": canvas.document_session(job.doc),
             "applied": time.time(),
         }  # fmt: skip
-        name = recipes.layer_name(recipe) + (" fill" if job.region is not None else "")
+        name = recipes.layer_name(recipe, fill=job.region is not None)
         yield from canvas.insert_layer(job.doc, prepared, name, recipe)
         self.item_recipes[item["item"]] = dict(recipe)
         self._add_entry(item["item"], prepared.thumbnail, recipe)
@@ -854,7 +855,7 @@ class GanBridgeDocker(DockWidget):
             pass
 
     def _add_entry(self, item: str, thumbnail: QImage | None, recipe: dict) -> None:
-        label = recipes.layer_name(recipe)[len("GAN ") :]
+        label = gr.result_label(recipe)
         entry = QListWidgetItem(QIcon(QPixmap.fromImage(thumbnail)) if thumbnail is not None else QIcon(), label)
         entry.setData(USER_ROLE, item)
         entry.setToolTip(label)

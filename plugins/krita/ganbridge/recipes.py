@@ -51,6 +51,7 @@ def decode_session(data: bytes | None) -> str | None:
     return session if isinstance(session, str) and 1 <= len(session) <= 128 else None
 
 
-def layer_name(recipe: dict[str, Any]) -> str:
-    """A layer name a painter can read: generator, model, what made it (as Blender names it too)."""
-    return "GAN " + gr.result_label(recipe)
+def layer_name(recipe: dict[str, Any], fill: bool = False) -> str:
+    """A layer name a painter can read: generator, model, what made it (as Blender labels it too),
+    and "fill" for a result tiled over a selection."""
+    return "GAN " + gr.result_label(recipe) + (" fill" if fill else "")
