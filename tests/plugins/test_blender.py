@@ -378,6 +378,30 @@ result = {"item": entry["item"], "kept": kept, "exported": sorted(exported or {}
     assert out["before"] == expected and out["after"] == expected and out["sources"] == ["FILE"] * 3
 
 
+def test_images_that_cannot_be_written_beside_the_blend_change_nothing(blender, live, tmp_path):
+    fresh_scene(blender)
+    blend = tmp_path / "blocked" / "scene.blend"
+    blend.parent.mkdir()
+    (blend.parent / "ganbridge").write_text("a file where the folder would go")
+    out = blender.run(
+        f"connected({live.url!r})\n"
+        + f"bpy.ops.wm.save_as_mainfile(filepath={str(blend)!r})\n"
+        + """
+s = bpy.context.scene.ganbridge
+s.image_files = True
+entries, images = len(hist.entries()), len(bpy.data.images)
+bpy.ops.ganbridge.generate()
+status = wait_job(last_job())
+s.image_files = False
+result = {"error": STATE.last_error, "entries": len(hist.entries()) - entries, "images": len(bpy.data.images) - images,
+          "status": status}
+"""
+    )
+    assert "could not write the images next to the .blend" in out["error"], out
+    assert out["entries"] == 0 and out["images"] == 0, out  # nothing was changed
+    assert sorted(p.name for p in blend.parent.iterdir()) == ["ganbridge", "scene.blend"]  # no .part left
+
+
 def test_a_png_the_worker_cannot_decode_is_decoded_by_blender(blender, live):
     """Pillow's PNGs use the Paeth filter, which does not vectorise: Blender decodes those itself."""
     png = _png(48, 32)
