@@ -9,7 +9,10 @@ certificate, issued by a local CA), or a certificate and key the user gives. Rea
 self-made identity is untrusted (`signingCredential.untrusted`): the credentials show that the
 file is unchanged since this identity signed it, not who the identity is. No thumbnail goes in
 the manifest (with one, signing a 512² texture took 60 ms and added 340 KB; without, 2 ms and
-4 KB).
+4 KB). Nor does the C2PA library read each file back after signing it (`verify_after_sign`, half
+of a 128² texture's signing time: 1.04 ms with it, 0.47 ms without); instead the bridge signs and
+reads back one probe image when it starts, so an identity whose key does not fit its
+certificate stops it there, with the reason, rather than marking every file invalid.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from __future__ import annotations
 import datetime
 import io
 import os
+import struct
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,9 +84,26 @@ class ContentCredentials:
 
         self._identity = identity
         self._use = "allowed" if allow_ai_training else "notAllowed"
-        self._context = c2pa.Context(c2pa.Settings.from_dict({"builder": {"thumbnail": {"enabled": False}}}))
+        settings = {"builder": {"thumbnail": {"enabled": False}}, "verify": {"verify_after_sign": False}}
+        self._context = c2pa.Context(c2pa.Settings.from_dict(settings))
         self._signers = threading.local()
-        self._signer().close()  # a bad certificate or key fails here, when the bridge starts, not per file
+        self._probe()  # a bad certificate or key fails here, when the bridge starts, not per file
+
+    def _probe(self) -> None:
+        """Sign a 1x1 image and read it back: ValueError unless a reader finds it unchanged
+        (c2pa no longer checks each signature it makes, see the module's docstring)."""
+        probe = {"generator": "probe", "checkpoint": {"name": "probe", "sha256": "0" * 64}, "origin": "generate"}
+        signer = self._signer()
+        try:
+            self._signers.signer = signer  # what sign() takes on this thread, closed below
+            data, _ = self.sign(_tiny_png(), "png", probe)
+        finally:
+            self._signers.signer = None
+            signer.close()
+        result = check(data, "png")
+        if not result.unchanged:
+            problems = ", ".join(f for f in result.failures if f != "signingCredential.untrusted") or "no manifest"
+            raise ValueError(f"a file signed with this identity does not verify ({problems})")
 
     def _signer(self) -> Any:
         import c2pa
@@ -219,6 +241,18 @@ def check(data: bytes, fmt: str, sidecar: bytes | None = None) -> Check:
         return Check(reader.get_validation_state(), failures, recipe)
     finally:
         reader.close()
+
+
+def _tiny_png() -> bytes:
+    """A valid 1x1 grey PNG (the probe image), without an image library."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)  # 1x1, 8-bit greyscale
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\x80")) + chunk(b"IEND", b"")
+    )
 
 
 def has_manifest(data: bytes, fmt: str) -> bool:

@@ -3,9 +3,10 @@
 One worker thread per device takes work units from a bounded queue, one unit per turn from the
 client served least recently. A client that has just arrived has never been served, so it goes
 first: a single small request waits for at most the batch already running, whatever another
-client has queued. When batching is on, the worker waits a few milliseconds after picking a unit
-and then gathers more units with the same batch key (same generator, model and output shape)
-from every client, in the same order, and hands them to the executor as one device call. The
+client has queued. When batching is on and other clients are active, the worker waits up to a few
+milliseconds after picking a unit (until every active client has work queued, or the batch would
+be full) and then gathers more units with the same batch key (same generator, model and output
+shape) from every client, in the same order, and hands them to the executor as one device call. The
 executor is the seam for running batches elsewhere (e.g. a Ray cluster).
 
 Each client has its own share of the queue and its own cost budget (queued and running work
@@ -327,6 +328,17 @@ class JobScheduler:
             if job.generator.device == device and self._matches(job, key)
         )
 
+    def _batch_ready(self, device: str, key: Any, limit: int, client: str) -> bool:
+        """Whether waiting longer can add nothing to a batch begun with `client`'s unit: it would
+        be full, or each other client active in the last second has work queued (lock held)."""
+        if 1 + self._count_matching(device, key) >= limit:
+            return True
+        return all(
+            any(job.generator.device == device for job in self._pending.get(other, ()))
+            for other in self._last_submit
+            if other != client
+        )
+
     @staticmethod
     def _matches(job: Job, key: Any) -> bool:
         try:
@@ -354,13 +366,16 @@ class JobScheduler:
             log.exception("%s could not give a batch key; running the request alone", job.generator.name)
             return batch
         with self._cond:
-            waiting = self._count_matching(device, key)
-            concurrent = self._concurrent_clients()
-        # Wait for more requests only when several clients are active: a lone client's request
-        # would just be delayed, and a full batch needs no wait.
-        if concurrent > 1 and 1 + waiting < limit and self.batch_window > 0:
-            time.sleep(self.batch_window)
-        with self._cond:
+            # Wait for more requests only when several clients are active (a lone client's request
+            # would just be delayed), and only until the batch is full or every other active
+            # client has work queued here (who else would send some?), at most batch_window.
+            if self._concurrent_clients() > 1 and self.batch_window > 0:
+                deadline = time.monotonic() + self.batch_window
+                while not self._stopping and not self._batch_ready(device, key, limit, job.client):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
             while len(batch) < limit:
                 more = self._take(device, key)
                 if more is None:

@@ -1,10 +1,24 @@
 """ItemStore: every generated item's recipe and every rating, in SQLite (WAL), plus output files.
 
 A recipe is enough to regenerate the item exactly: generator, checkpoint sha256, params, seed
-and the latent itself (stored as safetensors bytes, never pickled). Writes are committed with
-`synchronous=FULL`, so a rating that has been acknowledged survives a crash or power cut. An
-item's files are written to a temporary name, synced, renamed and their folder synced before its
-recipe commits, so a recipe never points at a file that a power cut left empty.
+and the latent itself (stored as safetensors bytes, never pickled).
+
+What survives what:
+- A rating commits with `synchronous=FULL`: the write-ahead log is synced before `add_feedback`
+  returns, and with it every earlier commit, so the rated item's recipe too. Its files are synced
+  just before (of an item made before the bridge started, or before its last UNSYNCED_ITEMS, only
+  the file and a MIDI file's sidecar, not a texture's maps). An acknowledged rating, its item's
+  recipe and its files survive a power cut.
+- An item's files are written under a temporary name and renamed into place, then its recipe
+  commits with `synchronous=NORMAL` (the log written, not synced), and only then is the item
+  sent. Nothing of that is synced: it is in the operating system's hands, so it survives the
+  bridge's process dying at any moment (`kill -9`, a crash, the OOM killer) but not a power cut
+  or an OS crash, which may lose the newest unrated items, or keep a recipe whose file the cut
+  left empty or missing (the recipe still remakes it). No file is ever seen half-written under
+  its own name, and a recipe is committed only once its files are in place.
+Syncing each item's files, their folder and the log cost about 1 ms of the 10 ms a 128x128
+texture's request takes in process on a 2-core machine; a rating pays for the sync of what it
+points at instead.
 """
 
 from __future__ import annotations
@@ -15,6 +29,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -126,6 +141,11 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def _item_of(path: Path) -> str:
+    """The item a file of `output_path` (or a sidecar beside one) belongs to: ids are hex."""
+    return path.name.split(".", 1)[0].split("_", 1)[0]
+
+
 def new_item_id() -> str:
     return secrets.token_hex(8)
 
@@ -136,6 +156,7 @@ def encode_latent(latent: Latent) -> bytes:
 
 class ItemStore:
     LATENT_CACHE_BYTES = 64 << 20  # decoded latents kept for steering, which rereads them each round
+    UNSYNCED_ITEMS = 4096  # the newest items whose written files a rating syncs by name
 
     def __init__(self, db_path: Path, output_dir: Path):
         self.db_path = Path(db_path)
@@ -145,6 +166,7 @@ class ItemStore:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._synchronous = "FULL"  # until _transaction says otherwise: the schema changes below
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
@@ -155,10 +177,19 @@ class ItemStore:
         for statement in STEERING_INDEXES:
             self._db.execute(statement)
         self._latents: BytesLRU[Latent] = BytesLRU(self.LATENT_CACHE_BYTES, _latent_bytes)  # read-only arrays
+        self._unsynced: OrderedDict[str, list[str]] = OrderedDict()  # item -> its files not yet synced
+        self._new_folders: set[Path] = set()  # folders made for files, their names not yet synced
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """One atomic, durable commit (the connection is otherwise in autocommit mode)."""
+    def _transaction(self, durable: bool) -> Iterator[None]:
+        """One atomic commit (the connection is otherwise in autocommit mode), the lock held.
+        `durable`: synced to disk before this returns (`synchronous=FULL`, which in WAL mode also
+        makes every earlier commit durable); else written to the log for the OS to sync
+        (`NORMAL`: it survives the process dying, not a power cut)."""
+        synchronous = "FULL" if durable else "NORMAL"
+        if synchronous != self._synchronous:  # SQLite takes the change between transactions only
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._synchronous = synchronous
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -179,22 +210,60 @@ class ItemStore:
         return path
 
     def write_files(self, files: list[tuple[Path, bytes]]) -> None:
-        """Durably: every file's bytes and name are on disk when this returns (each file synced,
-        then each folder they went into synced once)."""
-        folders: dict[Path, None] = {}
+        """Each file written to a temporary name and renamed into place, unsynced: it survives the
+        process dying from the rename on, a power cut once synced (`_sync_files`, which a
+        rating does; the OS writes it back by itself within about 30 s, vm.dirty_expire_centisecs).
+        Syncing each file and its folder here cost 0.65 ms of a 128x128 texture's request (0.8 ms
+        against 0.15 ms for an 18 KB file, on this machine's ext4)."""
+        written: dict[str, list[str]] = {}
+        made: list[Path] = []
         for path, data in files:
             if not path.parent.is_dir():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                folders[path.parent.parent] = None  # the new folder's own name
+                made.append(path.parent)
             tmp = path.with_name(path.name + ".part")
             with open(tmp, "wb") as f:
                 f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
             tmp.replace(path)
-            folders[path.parent] = None
+            written.setdefault(_item_of(path), []).append(str(path))
+        with self._lock:
+            self._new_folders.update(made)  # their names are synced with the first item rated in them
+            for item_id, paths in written.items():
+                self._unsynced.setdefault(item_id, []).extend(paths)
+                self._unsynced.move_to_end(item_id)
+            while len(self._unsynced) > self.UNSYNCED_ITEMS:
+                self._unsynced.popitem(last=False)
+
+    def _files_of(self, item_id: str) -> list[str]:
+        """An item's files to sync for a power cut (lock held): those written for it since the
+        bridge started; for an item older than the last UNSYNCED_ITEMS (the OS has written those
+        back by itself long since, unless it was cut off first), its file and a sidecar's name."""
+        paths = self._unsynced.pop(item_id, None)
+        if paths is None:
+            row = self._db.execute("SELECT file FROM items WHERE id = ?", (item_id,)).fetchone()
+            paths = [row[0], row[0] + ".c2pa"] if row else []
+        return paths
+
+    def _sync_files(self, paths: list[str], new_folders: set[Path]) -> None:
+        """Make these files' bytes and names durable: each synced, then their folders, and the
+        names of those among `new_folders` (made by this bridge) in their own folders."""
+        folders: dict[Path, None] = {}
+        for name in paths:
+            try:
+                fd = os.open(name, os.O_RDONLY)
+            except OSError:  # no sidecar, or deleted from the output folder: its recipe remakes it
+                continue
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+            folders[Path(name).parent] = None
         for folder in folders:
             _sync_folder(folder)
+            if folder in new_folders:
+                _sync_folder(folder.parent)
 
     def remove_files(self, paths: list[Path]) -> None:
         for path in paths:
@@ -207,10 +276,12 @@ class ItemStore:
         if not item_ids:
             return
         marks = ",".join("?" * len(item_ids))
-        with self._lock, self._transaction():
+        # Not durable: a power cut may bring back an undelivered item's recipe (without its file).
+        with self._lock, self._transaction(durable=False):
             self._db.execute(f"DELETE FROM items WHERE id IN ({marks})", item_ids)
             for item_id in item_ids:
                 self._latents.pop(item_id)
+                self._unsynced.pop(item_id, None)
 
     def add(self, records: list[ItemRecord]) -> None:
         rows = [
@@ -233,7 +304,7 @@ class ItemStore:
             )
             for r in records
         ]
-        with self._lock, self._transaction():
+        with self._lock, self._transaction(durable=False):  # see the module's docstring
             self._db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         # Kept decoded from the start: a steered session reads its newest items next, and decoding
         # them would walk their latents' overflow pages (a 512x512 texture's spans 16).
@@ -272,8 +343,15 @@ class ItemStore:
         )
 
     def add_feedback(self, item_id: str, session: str, rating: int) -> None:
-        """Returns only after the rating is committed to disk."""
-        with self._lock, self._transaction():
+        """Returns only after the rating is committed to disk, with the rated item's recipe (the
+        sync of the log covers its earlier commit) and files (synced first, without the lock,
+        so the worker's commits go on meanwhile)."""
+        with self._lock:
+            paths = self._files_of(item_id)
+            new_folders = {Path(p).parent for p in paths} & self._new_folders
+            self._new_folders -= new_folders
+        self._sync_files(paths, new_folders)
+        with self._lock, self._transaction(durable=True):
             self._db.execute(
                 "INSERT INTO feedback (item, session, rating, created) VALUES (?,?,?,?)",
                 (item_id, session, rating, time.time()),

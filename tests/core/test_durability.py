@@ -3,7 +3,10 @@
 A real `ganbridge serve` process is killed three times while a client streams generate and
 feedback requests at it; after each restart on the same data folder, every item whose `result`
 reached the client is in the store with exactly the bytes the client got, and every rating whose
-`ack` reached it is the item's stored rating.
+`ack` reached it is the item's stored rating. (What a power cut keeps is in tests/core/test_store.py:
+ratings commit with synchronous=FULL after syncing their item's files.) And every file delivered
+is signed with credentials that verify: the C2PA library no longer reads each signature back, so
+the bridge refuses at start an identity that cannot make one.
 """
 
 from __future__ import annotations
@@ -20,10 +23,14 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from ganbridge.core.credentials import Identity, _new_identity, credentials_for
+from ganbridge.core.settings import ConfigError
 from ganbridge.core.store import ItemStore
+from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -145,3 +152,16 @@ def test_kill_9_loses_no_acknowledged_rating_and_no_delivered_item(tmp_path):
             assert store.latest_rating(item) == rating, f"acknowledged rating of {item} lost"
     finally:
         store.close()
+
+
+def test_an_identity_whose_signatures_do_not_verify_stops_the_bridge_at_start(tmp_path):
+    (chain, _), (_, other_key) = _new_identity(), _new_identity()
+    cert, key = tmp_path / "chain.pem", tmp_path / "key.pem"
+    cert.write_bytes(chain)
+    key.write_bytes(other_key)  # not the certificate's key
+    settings = make_settings(tmp_path, credentials_cert=cert, credentials_key=key)
+    with pytest.raises(ConfigError, match="claimSignature.mismatch"):
+        credentials_for(settings)
+    settings = make_settings(tmp_path, credentials_cert=None, credentials_key=None)
+    assert credentials_for(settings) is not None  # the local identity is fine
+    assert Identity.local(settings.data_dir / "identity").chain

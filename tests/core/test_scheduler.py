@@ -314,6 +314,40 @@ def test_a_newcomer_waits_for_at_most_the_batch_already_running(core):
     assert results_between(hog, asked, answered, "hog") <= batch
 
 
+def test_a_batch_waits_for_other_clients_only_until_each_has_sent_its_request(tmp_path, generators):
+    """With two clients active, the worker holds a batch open for the other one's request, and
+    sends it off as soon as that request is in, not at the end of the window."""
+    s = make_settings(tmp_path)
+    scheduler = JobScheduler(**{**queue_settings(s), "batch_window": 0.6, "batch_limit": 8})
+    scheduler.start()
+    core = BridgeCore(s, dict(generators), ItemStore(s.db_path, s.output_dir), scheduler)
+    try:
+        a, b = Inbox(), Inbox()
+        ca, cb = core.connect(a.emit, "a"), core.connect(b.emit, "b")
+        core.handle(ca, gen_msg("a0"))  # both clients active: each has sent a request just now
+        core.handle(cb, gen_msg("b0"))
+        a.until_final("a0")
+        b.until_final("b0")
+        before = scheduler.batches_run
+        asked = time.monotonic()
+        core.handle(ca, gen_msg("a1"))
+        time.sleep(0.05)  # the worker has taken a1 and waits for b's request
+        core.handle(cb, gen_msg("b1"))
+        assert a.until_final("a1")[-1]["type"] == "done" and b.until_final("b1")[-1]["type"] == "done"
+        answered = a.arrived[-1][0]
+        assert scheduler.batches_run - before == 1, "a1 and b1 run as one batch"
+        assert answered - asked < 0.45, f"the batch waited {answered - asked:.2f} s of its 0.6 s window"
+        # a lone client's request is never held back
+        core.disconnect(cb)
+        asked = time.monotonic()
+        core.handle(ca, gen_msg("a2"))
+        a.until_final("a2")
+        assert a.arrived[-1][0] - asked < 0.45
+    finally:
+        scheduler.stop()
+        core.store.close()
+
+
 def test_one_client_filling_the_queue_locks_nobody_else_out(tmp_path, generators):
     core = make_core(tmp_path, generators, max_queue=12, max_client_queue=16)
     try:

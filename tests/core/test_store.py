@@ -171,3 +171,77 @@ def test_a_store_of_the_first_release_opens_and_steers(tmp_path):
     indexes = {r[0] for r in store._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"items_seen", "items_batch_seen"} <= indexes and "items_batch" not in indexes
     store.close()
+
+
+def _spy_on_commits(store, monkeypatch) -> list[tuple]:
+    """Each transaction of `store`, as ("commit", PRAGMA synchronous read inside it: 1 NORMAL,
+    2 FULL), and each file sync, as ("fsync", inode), in the order they happen."""
+    import os
+    from contextlib import contextmanager
+
+    import ganbridge.core.store as store_module
+
+    events: list[tuple] = []
+    transaction, fsync = store._transaction, os.fsync
+
+    @contextmanager
+    def spy(*args, **kwargs):
+        with transaction(*args, **kwargs):
+            events.append(("commit", store._db.execute("PRAGMA synchronous").fetchone()[0]))
+            yield
+
+    def fsync_spy(fd):
+        events.append(("fsync", os.fstat(fd).st_ino))
+        fsync(fd)
+
+    monkeypatch.setattr(store, "_transaction", spy)
+    monkeypatch.setattr(store_module.os, "fsync", fsync_spy)
+    return events
+
+
+def test_a_rating_commits_durably_and_an_item_cheaply(tmp_path, monkeypatch):
+    """A rating is acknowledged only after a synchronous=FULL commit (it survives a power cut);
+    an item's recipe commits with NORMAL (it survives the process dying: test_durability)."""
+    from ganbridge.core.store import ItemStore
+
+    store = ItemStore(tmp_path / "db.sqlite3", tmp_path / "out")
+    events = _spy_on_commits(store, monkeypatch)
+    store.add([_record("a0", "A", 1)])
+    assert events == [("commit", 1)], "an item's recipe commits with synchronous=NORMAL"
+    events.clear()
+    store.add_feedback("a0", "s", 1)
+    assert [e for e in events if e[0] == "commit"] == [("commit", 2)], "a rating must commit with synchronous=FULL"
+    events.clear()
+    store.add([_record("a1", "A", 2)])  # and back to NORMAL after a rating
+    store.remove(["a1"])
+    assert events == [("commit", 1), ("commit", 1)]
+    assert store.latest_rating("a0") == 1
+    store.close()
+
+
+def test_a_rating_syncs_its_items_files_before_it_commits_and_writing_them_syncs_nothing(tmp_path, monkeypatch):
+    from ganbridge.core.store import ItemStore
+
+    store = ItemStore(tmp_path / "db.sqlite3", tmp_path / "out")
+    events = _spy_on_commits(store, monkeypatch)
+    files = {}
+    for item in ("rated", "other"):
+        main = store.output_path("music", item, "mid")
+        files[item] = [main, main.with_name(main.name + ".c2pa"), store.output_path("music", item, "mid", "_map")]
+        store.write_files([(path, path.name.encode()) for path in files[item]])
+        record = _record(item, "A", 1)
+        record.file = main
+        store.add([record])
+    assert events == [("commit", 1), ("commit", 1)], "writing an item's files syncs none of them"
+    assert not list((tmp_path / "out").rglob("*.part"))
+    assert all(path.read_bytes() == path.name.encode() for paths in files.values() for path in paths)
+    events.clear()
+    store.add_feedback("rated", "s", -1)
+    synced = [e[1] for e in events if e[0] == "fsync"]
+    assert {path.stat().st_ino for path in files["rated"]} <= set(synced), "each of the rated item's files is synced"
+    assert not {path.stat().st_ino for path in files["other"]} & set(synced), "only the rated item's"
+    assert events[-1] == ("commit", 2), "the files are synced before the rating commits"
+    events.clear()
+    store.add_feedback("rated", "s", 1)  # again: its file and sidecar once more, by their names
+    assert {files["rated"][0].stat().st_ino, files["rated"][1].stat().st_ino} <= {e[1] for e in events}
+    store.close()
