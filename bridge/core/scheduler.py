@@ -204,7 +204,10 @@ class JobScheduler:
     def submit(self, job: Job) -> int:
         """Queue a job; `accepted` is delivered before any other event. Raises QueueFull, KeyError."""
         with self._cond:
-            if job.key in self._active:
+            running = self._active.get(job.key)
+            # A job whose final message is out is over for its client, which may reuse its id at
+            # once (it is forgotten just after that message).
+            if running is not None and not running.closed:
                 raise KeyError(f"request id {job.request_id!r} is already in progress")
             self._check_share(job)
             self._check_budget(job)
@@ -482,8 +485,8 @@ class JobScheduler:
         cancel that comes too late is answered `unknown_request` only after the final message."""
         with job.lock:
             if not job.closed:
+                job.closed = True  # before the message leaves: its client may reuse the id at once
                 send(job, *args)
-                job.closed = True
             with self._cond:  # the only place that takes both locks, always in this order
                 if self._active.get(job.key) is job:
                     del self._active[job.key]

@@ -333,3 +333,11 @@ def test_item_names_the_training_data_and_sends_the_stored_files_when_asked(ws, 
     gone = ws.request({"type": "item", "id": "fd3", "item": made["item"], "data": True})
     assert gone["type"] == "error" and gone["code"] == "unknown_item" and "cannot be read" in gone["message"]
     assert ws.request({"type": "item", "id": "fd4", "item": made["item"]})["type"] == "item"
+
+
+def test_an_id_can_be_reused_as_soon_as_its_done_arrives(ws):
+    """A request's id is free again once its final message is out: a client that numbers its
+    requests with one id, sending the next right after each `done`, never hears "in progress"."""
+    for seed in range(25):
+        msgs = generate(ws, "again", seed=seed, width=32, height=32)
+        assert msgs[-1]["type"] == "done", msgs[-1]
