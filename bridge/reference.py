@@ -29,13 +29,14 @@ if TYPE_CHECKING:
 # Which generated regions each page must hold (path relative to the repository root). A page
 # that lost a marker fails the check instead of silently keeping stale text.
 PAGES: dict[str, tuple[str, ...]] = {
-    "docs/generators/textures.md": ("params-texture", "models-texture"),
-    "docs/generators/images.md": ("params-image", "models-image"),
-    "docs/generators/music.md": ("params-music", "models-music"),
+    "docs/generators/textures.md": ("params-texture", "models-texture", "directions-texture"),
+    "docs/generators/images.md": ("params-image", "models-image", "directions-image"),
+    "docs/generators/music.md": ("params-music", "models-music", "directions-music"),
     "docs/reference/cli.md": ("cli",),
 }
 
-# Where each kind's sample sheets and loss plots live (docs/<folder>/<model>.png, <model>-loss.png).
+# Where each kind's sample sheets and loss plots live (docs/<folder>/<model>.png, <model>-loss.png,
+# <model>-directions.png).
 SHEET_FOLDERS = {"texture": "docs/textures", "image": "docs/images", "music": "docs/music"}
 
 REGION = re.compile(
@@ -224,6 +225,7 @@ class Shipped:
     card_path: str
     sheet: str | None
     loss_plot: str | None
+    directions_sheet: str | None
 
 
 def shipped_models(kind: str, generators: dict[str, Generator], root: Path) -> list[Shipped]:
@@ -233,6 +235,7 @@ def shipped_models(kind: str, generators: dict[str, Generator], root: Path) -> l
     found = []
     for ref in generators[kind].checkpoints():
         sheet, loss = f"{folder}/{ref.name}.png", f"{folder}/{ref.name}-loss.png"
+        directions = f"{folder}/{ref.name}-directions.png"
         found.append(
             Shipped(
                 name=ref.name,
@@ -240,6 +243,7 @@ def shipped_models(kind: str, generators: dict[str, Generator], root: Path) -> l
                 card_path=f"generators/weights/{kind}/{ref.name}.json",
                 sheet=sheet if (root / sheet).is_file() else None,
                 loss_plot=loss if (root / loss).is_file() else None,
+                directions_sheet=directions if (root / directions).is_file() else None,
             )
         )
     return found
@@ -467,6 +471,45 @@ def _mood_table(moods: dict[str, dict[str, float]]) -> str:
     return f"{intro}\n\n{table(header, rows)}"
 
 
+def render_directions(models: list[Shipped], page_dir: str) -> str:
+    """Each shipped model's directions (`ganbridge directions`, generators/directions.py), from
+    the "directions" section of its card: how many, their changes, and the held-out check."""
+    found = [m for m in models if "directions" in m.card]
+    if not found:
+        return "No shipped model has directions yet: `ganbridge directions KIND` makes them."
+    rows = []
+    for m in found:
+        d, check = m.card["directions"], m.card["directions"]["check"]
+        rest = check["ratio_rest"]
+        rows.append(
+            [
+                link(code(m.name), m.card_path, page_dir),
+                str(d["count"]),
+                " ".join(f"{c:.2f}" for c in d["changes"]),
+                f"{check['ratio_first']:.1f}×",
+                f"{check['ratio_mean']:.1f}×",
+                " ".join(f"{r:.1f}" for r in rest) if rest else "",
+                f"{check['measured_over_change'][0]:.2f}",
+                f"{thousands(d['samples'])} in {d['seconds']:.0f} s",
+                link("sheet", m.directions_sheet, page_dir) if m.directions_sheet else "",
+            ]
+        )
+    header = [
+        "model", "directions", "change per unit (1st … last)", "direction 1 vs random", "all vs random",
+        "directions 2… vs random ⊥ direction 1", "measured / predicted (direction 1)", "samples, time", "moved ±2",
+    ]  # fmt: skip
+    first = found[0].card["directions"]
+    settings = ", ".join(f"{k} {v}" for k, v in first["settings"].items())
+    held = first["check"]["held_out"]
+    return (
+        f"Found at {settings} on the features: {first['feature']}. Change: how far one unit along a direction "
+        f"moves those features, in standard deviations over the fit's samples. The check moves {held} held-out "
+        f"latents ±{first['check']['step']:g} along each direction and measures the change common to all of "
+        "them, against random unit directions of the same shapes (and, for directions 2 on, random ones "
+        f"orthogonal to direction 1).\n\n{table(header, rows)}"
+    )
+
+
 MODEL_RENDERERS: dict[str, Callable[[list[Shipped], str], str]] = {
     "texture": render_texture_models,
     "image": render_image_models,
@@ -613,6 +656,8 @@ class Renderer:
             return render_params(kind, self.generators)
         if what == "models" and kind in MODEL_RENDERERS:
             return MODEL_RENDERERS[kind](shipped_models(kind, self.generators, self.root), page_dir)
+        if what == "directions" and kind in MODEL_RENDERERS:
+            return render_directions(shipped_models(kind, self.generators, self.root), page_dir)
         raise ValueError(f"{page}: unknown generated region {name!r}")
 
 

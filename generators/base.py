@@ -10,19 +10,23 @@ generators, and only loading a model imports torch.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel
 
 from ganbridge.generators.checkpoint import CheckpointError, CheckpointRef, LoadedNetwork
+from ganbridge.generators.directions import Direction, Probe, directions_path, load_directions
 
 if TYPE_CHECKING:
     import torch
+
+log = logging.getLogger("ganbridge.generators")
 
 Latent = dict[str, np.ndarray]
 
@@ -126,6 +130,10 @@ class Generator(ABC, Generic[Params]):
     description: str
     outputs: list[str]
     params_model: type[Params]
+    # The small fixed render setting (params besides `model`) that directions are found and
+    # checked at: small, so that finding them takes minutes on a CPU.
+    direction_settings: ClassVar[dict[str, Any]] = {}
+    direction_features: ClassVar[str] = ""  # what output_features describes, for model cards
 
     @abstractmethod
     def checkpoints(self) -> list[CheckpointRef]:
@@ -145,6 +153,30 @@ class Generator(ABC, Generic[Params]):
         """The latent parts that choose (see DiscretePart) and matter for these params: a choice
         the params fix (a requested category or key) is not one."""
         return {}
+
+    def direction_shapes(self, params: Params) -> dict[str, tuple[int, ...]]:
+        """Per continuous latent part, the shape of a direction for it, broadcast onto the part.
+        A kind whose parts grow with the output (a grid, bars) gives them 1 along those axes, so
+        that one direction works at every size."""
+        discrete = self.discrete_parts(params)
+        return {k: s for k, s in self.latent_shapes(params).items() if k not in discrete}
+
+    def output_features(self, params: Params, latents: Sequence[Latent]) -> np.ndarray:
+        """(N, F): what a person sees or hears of each latent's output at `params`, as a vector,
+        for finding directions (see directions.py)."""
+        raise NotImplementedError(f"the {self.kind} generator describes no output features")
+
+    def directions(self, params: Params) -> list[Direction]:
+        """The directions of the checkpoint `params` selects, best first; [] when it has none."""
+        return []
+
+    def direction_probe(self, params: Params) -> Probe:
+        """This generator at `params`, as finding and checking directions sees it."""
+        return Probe(
+            features=lambda latents: self.output_features(params, latents),
+            latent_shapes=self.latent_shapes(params),
+            direction_shapes=self.direction_shapes(params),
+        )
 
     @abstractmethod
     def batch_key(self, params: Params) -> Hashable:
@@ -200,6 +232,7 @@ class ModelSetGenerator(Generator[ModelSetParams], Generic[ModelSetParams, Netwo
             raise CheckpointError(f"no {self.kind} weights installed")
         self._device = device
         self.models = {m.ref.name: m for m in models}
+        self._directions: dict[str, list[Direction]] = {}  # filled by _load_directions
 
     @property
     def device(self) -> str:
@@ -210,3 +243,24 @@ class ModelSetGenerator(Generator[ModelSetParams], Generic[ModelSetParams, Netwo
 
     def checkpoint_for(self, params: ModelSetParams) -> CheckpointRef:
         return self.models[params.model].ref
+
+    def direction_params(self, model: str) -> ModelSetParams:
+        """The params that `model`'s directions are found and checked at."""
+        return self.params_model.model_validate({"model": model, **self.direction_settings})
+
+    def _load_directions(self) -> None:
+        """Read each model's directions file, if it has one, once: each adapter calls this last in
+        its constructor, when `direction_shapes` can be asked. A malformed file is logged with its
+        fault and leaves its model serving without directions: they are an extra, not a reason to
+        stop serving the model (or, raised here, every model of the kind)."""
+        for name, model in self.models.items():
+            path = directions_path(model.ref.path)
+            if not path.is_file():
+                continue
+            try:
+                self._directions[name] = load_directions(path, self.direction_shapes(self.direction_params(name)))
+            except CheckpointError as e:
+                log.warning("%s model %s serves without directions: %s", self.kind, name, e)
+
+    def directions(self, params: ModelSetParams) -> list[Direction]:
+        return list(self._directions.get(params.model, []))

@@ -14,6 +14,7 @@ from ganbridge.cli import (
     bench,
     data,
     deploy,
+    directions,
     evaluate,
     flags,
     generate,
@@ -27,7 +28,7 @@ from ganbridge.cli import (
 )
 from ganbridge.cli.errors import one_line
 
-COMMANDS = (serve, deploy, models, protocol, generate, verify, sheet, bench, plugin, train, evaluate, data)
+COMMANDS = (serve, deploy, models, protocol, generate, verify, sheet, bench, plugin, train, evaluate, directions, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

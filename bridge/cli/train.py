@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ganbridge.cli import config, flags
+from ganbridge.cli import config, directions, flags
 from ganbridge.cli.errors import UserError
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ def add_texture(kinds: flags.SubParsers) -> None:
     p.add_argument("--crop", type=flags.positive_int, default=128, help="training crop size, a multiple of 16")
     p.add_argument("--lr", type=flags.non_negative, default=2e-4)
     p.add_argument("--license", default="unknown (user-supplied exemplar)", help="licence of your exemplar")
+    add_directions(p)
     p.set_defaults(func=run_texture)
 
 
@@ -62,6 +63,7 @@ def add_image(kinds: flags.SubParsers) -> None:
     )  # fmt: skip
     p.add_argument("--size", type=int, default=64, choices=[64], help="training size (64)")
     p.add_argument("--license", help="licence of your images (default: from the folder's dataset.json)")
+    add_directions(p)
     p.set_defaults(func=run_image)
 
 
@@ -79,7 +81,14 @@ def add_music(kinds: flags.SubParsers) -> None:
     p.add_argument(
         "--mode-seeking", type=flags.non_negative, default=0.1, help="weight of the MSGAN diversity term (0: off)"
     )
+    add_directions(p)
     p.set_defaults(func=run_music)
+
+
+def add_directions(p: argparse.ArgumentParser) -> None:
+    """Training ends by finding the new model's directions (for sliders), unless told not to."""
+    p.add_argument("--no-directions", action="store_true", help="do not find the model's directions at the end")
+    directions.add_direction_flags(p, prefix="directions-")
 
 
 class Run:
@@ -87,6 +96,7 @@ class Run:
     not after hours) and does when it ends."""
 
     def __init__(self, args: argparse.Namespace, kind: str) -> None:
+        self.kind = kind
         self.install_dir = config.models_dir(config.load(args)) / kind
         self.device = config.device(args.device)
         self.command = "ganbridge " + shlex.join(sys.argv[1:])
@@ -100,13 +110,32 @@ class Run:
             weights = trainer.run(resume=not args.restart)
         except ValueError as e:  # a saved state in --out from another config or class list
             raise UserError(f"{e} (or start over with --restart)") from None
+        from ganbridge.generators.directions import directions_path
+
         card = weights.with_suffix(".json")
         print(f"wrote {weights} and {card.name}; samples in {Path(args.out) / 'samples'}")
+        files = [weights, card]
+        if not args.no_directions and self.make_directions(weights, args):
+            files.append(directions_path(weights))
         folder = shlex.quote(str(self.install_dir))
-        print(
-            f"install it with: mkdir -p {folder} && cp {shlex.quote(str(weights))} {shlex.quote(str(card))} {folder}/"
-        )
+        print(f"install it with: mkdir -p {folder} && cp {shlex.join(str(f) for f in files)} {folder}/")
         return 0
+
+    def make_directions(self, weights: Path, args: argparse.Namespace) -> bool:
+        """The new model's directions beside it; a failure leaves the trained model as it is (the
+        user can make them later) rather than failing the run."""
+        print(f"finding the directions of {weights.stem} for sliders (--no-directions skips this)")
+        try:
+            directions.make_directions(
+                self.kind, weights, samples=args.directions_samples, count=args.directions_count, seed=args.seed,
+                device=self.device, command=self.command,
+            )  # fmt: skip
+        except UserError as e:
+            print(
+                f"no directions made: {e}; make them later: ganbridge directions {self.kind} --model {shlex.quote(str(weights))}"
+            )
+            return False
+        return True
 
 
 def run_texture(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganbridge.generators.base import Generator
+from ganbridge.generators.directions import is_directions_file
 
 log = logging.getLogger("ganbridge.registry")
 
@@ -48,9 +49,14 @@ class ModelFile:
 
 def model_files(kind: str, models_dir: Path | None) -> list[ModelFile]:
     """Every weights file of `kind`: the shipped ones, then the user's, each sorted by name."""
-    shipped = [ModelFile(kind, p, False) for p in sorted((SHIPPED_WEIGHTS / kind).glob("*.safetensors"))]
-    user = [ModelFile(kind, p, True) for p in sorted((models_dir / kind).glob("*.safetensors"))] if models_dir else []
+    shipped = [ModelFile(kind, p, False) for p in checkpoint_files(SHIPPED_WEIGHTS / kind)]
+    user = [ModelFile(kind, p, True) for p in checkpoint_files(models_dir / kind)] if models_dir else []
     return shipped + user
+
+
+def checkpoint_files(folder: Path) -> list[Path]:
+    """The checkpoints in `folder`, sorted: its .safetensors files but the directions beside them."""
+    return sorted(p for p in folder.glob("*.safetensors") if not is_directions_file(p))
 
 
 def candidates(kind: str, models_dir: Path | None) -> dict[str, list[ModelFile]]:

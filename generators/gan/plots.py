@@ -167,3 +167,27 @@ def roll_sheet(rows: list[tuple[str, list[Image.Image]]], columns: int = 4) -> I
             sheet.paste(img, (PAD + c * (cell_w + PAD), y + r * (cell_h + PAD)))
         y += ((len(imgs) + columns - 1) // columns) * (cell_h + PAD)
     return sheet
+
+
+def direction_sheet(rows: list[tuple[str, list[Image.Image]]], values: list[float], bases: int) -> Image.Image:
+    """One row per direction, its name on the left: for each of `bases` starting outputs, that
+    output moved by each of `values` along the direction; the values head the columns."""
+    cell_w, cell_h = rows[0][1][0].size
+    label_w, head_h, group_gap = 84, 18, 2 * PAD
+    group_w = len(values) * (cell_w + PAD)
+    sheet = Image.new("RGB", (label_w + bases * (group_w + group_gap), head_h + len(rows) * (cell_h + PAD) + PAD), (240, 240, 240))  # fmt: skip
+    draw = ImageDraw.Draw(sheet)
+    for base in range(bases):
+        for i, value in enumerate(values):
+            _label(
+                draw,
+                (label_w + base * (group_w + group_gap) + i * (cell_w + PAD) + cell_w // 2 - 8, 4),
+                f"{value:+g}" if value else "0",
+            )
+    for r, (label, cells) in enumerate(rows):
+        y = head_h + r * (cell_h + PAD)
+        _label(draw, (PAD, y + cell_h // 2 - 6), label)
+        for i, cell in enumerate(cells):
+            base, column = divmod(i, len(values))
+            sheet.paste(cell, (label_w + base * (group_w + group_gap) + column * (cell_w + PAD), y))
+    return sheet

@@ -6,6 +6,8 @@ from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
 from pydantic import ConfigDict, Field, create_model
 
@@ -21,6 +23,10 @@ from ganbridge.generators.base import (
 )
 from ganbridge.generators.image.model import ANY, MAX_SIZE, NATIVE, ImageNetwork, LoadedImageNetwork
 from ganbridge.generators.pixels import encode_png
+
+FEATURE_SIDE = 16  # pixels per side of the image as output_features sees it
+# Luminance and two opponent chroma axes of RGB (see output_features).
+OPPONENT = [[1 / 3, 1 / 3, 1 / 3], [1.0, -1.0, 0.0], [0.5, 0.5, -1.0]]
 
 
 class ImageParams(ModelParams):
@@ -74,11 +80,17 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
     kind = "image"
     description = "Sprites, icons and emoji-like images (64x64 RGBA GAN), upscaled to any size"
     outputs = ["png"]
+    direction_settings = {"size": NATIVE, "truncation": 1.0}
+    direction_features = (
+        f"the 64 px output box-averaged to {FEATURE_SIDE}x{FEATURE_SIDE}: alpha, and luminance and two chroma axes "
+        "premultiplied by alpha"
+    )
 
     def __init__(self, models: Sequence[LoadedImageNetwork], device: str = "cpu"):
         self._set_models(models, device)
         classes = sorted({c for m in self.models.values() for c in m.net.config.classes})
         self.params_model = image_params_model(list(self.models), classes)
+        self._load_directions()
 
     def latent_shapes(self, params: ImageParams) -> dict[str, tuple[int, ...]]:
         return {"z": (self.models[params.model].net.config.z_dim,), "class": (1,)}
@@ -88,6 +100,25 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
         if not classes or getattr(params, "category", ANY) != ANY:
             return {}
         return {"class": DiscretePart(len(classes))}
+
+    def direction_shapes(self, params: ImageParams) -> dict[str, tuple[int, ...]]:
+        # "class" is a choice (or unused when a category is asked), never part of a direction.
+        return {"z": self.latent_shapes(params)["z"]}
+
+    def output_features(self, params: ImageParams, latents: Sequence[Latent]) -> np.ndarray:
+        """The image at FEATURE_SIDE x FEATURE_SIDE (box-averaged): alpha, and luminance and two
+        chroma axes premultiplied by alpha, so that colour where nothing is drawn does not count and
+        a grey model's constant chroma drops out."""
+        model = self.models[params.model]
+        device = next(model.net.parameters()).device
+        labels = torch.tensor([self._label(params, z) for z in latents], device=device)
+        z = torch.from_numpy(np.stack([lat["z"] for lat in latents])).to(device) * params.truncation
+        with torch.inference_mode():
+            x = (model.net(z, labels if model.net.embed is not None else None).float() + 1) / 2  # premultiplied
+            colour = torch.einsum("cd,bdhw->bchw", torch.tensor(OPPONENT, device=device), x[:, :3])
+            planes = torch.cat([x[:, 3:], colour], dim=1)
+            small = F.adaptive_avg_pool2d(planes, FEATURE_SIDE)
+        return small.flatten(1).cpu().numpy()
 
     def batch_key(self, params: ImageParams) -> Hashable:
         return params.model

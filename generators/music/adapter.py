@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 from pydantic import ConfigDict, Field, create_model, field_validator, model_validator
 
 from ganbridge.generators.base import (
@@ -24,6 +25,8 @@ from ganbridge.generators.base import (
 from ganbridge.generators.checkpoint import CheckpointError
 from ganbridge.generators.music.model import (
     AUTO,
+    CHOICE_PARTS,
+    CHORALE_MEAN_PITCH,
     KEYS,
     MAX_BARS,
     MODES,
@@ -231,6 +234,12 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
     kind = "music"
     description = "Four-part chorale-style harmony (MuseGAN-style piano-roll GAN); MIDI, note list or WAV"
     outputs = ["mid", "wav"]
+    direction_settings = {"bars": 4}
+    direction_features = (
+        "34 figures of the decoded notes, independent of length and key: pitch classes from the tonic "
+        "(duration-weighted), each voice's mean pitch, range, notes per bar and mean melodic step, onsets on "
+        "the beat / off-eighth / sixteenth, mean and spread of log note length, voices sounding at once"
+    )
 
     def __init__(self, models: Sequence[LoadedMusicNetwork], device: str = "cpu"):
         self._set_models(models, device)
@@ -241,6 +250,7 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
         self._voicers: dict[tuple[str, int], Voicer] = {}
         self.soundfont: Path | None = None  # the bridge's soundfont setting, for WAV output
         self.params_model = music_params_model(list(self.models), first.tracks)
+        self._load_directions()
 
     def configure(self, *, soundfont: Path | None = None) -> None:
         self.soundfont = soundfont
@@ -263,6 +273,19 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
             return {}
         tonic = {"tonic": DiscretePart(len(TONICS))}
         return tonic if params.effect.mode else {"mode": DiscretePart(len(MODES)), **tonic}
+
+    def direction_shapes(self, params: MusicParams) -> dict[str, tuple[int, ...]]:
+        # The same move in every bar, so that a direction works at any length; mode and tonic are
+        # choices (or fixed by the params), never part of a direction.
+        shapes = self.latent_shapes(params)
+        moving = {k: s for k, s in shapes.items() if k not in CHOICE_PARTS}
+        return {**moving, "bar": (1, *shapes["bar"][1:]), "bar_track": (1, *shapes["bar_track"][1:])}
+
+    def output_features(self, params: MusicParams, latents: Sequence[Latent]) -> np.ndarray:
+        """What a listener hears of each decoded piece, whatever its length (see `heard`)."""
+        bars = params.total_bars
+        tracks = len(self.track_names)
+        return np.stack([heard(p.notes, p.key, bars, tracks) for p in self.pieces([params] * len(latents), latents)])
 
     def batch_key(self, params: MusicParams) -> Hashable:
         return (params.model, params.total_bars)
@@ -356,3 +379,32 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
             else:
                 outputs.append(Output(data=midi, format="mid", mime="audio/midi", extra=extra))
         return outputs
+
+
+def heard(notes: Sequence[Note], key: str, bars: int, tracks: int) -> np.ndarray:
+    """A piece as a listener hears it, independent of its length and key: the duration-weighted
+    pitch classes counted from the tonic (12); per voice its mean pitch, range, notes per bar and
+    mean melodic step (4 per voice); where notes start in the beat (on it, on the off-eighth, on a
+    sixteenth), the mean and spread of log2 note lengths, and how many voices sound at once."""
+    tonic = TONICS.index(key.split()[0])
+    degrees = np.zeros(12)
+    for _, pitch, _, length in notes:
+        degrees[(pitch - tonic) % 12] += length
+    degrees /= max(degrees.sum(), 1)
+    voices = [voice_figures([n for n in notes if n[0] == t], bars) for t in range(tracks)]
+    starts = np.array([n[2] % STEPS_PER_BEAT for n in notes]) if notes else np.zeros(1, int)
+    lengths = np.log2([max(n[3], 1) for n in notes]) if notes else np.zeros(1)
+    onsets = [np.mean(starts == 0), np.mean(starts == 2), np.mean(starts % 2 == 1)]
+    sounding = sum(n[3] for n in notes) / (bars * STEPS_PER_BAR)
+    rhythm = [*onsets, lengths.mean(), lengths.std(), sounding]
+    return np.concatenate([degrees, *voices, rhythm]).astype(np.float32)
+
+
+def voice_figures(notes: list[Note], bars: int) -> list[float]:
+    """One voice's mean pitch, range, notes per bar and mean melodic step (a silent voice: the
+    chorales' mean pitch and no range, notes or steps)."""
+    if not notes:
+        return [CHORALE_MEAN_PITCH, 0.0, 0.0, 0.0]
+    pitches = np.array([n[1] for n in sorted(notes, key=lambda n: n[2])], float)
+    steps = np.abs(np.diff(pitches)).mean() if len(pitches) > 1 else 0.0
+    return [pitches.mean(), pitches.max() - pitches.min(), len(pitches) / bars, float(steps)]

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pydantic import ConfigDict, Field, create_model
 
 from ganbridge.generators.base import Cost, Latent, ModelParams, ModelSetGenerator, Output, each_alone, one_of
@@ -16,6 +17,12 @@ from ganbridge.generators.checkpoint import CheckpointError
 from ganbridge.generators.pixels import encode_png
 from ganbridge.generators.texture.maps import height_map, height_to_uint8, normal_map
 from ganbridge.generators.texture.model import LoadedTextureNetwork, TextureNetwork
+
+# Luminance and two opponent chroma axes: a grey model's chroma is constant, so its colour is not
+# counted three times over, as three identical RGB channels would be.
+OPPONENT = torch.tensor([[1 / 3, 1 / 3, 1 / 3], [1.0, -1.0, 0.0], [0.5, 0.5, -1.0]])
+LAGS = (1, 2, 4, 8, 16)  # pixels, up to one latent cell
+HISTOGRAM_BINS = 8
 
 MAX_SIDE = 2048
 MIN_SIDE = 32
@@ -60,6 +67,12 @@ class TextureGenerator(ModelSetGenerator[TextureParams, TextureNetwork]):
     kind = "texture"
     description = "Seamless tileable textures (spatial GAN), any size; optional height and normal maps"
     outputs = ["png"]
+    direction_settings = {"width": 128, "height": 128}
+    direction_features = (
+        "28 shift-invariant appearance statistics of the raw output: mean and spread of luminance and two "
+        "chroma axes, RMS luminance gradient in 4 directions, luminance autocorrelation at lags 1-16 px across "
+        "and down, an 8-bin luminance histogram"
+    )
 
     def __init__(self, models: Sequence[LoadedTextureNetwork], device: str = "cpu"):
         self._set_models(models, device)
@@ -68,6 +81,7 @@ class TextureGenerator(ModelSetGenerator[TextureParams, TextureNetwork]):
             raise CheckpointError(f"texture models disagree on stride: {sorted(strides)}")
         self.stride = strides.pop()
         self.params_model = texture_params_model(list(self.models), self.stride)
+        self._load_directions()
 
     def _render_size(self, params: TextureParams) -> tuple[int, int]:
         # A non-tileable texture is cut from a larger tileable one, so its edges do not wrap.
@@ -76,6 +90,25 @@ class TextureGenerator(ModelSetGenerator[TextureParams, TextureNetwork]):
 
     def latent_shapes(self, params: TextureParams) -> dict[str, tuple[int, ...]]:
         return self.models[params.model].net.latent_shapes(*self._render_size(params))
+
+    def direction_shapes(self, params: TextureParams) -> dict[str, tuple[int, ...]]:
+        # The local grid grows with the output: its direction is one shift for every cell.
+        shapes = self.latent_shapes(params)
+        return {**shapes, "local": (shapes["local"][0], 1, 1)}
+
+    @torch.inference_mode()
+    def output_features(self, params: TextureParams, latents: Sequence[Latent]) -> np.ndarray:
+        """Shift-invariant appearance statistics of the network's raw output (before rounding to
+        pixels), so that where a brick lies does not count, only what the texture looks like."""
+        model = self.models[params.model]
+        device = next(model.net.parameters()).device
+        local, global_code, phase = (
+            torch.from_numpy(np.stack([z[k] for z in latents])).to(device) for k in ("local", "global", "phase")
+        )
+        images = model.net(local * params.temperature, global_code, phase).float()
+        if model.card["data"].get("grayscale", False):
+            images = images.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+        return appearance(images).cpu().numpy()
 
     def batch_key(self, params: TextureParams) -> Hashable:
         return (params.model, *self._render_size(params))
@@ -136,3 +169,30 @@ class TextureGenerator(ModelSetGenerator[TextureParams, TextureNetwork]):
             extra={"width": params.width, "height": params.height},
             attachments=attachments,
         )
+
+
+def appearance(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) images in [-1, 1] -> (B, 28) statistics that do not change when the texture is
+    shifted: the mean and spread of luminance and two chroma axes, the RMS luminance gradient in
+    four directions (how sharp, and along which way), the luminance autocorrelation at LAGS across
+    and down (how large its features are) and a histogram of luminance (how light or dark)."""
+    colour = torch.einsum("cd,bdhw->bchw", OPPONENT.to(images.device), images)
+    luma = colour[:, 0]
+    centred = luma - luma.mean(dim=(1, 2), keepdim=True)
+    variance = centred.pow(2).mean(dim=(1, 2)).clamp_min(1e-8)
+
+    def rolled(dy: int, dx: int) -> torch.Tensor:  # circular: the network's output wraps
+        return torch.roll(centred, shifts=(dy, dx), dims=(1, 2))
+
+    gradients = [
+        (rolled(dy, dx) - centred).pow(2).mean(dim=(1, 2)).sqrt() for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1))
+    ]
+    correlations = [
+        (centred * rolled(dy, dx)).mean(dim=(1, 2)) / variance for lag in LAGS for dy, dx in ((0, lag), (lag, 0))
+    ]
+    bins = ((luma + 1) / 2 * HISTOGRAM_BINS).long().clamp(0, HISTOGRAM_BINS - 1).flatten(1)
+    histogram = F.one_hot(bins, HISTOGRAM_BINS).float().mean(dim=1)
+    return torch.cat(
+        [colour.mean(dim=(2, 3)), colour.std(dim=(2, 3)), torch.stack(gradients + correlations, dim=1), histogram],
+        dim=1,
+    )

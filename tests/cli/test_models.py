@@ -55,10 +55,15 @@ def test_train_prints_the_real_models_folder(tmp_path):
     # a relative models folder (from the environment) is printed as the absolute one it means
     r = ganbridge(
         tmp_path, "train", "texture", "--image", "noise.png", "--out", "run", "--steps", "1", "--batch", "2",
-        "--crop", "32", "--sample-every", "1", "--device", "cpu", GANBRIDGE_MODELS_DIR="my models",
+        "--crop", "32", "--sample-every", "1", "--device", "cpu", "--directions-samples", "100",
+        GANBRIDGE_MODELS_DIR="my models",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     folder = (tmp_path / "my models" / "texture").resolve()
     assert f"install it with: mkdir -p '{folder}' && cp " in r.stdout, r.stdout
     assert r.stdout.rstrip().endswith(f"'{folder}'/")
+    # training ends by finding the new model's directions, and the install copies them too
+    assert "finding the directions of noise" in r.stdout and "noise: 8 directions" in r.stdout
+    assert (tmp_path / "run" / "noise.directions.safetensors").is_file()
+    assert "run/noise.directions.safetensors" in r.stdout.splitlines()[-1]
     assert "<models dir>" not in r.stdout
