@@ -97,7 +97,8 @@ class RunningBridge:
     async def stop(self) -> None:
         await self.ws.stop()
         await self.osc.stop()
-        # The worker may be finishing a batch: wait for it off the loop, then close the store.
+        # The workers may be finishing a batch or a frame: wait off the loop, then close the store.
+        await asyncio.to_thread(self.core.live.stop)
         await asyncio.to_thread(self.core.scheduler.stop)
         if self.core.player is not None:
             self.core.player.close()

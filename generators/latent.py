@@ -51,11 +51,17 @@ def interpolate(start: Latent, end: Latent, steps: int, discrete: Collection[str
     start's for the first half of the way and end's for the rest."""
     if start.keys() != end.keys() or any(start[k].shape != end[k].shape for k in start):
         raise ValueError("the two items have latents of different shapes (e.g. different sizes)")
-    ts = np.linspace(0.0, 1.0, steps)
+    return [mix(start, end, float(t), discrete) for t in np.linspace(0.0, 1.0, steps)]
 
-    def part(k: str, t: float) -> np.ndarray:
+
+def mix(start: Latent, end: Latent, t: float, discrete: Collection[str] = ()) -> Latent:
+    """The latent a fraction `t` of the way from start to end (latents of the same shapes),
+    spherical in each part; a discrete part is start's for the first half of the way and end's
+    for the rest."""
+
+    def part(k: str) -> np.ndarray:
         if k in discrete:
             return (start if t < 0.5 else end)[k].copy()
         return slerp(start[k], end[k], t)
 
-    return [{k: part(k, float(t)) for k in start} for t in ts]
+    return {k: part(k) for k in start}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from ganbridge.core.protocol import validate_reply
+from ganbridge.core.protocol import decode_binary, validate_reply
 from ganbridge.core.provenance import without_credentials
 from ganbridge.core.settings import Settings
 from ganbridge.server import RunningBridge, build_core, start_bridge
@@ -96,8 +96,14 @@ class WsClient:
         self.ws.send(msg if isinstance(msg, str | bytes) else json.dumps(msg))
 
     def recv(self, timeout: float = 60.0) -> dict:
-        msg = json.loads(self.ws.recv(timeout=timeout))
-        validate_reply(msg)  # every reply on the wire matches its protocol model
+        """The next reply. A binary frame comes back with its payloads as bytes (`data`)."""
+        frame = self.ws.recv(timeout=timeout)
+        if isinstance(frame, bytes):
+            msg = decode_binary(frame)
+            validate_reply(as_text(msg))  # every reply on the wire matches its protocol model
+            return msg
+        msg = json.loads(frame)
+        validate_reply(msg)
         return msg
 
     def request(self, msg: dict, timeout: float = 60.0) -> dict:
@@ -149,6 +155,20 @@ def content(data_b64: str) -> bytes:
     """An item's file without its C2PA signature, which differs each time one is made (the
     recipe, the pixels and every other byte are the same for the same recipe)."""
     return without_credentials(base64.b64decode(data_b64))
+
+
+def as_text(msg: dict) -> dict:
+    """A reply decoded from a binary frame as the same reply in JSON text would be (base64 payloads)."""
+
+    def text(holder: dict) -> dict:
+        out = dict(holder)
+        if isinstance(out.get("data"), bytes):
+            out["data"] = base64.b64encode(out["data"]).decode("ascii")
+        if isinstance(out.get("maps"), dict):
+            out["maps"] = {name: text(m) for name, m in out["maps"].items()}
+        return out
+
+    return {**text(msg), **({"items": [text(it) for it in msg["items"]]} if "items" in msg else {})}
 
 
 def small_texture(**extra) -> dict:

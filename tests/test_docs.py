@@ -195,7 +195,7 @@ def test_every_error_code_is_documented():
 def test_every_osc_address_is_documented():
     spec = json.loads((ROOT / "plugins" / "daw" / "osc_map.json").read_text(encoding="utf-8"))
     page = (ROOT / "docs" / "reference" / "protocol.md").read_text(encoding="utf-8")
-    table = set(re.findall(r"^\| `(/ganbridge/[a-z_]+)` \|", page, re.MULTILINE))
+    table = set(re.findall(r"^\| `(/ganbridge/[a-z_/]+)` \|", page, re.MULTILINE))
     missing = sorted(m["address"] for m in spec["to_bridge"] if m["address"] not in table)
     assert not missing, f"docs/reference/protocol.md's OSC address map lacks {missing}"
 

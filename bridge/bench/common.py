@@ -120,3 +120,18 @@ async def throughput(url: str, size: int, clients: int, per_client: int, model: 
     t0 = time.perf_counter()
     await asyncio.gather(*(one(c) for c in range(clients)))
     return clients * per_client / (time.perf_counter() - t0)
+
+
+def raw_generator_times(device: str, size: int, runs: int) -> tuple[list[float], str]:
+    from ganbridge.core.registry import load_generators, resolve_device
+
+    gen = load_generators(None, resolve_device(device))["texture"]
+    params = gen.params_model.model_validate({"width": size, "height": size})
+    times = []
+    for i in range(runs + 2):
+        latent = gen.random_latent(params, i)
+        t0 = time.perf_counter()
+        gen.render([params], [latent])
+        if i >= 2:  # the first runs warm up allocators and kernels
+            times.append(time.perf_counter() - t0)
+    return times, gen.device

@@ -16,22 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
-from ganbridge.bench.common import BridgeProcess, percentile, round_trips, throughput
-
-
-def raw_generator_times(device: str, size: int, runs: int) -> tuple[list[float], str]:
-    from ganbridge.core.registry import load_generators, resolve_device
-
-    gen = load_generators(None, resolve_device(device))["texture"]
-    params = gen.params_model.model_validate({"width": size, "height": size})
-    times = []
-    for i in range(runs + 2):
-        latent = gen.random_latent(params, i)
-        t0 = time.perf_counter()
-        gen.render([params], [latent])
-        if i >= 2:  # the first runs warm up allocators and kernels
-            times.append(time.perf_counter() - t0)
-    return times, gen.device
+from ganbridge.bench.common import BridgeProcess, percentile, raw_generator_times, round_trips, throughput
 
 
 async def _served(device: str, batching: bool, size: int, runs: int, clients: int, per_client: int) -> dict:
@@ -98,6 +83,10 @@ def run_bench(args: argparse.Namespace) -> int:
         from ganbridge.bench.steering import run_steering
 
         figures |= run_steering(args, device)
+    if args.only in ("all", "live"):
+        from ganbridge.bench.live import run_live
+
+        figures |= run_live(args, device)
     if args.only == "robustness":  # not in "all": at its defaults it runs for a quarter of an hour
         from ganbridge.bench.robustness import run_robustness
 

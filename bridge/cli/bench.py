@@ -16,8 +16,9 @@ def add_parser(sub: flags.SubParsers) -> None:
     flags.add_device(p)
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument(
-        "--only", choices=["all", "texture", "music", "steering", "robustness", "none"], default="all",
-        help="which paths to measure (robustness: fuzzing, a hog next to bystanders, a soak; not part of all)",
+        "--only", choices=["all", "texture", "music", "steering", "live", "robustness", "none"], default="all",
+        help="which paths to measure (live: dragged sliders' frames; robustness: fuzzing, a hog next to "
+        "bystanders, a soak, not part of all)",
     )  # fmt: skip
     p.add_argument(
         "--targets",

@@ -7,13 +7,20 @@ about sockets.
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 PROTOCOL_VERSION = 1
+# What a client may ask for in `hello` beyond protocol v1 (see docs/reference/protocol.md):
+# "binary": payloads in binary frames instead of base64 JSON; "live": live sessions.
+EXTENSIONS = ("binary", "live")
+MAX_LIVE_VALUE = 8.0  # a live slider's reach, in unit moves along its direction
 # An error reply stays small whatever the request was: a message of 1 MB with 60,000 unknown
 # keys must not make a 4 MB answer. Past these, text is cut and details are counted, not listed.
 MAX_ERROR_DETAILS = 20
@@ -63,6 +70,9 @@ class Hello(_Message):
     protocol: int = PROTOCOL_VERSION
     client: str = Field("", max_length=200)
     token: str | None = Field(None, max_length=512)
+    extensions: list[Annotated[str, Field(max_length=32)]] = Field(
+        default_factory=list, max_length=16, description=f"what the client can take beyond v1: {', '.join(EXTENSIONS)}"
+    )
 
 
 class ListGenerators(_Message):
@@ -133,11 +143,69 @@ class GetItem(_Message):
     data: bool = False  # also send the file itself, as stored (recipe and credentials inside)
 
 
+class LiveOpen(_Message):
+    type: Literal["live_open"]
+    id: RequestId = Field(description="names the live session in every later message")
+    generator: str | None = Field(None, max_length=128, description="for a fresh latent (without `item`)")
+    item: ItemId | None = Field(None, description="start from this item's latent and params")
+    toward: ItemId | None = Field(None, description="a second item of the same shapes: the blend slider's far end")
+    params: dict[str, Any] | None = Field(None, description="the params to render with (with `item`: overrides)")
+    seed: Seed | None = Field(None, description="the fresh latent's seed (without `item`)")
+
+
+SliderValue = Annotated[float, Field(ge=-MAX_LIVE_VALUE, le=MAX_LIVE_VALUE)]
+
+
+class LiveMove(_Message):
+    type: Literal["live_move"]
+    id: RequestId = Field(description="the live session's id")
+    seq: int | None = Field(
+        None, ge=0, le=2**53, description="the client's number for this move, repeated by its frame"
+    )
+    values: list[SliderValue] | None = Field(
+        None, max_length=64, description="every slider's position, in direction order (missing ones 0)"
+    )
+    blend: float | None = Field(None, ge=0.0, le=1.0, description="how far toward the `toward` item")
+    params: dict[str, Any] | None = Field(None, description="params overrides that keep the latent's shapes")
+
+
+class LiveCommit(_Message):
+    type: Literal["live_commit"]
+    id: RequestId = Field(description="this request's own id: answered as a generate of one item")
+    live: RequestId = Field(description="the live session whose newest state becomes an item")
+    onto: ItemId | None = Field(
+        None,
+        description="apply the sliders (and the params the moves changed) to this item of the same model instead, "
+        "at its own size: a session that previews a large item small commits it at full size",
+    )
+    session: Session | None = None
+
+
+class LiveClose(_Message):
+    type: Literal["live_close"]
+    id: RequestId = Field(description="the live session's id")
+
+
 Request = Annotated[
-    Hello | ListGenerators | Generate | Variations | Interpolate | Feedback | Steer | Cancel | GetItem,
+    Hello
+    | ListGenerators
+    | Generate
+    | Variations
+    | Interpolate
+    | Feedback
+    | Steer
+    | Cancel
+    | GetItem
+    | LiveOpen
+    | LiveMove
+    | LiveCommit
+    | LiveClose,
     Field(discriminator="type"),
 ]
-REQUEST_TYPES = ("hello", "generators", "generate", "variations", "interpolate", "feedback", "steer", "cancel", "item")
+REQUEST_TYPES = (
+    "hello", "generators", "generate", "variations", "interpolate", "feedback", "steer", "cancel", "item",
+    "live_open", "live_move", "live_commit", "live_close",
+)  # fmt: skip
 _request_adapter: TypeAdapter[Request] = TypeAdapter(Request)
 
 
@@ -191,6 +259,41 @@ class Welcome(BaseModel):
     protocol: int
     generators: list[GeneratorInfo]
     limits: dict[str, int]
+    extensions: list[str] | None = Field(None, description="what the bridge grants of those `hello` asked for")
+
+
+class DirectionInfo(BaseModel):
+    name: str
+    change: float = Field(description="how much the output changes per unit move (larger: a stronger slider)")
+
+
+class LiveOpened(BaseModel):
+    type: Literal["live_opened"] = "live_opened"
+    id: str
+    generator: str
+    params: dict[str, Any] = Field(description="the params frames are rendered with")
+    directions: list[DirectionInfo] = Field(description="one slider each, in the order of `live_move` values")
+    toward: str | None = Field(None, description="the blend slider's far end, when the session has one")
+    note: str | None = Field(None, description="why there are no sliders, when there are none")
+
+
+class LiveFrame(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["live_frame"] = "live_frame"
+    id: str
+    seq: int = Field(description="the move this frame shows (moves after it are not in it yet)")
+    format: str
+    mime: str
+    data: str | list[int] = Field(description="base64 payload; in a binary frame, [offset, length] of its bytes")
+    width: int | None = None
+    height: int | None = None
+    render_ms: float
+    maps: dict[str, dict[str, Any]] | None = None
+
+
+class LiveClosed(BaseModel):
+    type: Literal["live_closed"] = "live_closed"
+    id: str
 
 
 class GeneratorsReply(BaseModel):
@@ -268,8 +371,26 @@ class Error(BaseModel):
     details: list[dict[str, Any]] | None = None
 
 
-REPLIES = (Welcome, GeneratorsReply, Accepted, Queued, Progress, Result, Done, Ack, Cancelled, ItemReply, Error)
-Reply = Welcome | GeneratorsReply | Accepted | Queued | Progress | Result | Done | Ack | Cancelled | ItemReply | Error
+REPLIES = (
+    Welcome, GeneratorsReply, Accepted, Queued, Progress, Result, Done, Ack, Cancelled, ItemReply, Error,
+    LiveOpened, LiveFrame, LiveClosed,
+)  # fmt: skip
+Reply = (
+    Welcome
+    | GeneratorsReply
+    | Accepted
+    | Queued
+    | Progress
+    | Result
+    | Done
+    | Ack
+    | Cancelled
+    | ItemReply
+    | Error
+    | LiveOpened
+    | LiveFrame
+    | LiveClosed
+)
 _reply_adapter: TypeAdapter = TypeAdapter(Annotated[Reply, Field(discriminator="type")])
 
 
@@ -361,3 +482,71 @@ def protocol_schema() -> dict:
         "replies": replies,
         "error_codes": [c.value for c in ErrorCode],
     }
+
+
+# --- replies on the wire -----------------------------------------------------------------------
+
+BINARY_MAGIC = b"GBF1"
+_HEADER_LENGTH = struct.Struct(">I")
+BINARY_TYPES = ("result", "live_frame")  # the replies that carry payloads
+
+
+def _base64(value: object) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"cannot encode {type(value).__name__} in a reply")
+
+
+def encode_text(msg: dict) -> str:
+    """A reply as one JSON text frame; payloads given as bytes become base64."""
+    return orjson.dumps(msg, default=_base64).decode()
+
+
+def encode_reply(msg: dict, binary: bool) -> str | bytes:
+    """A reply as it goes on the wire: JSON text, or, for a client granted "binary", a payload
+    reply (BINARY_TYPES) as one binary frame: BINARY_MAGIC, the header's length (4 bytes, big
+    endian), the header (the message as JSON, each payload's `data` replaced by [offset, length]
+    into what follows) and the payloads' bytes, in order."""
+    if not binary or msg.get("type") not in BINARY_TYPES:
+        return encode_text(msg)
+    payloads: list[bytes] = []
+    offset = 0
+
+    def take(holder: dict) -> dict:
+        nonlocal offset
+        data = holder.get("data")
+        if data is None:
+            return holder
+        raw = base64.b64decode(data) if isinstance(data, str) else bytes(data)
+        payloads.append(raw)
+        holder = {**holder, "data": [offset, len(raw)]}
+        offset += len(raw)
+        maps = holder.get("maps")
+        if isinstance(maps, dict):
+            holder["maps"] = {name: take(m) for name, m in maps.items()}
+        return holder
+
+    header = take(msg) if msg["type"] == "live_frame" else {**msg, "items": [take(it) for it in msg["items"]]}
+    head = orjson.dumps(header)
+    return b"".join([BINARY_MAGIC, _HEADER_LENGTH.pack(len(head)), head, *payloads])
+
+
+def decode_binary(frame: bytes) -> dict:
+    """A binary frame (encode_reply) -> the reply, each payload's `data` as bytes."""
+    if frame[:4] != BINARY_MAGIC or len(frame) < 8:
+        raise ValueError("not a ganbridge binary frame")
+    (length,) = _HEADER_LENGTH.unpack_from(frame, 4)
+    header = orjson.loads(frame[8 : 8 + length])
+    body = memoryview(frame)[8 + length :]
+
+    def give(holder: dict) -> dict:
+        start, size = holder["data"]
+        holder["data"] = bytes(body[start : start + size])
+        for m in (holder.get("maps") or {}).values():
+            give(m)
+        return holder
+
+    if header["type"] == "live_frame":
+        return give(header)
+    header["items"] = [give(it) for it in header["items"]]
+    return header

@@ -23,7 +23,9 @@ from pydantic import BaseModel, ValidationError
 from ganbridge import __version__
 from ganbridge.core import provenance
 from ganbridge.core.credentials import ContentCredentials, seal
+from ganbridge.core.live import LiveLimit, LiveRenderer, LiveSession, LiveState, moved
 from ganbridge.core.protocol import (
+    EXTENSIONS,
     PROTOCOL_VERSION,
     Cancel,
     ErrorCode,
@@ -33,6 +35,10 @@ from ganbridge.core.protocol import (
     Hello,
     Interpolate,
     ListGenerators,
+    LiveClose,
+    LiveCommit,
+    LiveMove,
+    LiveOpen,
     ProtocolError,
     Steer,
     Variations,
@@ -49,6 +55,7 @@ from ganbridge.doors.midi import MidiPlayer, MidiUnavailable
 from ganbridge.generators import latent as latent_ops
 from ganbridge.generators import steering
 from ganbridge.generators.base import Generator, Output, Unavailable, seeded_rng
+from ganbridge.generators.directions import shifted
 
 log = logging.getLogger("ganbridge.core")
 MAX_STEERING_ITEMS = 128  # rated items (the 64 latest) and their unrated batch mates
@@ -61,6 +68,7 @@ class Client:
     name: str = ""
     authorized: bool = False
     id: str = field(default_factory=lambda: secrets.token_hex(6))
+    extensions: frozenset[str] = frozenset()  # granted in `hello`: what it can take beyond v1
 
 
 def _random_seed() -> int:
@@ -84,6 +92,7 @@ class BridgeCore:
         self.scheduler = scheduler
         self.player = player
         self.steering_rows = steering.RowCache()
+        self.live = LiveRenderer(lambda gen, params, latents: self.scheduler.executor.run(gen, params, latents))
         self._clients_lock = threading.Lock()
         self.clients: set[Client] = set()
 
@@ -98,6 +107,7 @@ class BridgeCore:
         """A client that goes away has its queued and running jobs cancelled."""
         with self._clients_lock:
             self.clients.discard(client)
+        self.live.close_client(client.id)
         n = self.scheduler.cancel_client(client.id)
         if n:
             log.info("client %s disconnected; cancelled %d request(s)", client.name or client.id, n)
@@ -158,6 +168,10 @@ class BridgeCore:
             Steer: self._steer,
             Cancel: self._cancel,
             GetItem: self._item,
+            LiveOpen: self._live_open,
+            LiveMove: self._live_move,
+            LiveCommit: self._live_commit,
+            LiveClose: self._live_close,
         }
         handlers[type(request)](client, request)
 
@@ -176,16 +190,18 @@ class BridgeCore:
             )
         client.authorized = True
         client.name = msg.client or client.name
-        client.emit(
-            {
-                "type": "welcome",
-                "id": msg.id,
-                "server": f"ganbridge {__version__}",
-                "protocol": PROTOCOL_VERSION,
-                "generators": self.generator_infos(),
-                "limits": self.settings.limits(),
-            }
-        )
+        welcome: dict[str, Any] = {
+            "type": "welcome",
+            "id": msg.id,
+            "server": f"ganbridge {__version__}",
+            "protocol": PROTOCOL_VERSION,
+            "generators": self.generator_infos(),
+            "limits": self.settings.limits(),
+        }
+        if msg.extensions:  # a client that asks for nothing gets v1 exactly
+            client.extensions = frozenset(e for e in EXTENSIONS if e in msg.extensions)
+            welcome["extensions"] = sorted(client.extensions)
+        client.emit(welcome)
 
     def _generators(self, client: Client, msg: ListGenerators) -> None:
         client.emit({"type": "generators", "id": msg.id, "generators": self.generator_infos()})
@@ -466,6 +482,158 @@ class BridgeCore:
                 [{"path": "count", "message": f"{len(units)} x {cost.amount:,} {cost.unit} > {budget:,}"}],
             )
 
+    # -- live sessions (core/live.py) ---------------------------------------------------------
+    @staticmethod
+    def _require_live(client: Client) -> None:
+        if "live" not in client.extensions:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_TYPE,
+                'live sessions are an extension: ask for it in hello (extensions: ["live"])',
+            )
+
+    def _live_session(self, client: Client, live_id: str) -> LiveSession:
+        self._require_live(client)
+        session = self.live.get(client.id, live_id)
+        if session is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_REQUEST, f"no live session with id {live_id!r} is open")
+        return session
+
+    def _live_open(self, client: Client, msg: LiveOpen) -> None:
+        self._require_live(client)
+        gen, params, base, parents = self._live_start(msg)
+        toward = None
+        if msg.toward is not None:
+            end = self._record(msg.toward)
+            if end.generator != gen.name or {k: v.shape for k, v in end.latent.items()} != {
+                k: v.shape for k, v in base.items()
+            }:
+                raise ProtocolError(
+                    ErrorCode.INVALID_PARAMS,
+                    f"item {end.id} cannot be blended with this session: another generator or other shapes (size)",
+                    [{"path": "toward", "message": "must be an item of the same generator and size"}],
+                )
+            toward, parents = end.latent, [*parents, end.id]
+        self._check_live_params(gen, params, base)
+        directions = gen.directions(params)
+        session = LiveSession(
+            msg.id, client.id, client.emit, gen, base, toward, directions, set(gen.discrete_parts(params)),
+            parents, LiveState(0, (), 0.0, params),
+        )  # fmt: skip
+        opened: dict[str, Any] = {
+            "type": "live_opened",
+            "id": msg.id,
+            "generator": gen.name,
+            "params": params.model_dump(mode="json"),
+            "directions": [{"name": d.name, "change": round(d.change, 4)} for d in directions],
+            "toward": msg.toward,
+        }
+        if not directions:
+            opened["note"] = (
+                f"model {gen.checkpoint_for(params).name!r} has no directions (ganbridge directions makes them)"
+            )
+        try:
+            self.live.open(session, lambda: client.emit(opened))
+        except KeyError as e:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS, str(e.args[0]), [{"path": "id", "message": "already in use"}]
+            ) from None
+        except LiveLimit as e:
+            raise ProtocolError(ErrorCode.BUSY, f"{e}; close one first (live_close)") from None
+
+    def _live_start(self, msg: LiveOpen) -> tuple[Generator, BaseModel, dict, list[str]]:
+        """The generator, params, latent and parents a session starts from: an item's, or fresh."""
+        if msg.item is not None:
+            rec = self._record(msg.item)
+            gen = self._generator(rec.generator)
+            params = _derived(self._stored_params(gen, rec, msg.params))
+            return gen, params, rec.latent, [rec.id]
+        if msg.generator is None:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                "live_open needs an item to start from or a generator for a fresh latent",
+                [{"path": "generator", "message": "required without item"}],
+            )
+        gen = self._generator(msg.generator)
+        params = self._params(gen, msg.params or {})
+        seed = msg.seed if msg.seed is not None else getattr(params, "seed", None)
+        base = gen.random_latent(params, _random_seed() if seed is None else seed)
+        return gen, _derived(params), base, []
+
+    def _check_live_params(self, gen: Generator, params: BaseModel, latent: dict) -> None:
+        """Params a session can render its latent with, at a cost within one request's budget."""
+        shapes = {k: tuple(v) for k, v in gen.latent_shapes(params).items()}
+        if shapes != {k: v.shape for k, v in latent.items()}:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                f"these params need a latent of other shapes than this session's ({gen.name}: a size or length "
+                "change); open a new live session for them",
+                [{"path": "params", "message": "must keep the latent's shapes"}],
+            )
+        try:
+            gen.preflight(params)
+        except Unavailable as e:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, str(e)) from None
+        self._check_budget(gen, [WorkUnit(params, latent, None)])
+
+    def _live_move(self, client: Client, msg: LiveMove) -> None:
+        session = self._live_session(client, msg.id)
+        if msg.values is not None and len(msg.values) > len(session.directions):
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                f"{len(msg.values)} slider values for {len(session.directions)} directions",
+                [{"path": "values", "message": f"at most {len(session.directions)} values"}],
+            )
+        if msg.blend is not None and session.toward is None:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                "this live session has no blend: open it with `toward`",
+                [{"path": "blend", "message": "needs a session opened with toward"}],
+            )
+        params = None
+        if msg.params is not None:
+            params = self._params(session.generator, session.state.params.model_dump(mode="json") | msg.params)
+            if session.generator.checkpoint_for(params) != session.generator.checkpoint_for(session.state.params):
+                raise ProtocolError(
+                    ErrorCode.INVALID_PARAMS,
+                    "a live session keeps its model; open a new one for another",
+                    [{"path": "params.model", "message": "cannot change in a live session"}],
+                )
+            self._check_live_params(session.generator, params, session.base)
+        values = None if msg.values is None else [*msg.values, *[0.0] * (len(session.directions) - len(msg.values))]
+        self.live.move(session, moved(session.state, msg.seq, values, msg.blend, params))
+
+    def _live_commit(self, client: Client, msg: LiveCommit) -> None:
+        session = self._live_session(client, msg.live)
+        state = session.state
+        if msg.onto is None:
+            unit = WorkUnit(state.params, session.latent(state), None, {"origin": "live", "parents": session.parents})
+        else:
+            unit = self._committed_onto(session, state, msg.onto)
+        self._submit(client, msg.id, session.generator, [unit], msg.session)
+
+    def _committed_onto(self, session: LiveSession, state: LiveState, item_id: str) -> WorkUnit:
+        """The session's sliders applied to another item's latent (directions fit every size)."""
+        rec = self._record(item_id)
+        gen = session.generator
+        refuse = None
+        if rec.generator != gen.name:
+            refuse = f"item {rec.id} is of generator {rec.generator}, not {gen.name}"
+        elif session.toward is not None and state.blend > 0:
+            refuse = "a blended state belongs to the session's own items: commit it without onto"
+        if refuse is not None:
+            raise ProtocolError(ErrorCode.INVALID_PARAMS, refuse, [{"path": "onto", "message": refuse}])
+        params = _derived(self._stored_params(gen, rec, session.param_overrides(state)))
+        if gen.checkpoint_for(params) != gen.checkpoint_for(state.params):
+            text = f"item {rec.id} is of another model than this live session's"
+            raise ProtocolError(ErrorCode.INVALID_PARAMS, text, [{"path": "onto", "message": text}])
+        latent = shifted(rec.latent, session.directions, state.values)
+        parents = [rec.id, *(p for p in session.parents if p != rec.id)]
+        return WorkUnit(params, latent, None, {"origin": "live", "parents": parents})
+
+    def _live_close(self, client: Client, msg: LiveClose) -> None:
+        self._live_session(client, msg.id)
+        self.live.close(client.id, msg.id, {"type": "live_closed", "id": msg.id})
+
     # -- playback out of the virtual MIDI port ------------------------------------------------
     def play_item(self, item_id: str, on_end: Callable[[str, bool], None] | None = None) -> float:
         """Play a music item out of the MIDI port; returns its length in seconds."""
@@ -482,6 +650,33 @@ class BridgeCore:
             midi = gen.render([params], [rec.latent])[0].data
         try:
             return self.player.play(midi, item_id, on_end)
+        except MidiUnavailable as e:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, str(e)) from None
+
+    def loop_live(self, client: Client, live_id: str, on_end: Callable[[str, bool], None] | None = None) -> float:
+        """Loop a live music session out of the MIDI port, each bar from its newest frame (see
+        MidiPlayer.loop); returns a bar's length in seconds."""
+        session = self._live_session(client, live_id)
+        if session.generator.kind != "music":
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                f"live session {live_id} is {session.generator.kind}, not music: nothing to loop",
+            )
+        if self.player is None:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "MIDI output is off (start the bridge with --midi-out NAME)")
+        deadline = time.monotonic() + 2
+        while session.newest is None and time.monotonic() < deadline:  # its first frame, being rendered
+            time.sleep(0.01)
+        if session.newest is None:
+            raise ProtocolError(ErrorCode.INTERNAL, f"live session {live_id} has no frame to play yet")
+
+        def newest() -> dict[str, Any]:
+            frame = session.newest
+            assert frame is not None
+            return frame
+
+        try:
+            return self.player.loop(newest, live_id, on_end)
         except MidiUnavailable as e:
             raise ProtocolError(ErrorCode.UNAVAILABLE, str(e)) from None
 

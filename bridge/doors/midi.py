@@ -5,6 +5,11 @@ ALSA or JACK on Linux, CoreMIDI on macOS. Where there is none (a server without 
 JACK server running), opening fails with `MidiUnavailable` and a message that says what is
 missing; everything else in the bridge goes on working. One item plays at a time: a new `play`
 stops the one before, and `stop` (or closing) silences every note that is still sounding.
+
+`loop` plays a live music session instead: bar after bar, each bar from the newest frame the
+session has at that bar's start, so a slider move is heard at the next bar boundary. Bars are
+timed from one clock (no gap builds up between them), and a note that still sounds when the
+same pitch starts again on its channel, or when the loop stops, gets its note-off first.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import mido
 from mido.ports import BaseOutput
@@ -178,6 +184,57 @@ class MidiPlayer:
             if on_end is not None:
                 on_end(item, stop.is_set())
 
+    def loop(
+        self, newest: Callable[[], dict[str, Any]], name: str, on_end: Callable[[str, bool], None] | None = None
+    ) -> float:
+        """Loop a live session's music until stopped: `newest()` gives its newest frame (`notes`,
+        `bars`, `tempo` and the MIDI `data`, whose program changes are sent first). Returns the
+        first bar's length in seconds."""
+        port = self.open()
+        first = newest()
+        self.stop()
+        self._stop = threading.Event()
+        self.playing = name
+        self._thread = threading.Thread(
+            target=self._loop, args=(port, newest, first, name, self._stop, on_end), name="midi-loop", daemon=True
+        )
+        self._thread.start()
+        return 4 * 60.0 / float(first["tempo"])
+
+    def _loop(
+        self,
+        port: BaseOutput,
+        newest: Callable[[], dict[str, Any]],
+        first: dict[str, Any],
+        name: str,
+        stop: threading.Event,
+        on_end: Callable[[str, bool], None] | None,
+    ) -> None:
+        sounding: dict[tuple[int, int], float] = {}  # (channel, pitch) -> when its note-off is due
+        try:
+            for msg in mido.MidiFile(file=io.BytesIO(first["data"])):
+                if msg.type == "program_change":
+                    port.send(msg)
+            bar_start, bar = time.perf_counter() + 0.02, 0
+            while not stop.is_set():
+                frame = newest()
+                beat = 60.0 / float(frame["tempo"])
+                bar_end = bar_start + 4 * beat
+                if not _play_bar(port, frame, bar % int(frame["bars"]), bar_start, beat, sounding, stop):
+                    break
+                if not _release(port, sounding, bar_end, stop) or not _wait_until(bar_end, stop):
+                    break
+                bar_start, bar = bar_end, bar + 1
+        except Exception:
+            log.exception("the live MIDI loop %s failed", name)
+        finally:
+            for channel, note in sorted(sounding):
+                port.send(mido.Message("note_off", channel=channel, note=note, velocity=0))
+            if self.playing == name:
+                self.playing = None
+            if on_end is not None:
+                on_end(name, stop.is_set())
+
     def stop(self) -> bool:
         """Stop what is playing (its sounding notes get note-offs); True if something was."""
         thread = self._thread
@@ -193,3 +250,48 @@ class MidiPlayer:
             if self._port is not None:
                 self._port.close()
                 self._port = None
+
+
+def _wait_until(moment: float, stop: threading.Event) -> bool:
+    """Sleep until `moment` (perf_counter time); False when stopped first."""
+    delay = moment - time.perf_counter()
+    return not (stop.wait(delay) if delay > 0 else stop.is_set())
+
+
+def _release(port: BaseOutput, sounding: dict[tuple[int, int], float], until: float, stop: threading.Event) -> bool:
+    """Send, each at its time, the note-offs due before `until`; False when stopped first."""
+    for key, due in sorted(sounding.items(), key=lambda kv: kv[1]):
+        if due > until:
+            break
+        if not _wait_until(due, stop):
+            return False
+        port.send(mido.Message("note_off", channel=key[0], note=key[1], velocity=0))
+        del sounding[key]
+    return True
+
+
+def _play_bar(
+    port: BaseOutput,
+    frame: dict[str, Any],
+    position: int,
+    start: float,
+    beat: float,
+    sounding: dict[tuple[int, int], float],
+    stop: threading.Event,
+) -> bool:
+    """Bar `position` of `frame`'s notes, from `start`: each note-on at its time, the note-offs due
+    before it first; False when stopped first."""
+    first_beat = 4 * position
+    notes = sorted(
+        (start + (s - first_beat) * beat, track, pitch, velocity, length)
+        for track, pitch, velocity, s, length in frame["notes"]
+        if first_beat <= s < first_beat + 4
+    )
+    for on, channel, pitch, velocity, length in notes:
+        if not _release(port, sounding, on, stop) or not _wait_until(on, stop):
+            return False
+        if (channel, pitch) in sounding:  # the same key again before its end: end it first
+            port.send(mido.Message("note_off", channel=channel, note=pitch, velocity=0))
+        port.send(mido.Message("note_on", channel=channel, note=pitch, velocity=velocity))
+        sounding[channel, pitch] = on + length * beat
+    return True

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ganbridge.core.service import BridgeCore
-from ganbridge.doors.osc_mapping import OscMapping, OscPeer, OscReply
+from ganbridge.doors.osc_mapping import OscMapping, OscPeer, OscReply, error_reply
 from ganbridge.doors.osc_wire import OscFormatError, OscMessage, encode_message, parse_datagram
 
 log = logging.getLogger("ganbridge.osc")
@@ -102,6 +104,8 @@ class OscDoor(asyncio.DatagramProtocol):
 
     # -- sending (any thread) ----------------------------------------------------------------
     def _send(self, remote: _Remote, reply: OscReply) -> None:
+        if reply.file is not None and not _write_whole(*reply.file):
+            reply = error_reply(str(reply.args[0]), "unavailable", f"cannot write the live preview {reply.file[0]}")
         data = encode_message(reply.address, *reply.args)
         if self._loop is None or self.transport is None:
             return
@@ -175,3 +179,17 @@ class OscDoor(asyncio.DatagramProtocol):
     @staticmethod
     def _handled(remote: _Remote) -> None:
         remote.waiting -= 1
+
+
+def _write_whole(path: Path, data: bytes) -> bool:
+    """Replace `path` with `data` at once (a reader sees the old file or the new, never half),
+    unsynced: a live preview is overwritten by the next frame anyway."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(path.name + ".part")
+        part.write_bytes(data)
+        os.replace(part, path)
+        return True
+    except OSError as e:
+        log.warning("cannot write live preview %s: %s", path, e)
+        return False

@@ -10,7 +10,9 @@ made here, with the codes and texts of docs/reference/protocol.md (the OSC addre
   playing, stopped, and any error about the message itself).
 - Replies that come later go to the peer's `later` callback, from whichever thread: the core's
   events for its requests (`event_replies` maps them: accepted, progress, note and result, done,
-  cancelled, ack, error) and the end of a playback (played, stopped).
+  cancelled, ack, error; live/opened, live/frame, live/closed) and the end of a playback (played,
+  stopped). A live frame's reply names a preview file and carries its bytes (`OscReply.file`):
+  the transport writes the file before it sends the reply.
 - `quick_reply` answers what needs no core call (a ping from an authorised peer), so the
   transport may answer it on its event loop; `bad_datagram` is the one error for a datagram that
   osc_wire refused.
@@ -25,8 +27,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ganbridge import __version__
@@ -40,7 +44,7 @@ PREFIX = "/ganbridge/"
 SERVER = f"ganbridge {__version__}"
 # generate's keys that are request fields, not params (unless a generator has a param of that name)
 CONTROL_KEYS: dict[str, type] = {"count": int, "seed": int, "session": str}
-HANDLER = "_osc_"  # OscMapping's method for /ganbridge/<verb> is _osc_<verb>
+HANDLER = "_osc_"  # OscMapping's method for /ganbridge/<verb> is _osc_<verb>, a "/" in the verb as "__"
 
 
 class OscArgError(ValueError):
@@ -53,6 +57,7 @@ class OscReply:
 
     address: str
     args: tuple[Any, ...] = ()
+    file: tuple[Path, bytes] | None = None  # written (replaced whole) before the reply is sent
 
 
 Later = Callable[[OscReply], None]
@@ -80,6 +85,7 @@ class OscPeer:
     # DAWs' likes do not mix), or what it chose with /ganbridge/session.
     session: str = ""
     feedback_items: dict[str, str] = field(default_factory=dict)  # feedback request id -> its item
+    sliders: dict[str, list[float]] = field(default_factory=dict)  # live session -> its sliders' positions
 
     @property
     def authorized(self) -> bool:
@@ -91,20 +97,24 @@ def _ignore(event: dict) -> None:
 
 
 class OscMapping:
-    def __init__(self, core: BridgeCore) -> None:
+    def __init__(self, core: BridgeCore, previews: Path | None = None) -> None:
         self.core = core
+        self.previews = previews or Path(core.settings.output_dir) / "live"  # live frames' files
         self._ids = itertools.count(1)  # request ids, unique across this door's peers
 
     @classmethod
     def addresses(cls) -> frozenset[str]:
         """Every address this mapping handles (plugins/daw/osc_map.json lists the same)."""
-        return frozenset(PREFIX + name[len(HANDLER) :] for name in dir(cls) if name.startswith(HANDLER))
+        return frozenset(
+            PREFIX + name[len(HANDLER) :].replace("__", "/") for name in dir(cls) if name.startswith(HANDLER)
+        )
 
     # -- peers ------------------------------------------------------------------------------
     def connect(self, host: str, later: Later) -> OscPeer:
         peer = OscPeer(host=host, client=Client(emit=_ignore), later=later, session=f"osc:{host}")
         # connect() authorises the client unless the bridge has a token; then /ganbridge/hello does
         peer.client = self.core.connect(lambda event: self._deliver(peer, event), name=f"osc:{host}")
+        peer.client.extensions = frozenset({"live"})  # live/... answers in OSC's own way
         return peer
 
     def disconnect(self, peer: OscPeer) -> None:
@@ -139,7 +149,7 @@ class OscMapping:
         if not address.startswith(PREFIX):
             raise OscArgError(f"unknown address {address}; addresses start with {PREFIX}")
         verb = address[len(PREFIX) :]
-        handler = getattr(self, HANDLER + verb, None)
+        handler = None if "__" in verb else getattr(self, HANDLER + verb.replace("/", "__"), None)
         if handler is None:
             return [error_reply("", ErrorCode.UNKNOWN_TYPE.value, f"unknown address {address}")]
         if not peer.authorized and verb != "hello":
@@ -262,6 +272,89 @@ class OscMapping:
             return []  # the playback's end says /ganbridge/stopped
         return [reply("stopped", "")]  # nothing was playing; still answer
 
+    # -- live sessions: faders in, frames out -------------------------------------------------
+    def _osc_live__open(self, peer: OscPeer, args: Sequence[Any]) -> list[OscReply]:
+        generator = _arg(args, 0, str, "generator")
+        if len(args) % 2 != 1:
+            raise OscArgError("live/open takes s:generator followed by key/value pairs")
+        values = dict(peer.defaults.get(generator, {}))
+        for i in range(1, len(args), 2):
+            values[_arg(args, i, str, "key")] = args[i + 1]
+        msg: dict[str, Any] = {"type": "live_open", "id": self._new_id()}
+        for key in ("item", "toward"):  # the items a session starts from and blends toward
+            if key in values:
+                msg[key] = _coerce(key, values.pop(key), str)
+        if "item" not in msg:
+            msg["generator"] = generator
+        msg.update(self._split(generator, values))
+        self.core.handle(peer.client, msg)
+        return []
+
+    def _osc_live__move(self, peer: OscPeer, args: Sequence[Any]) -> list[OscReply]:
+        live = _arg(args, 0, str, "live")
+        values = [_arg(args, i, float, f"value {i}") for i in range(1, len(args))]
+        peer.sliders[live] = values
+        self.core.handle(peer.client, {"type": "live_move", "id": live, "values": values})
+        return []
+
+    def _osc_live__slider(self, peer: OscPeer, args: Sequence[Any]) -> list[OscReply]:
+        if len(args) != 3:
+            raise OscArgError("live/slider takes s:live i:index f:value")
+        live, index, value = _arg(args, 0, str, "live"), _arg(args, 1, int, "index"), _arg(args, 2, float, "value")
+        if not 0 <= index < 64:
+            raise OscArgError(f"live/slider: index {index} is out of range 0-63")
+        values = list(peer.sliders.get(live, []))
+        values += [0.0] * (index + 1 - len(values))
+        values[index] = value
+        peer.sliders[live] = values
+        self.core.handle(peer.client, {"type": "live_move", "id": live, "values": values})
+        return []
+
+    def _osc_live__blend(self, peer: OscPeer, args: Sequence[Any]) -> list[OscReply]:
+        live, blend = _arg(args, 0, str, "live"), _arg(args, 1, float, "blend")
+        self.core.handle(peer.client, {"type": "live_move", "id": live, "blend": blend})
+        return []
+
+    def _osc_live__commit(self, peer: OscPeer, args: Sequence[Any]) -> list[OscReply]:
+        msg = {"type": "live_commit", "id": self._new_id(), "live": _arg(args, 0, str, "live"), "session": peer.session}
+        self.core.handle(peer.client, msg)
+        return []
+
+    def _osc_live__close(self, peer: OscPeer, args: Sequence[Any]) -> list[OscReply]:
+        self.core.handle(peer.client, {"type": "live_close", "id": _arg(args, 0, str, "live")})
+        return []
+
+    def _osc_live__loop(self, peer: OscPeer, args: Sequence[Any]) -> list[OscReply]:
+        live = _arg(args, 0, str, "live")
+
+        def ended(played: str, stopped: bool) -> None:  # on the player's thread, when it ends
+            peer.later(reply("stopped" if stopped else "played", played))
+
+        seconds = self.core.loop_live(peer.client, live, ended)
+        return [reply("live/looping", live, float(seconds))]
+
+    def _live_replies(self, peer: OscPeer, event: dict) -> list[OscReply]:
+        kind, live = event["type"], event["id"]
+        if kind == "live_opened":
+            directions = event["directions"]
+            peer.sliders[live] = [0.0] * len(directions)
+            return [
+                reply("live/opened", live, len(directions)),
+                *(reply("live/direction", live, i, d["name"], float(d["change"])) for i, d in enumerate(directions)),
+            ]
+        if kind == "live_closed":
+            peer.sliders.pop(live, None)
+            return [reply("live/closed", live)]
+        notes = [
+            reply("live/note", live, event["seq"], track, pitch, velocity, float(start), float(length))
+            for track, pitch, velocity, start, length in event.get("notes", [])
+        ]
+        path = self.previews / f"{_safe(peer.host)}-{live}.{event['format']}"
+        frame = OscReply(
+            PREFIX + "live/frame", (live, event["seq"], str(path), float(event["render_ms"])), (path, event["data"])
+        )
+        return [*notes, frame]
+
     def _split(self, generator: str, values: dict[str, Any]) -> dict[str, Any]:
         """key/value pairs -> top-level fields (count, seed, session) and params, coerced by schema."""
         gen = self.core.generators.get(generator)
@@ -295,6 +388,8 @@ class OscMapping:
         if kind == "error":
             peer.feedback_items.pop(rid, None)
             return [error_reply(rid, event["code"], event["message"])]
+        if kind in ("live_opened", "live_frame", "live_closed"):
+            return self._live_replies(peer, event)
         return []  # welcome: _osc_hello answers it; OSC never asks for the others
 
 
@@ -305,6 +400,11 @@ def _item_replies(job: str, item: dict) -> list[OscReply]:
         for track, pitch, velocity, start, length in item.get("notes", [])
     ]
     return [*notes, reply("result", job, item["item"], item["file"])]
+
+
+def _safe(host: str) -> str:
+    """A host address as part of a file name (an IPv6 address has colons)."""
+    return re.sub(r"[^A-Za-z0-9.-]", "_", host)
 
 
 def _coerce(name: str, value: Any, kind: type) -> Any:

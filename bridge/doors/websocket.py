@@ -2,7 +2,9 @@
 
 Per-message compression is off: payloads are PNG/MIDI, already compressed, and deflate would
 cost more than generating. Each connection handles its messages in order, each off the event
-loop (the core may touch SQLite); replies from worker threads are queued back onto the loop.
+loop (the core may touch SQLite). Replies are encoded where the core emits them (a worker
+thread, mostly: a 2 MB result's JSON stays off the event loop), as JSON text, or as binary
+frames for a client granted "binary" in `hello`, and queued back onto the loop to be written.
 
 Connections are bounded: past `max_connections` a new one is closed at once with code 1013 (try
 again later), and one that leaves more than `max_unsent_bytes` of replies unread is closed with
@@ -12,14 +14,15 @@ again later), and one that leaves more than `max_unsent_bytes` of replies unread
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+from dataclasses import dataclass
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
-from ganbridge.core.service import BridgeCore
+from ganbridge.core.protocol import encode_reply
+from ganbridge.core.service import BridgeCore, Client
 
 log = logging.getLogger("ganbridge.ws")
 
@@ -70,9 +73,13 @@ class WebSocketDoor:
         loop = asyncio.get_running_loop()
         outbox = Outbox(ws, self.core.settings.max_unsent_bytes)
 
+        client: Client | None = None
+
         def emit(msg: dict) -> None:
+            binary = client is not None and "binary" in client.extensions
+            frame = Frame(encode_reply(msg, binary), msg.get("type") == "error" and msg.get("code") == "unauthorized")
             try:
-                loop.call_soon_threadsafe(outbox.put, msg)
+                loop.call_soon_threadsafe(outbox.put, frame)
             except RuntimeError:
                 log.debug("dropping a reply: the event loop has shut down")
 
@@ -94,14 +101,18 @@ class WebSocketDoor:
             log.info("client %s disconnected", client.name)
 
 
-def payload_size(msg: dict) -> int:
-    """About the bytes a message takes on the wire: its base64 payload (results are what can
-    pile up), plus a fixed share for the rest, so a flood of small replies counts too."""
-    size = 256
-    for item in msg.get("items", ()):
-        size += len(item.get("data", ""))
-        size += sum(len(m.get("data", "")) for m in (item.get("maps") or {}).values())
-    return size
+@dataclass(frozen=True)
+class Frame:
+    """A reply encoded for the wire; `last` closes the connection once it is written."""
+
+    data: str | bytes
+    last: bool = False
+
+    @property
+    def size(self) -> int:
+        """What it counts against the unsent limit: its length plus a fixed share, so that a
+        flood of small replies counts too."""
+        return len(self.data) + 256
 
 
 class Outbox:
@@ -114,31 +125,29 @@ class Outbox:
     def __init__(self, ws: ServerConnection, limit: int):
         self.ws = ws
         self.limit = limit
-        self.queue: asyncio.Queue[dict] = asyncio.Queue()
+        self.queue: asyncio.Queue[Frame] = asyncio.Queue()
         self.backlog = 0
         self.overflowed = False
 
-    def put(self, msg: dict) -> None:
+    def put(self, frame: Frame) -> None:
         if self.overflowed:
             return
-        self.backlog += payload_size(msg)
+        self.backlog += frame.size
         if self.backlog > self.limit:
             self.overflowed = True
             log.warning("closing a connection whose client is not reading its results")
             reason = f"client is not reading its replies: over {self.limit:,} bytes unsent (setting max_unsent_bytes)"
             asyncio.get_running_loop().create_task(self.ws.close(1008, reason))
             return
-        self.queue.put_nowait(msg)
+        self.queue.put_nowait(frame)
 
     async def drain(self) -> None:
         try:
             while True:
-                msg = await self.queue.get()
-                if not msg:
-                    return
-                await self.ws.send(json.dumps(msg, separators=(",", ":")))
-                self.backlog -= payload_size(msg)
-                if msg.get("type") == "error" and msg.get("code") == "unauthorized":
+                frame = await self.queue.get()
+                await self.ws.send(frame.data)
+                self.backlog -= frame.size
+                if frame.last:
                     await self.ws.close(1008, "unauthorized")
                     return
         except ConnectionClosed:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -499,3 +500,66 @@ def test_ack_and_error_events_use_and_clear_the_feedback_item(mapping, peer):
 def test_the_address_map_lists_every_address_the_mapping_handles():
     spec = json.loads((ROOT / "plugins" / "daw" / "osc_map.json").read_text())
     assert OscMapping.addresses() == {a["address"] for a in spec["to_bridge"]}
+
+
+# --- live sessions -----------------------------------------------------------------------------
+
+
+def frames_after(inbox: Inbox, live: str, seq: int) -> OscReply:
+    """The first live/frame of `live` showing move `seq` or a later one."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for r in inbox.wait_for("live/frame"):
+            if r.address == PREFIX + "live/frame" and r.args[0] == live and r.args[1] >= seq:
+                return r
+        time.sleep(0.02)
+    raise AssertionError(f"no frame of {live} at seq {seq}: {inbox.replies}")
+
+
+def test_live_over_osc_faders_in_frames_out(mapping, peer, inbox, tmp_path):
+    mapping.previews = tmp_path
+    assert mapping.receive(peer, PREFIX + "live/open", ("texture", "width", 32, "height", 32, "seed", 4)) == []
+    opened = inbox.wait_for("live/opened")
+    (live, count) = next(r.args for r in opened if r.address == PREFIX + "live/opened")
+    directions = [r.args for r in opened if r.address == PREFIX + "live/direction"]
+    assert count == len(directions) >= 4 and [d[1] for d in directions] == list(range(count))
+    first = frames_after(inbox, live, 0)
+    assert first.file is not None and first.args[2] == str(tmp_path / f"127.0.0.1-{live}.png")
+    assert first.file[1][:8] == b"\x89PNG\r\n\x1a\n"  # what the transport writes before sending
+    assert mapping.receive(peer, PREFIX + "live/slider", (live, 1, 2.5)) == []
+    assert peer.sliders[live][:2] == [0.0, 2.5]
+    moved = frames_after(inbox, live, 1)
+    assert moved.file is not None and moved.file[1] != first.file[1]
+    assert mapping.receive(peer, PREFIX + "live/move", (live, 0.0, 0.0)) == []
+    assert frames_after(inbox, live, 2).file[1] == first.file[1]  # type: ignore[index]
+    assert mapping.receive(peer, PREFIX + "live/commit", (live,)) == []
+    replies = inbox.wait_for("result")
+    assert any(r.address == PREFIX + "result" for r in replies)
+    assert mapping.receive(peer, PREFIX + "live/close", (live,)) == []
+    assert inbox.wait_for("live/closed")[-1] == OscReply(PREFIX + "live/closed", (live,))
+
+
+def test_live_over_osc_refuses_bad_faders(mapping, peer, inbox):
+    assert mapping.receive(peer, PREFIX + "live/slider", ("x", 1)) == [
+        error("", "invalid_params", "live/slider takes s:live i:index f:value")
+    ]
+    assert mapping.receive(peer, PREFIX + "live/slider", ("x", 99, 1.0)) == [
+        error("", "invalid_params", "live/slider: index 99 is out of range 0-63")
+    ]
+    assert mapping.receive(peer, PREFIX + "live/move", ("x", "loud")) == [
+        error("", "invalid_params", "value 1 must be a number, not 'loud'")
+    ]
+    assert mapping.receive(peer, PREFIX + "live__move", ("x", 1.0)) == [
+        error("", "unknown_type", "unknown address /ganbridge/live__move")
+    ]
+    assert mapping.receive(peer, PREFIX + "live/move", ("nope", 1.0)) == []
+    assert inbox.wait_for("error")[-1] == error("nope", "unknown_request", "no live session with id 'nope' is open")
+
+
+def test_live_music_over_osc_sends_its_notes(mapping, peer, inbox, tmp_path):
+    mapping.previews = tmp_path
+    assert mapping.receive(peer, PREFIX + "live/open", ("music", "bars", 1, "seed", 5)) == []
+    live = next(r.args[0] for r in inbox.wait_for("live/opened") if r.address == PREFIX + "live/opened")
+    frame = frames_after(inbox, live, 0)
+    notes = [r for r in inbox.replies if r.address == PREFIX + "live/note" and r.args[0] == live]
+    assert notes and all(n.args[1] == 0 for n in notes) and frame.args[2].endswith(".mid")

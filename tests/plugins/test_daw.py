@@ -243,6 +243,76 @@ def test_virtual_midi_port_plays_the_item_in_order(jack_server, tmp_path):
         b.stop()
 
 
+def _frame_notes(lines: list[str], live: str, seq: int) -> list[tuple[float, int, int]]:
+    """A live frame's notes from oscdump lines: (start beat, channel, pitch), in the order a
+    player sends them (by time, then channel, then pitch)."""
+    notes = []
+    for line in lines:
+        if line.startswith("/ganbridge/live/note") and f'"{live}"' in line:
+            _, _, _, frame, track, pitch, _velocity, start, _length = line.split()
+            if int(frame) == seq:
+                notes.append((float(start), int(track), int(pitch)))
+    return sorted(notes)
+
+
+def test_a_live_loop_changes_at_the_next_bar_with_no_gap_and_no_hanging_note(jack_server, tmp_path):
+    import mido
+
+    backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
+    name = f"gbloop{free_udp_port()}"
+    b = BridgeThread(make_settings(tmp_path, midi_out=name, midi_api="UNIX_JACK"))
+    dump = OscDump(tmp_path)
+    try:
+        port_name = next(n for n in backend.get_input_names() if name in n)
+        oscsend(b.osc_port, "/ganbridge/reply_to", "i", dump.port)
+        oscsend(b.osc_port, "/ganbridge/live/open", "ssisfsi", "music", "bars", 1, "tempo", 240.0, "seed", 6)
+        live = _strings(
+            next(x for x in dump.wait_for("/ganbridge/live/frame") if x.startswith("/ganbridge/live/opened"))
+        )[0]
+        old = _frame_notes(dump.lines(), live, 0)
+        received: list[tuple[float, mido.Message]] = []
+        with backend.open_input(port_name, callback=lambda m: received.append((time.perf_counter(), m))):
+            oscsend(b.osc_port, "/ganbridge/live/loop", "s", live)
+            dump.wait_for("/ganbridge/live/looping")
+            time.sleep(2.6)  # a bar is 1 s at 240 bpm
+            oscsend(b.osc_port, "/ganbridge/live/move", "sfff", live, 4.0, -4.0, 4.0)
+            dump.wait_for(f'"{live}" 1 ')  # the frame of move 1 (its notes, then the frame)
+            time.sleep(2.6)
+            oscsend(b.osc_port, "/ganbridge/stop")
+            dump.wait_for(f'/ganbridge/stopped s "{live}"')
+            time.sleep(0.3)
+        new = _frame_notes(dump.lines(), live, 1)
+        assert old and new and [n[1:] for n in old] != [n[1:] for n in new]
+        ons = [(t, (m.channel, m.note)) for t, m in received if m.type == "note_on" and m.velocity > 0]
+        offs = [m for _, m in received if m.type == "note_off" or (m.type == "note_on" and m.velocity == 0)]
+        assert len(offs) == len(ons)  # every note ended, the stop's included
+        # each bar is one frame's bar, whole: the old ones, then from a bar boundary the new ones
+        bars, i = [], 0
+        while i < len(ons):
+            for label, notes in (("old", old), ("new", new)):
+                keys = [n[1:] for n in notes]
+                if [k for _, k in ons[i : i + len(keys)]] == keys:
+                    bars.append((label, ons[i][0] - notes[0][0] * 0.25))  # when that bar began
+                    i += len(keys)
+                    break
+            else:
+                rest = [k for _, k in ons[i:]]  # the bar the stop cut short: a beginning of one
+                assert any(rest == [n[1:] for n in notes][: len(rest)] for notes in (new, old)), (
+                    f"notes {i}.. are no frame's bar: {ons[i : i + 8]}"
+                )
+                break
+        labels = [label for label, _ in bars]
+        assert (
+            labels == sorted(labels, key=lambda x: x == "new") and labels.count("old") >= 2 and labels.count("new") >= 2
+        )
+        starts = [start for _, start in bars]
+        gaps = [b2 - b1 for b1, b2 in zip(starts, starts[1:])]
+        assert all(abs(g - 1.0) < 0.05 for g in gaps), gaps  # bar after bar, on one clock
+    finally:
+        dump.close()
+        b.stop()
+
+
 def test_no_midi_system_is_a_clear_error_and_nothing_else_breaks(tmp_path, monkeypatch):
     # A JACK client aimed at a server that does not exist: the port cannot open on any machine,
     # the bridge logs why and runs on

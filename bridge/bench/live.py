@@ -1,0 +1,176 @@
+"""`ganbridge bench --only live`: a dragged slider's moves to decoded pixels at the client.
+
+Through a real `ganbridge serve`, a client that asked for live sessions and binary frames opens
+a session and drags: it sends a move (three sliders sweeping) every 1/RATE_HZ seconds, whatever
+has come back, as a slider in a host does. Each frame is decoded (PNG to pixels) on arrival.
+Figures: frames decoded per second, and each move's latency, from sending it to having decoded
+the first frame that includes it (a frame shows the newest move the bridge had; the moves it
+skipped count until that frame). Beside them, a small request's fixed cost (WebSocket round
+trip minus the raw in-process render, side by side) and what a dragging client does to another
+client's round trips (measured alternately with and without the drag).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import math
+import statistics
+import time
+from typing import Any
+
+from PIL import Image
+from websockets.asyncio.client import ClientConnection, connect
+
+from ganbridge.bench.common import BridgeProcess, percentile, raw_generator_times, round_trips
+from ganbridge.core.protocol import decode_binary
+
+RATE_HZ = 60  # a slider's moves per second while dragged (a host's UI updates about this often)
+DRAG_SECONDS = 6.0
+SMALL = 128  # the small request of the fixed-cost figure: a 128x128 texture
+
+
+def tasks(device: str) -> list[tuple[str, str, dict]]:
+    out = [
+        ("texture 256x256", "texture", {"width": 256, "height": 256}),
+        ("sprite 64x64", "image", {"size": 64}),
+    ]
+    if device.startswith("cuda"):
+        out.append(("texture 512x512", "texture", {"width": 512, "height": 512}))
+    return out
+
+
+async def _hello(ws: ClientConnection) -> None:
+    await ws.send(json.dumps({"type": "hello", "protocol": 1, "client": "bench", "extensions": ["live", "binary"]}))
+    while json.loads(await ws.recv())["type"] != "welcome":
+        pass
+
+
+async def _reply(ws: ClientConnection) -> dict:
+    frame = await ws.recv()
+    return decode_binary(frame) if isinstance(frame, bytes) else json.loads(frame)
+
+
+def _decoded(msg: dict) -> None:
+    Image.open(io.BytesIO(msg["data"])).load()
+
+
+async def drag(url: str, generator: str, params: dict, seconds: float = DRAG_SECONDS) -> dict[str, Any]:
+    """One dragged session's frames per second and move latencies (see the module docstring)."""
+    async with connect(url, compression=None, max_size=None) as ws:
+        await _hello(ws)
+        await ws.send(
+            json.dumps({"type": "live_open", "id": "drag", "generator": generator, "seed": 1, "params": params})
+        )
+        while (msg := await _reply(ws))["type"] != "live_frame":
+            if msg["type"] == "error":
+                raise RuntimeError(f"bridge said {msg}")
+        sent: dict[int, float] = {}
+        latencies: list[float] = []
+        frames = 0
+        done = asyncio.Event()
+
+        async def send() -> None:
+            seq, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                seq += 1
+                phase = 2 * math.pi * seq / RATE_HZ
+                values = [2 * math.sin(phase), 2 * math.cos(0.7 * phase), math.sin(1.3 * phase)]
+                sent[seq] = time.perf_counter()
+                await ws.send(json.dumps({"type": "live_move", "id": "drag", "seq": seq, "values": values}))
+                await asyncio.sleep(max(0.0, start + seq / RATE_HZ - time.perf_counter()))
+            done.set()
+
+        sender = asyncio.create_task(send())
+        answered = 0  # moves up to this seq have their latency
+        t0 = time.perf_counter()
+        while not (done.is_set() and answered >= max(sent, default=0)):
+            msg = await _reply(ws)
+            if msg.get("id") != "drag" or msg["type"] != "live_frame":
+                continue
+            _decoded(msg)
+            now = time.perf_counter()
+            frames += 1
+            for seq in range(answered + 1, msg["seq"] + 1):
+                latencies.append(now - sent[seq])
+            answered = max(answered, msg["seq"])
+        elapsed = time.perf_counter() - t0
+        await sender
+        await ws.send(json.dumps({"type": "live_close", "id": "drag"}))
+    return {
+        "frames_per_s": frames / elapsed,
+        "latency_p50_ms": percentile(latencies, 50) * 1000,
+        "latency_p90_ms": percentile(latencies, 90) * 1000,
+        "moves": len(sent),
+        "frames": frames,
+    }
+
+
+async def bystander(url: str, runs: int) -> dict[str, float]:
+    """Another client's 128x128 round trips, in turns without and with a client dragging a
+    256x256 texture beside it: medians in ms and their ratio."""
+    alone: list[float] = []
+    beside: list[float] = []
+    for turn in range(4):
+        if turn % 2 == 0:
+            alone += await round_trips(url, SMALL, runs)
+            continue
+        dragging = asyncio.create_task(drag(url, "texture", {"width": 256, "height": 256}, seconds=600))
+        await asyncio.sleep(1.0)  # the drag under way
+        beside += await round_trips(url, SMALL, runs)
+        dragging.cancel()
+        await asyncio.gather(dragging, return_exceptions=True)
+    return {
+        "alone_p50_ms": statistics.median(alone) * 1000,
+        "beside_drag_p50_ms": statistics.median(beside) * 1000,
+        "ratio": statistics.median(beside) / statistics.median(alone),
+    }
+
+
+async def _served(device: str, runs: int) -> dict:
+    bridge = BridgeProcess(device, True)
+    try:
+        await bridge.wait_ready()
+        out: dict[str, Any] = {}
+        for label, generator, params in tasks(device):
+            await drag(bridge.url, generator, params, seconds=1.0)  # warm-up
+            out[label] = await drag(bridge.url, generator, params)
+        raw = raw_generator_times(device, SMALL, runs)[0]
+        served = await round_trips(bridge.url, SMALL, runs)
+        out["fixed_cost"] = {
+            "raw_p50_ms": statistics.median(raw) * 1000,
+            "round_trip_p50_ms": statistics.median(served) * 1000,
+            "overhead_p50_ms": (statistics.median(served) - statistics.median(raw)) * 1000,
+        }
+        out["bystander"] = await bystander(bridge.url, runs)
+        return out
+    finally:
+        bridge.close()
+
+
+def print_live(figures: dict) -> None:
+    print("live: a dragged slider, move to decoded pixels at the client (binary frames)")
+    for label, row in figures.items():
+        if label in ("fixed_cost", "bystander"):
+            continue
+        print(
+            f"  {label:18s} {row['frames_per_s']:6.1f} frames/s  latency p50 {row['latency_p50_ms']:6.1f} ms"
+            f"  p90 {row['latency_p90_ms']:6.1f} ms  ({row['moves']} moves, {row['frames']} frames)"
+        )
+    cost = figures["fixed_cost"]
+    print(
+        f"  small request ({SMALL}x{SMALL} texture): raw {cost['raw_p50_ms']:.1f} ms, round trip "
+        f"{cost['round_trip_p50_ms']:.1f} ms, fixed overhead {cost['overhead_p50_ms']:.1f} ms p50"
+    )
+    b = figures["bystander"]
+    print(
+        f"  another client's round trip: {b['alone_p50_ms']:.1f} ms alone, {b['beside_drag_p50_ms']:.1f} ms "
+        f"beside a drag ({b['ratio']:.2f}x)"
+    )
+
+
+def run_live(args: Any, device: str) -> dict:
+    figures = asyncio.run(_served(device, args.runs))
+    print_live(figures)
+    return {"live": figures}
