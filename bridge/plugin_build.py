@@ -30,6 +30,7 @@ from ganbridge import __version__
 SHARED_MODULES = (
     "ganbridge_client.py",
     "ganbridge_jobs.py",
+    "ganbridge_live.py",
     "ganbridge_presets.py",
     "ganbridge_recipes.py",
     "ganbridge_schema.py",

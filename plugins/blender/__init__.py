@@ -10,7 +10,7 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import connection, history, materials, operators, params, thumbnails, ui
+from . import connection, history, live, materials, operators, params, thumbnails, ui
 from .connection import drain  # noqa: F401  (tests and scripts call it: timers do not run in background mode)
 
 
@@ -66,12 +66,18 @@ class GANBRIDGE_PG_settings(bpy.types.PropertyGroup):
     item_b: bpy.props.StringProperty(name="B")
 
 
-CLASSES = (GANBRIDGE_AddonPreferences, GANBRIDGE_PG_settings, *operators.CLASSES, *ui.CLASSES)
+CLASSES = (GANBRIDGE_AddonPreferences, GANBRIDGE_PG_settings, *live.CLASSES, *operators.CLASSES, *ui.CLASSES)
 
 
 @persistent
 def _restore_images(*_args) -> None:
     materials.restore_images()
+
+
+@persistent
+def _leave_live(*_args) -> None:
+    # Another .blend is being opened: its images are not the live session's (nothing to put back).
+    live.stop(restore=False)
 
 
 @persistent
@@ -88,9 +94,12 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.ganbridge = bpy.props.PointerProperty(type=GANBRIDGE_PG_settings)
+    # The live sliders: on the window manager, so they are not undone and push no undo step.
+    bpy.types.WindowManager.ganbridge_live = bpy.props.PointerProperty(type=live.GANBRIDGE_PG_live)
     for handlers in HANDLERS:
         handlers.append(_restore_images)
     bpy.app.handlers.load_post.append(_rebuild_thumbnails)  # the history's icons, for an opened file
+    bpy.app.handlers.load_pre.append(_leave_live)
 
 
 def unregister() -> None:
@@ -99,9 +108,13 @@ def unregister() -> None:
             handlers.remove(_restore_images)
     if _rebuild_thumbnails in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_rebuild_thumbnails)
+    if _leave_live in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_leave_live)
+    live.stop(restore=True)
     connection.disconnect()
     thumbnails.free()
     params.unregister_all()
     del bpy.types.Scene.ganbridge
+    del bpy.types.WindowManager.ganbridge_live
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -20,7 +20,7 @@ from typing import Any
 
 import bpy
 
-from . import export, history, materials, params, thumbnails
+from . import export, history, live, materials, params, thumbnails
 from . import ganbridge_client as gc
 from .ganbridge_work import Work, WorkQueue
 from .state import PLACE_ON_TARGET, STATE, Job
@@ -77,6 +77,7 @@ def disconnect() -> None:
     global _client
     if _client is None:
         return
+    live.stop(restore=True, message="Live stopped: disconnected")
     old, _client = _client, None
     old.stop(timeout=2.0)
     for job in STATE.active_jobs():
@@ -124,19 +125,22 @@ def _timer() -> float | None:
         drain()
     except Exception as e:  # a timer that raises is unregistered by Blender: keep the UI alive
         STATE.last_error = f"internal error while applying bridge events: {e}"
-    return BUSY_INTERVAL if WORK.busy else DRAIN_INTERVAL
+    return BUSY_INTERVAL if WORK.busy or live.active() else DRAIN_INTERVAL
 
 
 def drain(limit: int = 200) -> int:
     """Take in what arrived from the bridge and apply it for one tick's time budget, on the main
-    thread. Returns the number of events taken in."""
+    thread. Returns the number of events taken in. A live session's messages go to `live`, which
+    queues at most its newest frame per tick."""
     events = _client.poll(limit) if _client is not None else []
     for event in events:
         if event.kind == "state":
             WORK.add(Work(apply=partial(_on_event, _on_state, event.data)))
-        else:
+        elif not live.take(event.data):
             _queue_message(event.data)
-    if WORK.run() or events:
+    ran = WORK.run()
+    live.tick()  # after the run: a frame that just went in makes way for the newest at once
+    if ran or events:
         _redraw()
     return len(events)
 
@@ -171,6 +175,7 @@ def _queue_message(msg: dict) -> None:
 def _on_state(state: gc.ConnectionState) -> None:
     previous = STATE.status
     STATE.status, STATE.detail, STATE.server, STATE.limits = state.status, state.detail, state.server, state.limits
+    STATE.extensions = list(state.extensions)
     if state.status == "connected":
         STATE.generators = {g["name"]: g for g in state.generators}
         params.sync(STATE.generators)
@@ -334,6 +339,8 @@ def apply_item(
     if _client is not None:
         STATE.recipe_requests[_client.request("item", item=item["item"])] = item["item"]
     STATE.last_info = f"{job.label}: result {index + 1} applied"
+    if job.kind == "live":
+        live.committed(job.rid)  # the live images belong to the result it started from again
     return entry
 
 

@@ -8,7 +8,7 @@ import uuid
 import bpy
 from bpy_extras.io_utils import ExportHelper
 
-from . import connection, export, history, params, presets
+from . import connection, export, history, live, params, presets
 from . import ganbridge_presets as gp
 from .connection import UserError
 from .materials import MATERIAL_TYPES, ResultError
@@ -388,6 +388,50 @@ class GANBRIDGE_OT_delete_preset(_BridgeOperator):
         return f"Preset {self.name!r} deleted"
 
 
+class GANBRIDGE_OT_live_start(_BridgeOperator):
+    bl_idname = "ganbridge.live_start"
+    bl_label = "Start live"
+    bl_description = (
+        "Sliders for the active object's result: its material changes in place as you drag "
+        "(Stop puts it back, Commit keeps it as a new result)"
+    )
+
+    def run(self, context) -> str:
+        return live.start(context)
+
+
+class GANBRIDGE_OT_live_reset(_BridgeOperator):
+    bl_idname = "ganbridge.live_reset"
+    bl_label = "Reset"
+    bl_description = "Every slider back to 0: the result the session started from"
+
+    def run(self, context) -> str:
+        return live.reset()
+
+
+class GANBRIDGE_OT_live_commit(_BridgeOperator):
+    bl_idname = "ganbridge.live_commit"
+    bl_label = "Commit"
+    bl_description = (
+        "Keep what the sliders show as a new result (with its recipe) on this object, in place of "
+        "the live material; the result it started from stays in the history, unchanged"
+    )
+
+    def run(self, context) -> str:
+        return live.commit(_session(context))
+
+
+class GANBRIDGE_OT_live_stop(_BridgeOperator):
+    bl_idname = "ganbridge.live_stop"
+    bl_label = "Stop"
+    bl_description = "End the live session: the material gets the result's own pixels back"
+
+    def run(self, context) -> str:
+        if not live.stop(restore=True, message="Live stopped: the result's own pixels are back"):
+            return "No live session"
+        return "Live stopped"
+
+
 class GANBRIDGE_OT_history_page(bpy.types.Operator):
     bl_idname = "ganbridge.history_page"
     bl_label = "History page"
@@ -402,6 +446,10 @@ class GANBRIDGE_OT_history_page(bpy.types.Operator):
 
 
 CLASSES = (
+    GANBRIDGE_OT_live_start,
+    GANBRIDGE_OT_live_reset,
+    GANBRIDGE_OT_live_commit,
+    GANBRIDGE_OT_live_stop,
     GANBRIDGE_OT_history_page,
     GANBRIDGE_OT_save_preset,
     GANBRIDGE_OT_load_preset,

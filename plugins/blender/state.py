@@ -22,7 +22,7 @@ class Job(Progress):
     """A request that makes results, and where they go (its progress: ganbridge_jobs.Progress)."""
 
     rid: str
-    kind: str  # generate | variations | interpolate | steer | regenerate
+    kind: str  # generate | variations | interpolate | steer | regenerate | live (a live commit)
     label: str
     placement: str = PLACE_ON_TARGET
     target: str = ""  # object name, "" = make a plane
@@ -41,6 +41,7 @@ class AddonState:
     server: str = ""
     generators: dict[str, dict] = field(default_factory=dict)
     limits: dict[str, int] = field(default_factory=dict)
+    extensions: list[str] = field(default_factory=list)  # what the bridge granted beyond protocol v1
     jobs: dict[str, Job] = field(default_factory=dict)
     last_error: str = ""
     last_info: str = ""

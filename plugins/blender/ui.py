@@ -1,4 +1,5 @@
-"""The N-panel tab "GAN Bridge": status, generator and its parameters, actions, provenance, history.
+"""The N-panel tab "GAN Bridge": status, generator and its parameters, actions, live sliders,
+provenance, history.
 
 draw() runs on every redraw: it reads the history once and sends nothing to the bridge.
 """
@@ -9,7 +10,7 @@ from typing import Any
 
 import bpy
 
-from . import connection, history, params, presets, provenance, thumbnails
+from . import connection, history, live, params, presets, provenance, thumbnails
 from . import ganbridge_presets as gp
 from .state import STATE
 
@@ -58,6 +59,7 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
         row.label(text=f"A: {s.item_a or '-'}  B: {s.item_b or '-'}")
         row.prop(s, "steps")
         row.operator("ganbridge.interpolate", icon="IPO_EASE_IN_OUT")
+        self._live(layout, context)
         entries = history.entries()
         self._provenance(layout, context, entries)
         self._history(layout, s, entries)
@@ -82,6 +84,33 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
             box.label(text=STATE.last_error, icon="ERROR")
         elif STATE.last_info:
             box.label(text=STATE.last_info, icon="INFO")
+
+    def _live(self, layout, context) -> None:
+        """Start live on the active object's result; then a slider per direction, Reset, Commit,
+        Stop and how fast frames come (or why there are none)."""
+        box = layout.box()
+        view = live.CURRENT
+        head = box.row(align=True)
+        head.label(text="Live", icon="RNA")
+        if view is None:
+            why = live.why_not(context)
+            start = head.row(align=True)
+            start.enabled = not why
+            start.operator("ganbridge.live_start", icon="PLAY")
+            if why or live.LAST:
+                box.label(text=why or live.LAST, icon="INFO")
+            return
+        head.label(text=view.label)
+        box.label(text=live.status_line())
+        col = box.column(align=True)
+        col.enabled = not view.commit
+        for slider in live.sliders() or ():
+            col.prop(slider, "value", text=slider.name, slider=True)
+        row = box.row(align=True)
+        row.enabled = not view.commit and view.session.status == "open"
+        row.operator("ganbridge.live_reset", icon="LOOP_BACK")
+        row.operator("ganbridge.live_commit", icon="CHECKMARK")
+        box.operator("ganbridge.live_stop", icon="CANCEL")
 
     def _provenance(self, layout, context, entries: list[dict[str, Any]]) -> None:
         """Where the selected result comes from, and Export, which keeps that in the file."""

@@ -27,7 +27,10 @@ from websockets.sync.client import ClientConnection, connect
 PROTOCOL = 1
 DEFAULT_URL = "ws://127.0.0.1:8765/"
 # Replies after which the bridge sends nothing more for that request id.
-FINAL_TYPES = frozenset({"done", "cancelled", "error", "ack", "generators", "item"})
+FINAL_TYPES = frozenset({"done", "cancelled", "error", "ack", "generators", "item", "live_closed"})
+# Asked for in hello beyond v1: live sessions (ganbridge_live.py). Frames stay JSON text, which
+# the plugins' hosts decode like any result.
+EXTENSIONS = ("live",)
 # Client-side error codes, beside the bridge's own (protocol v1 §2).
 DISCONNECTED = "disconnected"
 NOT_CONNECTED = "not_connected"
@@ -83,6 +86,7 @@ class ConnectionState:
     server: str = ""
     generators: list[dict] = field(default_factory=list)
     limits: dict[str, int] = field(default_factory=dict)
+    extensions: list[str] = field(default_factory=list)  # what the bridge granted of EXTENSIONS
     retry_in: float = 0.0
 
 
@@ -111,6 +115,7 @@ class BridgeClient:
         self._prefix = f"{int(time.time() * 1000) % 10**8:x}"
         self._outbox: queue.SimpleQueue[dict | None] | None = None  # one per connection
         self._in_flight: set[str] = set()
+        self._live: set[str] = set()  # live sessions open, of those in flight
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ws: ClientConnection | None = None
@@ -218,6 +223,7 @@ class BridgeClient:
             server=str(welcome.get("server", "")),
             generators=list(welcome.get("generators", [])),
             limits=dict(welcome.get("limits", {})),
+            extensions=[e for e in welcome.get("extensions", []) if isinstance(e, str)],
             retry_in=0.0,
         )
         threading.Thread(target=self._write, args=(ws, outbox), name="ganbridge-client-send", daemon=True).start()
@@ -225,7 +231,12 @@ class BridgeClient:
         return "welcomed"
 
     def _handshake(self, ws: ClientConnection) -> dict | None:
-        hello: dict[str, Any] = {"type": "hello", "protocol": PROTOCOL, "client": self.client_name}
+        hello: dict[str, Any] = {
+            "type": "hello",
+            "protocol": PROTOCOL,
+            "client": self.client_name,
+            "extensions": list(EXTENSIONS),
+        }
         if self.token:
             hello["token"] = self.token
         try:
@@ -257,9 +268,8 @@ class BridgeClient:
                 if not isinstance(msg, dict):
                     continue
                 rid = msg.get("id")
-                if msg.get("type") in FINAL_TYPES and isinstance(rid, str):
-                    with self._lock:
-                        self._in_flight.discard(rid)
+                if isinstance(rid, str):
+                    self._track(msg.get("type"), rid)
                 self.events.put(Event("message", msg))
         except (ConnectionClosed, OSError) as e:
             if not self._stop.is_set():
@@ -267,6 +277,17 @@ class BridgeClient:
             return
         if not self._stop.is_set():
             self._set_state(status="disconnected", detail="the bridge closed the connection")
+
+    def _track(self, kind: object, rid: str) -> None:
+        """Forget a request once its final reply is in. An open live session stays in flight
+        until `live_closed` (an error there refused one move, not the session), so a lost
+        connection still ends it with a `disconnected` error."""
+        with self._lock:
+            if kind == "live_opened":
+                self._live.add(rid)
+            elif kind in FINAL_TYPES and not (kind == "error" and rid in self._live):
+                self._in_flight.discard(rid)
+                self._live.discard(rid)
 
     def _write(self, ws: ClientConnection, outbox: queue.SimpleQueue[dict | None]) -> None:
         while True:
@@ -282,6 +303,7 @@ class BridgeClient:
         with self._lock:
             outbox, self._outbox = self._outbox, None
             lost, self._in_flight = sorted(self._in_flight), set()
+            self._live.clear()
         if outbox is not None:
             outbox.put(None)  # wakes this connection's writer so it ends
         for rid in lost:

@@ -16,6 +16,7 @@ ORIGIN_WORDS = {
     "interpolate": "blend of",
     "steer": "steered from",
     "regenerate": "made again from",
+    "live": "live from",  # a live session's committed state
 }
 SEEDED = (None, "generate", "fill")  # origins remade from their seed alone
 

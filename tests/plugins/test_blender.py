@@ -12,6 +12,7 @@ import base64
 import io
 import json
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +212,229 @@ result = {"name": ob.name, "uvs": len(ob.data.uv_layers), "mat": ob.active_mater
 """
     )
     assert out["name"].startswith("GAN") and out["uvs"] == 1 and out["projection"] == ["FLAT"]
+
+
+# --- live sliders (these need the `live` bridge, which later tests restart) -------------------
+
+LIVE = """
+live_mod = importlib.import_module(PKG + ".live")
+import hashlib
+def pixel_sha(img):
+    a = np.empty(img.size[0] * img.size[1] * 4, np.float32)
+    img.pixels.foreach_get(a)
+    a = np.round(a * 255).astype(np.uint8).reshape(img.size[1], img.size[0], 4)[::-1]
+    return hashlib.sha256(a.tobytes()).hexdigest()
+def shas(names):
+    return [pixel_sha(bpy.data.images[n]) for n in names]
+def view():
+    return live_mod.CURRENT
+def sliders():
+    return bpy.context.window_manager.ganbridge_live.sliders
+blocks = []  # every drain's UI-thread time while live, as Blender's timer would call it
+def pump_timed(cond, timeout=90.0):
+    end = time.monotonic() + timeout
+    while not cond():
+        t = time.perf_counter()
+        gb.drain()
+        blocks.append(time.perf_counter() - t)
+        assert time.monotonic() < end, (live_mod.status_line(), STATE.last_error)
+        time.sleep(0.005)
+def shown(v):
+    # the frame of the newest move is in the images, and nothing of it is still queued
+    return v.session.status == "open" and v.shown_seq == v.session.seq and not conn.WORK.busy
+"""
+
+
+def live_result(blender, width: int, height: int, maps: set[str], seed: int) -> None:
+    """A fresh texture result on the cube, its recipe filed."""
+    fresh_scene(blender)
+    blender.run(
+        f"""
+p = params_mod.group(bpy.context.scene, "texture")
+p.width, p.height, p.maps, p.seed__on, p.seed = {width}, {height}, {maps!r}, True, {seed}
+bpy.ops.ganbridge.generate()
+assert wait_job(last_job()) == "done", STATE.last_error
+entry = hist.entries()[-1]
+assert pump(lambda: "recipe" in hist.find(entry["item"]), 20)
+names = entry["images"]
+"""
+    )
+
+
+def test_live_sliders_change_the_material_in_place_reset_and_commit(blender, live):
+    """Start live on a 256² result with maps; each slider move (through the property, as a drag
+    sets it) brings new pixels into the same image datablocks; Reset gives the result's own
+    pixels back; Commit makes a result of the last frame shown, which replaces the live material
+    on the object, and the result it started from keeps its pixels."""
+    live_result(blender, 256, 256, {"height", "normal"}, 21)
+    out = blender.run(
+        LIVE
+        + """
+pointers = [bpy.data.images[n].as_pointer() for n in names]
+original = shas(names)
+counts, applied = datablock_counts(), STATE.applied
+started = op("live_start")
+pump_timed(lambda: view() is not None and view().frames >= 1 and not conn.WORK.busy)
+v = view()
+prop = sliders()[0].bl_rna.properties["value"] if len(sliders()) else None
+opened = {"directions": v.session.directions, "labels": [s.name for s in sliders()],
+          "range": [prop.hard_min, prop.hard_max] if prop else None, "first": shas(names)}
+frames = []
+for k, value in enumerate((1.0, 2.0, -1.5, 3.0)):
+    sliders()[k % len(sliders())].value = value
+    pump_timed(lambda: shown(v))
+    frames.append(shas(names))
+same_blocks = [bpy.data.images[n].as_pointer() for n in names] == pointers and datablock_counts() == counts
+# a drag: a move every 20 ms, faster than the bridge renders; only the newest frame goes in
+t0, f0 = time.monotonic(), v.frames
+for i in range(30):
+    sliders()[0].value = -3.0 + 0.2 * i
+    t = time.perf_counter()
+    gb.drain()
+    blocks.append(time.perf_counter() - t)
+    time.sleep(0.02)
+pump_timed(lambda: shown(v))
+drag = {"moves": 30, "frames": v.frames - f0, "seconds": time.monotonic() - t0, "seq": v.session.seq}
+status = live_mod.status_line()
+reset_op = op("live_reset")
+reset_values = [s.value for s in sliders()]
+pump_timed(lambda: shown(v))
+after_reset = shas(names)
+sliders()[0].value = 2.5
+pump_timed(lambda: shown(v))
+last = shas(names)
+n = len(hist.entries())
+commit_op = op("live_commit")
+pump_timed(lambda: not live_mod.active() and not conn.WORK.busy)
+assert pump(lambda: len(hist.entries()) > n and "recipe" in hist.entries()[-1], 20), STATE.last_error
+new = hist.entries()[-1]
+result = {"started": started, "opened": opened, "original": original, "frames": frames,
+          "same_blocks": same_blocks, "drag": drag, "status": status, "reset_op": reset_op,
+          "reset_values": reset_values, "after_reset": after_reset, "last": last, "commit_op": commit_op,
+          "new": new, "new_shas": shas(new["images"]), "restored": shas(names), "item": entry["item"],
+          "cube": bpy.data.objects["Cube"].active_material.get("ganbridge_item"),
+          "applied": STATE.applied - applied, "after_counts": datablock_counts(), "counts": counts,
+          "blocks": max(blocks), "ticks": len(blocks), "error": STATE.last_error, "panel": live_mod.status_line(),
+          "undo": [sorted(getattr(getattr(bpy.types, f"GANBRIDGE_OT_live_{k}"), "bl_options", ())) for k in ("start", "reset", "commit", "stop")]}
+"""
+    )
+    print("live 256² with maps: longest UI-thread block of a tick (s):", round(out["blocks"], 4), "over", out["ticks"])
+    print("live drag:", out["drag"], "status:", out["status"])
+    assert out["started"] == ["FINISHED"] and not out["error"], out["error"]
+    names = [d["name"] for d in out["opened"]["directions"]]
+    assert names and out["opened"]["labels"] == names  # a slider per direction, named after it
+    assert out["opened"]["range"] == [-3.0, 3.0]  # ±SLIDER_RANGE
+    assert out["opened"]["first"] == out["original"]  # the session starts from the result's own latent
+    shown = [out["original"], *out["frames"]]
+    for a, b in zip(shown, shown[1:]):
+        assert a[0] != b[0], "a move left the colour image as it was"
+    assert all(f[1:] != out["original"][1:] for f in out["frames"])  # the maps follow
+    assert out["same_blocks"]  # the same image datablocks, nothing new made
+    assert out["drag"]["frames"] >= 2 and out["drag"]["seq"] == 34
+    assert out["status"].startswith("Live:") and "frames/s" in out["status"], out["status"]
+    assert out["reset_op"] == ["FINISHED"] and out["reset_values"] == [0.0] * len(names)
+    assert out["after_reset"] == out["original"]  # Reset: the result's own pixels again
+    assert out["commit_op"] == ["FINISHED"]
+    new = out["new"]
+    assert new["job"] == "live" and new["recipe"]["origin"] == "live"
+    assert new["recipe"]["parents"] == [out["item"]]
+    assert out["new_shas"] == out["last"]  # the committed result is the last frame shown, maps too
+    assert out["cube"] == new["item"]  # it replaced the live material on the object
+    assert out["restored"] == out["original"]  # and the result it started from has its pixels back
+    assert out["applied"] == 1  # one undo step: the commit's result; frames push none
+    assert out["after_counts"]["images"] == out["counts"]["images"] + 3
+    assert out["after_counts"]["objects"] == out["counts"]["objects"]
+    assert all("UNDO" not in options for options in out["undo"])
+    assert out["panel"].startswith("Live committed")
+    stored = live.core.store.get(new["item"])
+    assert stored is not None and stored.file.is_file()
+    assert not live.core.live._sessions  # the session was closed on the bridge
+    # Before: frames through the same slices as results. The goal is a frame's worth (16 ms); this
+    # bound leaves room for a loaded 2-core test machine (the bridge renders on it meanwhile).
+    assert out["blocks"] < 0.15, out["blocks"]
+
+
+def test_live_on_a_large_result_previews_smaller_and_stop_restores(blender, live):
+    """A 1024x768 result previews at 512x384 (a fresh latent of its seed, as the bridge keeps a
+    session at its latent's size); the frames fill the images at their own size; Stop closes the
+    session and puts the result's own pixels back, and so does a disconnect; the panel draws the
+    sliders and buttons."""
+    live_result(blender, 1024, 768, {"normal"}, 4)
+    out = blender.run(
+        LIVE
+        + RECORDING_LAYOUT
+        + f"URL = {live.url!r}\n"
+        + """
+original = shas(names)
+op("live_start")
+pump_timed(lambda: view() is not None and view().frames >= 1 and not conn.WORK.busy)
+v = view()
+sliders()[0].value = 2.0
+pump_timed(lambda: shown(v))
+moved = shas(names)
+sizes = [list(bpy.data.images[n].size) for n in names]
+cls = bpy.types.GANBRIDGE_PT_main
+panel = types.SimpleNamespace(layout=RecordingLayout())
+panel._live = types.MethodType(cls._live, panel)
+panel._live(panel.layout, bpy.context)
+drawn = list(calls)
+status = live_mod.status_line()
+stop_op = op("live_stop")
+pump_timed(lambda: not conn.WORK.busy)
+after = shas(names)
+sliders_left = len(sliders())
+calls.clear()
+panel._live(panel.layout, bpy.context)
+after_stop = list(calls)
+# a session that loses its connection puts the pixels back too
+op("live_start")
+pump_timed(lambda: view() is not None and view().frames >= 1 and not conn.WORK.busy)
+sliders()[0].value = -2.0
+pump_timed(lambda: shown(view()))
+moved_again = shas(names) != original
+bpy.ops.ganbridge.disconnect()
+pump_timed(lambda: not conn.WORK.busy)
+on_disconnect = [live_mod.active(), shas(names) == original, live_mod.LAST]
+connected(URL)
+# Commit from the small preview makes the result at its full size (the sliders applied onto it)
+op("live_start")
+pump_timed(lambda: view() is not None and view().frames >= 1 and not conn.WORK.busy)
+sliders()[0].value = 1.5
+pump_timed(lambda: shown(view()))
+n = len(hist.entries())
+op("live_commit")
+pump_timed(lambda: not live_mod.active() and not conn.WORK.busy)
+assert pump(lambda: len(hist.entries()) > n and "recipe" in hist.entries()[-1], 20), STATE.last_error
+full = hist.entries()[-1]
+committed = {"size": list(bpy.data.images[full["images"][0]].size), "parents": full["recipe"].get("parents"),
+             "origin": full["recipe"].get("origin")}
+result = {"original": original, "moved": moved, "sizes": sizes, "drawn": drawn,
+          "status": status, "stop_op": stop_op, "after": after, "sliders_left": sliders_left,
+          "after_stop": after_stop, "info": STATE.last_info, "moved_again": moved_again,
+          "on_disconnect": on_disconnect, "blocks": max(blocks), "ticks": len(blocks),
+          "preview": v.preview, "committed": committed, "item": entry["item"]}
+"""
+    )
+    print("live 1024x768 with a map: longest UI-thread block of a tick (s):", round(out["blocks"], 4))
+    assert "512x384" in out["preview"] and "512x384" in out["status"]
+    assert out["committed"]["size"] == [1024, 768] and out["committed"]["origin"] == "live"  # full size
+    assert out["committed"]["parents"] and out["committed"]["parents"][0] == out["item"]
+    assert out["sizes"] == [[1024, 768], [1024, 768]]  # the images keep their size
+    assert out["moved"][0] != out["original"][0] and out["moved"][1] != out["original"][1]
+    assert out["stop_op"] == ["FINISHED"] and out["after"] == out["original"]
+    assert out["sliders_left"] == 0
+    drawn = out["drawn"]
+    assert [kind for kind, name in drawn].count("prop") >= 1 and ["prop", "value"] in drawn  # the sliders
+    for name in ("live_reset", "live_commit", "live_stop"):
+        assert ["operator", f"ganbridge.{name}"] in drawn
+    assert ["label", out["status"]] in drawn
+    assert ["operator", "ganbridge.live_start"] in out["after_stop"]
+    assert out["moved_again"] and out["on_disconnect"] == [False, True, "Live stopped: disconnected"]
+    deadline = time.monotonic() + 20
+    while live.core.live._sessions:  # live_close goes out at once; the bridge closes it when it reads it
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert out["blocks"] < 0.15, out["blocks"]
 
 
 BLOCK_SIZES = (256, 1024, 2048)
@@ -750,17 +974,8 @@ result = {"props": props, "status": status, "links": links, "size": list(img.siz
     assert ["Alpha", "Alpha"] in out["links"] and out["alpha_levels"] > 1
 
 
-def test_panel_draws_only_real_properties_and_operators(blender, live):
-    """Background Blender has no UI regions, so the panel's draw() is run against a recording layout
-    that checks every property and operator it names against Blender's own RNA."""
-    blender.run(f"connected({live.url!r})")
-    fresh_scene(blender)
-    out = blender.run(
-        """
+RECORDING_LAYOUT = """
 import types
-bpy.ops.ganbridge.generate()
-wait_job(last_job())  # so the history list has a row to draw
-assert pump(lambda: "recipe" in hist.entries()[-1], 20)  # and the Provenance box a recipe
 calls = []
 
 class OperatorProps:
@@ -790,13 +1005,27 @@ class RecordingLayout:
         calls.append(("menu", idname))
     def separator(self):
         pass
+"""
 
+
+def test_panel_draws_only_real_properties_and_operators(blender, live):
+    """Background Blender has no UI regions, so the panel's draw() is run against a recording layout
+    that checks every property and operator it names against Blender's own RNA."""
+    blender.run(f"connected({live.url!r})")
+    fresh_scene(blender)
+    out = blender.run(
+        RECORDING_LAYOUT
+        + """
+bpy.ops.ganbridge.generate()
+wait_job(last_job())  # so the history list has a row to draw
+assert pump(lambda: "recipe" in hist.entries()[-1], 20)  # and the Provenance box a recipe
 bpy.ops.ganbridge.save_preset(name="drawn")
 cls = bpy.types.GANBRIDGE_PT_main
 panel = types.SimpleNamespace(layout=RecordingLayout())
 panel._status = types.MethodType(cls._status, panel)
 panel._history = types.MethodType(cls._history, panel)
 panel._provenance = types.MethodType(cls._provenance, panel)
+panel._live = types.MethodType(cls._live, panel)
 cls.draw(panel, bpy.context)
 bpy.types.GANBRIDGE_MT_presets.draw(types.SimpleNamespace(layout=RecordingLayout()), bpy.context)
 bpy.ops.ganbridge.delete_preset(name="drawn")
@@ -809,6 +1038,7 @@ result = {"calls": calls, "timer": bpy.app.timers.is_registered(conn._timer)}
     assert {"ganbridge.generate", "ganbridge.rate", "ganbridge.steer", "ganbridge.variations"} <= operators
     assert {"ganbridge.interpolate", "ganbridge.reapply", "ganbridge.regenerate", "ganbridge.pick"} <= operators
     assert "ganbridge.export_result" in operators  # in the Provenance box and on every history row
+    assert "ganbridge.live_start" in operators  # the Live box
     assert ["menu", "GANBRIDGE_MT_presets"] in out["calls"] and "ganbridge.save_preset" in operators
     assert {"ganbridge.load_preset", "ganbridge.delete_preset"} <= operators  # the menu's entries
     assert any(kind == "thumbnail" for kind, _ in out["calls"])  # the history's results have icons

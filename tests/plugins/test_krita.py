@@ -214,6 +214,49 @@ def test_large_results_never_hold_the_gui(gui_run):
     assert ran["busy_click_ms"] < 50, ran["busy_click_ms"]
 
 
+def test_live_sliders_change_the_preview_layer_in_place(gui_run, krita_bridge):
+    """Live in the real GUI: Start live adds one preview layer, a slider drag (several setValue
+    steps) changes its pixels several times and Krita shows each on the canvas without an undo
+    step; Commit adds exactly one result layer with the last frame's pixels; Stop, switching
+    document and losing the bridge each end the session and take the preview out."""
+    ran, _, _ = gui_run
+    live = ran["live"]
+    fallback, main = live["sessions"]  # in the driver's first document, then in a fresh one
+    print("live session (figures):", json.dumps({k: live[k] for k in ("first_frame_s", "open_tick_ms")}))
+    print("live drag in a fresh document:", json.dumps(main))
+    print("live drag, image refreshed instead:", json.dumps(fallback))
+    print("live fast drag (a move every 5 ms for 1.5 s):", json.dumps(live["sweep"]))
+    assert live["sliders"] and all(live["slider_labels"]), live  # one slider per direction, named
+    assert live["preview"][1:] == [64, 64] and live["layers_added_by_start"] == 1
+    assert main["states_seen"] >= 3, main  # the preview's pixels changed several times during the drag
+    assert main["moves"] == 8 and main["on_canvas"], main  # the last move's frame is what the canvas shows
+    # Written in place, and repainted by Krita layer by layer (also after the painter activated
+    # another layer mid-drag: the drag makes the preview active again), never an undo step.
+    assert set(main["repaints"]) == {"layer"} and sum(main["repaints"].values()) == main["frames_shown"] - 1, main
+    assert main["undo_text"][0] == main["undo_text"][1], main
+    assert live["undo_redo"]  # undo right after the drag takes out the preview itself (its one undo step)
+    # Where the Layers docker does not follow the document, the whole image is refreshed instead.
+    assert set(fallback["repaints"]) == {"image"} and fallback["on_canvas"], fallback
+    # The UI never waits: moves return at once, and no tick applying a frame holds the GUI long.
+    assert max(live["move_ms"]) < 50 and max(live["start_click_ms"]) < 50, live
+    assert main["plugin_tick_ms"] < 150, main
+    sweep = live["sweep"]  # moves far faster than frames: the newest state each time, never a backlog
+    assert sweep["frames"] >= 5 and sweep["moves"] >= sweep["frames"] and sweep["plugin_tick_ms"] < 150, sweep
+    assert set(sweep["repaints"]) == {"layer"}, sweep
+    # Commit: one ordinary result layer, the last frame's pixels, its recipe with origin "live".
+    assert live["committed_new_layers"] == 1 and live["committed_equals_last_frame"], live
+    assert live["committed_origin"] == "live" and live["committed_name"].startswith("GAN texture brick live")
+    assert krita_bridge.core.store.get(live["committed_item"]).origin == "live"
+    assert [removed for removed, _, _ in live["stopped"]] == [1, 1] and live["stopped"][0][1] == "Live: stopped"
+    # From the selected thumbnail (the first result, 64x64): the session starts from that item.
+    assert live["from_thumbnail"] == [True, "GAN live texture brick", 64, 64], live["from_thumbnail"]
+    status, state = live["switched"]
+    assert "another document became active" in status and state == "closed"
+    assert live["docker_closed"] == ["Live: stopped", "closed"]
+    status, state = live["lost"]  # its preview is gone too (the driver waited for that)
+    assert "live stopped" in status and "bridge" in status and state == "failed"
+
+
 def test_history_after_krita_starts_again(gui_run, profile, krita_bridge):
     """Krita started anew opens the saved .kra: the strip shows every result in it, thumbnails in
     their own aspect, labelled by what made them, and blend, vary and like work on them."""

@@ -176,7 +176,7 @@ for info in pkgutil.walk_packages(websockets.__path__, "websockets."):
 plain = types.ModuleType("plain")  # the plugin's package, without its __init__ (that needs Krita)
 plain.__path__ = [str(package)]
 sys.modules["plain"] = plain
-for name in ("pixels", "recipes", "provenance", "ganbridge_jobs", "ganbridge_presets", "ganbridge_work"):
+for name in ("pixels", "recipes", "provenance", "ganbridge_jobs", "ganbridge_live", "ganbridge_presets", "ganbridge_work"):
     importlib.import_module(f"plain.{name}")  # the modules that need no Krita or Qt
 import ganbridge_client as gc, ganbridge_schema
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from krita import DockWidget, Krita
 
-from . import canvas, connection, export, provenance, recipes
+from . import canvas, connection, export, live, provenance, recipes
 from . import ganbridge_client as gc
 from . import ganbridge_jobs as gj
 from . import ganbridge_presets as gp
@@ -169,6 +169,7 @@ class GanBridgeDocker(DockWidget):
         self.watch.setInterval(WATCH_MS)
         self.watch.timeout.connect(self.watch_active_layer)
         self.watch.start()
+        self.visibilityChanged.connect(self._visibility)
         DOCKERS.append(self)
 
     # --- layout ------------------------------------------------------------------------------
@@ -291,12 +292,23 @@ class GanBridgeDocker(DockWidget):
         self.job_rows_layout = QVBoxLayout(self.jobs_box)
         self.job_rows_layout.setContentsMargins(0, 0, 0, 0)
         lower.addWidget(self.jobs_box)
+        self.live = live.LivePanel(self, self.conn)
+        lower.addWidget(self.live)
         lower.addStretch(1)
         split.setSizes([2 * (THUMB + 28) + 8, 200])  # two rows of thumbnails to start with
         self.setWidget(root)
 
     def canvasChanged(self, canvas_) -> None:  # noqa: N802 (Krita's name)
         self.offer_canvas_size()
+        self.live.on_document(canvas.active_document())
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self.live.stop()  # a live session lives in the docker: closing it ends the session
+        super().closeEvent(event)
+
+    def _visibility(self, visible: bool) -> None:
+        if not visible and self.isHidden():  # hidden, not just a tab behind another docker
+            self.live.stop()
 
     def offer_canvas_size(self) -> None:
         """The active document's size as the default output size, until the painter sets one."""
@@ -368,6 +380,8 @@ class GanBridgeDocker(DockWidget):
         self.conn.work.add(gw.Work(apply=lambda _prepared: self.on_state(state)))
 
     def queue_message(self, msg: dict) -> None:
+        if self.live.takes(msg):  # the live session's own messages; its frames are queued as work
+            return
         job = self.jobs.get(msg.get("id"))
         if msg.get("type") != "result" or job is None:
             self.conn.work.add(gw.Work(apply=lambda _prepared: self.on_message(msg)))
@@ -393,6 +407,7 @@ class GanBridgeDocker(DockWidget):
             self.show_info(text)
         if state.status == "connected":
             self.set_generators({g["name"]: g for g in state.generators})
+        self.live.on_connection(state)
 
     def set_generators(self, generators: dict[str, dict]) -> None:
         current = self.generator.currentText()
@@ -742,6 +757,45 @@ class GanBridgeDocker(DockWidget):
         else:
             job = Job("regenerate", f"Again {name}", doc, params, parents=[item])
             self._submit(job, "variations", item=item, strength=0.0, count=1, session=canvas.document_session(doc))
+
+    # --- live (the panel in live.py asks these) -----------------------------------------------------
+
+    def live_source(self) -> tuple[Any, dict[str, Any], str, list[str]]:
+        """What a live session starts from: (document, live_open fields, generator, parents). The
+        selected thumbnail's result if one is selected, else a fresh latent of the form's
+        generator and params (at a preview size)."""
+        doc = canvas.active_document()
+        canvas.check_document(doc)
+        selected = self.strip.selectedItems()
+        if selected:
+            item = selected[-1].data(USER_ROLE)
+            recipe = self.item_recipes.get(item) or canvas.item_recipe(doc, item)
+            name = recipe.get("generator") or ""
+            fields: dict[str, Any] = {"item": item}
+            parents = [item]
+        else:
+            try:
+                name = self._generator_name()
+            except UserError as e:
+                raise live.LiveError(str(e)) from None
+            params = live.preview_params(self.params(), self.controls, live.preview_limit())
+            fields = {"generator": name, "params": params}
+            parents = []
+        info = self.generators.get(name)
+        if info is None:
+            raise live.LiveError(f"the generator {name!r} of that result is not on the bridge now")
+        if info.get("kind") not in live.KINDS:
+            raise live.LiveError(
+                f"a {info.get('kind')} generator's live frames are not images: Krita shows textures and images"
+            )
+        return doc, fields, name, parents
+
+    def commit_live(self, live_id: str, doc: Any, generator: str, params: dict, parents: list[str]) -> None:
+        """The live session's newest state as a result: a request of this docker, whose item goes
+        in as any result does (a new layer, one undo step, its recipe with origin "live")."""
+        canvas.check_document(doc)
+        job = Job("live", f"Commit live {generator}", doc, dict(params), parents=list(parents))
+        self._submit(job, "live_commit", live=live_id, session=canvas.document_session(doc))
 
     @guarded
     def cancel(self) -> None:

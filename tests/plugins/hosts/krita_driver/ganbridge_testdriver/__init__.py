@@ -12,7 +12,16 @@ import traceback
 
 from krita import Extension, Krita, Selection
 from PyQt5.QtCore import QSize, Qt, QTimer
-from PyQt5.QtWidgets import QCheckBox, QComboBox, QLabel, QListWidget, QProgressBar, QPushButton, QSpinBox
+from PyQt5.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QLabel,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+)
 
 JOB = json.loads(os.environ.get("GANBRIDGE_KRITA_JOB", "{}"))
 
@@ -26,12 +35,21 @@ class Driver:
             self.presets, self.fill,
             self.wait_filled, self.like, self.wait_liked, self.blend, self.wait_blended, self.variations, self.wait_varied,
             self.steer, self.wait_steered, self.cancel, self.wait_cancelled, self.wait_recipes, self.save,
-            self.undo, self.wait_undone, self.time_the_gui, self.make_big_document,
-            self.add_empty_layer, self.into_group, self.generate_on_sketch, self.wait_in_group, self.cancel_one, self.wait_one_running, self.wait_one_cancelled,
+            self.undo, self.wait_undone, self.time_the_gui,
+            self.live_start, self.wait_live_open, self.nudge, self.live_drag, self.wait_live_settled, self.live_stop,
+            self.wait_live_stopped, self.live_document, self.live_start, self.wait_live_open, self.live_drag,
+            self.wait_live_settled, self.live_sweep, self.wait_swept, self.live_undo, self.wait_live_undone, self.wait_live_redone, self.live_commit,
+            self.wait_live_committed, self.live_stop, self.wait_live_stopped, lambda: self.live_start(thumbnail=0),
+            self.wait_live_open, self.make_big_document, self.wait_live_switched,
+            self.add_empty_layer, self.into_group, self.generate_on_sketch, self.wait_in_group, self.activate_group, self.cancel_one, self.wait_one_running, self.wait_one_cancelled,
         ]  # fmt: skip
         for size in JOB.get("block_sizes", []):
             self.steps += [lambda size=size: self.big_texture(size), self.wait_big]
-        self.steps += [self.soft_fill, self.wait_big, self.stop_timing, self.point_at_no_bridge, self.wait_no_bridge]
+        self.steps += [
+            self.soft_fill, self.wait_big, self.stop_timing, self.live_start, self.wait_live_open,
+            self.close_docker, self.wait_docker_closed, self.live_start, self.wait_live_open,
+            self.point_at_no_bridge, self.wait_no_bridge,
+        ]  # fmt: skip
         if JOB.get("reopen"):  # Krita started again: the saved document's history
             self.steps = [
                 self.wait_window, self.find_docker, self.wait_connected, self.open_saved, self.wait_history,
@@ -63,7 +81,7 @@ class Driver:
                 if not self.steps:
                     self.finish(True)
             elif time.monotonic() - self.step_started > JOB.get("step_timeout", 60):
-                raise TimeoutError(f"step {step.__name__} timed out; status: {self.status()!r}")
+                raise TimeoutError(f"step {step.__name__} timed out; status: {self.status()!r}; {self.state()}")
         except Exception:
             self.report["error"] = traceback.format_exc()
             self.finish(False)
@@ -88,6 +106,21 @@ class Driver:
     def status(self):
         docker = getattr(self, "docker", None)
         return docker.findChild(QLabel, "ganbridge_status").text() if docker else ""
+
+    def state(self):
+        """What a timed-out step leaves to go on: the work queue and the document's layers."""
+        from ganbridge import connection
+
+        work = connection.shared().work
+        if not hasattr(self, "doc"):
+            return f"work queued: {len(work._queue)}"
+        tree = [[n.name(), [c.name() for c in n.childNodes()]] for n in self.doc.topLevelNodes()]
+        active = self.doc.activeNode()
+        live = self.docker.findChild(QLabel, "ganbridge_live_status")
+        return (
+            f"work queued: {len(work._queue)}; layers: {tree}; active: {active.name() if active else None}; "
+            f"live: {live.text() if live is not None else None}"
+        )
 
     def names(self):
         return [n.name() for n in self.doc.topLevelNodes()]
@@ -369,8 +402,19 @@ class Driver:
         if len(children) < 3:
             return False
         self.report["group_children"] = children
-        self.doc.setActiveNode(self.group)  # the next results go above the group, at the top level
+        self.group_active_ticks = 0
         return True
+
+    def activate_group(self):
+        """The next results go above the group, at the top level. Krita activates a layer it has
+        just added a moment after the add, so the group is set active until it stays so."""
+        active = self.doc.activeNode()
+        if active is not None and active.name() == self.group.name():
+            self.group_active_ticks += 1
+            return self.group_active_ticks >= 3
+        self.group_active_ticks = 0
+        self.doc.setActiveNode(self.group)
+        return False
 
     def cancel_one(self):
         """Two requests: a long one (8 at 1024²) and a small one queued behind it."""
@@ -551,6 +595,237 @@ class Driver:
         }  # fmt: skip
         return True
 
+    # --- live: sliders, a preview layer written in place, commit, stop ------------------------------
+
+    def panel(self):
+        from ganbridge import docker
+
+        return docker.DOCKERS[0].live
+
+    def preview(self, doc=None):
+        return next((n for n in (doc or self.doc).topLevelNodes() if n.name().startswith("GAN live")), None)
+
+    @staticmethod
+    def pixels(node):
+        b = node.bounds()
+        return bytes(node.pixelData(b.x(), b.y(), b.width(), b.height()))
+
+    def live_status(self):
+        return self.w(QLabel, "ganbridge_live_status").text()
+
+    def live_document(self):
+        """A document of its own, shown in a new view (so Krita's Layers docker follows it)."""
+        app = Krita.instance()
+        self.doc = app.createDocument(JOB["width"], JOB["height"], "live", "RGBA", "U8", "", 72.0)
+        self.view = app.activeWindow().addView(self.doc)
+        base = self.doc.createNode("painting", "paintlayer")
+        self.doc.rootNode().addChildNode(base, None)
+        return True
+
+    def live_start(self, thumbnail=None):
+        """A fresh latent of the form's generator (no thumbnail selected), at the form's size, or
+        the result of strip entry `thumbnail`; with the topmost layer active, so the preview goes
+        on top and the canvas shows it."""
+        self.w(QComboBox, "ganbridge_generator").setCurrentText("texture")
+        self.w(QComboBox, "param_model").setCurrentText(JOB["model"])
+        for name in ("param_width", "param_height"):
+            self.w(QSpinBox, name).setValue(JOB.get("live_size", JOB["size"]))
+        strip = self.w(QListWidget, "ganbridge_strip")
+        strip.clearSelection()
+        if thumbnail is not None:
+            strip.item(thumbnail).setSelected(True)
+            self.live_from = strip.item(thumbnail).data(Qt.UserRole)
+        top = [n for n in self.doc.topLevelNodes() if n.type() == "paintlayer"][-1]
+        self.doc.setActiveNode(top)
+        if self.doc.activeNode() is None or self.doc.activeNode().name() != top.name():
+            return False
+        self.layers_before_live = len(self.names())
+        self.live = self.report.setdefault("live", {})
+        self.longest_tick = self.longest_gap = 0.0
+        self.live_started = time.monotonic()
+        t = time.perf_counter()
+        self.click("ganbridge_live_start")
+        self.live.setdefault("start_click_ms", []).append(round((time.perf_counter() - t) * 1000, 2))
+        return True
+
+    def wait_live_open(self):
+        """The preview layer holds the first frame, and the sliders are there."""
+        node = self.preview()
+        if node is None or node.bounds().width() == 0:
+            return False
+        self.live["sliders"] = [s.objectName() for s in self.docker.findChildren(QSlider)]
+        self.live["slider_labels"] = [self.panel().session.slider_label(i) for i in range(len(self.live["sliders"]))]
+        self.live.setdefault("first_frame_s", []).append(round(time.monotonic() - self.live_started, 2))
+        self.live["preview"] = [node.name(), node.bounds().width(), node.bounds().height()]
+        self.live["layers_added_by_start"] = len(self.names()) - self.layers_before_live
+        self.live["status_open"] = self.live_status()
+        if self.panel().parents:
+            self.live["from_thumbnail"] = [self.panel().parents == [self.live_from], *self.live["preview"]]
+        # Ticks from here on apply frames in place; the one that added the preview is Krita's layer add.
+        self.live.setdefault("open_tick_ms", []).append(round(self.longest_tick * 1000, 1))
+        self.longest_tick = self.longest_gap = 0.0
+        self.undo_before = Krita.instance().action("edit_undo").text()
+        self.seen_pixels = [self.pixels(node)]
+        self.drag = [50, 100, 150, 200, 250, 300, 250, 200]  # as a drag does: many small steps
+        self.drag_done = 0
+        return True
+
+    def nudge(self):
+        """Two slider steps only (a session whose frames are shown by refreshing the image)."""
+        self.drag = [100, 200]
+        return True
+
+    def live_drag(self):
+        """One slider step per driver tick (a drag), watching the preview's pixels change."""
+        self._watch_preview()
+        if self.drag_done < len(self.drag):
+            slider = self.w(QSlider, "ganbridge_live_slider_0")
+            t = time.perf_counter()
+            slider.setValue(self.drag[self.drag_done])
+            self.live.setdefault("move_ms", []).append(round((time.perf_counter() - t) * 1000, 2))
+            self.drag_done += 1
+            if self.drag_done == 3 and len(self.drag) > 3:  # the painter clicks another layer mid-drag
+                other = next(n for n in self.doc.topLevelNodes() if not n.name().startswith("GAN live"))
+                self.doc.setActiveNode(other)
+            return False
+        return True
+
+    def _watch_preview(self):
+        node = self.preview()
+        if node is not None and self.pixels(node) != self.seen_pixels[-1]:
+            self.seen_pixels.append(self.pixels(node))
+
+    def wait_live_settled(self):
+        """The last move's frame is in the layer, and on the canvas (Krita recomposited it)."""
+        self._watch_preview()
+        panel, node = self.panel(), self.preview()
+        if panel.session.shown != panel.session.seq or panel.in_flight or panel.conn.work.busy:
+            return False
+        b = node.bounds().intersected(self.doc.bounds())  # the canvas shows only what is inside the image
+        x, y = b.x() + b.width() // 2, b.y() + b.height() // 2
+        on_canvas = bytes(self.doc.pixelData(x, y, 1, 1)) == bytes(node.pixelData(x, y, 1, 1))
+        if not on_canvas and time.monotonic() - self.step_started < 10:
+            return False
+        self.live.setdefault("sessions", []).append({
+            "document": self.doc.name(), "on_canvas": on_canvas, "states_seen": len(self.seen_pixels),
+            "moves": panel.session.seq, "frames_shown": panel.frames_shown, "repaints": dict(panel.repaints),
+            "status": self.live_status(), "plugin_tick_ms": round(self.longest_tick * 1000, 1),
+            "gui_gap_ms": round(self.longest_gap * 1000, 1), "seconds": round(time.monotonic() - self.live_started, 2),
+            "active": self.doc.activeNode().name(),
+            "undo_text": [self.undo_before, Krita.instance().action("edit_undo").text()],
+        })  # fmt: skip
+        self.last_shown = self.pixels(node)
+        return True
+
+    def live_sweep(self):
+        """A fast drag: the slider moved every 5 ms for a second and a half, back and forth. How
+        many frames Krita shows a second then is the most a drag gets (moves outrun frames)."""
+        panel = self.panel()
+        self.sweep = {"frames": panel.frames_shown, "moves": panel.session.seq, "started": time.monotonic()}
+        self.longest_tick = self.longest_gap = 0.0
+        slider, positions = self.w(QSlider, "ganbridge_live_slider_0"), list(range(-300, 301, 10))
+        positions += positions[::-1]
+
+        def move():
+            elapsed = time.monotonic() - self.sweep["started"]
+            if elapsed > 1.5:
+                self.sweep_timer.stop()
+                return
+            slider.setValue(positions[int(elapsed / 0.005) % len(positions)])
+
+        self.sweep_timer = QTimer()
+        self.sweep_timer.setInterval(5)
+        self.sweep_timer.timeout.connect(move)
+        self.sweep_timer.start()
+        return True
+
+    def wait_swept(self):
+        panel = self.panel()
+        if self.sweep_timer.isActive():
+            if self.sweep.get("frames_in_sweep") is None and time.monotonic() - self.sweep["started"] > 1.45:
+                self.sweep["frames_in_sweep"] = panel.frames_shown - self.sweep["frames"]
+            return False
+        if panel.session.shown != panel.session.seq or panel.in_flight or panel.conn.work.busy:
+            return False
+        frames = self.sweep.get("frames_in_sweep", panel.frames_shown - self.sweep["frames"])
+        self.live["sweep"] = {
+            "moves": panel.session.seq - self.sweep["moves"], "frames": frames, "frames_per_s": round(frames / 1.5, 1),
+            "plugin_tick_ms": round(self.longest_tick * 1000, 1), "gui_gap_ms": round(self.longest_gap * 1000, 1),
+            "repaints": dict(panel.repaints), "status": self.live_status(),
+        }  # fmt: skip
+        self.last_shown = self.pixels(self.preview())
+        return True
+
+    def live_undo(self):
+        """Undo right after the drag takes the preview layer out: the frames left no undo step."""
+        Krita.instance().action("edit_undo").trigger()
+        return True
+
+    def wait_live_undone(self):
+        if self.preview() is not None:
+            return False
+        Krita.instance().action("edit_redo").trigger()
+        return True
+
+    def wait_live_redone(self):
+        node = self.preview()
+        if node is None:
+            return False
+        self.live["undo_redo"] = self.pixels(node) == self.last_shown
+        return True
+
+    def live_commit(self):
+        self.layers_before = len(self.names())
+        self.click("ganbridge_live_commit")
+        return True
+
+    def wait_live_committed(self):
+        top = self.doc.activeNode()
+        if top is None or top.name().startswith("GAN live") or len(self.names()) == self.layers_before:
+            return False
+        if self.panel().conn.work.busy:
+            return False
+        recipe = json.loads(bytes(self.doc.annotation("ganbridge")))["layers"].get(top.uniqueId().toString(), {})
+        self.live.update(
+            committed_name=top.name(), committed_new_layers=len(self.names()) - self.layers_before,
+            committed_equals_last_frame=self.pixels(top) == self.last_shown, committed_origin=recipe.get("origin"),
+            committed_item=recipe.get("item"), committed_parents=recipe.get("parents"),
+        )  # fmt: skip
+        return True
+
+    def live_stop(self):
+        self.layers_before = len(self.names())
+        self.click("ganbridge_live_stop")
+        return True
+
+    def wait_live_stopped(self):
+        if self.preview() is not None or self.panel().conn.work.busy:
+            return False
+        self.live.setdefault("stopped", []).append(
+            [self.layers_before - len(self.names()), self.live_status(), Krita.instance().action("edit_undo").text()]
+        )
+        return True
+
+    def close_docker(self):
+        self.docker.close()  # its title bar's close button
+        return True
+
+    def wait_docker_closed(self):
+        """Closing the docker ended its session and took the preview out; then it is shown again."""
+        if self.preview() is not None or self.panel().conn.work.busy:
+            return False
+        self.live["docker_closed"] = [self.live_status(), self.panel().session.status]
+        self.docker.show()
+        return self.docker.isVisible()
+
+    def wait_live_switched(self):
+        """Another document became active: the session stopped and its preview left the first one."""
+        live_doc = next(d for d in Krita.instance().documents() if d.name() == "live")
+        if self.preview(live_doc) is not None:
+            return False
+        self.live["switched"] = [self.live_status(), self.panel().session.status]
+        return True
+
     def point_at_no_bridge(self):
         import socket
 
@@ -565,8 +840,9 @@ class Driver:
         return True
 
     def wait_no_bridge(self):
-        if "cannot reach the bridge" not in self.status():
+        if "cannot reach the bridge" not in self.status() or self.preview() is not None:
             return False
+        self.live["lost"] = [self.live_status(), self.panel().session.status]
         self.report["lost_job"] = self.status()
         self.click("ganbridge_generate")
         self.report["no_bridge"] = self.status()
