@@ -7,7 +7,8 @@ Figures: frames decoded per second, and each move's latency, from sending it to 
 the first frame that includes it (a frame shows the newest move the bridge had; the moves it
 skipped count until that frame). Beside them, a small request's fixed cost (WebSocket round
 trip minus the raw in-process render, side by side) and what a dragging client does to another
-client's round trips (measured alternately with and without the drag).
+client's round trips, measured in turns alone, beside the drag and beside a client generating
+back to back (on a 2-core machine any busy neighbour costs something).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from PIL import Image
 from websockets.asyncio.client import ClientConnection, connect
 
-from ganbridge.bench.common import BridgeProcess, percentile, raw_generator_times, round_trips
+from ganbridge.bench.common import BridgeProcess, percentile, raw_generator_times, request_texture, round_trips
 from ganbridge.core.protocol import decode_binary
 
 RATE_HZ = 60  # a slider's moves per second while dragged (a host's UI updates about this often)
@@ -73,30 +74,34 @@ async def drag(url: str, generator: str, params: dict, seconds: float = DRAG_SEC
 
         async def send() -> None:
             seq, start = 0, time.perf_counter()
-            while time.perf_counter() - start < seconds:
+            while True:
                 seq += 1
                 phase = 2 * math.pi * seq / RATE_HZ
                 values = [2 * math.sin(phase), 2 * math.cos(0.7 * phase), math.sin(1.3 * phase)]
                 sent[seq] = time.perf_counter()
                 await ws.send(json.dumps({"type": "live_move", "id": "drag", "seq": seq, "values": values}))
+                if time.perf_counter() - start >= seconds:
+                    break
                 await asyncio.sleep(max(0.0, start + seq / RATE_HZ - time.perf_counter()))
-            done.set()
+            done.set()  # at once after the last move, whose frame is still to come
 
         sender = asyncio.create_task(send())
         answered = 0  # moves up to this seq have their latency
         t0 = time.perf_counter()
-        while not (done.is_set() and answered >= max(sent, default=0)):
-            msg = await _reply(ws)
-            if msg.get("id") != "drag" or msg["type"] != "live_frame":
-                continue
-            _decoded(msg)
-            now = time.perf_counter()
-            frames += 1
-            for seq in range(answered + 1, msg["seq"] + 1):
-                latencies.append(now - sent[seq])
-            answered = max(answered, msg["seq"])
+        try:
+            while not (done.is_set() and answered >= max(sent, default=0)):
+                msg = await _reply(ws)
+                if msg.get("id") != "drag" or msg["type"] != "live_frame":
+                    continue
+                _decoded(msg)
+                now = time.perf_counter()
+                frames += 1
+                for seq in range(answered + 1, msg["seq"] + 1):
+                    latencies.append(now - sent[seq])
+                answered = max(answered, msg["seq"])
+        finally:
+            sender.cancel()  # a drag cancelled from outside (the bystander's) stops moving too
         elapsed = time.perf_counter() - t0
-        await sender
         await ws.send(json.dumps({"type": "live_close", "id": "drag"}))
     return {
         "frames_per_s": frames / elapsed,
@@ -107,24 +112,38 @@ async def drag(url: str, generator: str, params: dict, seconds: float = DRAG_SEC
     }
 
 
+async def _generating(url: str) -> None:
+    """A client that asks for 256x256 textures back to back, until cancelled."""
+    async with connect(url, compression=None, max_size=None) as ws:
+        for i in range(10**6):
+            await request_texture(ws, f"busy{i}", 256, i)
+
+
 async def bystander(url: str, runs: int) -> dict[str, float]:
-    """Another client's 128x128 round trips, in turns without and with a client dragging a
-    256x256 texture beside it: medians in ms and their ratio."""
-    alone: list[float] = []
-    beside: list[float] = []
-    for turn in range(4):
-        if turn % 2 == 0:
-            alone += await round_trips(url, SMALL, runs)
-            continue
-        dragging = asyncio.create_task(drag(url, "texture", {"width": 256, "height": 256}, seconds=600))
-        await asyncio.sleep(1.0)  # the drag under way
-        beside += await round_trips(url, SMALL, runs)
-        dragging.cancel()
-        await asyncio.gather(dragging, return_exceptions=True)
+    """Another client's 128x128 round trips, in turns alone, beside a client dragging a 256x256
+    texture, and beside one generating 256x256 textures back to back (what sharing the machine
+    with any busy client costs): medians in ms, and the ratios to alone."""
+    times: dict[str, list[float]] = {"alone": [], "drag": [], "generating": []}
+    for turn in range(6):
+        kind = ("alone", "drag", "alone", "generating", "alone", "drag")[turn]
+        other = None
+        if kind == "drag":
+            other = asyncio.create_task(drag(url, "texture", {"width": 256, "height": 256}, seconds=600))
+        elif kind == "generating":
+            other = asyncio.create_task(_generating(url))
+        if other is not None:
+            await asyncio.sleep(1.0)  # under way
+        times[kind] += await round_trips(url, SMALL, runs)
+        if other is not None:
+            other.cancel()
+            await asyncio.gather(other, return_exceptions=True)
+    alone = statistics.median(times["alone"])
     return {
-        "alone_p50_ms": statistics.median(alone) * 1000,
-        "beside_drag_p50_ms": statistics.median(beside) * 1000,
-        "ratio": statistics.median(beside) / statistics.median(alone),
+        "alone_p50_ms": alone * 1000,
+        "beside_drag_p50_ms": statistics.median(times["drag"]) * 1000,
+        "beside_generating_p50_ms": statistics.median(times["generating"]) * 1000,
+        "drag_ratio": statistics.median(times["drag"]) / alone,
+        "generating_ratio": statistics.median(times["generating"]) / alone,
     }
 
 
@@ -166,7 +185,8 @@ def print_live(figures: dict) -> None:
     b = figures["bystander"]
     print(
         f"  another client's round trip: {b['alone_p50_ms']:.1f} ms alone, {b['beside_drag_p50_ms']:.1f} ms "
-        f"beside a drag ({b['ratio']:.2f}x)"
+        f"beside a drag ({b['drag_ratio']:.2f}x), {b['beside_generating_p50_ms']:.1f} ms beside a client "
+        f"generating 256x256 back to back ({b['generating_ratio']:.2f}x)"
     )
 
 

@@ -10,7 +10,10 @@ commits, which the core turns into an ordinary request for one item.
 
 The renderer serves clients in turn (the one served least recently first, then its session served
 least recently), so a client with many sessions or a flood of moves gets no more frames than
-another. It runs batches through the scheduler's executor, so live frames run where requests do.
+another. It runs batches through the scheduler's executor, so live frames run where requests do,
+and gives way to requests: while the scheduler has work, a frame waits (up to MAX_DEFER, so a
+session still gets frames under steady load), since on a CPU a frame rendered beside a request
+slows that request by as much as it takes.
 Nothing here knows about sockets; frames leave through each session's `emit`.
 """
 
@@ -33,6 +36,7 @@ log = logging.getLogger("ganbridge.live")
 
 MAX_VALUE = 8.0  # a slider's reach, in unit moves along its direction
 MAX_SESSIONS_PER_CLIENT = 4
+MAX_DEFER = 0.1  # the longest a frame waits for requests to finish (seconds)
 Run = Callable[[Generator, Sequence[BaseModel], Sequence[Latent]], list[Output]]
 Emit = Callable[[dict], None]
 
@@ -109,8 +113,9 @@ class LiveSession:
 class LiveRenderer:
     """The sessions of every client and the thread that renders their newest states."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, busy: Callable[[], bool] = lambda: False):
         self._run = run
+        self._busy = busy  # whether requests are waiting or running
         self._cond = threading.Condition()
         self._sessions: dict[tuple[str, str], LiveSession] = {}
         self._client_served: dict[str, float] = {}
@@ -187,14 +192,21 @@ class LiveRenderer:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                taken = self._take()
-                while taken is None and not self._stopping:
+                while not self._stopping and not any(s.version > s.rendered for s in self._sessions.values()):
                     self._cond.wait()
-                    taken = self._take()
-                if taken is None or self._stopping:
+                if self._stopping:
                     return
-            session, state = taken
-            self._render(session, state)
+            self._give_way()
+            with self._cond:
+                taken = self._take()  # the newest state, moves made while giving way included
+            if taken is not None:
+                self._render(*taken)
+
+    def _give_way(self) -> None:
+        """Wait while requests are waiting or running, for at most MAX_DEFER."""
+        deadline = time.monotonic() + MAX_DEFER
+        while self._busy() and time.monotonic() < deadline and not self._stopping:
+            time.sleep(0.002)
 
     def _render(self, session: LiveSession, state: LiveState) -> None:
         started = time.perf_counter()

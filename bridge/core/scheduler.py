@@ -172,6 +172,7 @@ class JobScheduler:
         self._stopping = False
         self.batches_run = 0
         self.units_run = 0
+        self._running = 0  # batches being rendered, stored or sent now
         # More than one worker per device only pays when a batch waits on something other than
         # this machine (a remote executor); then each keeps a batch in flight.
         self._workers = [
@@ -194,6 +195,12 @@ class JobScheduler:
         for w in self._workers:
             if w.is_alive():
                 w.join(timeout=30)
+
+    @property
+    def busy(self) -> bool:
+        """Whether requests are waiting or being worked on (live frames give way to them)."""
+        with self._cond:
+            return self._queued_units > 0 or self._running > 0
 
     @property
     def queued(self) -> int:
@@ -412,11 +419,16 @@ class JobScheduler:
             with self._cond:
                 moved = self._moved_up()
             self._tell(moved)
+            with self._cond:
+                self._running += 1
             try:
                 self._run(batch)
             except Exception as e:  # keep the worker alive whatever a listener does
                 log.exception("the %s worker failed a batch", device)
                 self._fail({job for job, _ in batch}, e)
+            finally:
+                with self._cond:
+                    self._running -= 1
 
     def _run(self, batch: list[tuple[Job, WorkUnit]]) -> None:
         generator = batch[0][0].generator

@@ -92,7 +92,10 @@ class BridgeCore:
         self.scheduler = scheduler
         self.player = player
         self.steering_rows = steering.RowCache()
-        self.live = LiveRenderer(lambda gen, params, latents: self.scheduler.executor.run(gen, params, latents))
+        self.live = LiveRenderer(
+            lambda gen, params, latents: self.scheduler.executor.run(gen, params, latents),
+            lambda: self.scheduler.busy,
+        )
         self._clients_lock = threading.Lock()
         self.clients: set[Client] = set()
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganbridge.core.live import MAX_SESSIONS_PER_CLIENT, LiveRenderer, LiveSession, LiveState
+from ganbridge.core.live import MAX_DEFER, MAX_SESSIONS_PER_CLIENT, LiveRenderer, LiveSession, LiveState
 from ganbridge.core.protocol import decode_binary, encode_reply
 from ganbridge.core.scheduler import InProcessExecutor
 from tests.conftest import WsClient, small_texture
@@ -292,3 +292,27 @@ def test_a_small_preview_commits_onto_the_full_size_item(live_ws):
     glyph = until(live_ws, "img", ("result",))["items"][0]
     live_ws.send({"type": "live_commit", "id": "wrong", "live": "small", "onto": glyph["item"]})
     assert until(live_ws, "wrong", ("error",))["code"] == "invalid_params"
+
+
+def first_frame_after(gen, params, busy_for: float) -> float:
+    """Seconds from opening a session to its first frame, with requests "running" for `busy_for`."""
+    came: list[float] = []
+    start = time.monotonic()
+    renderer = LiveRenderer(InProcessExecutor().run, lambda: time.monotonic() - start < busy_for)
+    session = LiveSession(
+        "s", "c", lambda msg: came.append(time.monotonic() - start), gen, gen.random_latent(params, 1),
+        None, [], set(), [], LiveState(0, (), 0.0, params),
+    )  # fmt: skip
+    renderer.open(session, lambda: None)
+    while not came and time.monotonic() - start < 5:
+        time.sleep(0.005)
+    renderer.stop()
+    assert came, "no frame came"
+    return came[0]
+
+
+def test_frames_give_way_to_requests_but_never_starve(shared_core):
+    gen = shared_core.generators["texture"]
+    params = gen.params_model.model_validate(small_texture(width=32, height=32))
+    assert 0.06 <= first_frame_after(gen, params, 0.06) < 1.0  # after the requests
+    assert MAX_DEFER <= first_frame_after(gen, params, 60.0) < 1.0  # not after an hour of them
