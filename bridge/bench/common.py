@@ -28,7 +28,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class BridgeProcess:
-    def __init__(self, device: str, batching: bool, env: dict[str, str] | None = None, stderr: IO | None = None):
+    def __init__(
+        self,
+        device: str,
+        batching: bool,
+        env: dict[str, str] | None = None,
+        stderr: IO | None = None,
+        midi: tuple[str, str] | None = None,  # (port name, rtmidi API) for a MIDI port; none without
+    ):
         self.tmp = tempfile.TemporaryDirectory(prefix="ganbridge-bench-")
         self.port = free_port()
         env = dict(
@@ -38,7 +45,8 @@ class BridgeProcess:
             GANBRIDGE_MODELS_DIR=str(Path(self.tmp.name) / "models"),
             GANBRIDGE_MAX_QUEUE="4096",
             GANBRIDGE_BATCHING="true" if batching else "false",
-            GANBRIDGE_MIDI_OUT="none",
+            GANBRIDGE_MIDI_OUT=midi[0] if midi else "none",
+            **({"GANBRIDGE_MIDI_API": midi[1]} if midi else {}),
         )
         self.osc_port = free_port(socket.SOCK_DGRAM)
         cmd = [

@@ -171,7 +171,7 @@ async def _served(device: str, runs: int) -> dict:
 def print_live(figures: dict) -> None:
     print("live: a dragged slider, move to decoded pixels at the client (binary frames)")
     for label, row in figures.items():
-        if label in ("fixed_cost", "bystander"):
+        if label in ("fixed_cost", "bystander", "music_loop"):
             continue
         print(
             f"  {label:18s} {row['frames_per_s']:6.1f} frames/s  latency p50 {row['latency_p50_ms']:6.1f} ms"
@@ -182,6 +182,14 @@ def print_live(figures: dict) -> None:
         f"  small request ({SMALL}x{SMALL} texture): raw {cost['raw_p50_ms']:.1f} ms, round trip "
         f"{cost['round_trip_p50_ms']:.1f} ms, fixed overhead {cost['overhead_p50_ms']:.1f} ms p50"
     )
+    loop = figures["music_loop"]
+    if "skipped" in loop:
+        print(f"  music loop at the MIDI port: skipped ({loop['skipped']})")
+    else:
+        print(
+            f"  music loop at the MIDI port: {loop['heard_at_next_bar']} of {loop['changes']} slider moves heard "
+            f"from the next bar line ({100 * loop['share']:.0f}%)"
+        )
     b = figures["bystander"]
     print(
         f"  another client's round trip: {b['alone_p50_ms']:.1f} ms alone, {b['beside_drag_p50_ms']:.1f} ms "
@@ -191,6 +199,9 @@ def print_live(figures: dict) -> None:
 
 
 def run_live(args: Any, device: str) -> dict:
+    from ganbridge.bench.live_music import loop_changes
+
     figures = asyncio.run(_served(device, args.runs))
+    figures["music_loop"] = loop_changes(50, device)
     print_live(figures)
     return {"live": figures}

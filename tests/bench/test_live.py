@@ -1,0 +1,26 @@
+"""The live benchmark's parts on a real bridge: a drag's frames and latencies, and the music loop
+heard at a JACK MIDI port (the full figures come from `ganbridge bench --only live`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ganbridge.bench.live import RATE_HZ, drag
+from ganbridge.bench.live_music import loop_changes
+from tests.conftest import require_tool
+
+
+def test_a_drag_counts_frames_and_every_moves_latency(bridge):
+    row = asyncio.run(drag(bridge.url, "image", {"size": 64}, seconds=0.5))
+    assert abs(row["moves"] - RATE_HZ * 0.5) <= 3  # a move each 1/RATE_HZ s
+    assert 0 < row["frames"] <= row["moves"] and row["frames_per_s"] > 5
+    assert 0 < row["latency_p50_ms"] <= row["latency_p90_ms"] < 1000
+
+
+@pytest.mark.real_host
+def test_the_music_loop_is_heard_changing_at_the_next_bar():
+    require_tool("jackd", "jackd2")
+    row = loop_changes(3, "cpu")
+    assert row == {"changes": 3, "heard_at_next_bar": 3, "share": 1.0}, row
