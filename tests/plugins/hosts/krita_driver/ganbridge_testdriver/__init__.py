@@ -294,6 +294,7 @@ class Driver:
         entry.setSelected(True)
         self.again_of = (label, entry.data(Qt.UserRole))
         self.layers_before, self.expect = len(self.names()), 1
+        self.ids_before = {n.uniqueId().toString() for n in self.doc.topLevelNodes()}
         self.click("ganbridge_regenerate")
         return True
 
@@ -301,7 +302,9 @@ class Driver:
         if not self._grown():
             return False
         label, item = self.again_of
-        made, original = self.doc.activeNode(), self._layer_of(item)
+        # the layer that is new (not the active one: Krita may make it active a moment later)
+        made = next(n for n in self.doc.topLevelNodes() if n.uniqueId().toString() not in self.ids_before)
+        original = self._layer_of(item)
         b = original.bounds()
         same = bytes(made.pixelData(b.x(), b.y(), b.width(), b.height())) == bytes(
             original.pixelData(b.x(), b.y(), b.width(), b.height())
