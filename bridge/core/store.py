@@ -129,16 +129,23 @@ def _kept(latent: Latent) -> Latent:
 
 def _sync_folder(folder: Path) -> None:
     """Make a rename or a new file in `folder` durable (POSIX; a no-op where folders cannot be opened)."""
+    _sync(folder)
+
+
+def _sync(path: Path | str) -> bool:
+    """fsync a file or folder by name; False when it cannot be opened (gone, or a folder on a
+    system that cannot open one). A failing fsync itself is ignored: nothing better can be done."""
     try:
-        fd = os.open(folder, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return
+        return False
     try:
         os.fsync(fd)
     except OSError:
         pass
     finally:
         os.close(fd)
+    return True
 
 
 def _item_of(path: Path) -> str:
@@ -249,17 +256,8 @@ class ItemStore:
         names of those among `new_folders` (made by this bridge) in their own folders."""
         folders: dict[Path, None] = {}
         for name in paths:
-            try:
-                fd = os.open(name, os.O_RDONLY)
-            except OSError:  # no sidecar, or deleted from the output folder: its recipe remakes it
-                continue
-            try:
-                os.fsync(fd)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
-            folders[Path(name).parent] = None
+            if _sync(name):  # else no sidecar, or deleted from the output folder: its recipe remakes it
+                folders[Path(name).parent] = None
         for folder in folders:
             _sync_folder(folder)
             if folder in new_folders:

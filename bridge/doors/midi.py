@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import mido
@@ -177,12 +177,7 @@ class MidiPlayer:
         except Exception:
             log.exception("MIDI playback of %s failed", item)
         finally:
-            for channel, note in sorted(sounding):
-                port.send(mido.Message("note_off", channel=channel, note=note, velocity=0))
-            if self.playing == item:
-                self.playing = None
-            if on_end is not None:
-                on_end(item, stop.is_set())
+            self._ended(port, sounding, item, stop, on_end)
 
     def loop(
         self, newest: Callable[[], dict[str, Any]], name: str, on_end: Callable[[str, bool], None] | None = None
@@ -228,12 +223,23 @@ class MidiPlayer:
         except Exception:
             log.exception("the live MIDI loop %s failed", name)
         finally:
-            for channel, note in sorted(sounding):
-                port.send(mido.Message("note_off", channel=channel, note=note, velocity=0))
-            if self.playing == name:
-                self.playing = None
-            if on_end is not None:
-                on_end(name, stop.is_set())
+            self._ended(port, sounding, name, stop, on_end)
+
+    def _ended(
+        self,
+        port: BaseOutput,
+        sounding: Iterable[tuple[int, int]],
+        name: str,
+        stop: threading.Event,
+        on_end: Callable[[str, bool], None] | None,
+    ) -> None:
+        """A playback is over: what still sounds gets its note-off, and `on_end` hears of it."""
+        for channel, note in sorted(sounding):
+            port.send(mido.Message("note_off", channel=channel, note=note, velocity=0))
+        if self.playing == name:
+            self.playing = None
+        if on_end is not None:
+            on_end(name, stop.is_set())
 
     def stop(self) -> bool:
         """Stop what is playing (its sounding notes get note-offs); True if something was."""

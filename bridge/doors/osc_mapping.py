@@ -260,11 +260,7 @@ class OscMapping:
 
     def _osc_play(self, peer: OscPeer, args: Sequence[Any]) -> list[OscReply]:
         item = _arg(args, 0, str, "item")
-
-        def ended(played: str, stopped: bool) -> None:  # on the player's thread, when it ends
-            peer.later(reply("stopped" if stopped else "played", played))
-
-        seconds = self.core.play_item(item, ended)
+        seconds = self.core.play_item(item, _playback_end(peer))
         return [reply("playing", item, float(seconds))]
 
     def _osc_stop(self, peer: OscPeer, args: Sequence[Any]) -> list[OscReply]:
@@ -326,11 +322,7 @@ class OscMapping:
 
     def _osc_live__loop(self, peer: OscPeer, args: Sequence[Any]) -> list[OscReply]:
         live = _arg(args, 0, str, "live")
-
-        def ended(played: str, stopped: bool) -> None:  # on the player's thread, when it ends
-            peer.later(reply("stopped" if stopped else "played", played))
-
-        seconds = self.core.loop_live(peer.client, live, ended)
+        seconds = self.core.loop_live(peer.client, live, _playback_end(peer))
         return [reply("live/looping", live, float(seconds))]
 
     def _live_replies(self, peer: OscPeer, event: dict) -> list[OscReply]:
@@ -400,6 +392,15 @@ def _item_replies(job: str, item: dict) -> list[OscReply]:
         for track, pitch, velocity, start, length in item.get("notes", [])
     ]
     return [*notes, reply("result", job, item["item"], item["file"])]
+
+
+def _playback_end(peer: OscPeer) -> Callable[[str, bool], None]:
+    """What a playback's end tells its peer (on the player's thread): played, or stopped."""
+
+    def ended(played: str, stopped: bool) -> None:
+        peer.later(reply("stopped" if stopped else "played", played))
+
+    return ended
 
 
 def _safe(host: str) -> str:
