@@ -171,14 +171,24 @@ def _label(entry: dict[str, Any]) -> str:
 
 
 def _set_current(view: LiveView | None) -> None:
-    global CURRENT, _quiet
+    global CURRENT
     CURRENT = view
+    _fill_sliders(None)
+
+
+def _fill_sliders(view: LiveView | None) -> None:
+    """One slider per direction of `view`'s session, all at 0 (none without a view), set quietly:
+    filling them is not the artist moving them."""
+    global _quiet
     items = sliders()
     if items is None:
         return
     _quiet = True
     try:
         items.clear()
+        for index in range(len(view.session.directions) if view is not None else 0):
+            slider = items.add()
+            slider.name, slider.index, slider.value = view.session.slider_label(index), index, 0.0
     finally:
         _quiet = False
 
@@ -272,7 +282,7 @@ def take(msg: dict[str, Any]) -> bool:
     kind = msg.get("type")
     if kind == "live_opened" and was == "opening":
         view.note = str(msg.get("note") or "")
-        _opened(view)
+        _fill_sliders(view)
     elif kind == "error" and session.status == "failed":
         what = "the bridge went away" if msg.get("code") == connection.gc.DISCONNECTED else session.error
         stop(restore=True, message=f"Live stopped: {what}")
@@ -280,21 +290,6 @@ def take(msg: dict[str, Any]) -> bool:
     elif kind == "live_closed" and not view.commit:
         stop(restore=True, message="Live stopped: the bridge closed the session")
     return True
-
-
-def _opened(view: LiveView) -> None:
-    global _quiet
-    items = sliders()
-    if items is None:
-        return
-    _quiet = True
-    try:
-        items.clear()
-        for index in range(len(view.session.directions)):
-            slider = items.add()
-            slider.name, slider.index, slider.value = view.session.slider_label(index), index, 0.0
-    finally:
-        _quiet = False
 
 
 def tick() -> None:
