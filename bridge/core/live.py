@@ -72,7 +72,7 @@ class LiveSession:
     rendered: int = -1  # the version last taken for rendering
     served: float = 0.0  # when it last had a frame taken, for taking turns
     closed: bool = False
-    newest: dict[str, Any] | None = None  # the frame last sent (a music loop plays from it)
+    newest: dict[str, Any] | None = None  # a music session's frame last sent (its loop plays from it)
     # Held while a frame or the closing message is sent, so no frame follows `live_closed`.
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -222,11 +222,15 @@ class LiveRenderer:
                 "message": f"{session.generator.name} failed on a live frame: {type(e).__name__}: {e}",
             }
         with session.lock:
-            if not session.closed:
-                self.frames += 1
-                if msg["type"] == "live_frame":
-                    session.newest = msg
+            if session.closed:
+                return
+            self.frames += 1
+            if msg["type"] == "live_frame" and session.generator.kind == "music":
+                session.newest = msg  # what a music loop plays next (only music is looped)
+            try:
                 session.emit(msg)
+            except Exception:  # a door that cannot send it fails this frame, not the renderer
+                log.exception("sending a live frame failed")
 
 
 def moved(

@@ -672,11 +672,14 @@ class BridgeCore:
             time.sleep(0.01)
         if session.newest is None:
             raise ProtocolError(ErrorCode.INTERNAL, f"live session {live_id} has no frame to play yet")
+        if session.newest["format"] != "mid":
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS,
+                f"live session {live_id} renders {session.newest['format']}; a loop plays MIDI (format mid)",
+            )
 
-        def newest() -> dict[str, Any]:
-            frame = session.newest
-            assert frame is not None
-            return frame
+        def newest() -> dict[str, Any] | None:
+            return None if session.closed else session.newest  # a closed session ends its loop
 
         try:
             return self.player.loop(newest, live_id, on_end)

@@ -180,13 +180,15 @@ class MidiPlayer:
             self._ended(port, sounding, item, stop, on_end)
 
     def loop(
-        self, newest: Callable[[], dict[str, Any]], name: str, on_end: Callable[[str, bool], None] | None = None
+        self, newest: Callable[[], dict[str, Any] | None], name: str, on_end: Callable[[str, bool], None] | None = None
     ) -> float:
-        """Loop a live session's music until stopped: `newest()` gives its newest frame (`notes`,
-        `bars`, `tempo` and the MIDI `data`, whose program changes are sent first). Returns the
-        first bar's length in seconds."""
+        """Loop a live session's music until stopped or until `newest()`, which gives its newest
+        frame (`notes`, `bars`, `tempo` and the MIDI `data`, whose program changes are sent
+        first), gives None (the session closed). Returns the first bar's length in seconds."""
         port = self.open()
         first = newest()
+        if first is None:
+            raise ValueError(f"live session {name} has no frame to loop")
         self.stop()
         self._stop = threading.Event()
         self.playing = name
@@ -199,7 +201,7 @@ class MidiPlayer:
     def _loop(
         self,
         port: BaseOutput,
-        newest: Callable[[], dict[str, Any]],
+        newest: Callable[[], dict[str, Any] | None],
         first: dict[str, Any],
         name: str,
         stop: threading.Event,
@@ -213,6 +215,8 @@ class MidiPlayer:
             bar_start, bar = time.perf_counter() + 0.02, 0
             while not stop.is_set():
                 frame = newest()
+                if frame is None:  # its session closed
+                    break
                 beat = 60.0 / float(frame["tempo"])
                 bar_end = bar_start + 4 * beat
                 if not _play_bar(port, frame, bar % int(frame["bars"]), bar_start, beat, sounding, stop):

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ganbridge import __version__
-from ganbridge.core.protocol import ErrorCode, ProtocolError, shorten
+from ganbridge.core.protocol import MAX_LIVE_VALUE, ErrorCode, ProtocolError, shorten
 from ganbridge.core.service import BridgeCore, Client
 from ganbridge.doors.osc_wire import OscFormatError
 
@@ -276,6 +276,8 @@ class OscMapping:
         values = dict(peer.defaults.get(generator, {}))
         for i in range(1, len(args), 2):
             values[_arg(args, i, str, "key")] = args[i + 1]
+        for key in ("count", "session"):  # a generate's defaults (from /ganbridge/set) that live/open has not
+            values.pop(key, None)
         msg: dict[str, Any] = {"type": "live_open", "id": self._new_id()}
         for key in ("item", "toward"):  # the items a session starts from and blends toward
             if key in values:
@@ -289,7 +291,11 @@ class OscMapping:
     def _osc_live__move(self, peer: OscPeer, args: Sequence[Any]) -> list[OscReply]:
         live = _arg(args, 0, str, "live")
         values = [_arg(args, i, float, f"value {i}") for i in range(1, len(args))]
-        peer.sliders[live] = values
+        kept = peer.sliders.get(live)
+        # Kept (for live/slider) only for an open session and only what the core will take, so a
+        # sender cannot grow this without bound nor leave a bad value in every later move.
+        if kept is not None and len(values) <= len(kept) and all(_fits(v) for v in values):
+            peer.sliders[live] = values + [0.0] * (len(kept) - len(values))
         self.core.handle(peer.client, {"type": "live_move", "id": live, "values": values})
         return []
 
@@ -299,11 +305,15 @@ class OscMapping:
         live, index, value = _arg(args, 0, str, "live"), _arg(args, 1, int, "index"), _arg(args, 2, float, "value")
         if not 0 <= index < 64:
             raise OscArgError(f"live/slider: index {index} is out of range 0-63")
-        values = list(peer.sliders.get(live, []))
-        values += [0.0] * (index + 1 - len(values))
-        values[index] = value
-        peer.sliders[live] = values
-        self.core.handle(peer.client, {"type": "live_move", "id": live, "values": values})
+        kept = peer.sliders.get(live)
+        if kept is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_REQUEST, f"no live session with id {live!r} is open")
+        if index >= len(kept):
+            raise OscArgError(f"live/slider: session {live} has {len(kept)} sliders (indexes 0-{len(kept) - 1})")
+        if not _fits(value):
+            raise OscArgError(f"live/slider: {value} is outside -{MAX_LIVE_VALUE:g} to {MAX_LIVE_VALUE:g}")
+        kept[index] = value
+        self.core.handle(peer.client, {"type": "live_move", "id": live, "values": list(kept)})
         return []
 
     def _osc_live__blend(self, peer: OscPeer, args: Sequence[Any]) -> list[OscReply]:
@@ -392,6 +402,11 @@ def _item_replies(job: str, item: dict) -> list[OscReply]:
         for track, pitch, velocity, start, length in item.get("notes", [])
     ]
     return [*notes, reply("result", job, item["item"], item["file"])]
+
+
+def _fits(value: float) -> bool:
+    """A slider position the bridge takes (NaN is outside every range)."""
+    return -MAX_LIVE_VALUE <= value <= MAX_LIVE_VALUE
 
 
 def _playback_end(peer: OscPeer) -> Callable[[str, bool], None]:

@@ -563,3 +563,29 @@ def test_live_music_over_osc_sends_its_notes(mapping, peer, inbox, tmp_path):
     frame = frames_after(inbox, live, 0)
     notes = [r for r in inbox.replies if r.address == PREFIX + "live/note" and r.args[0] == live]
     assert notes and all(n.args[1] == 0 for n in notes) and frame.args[2].endswith(".mid")
+
+
+def test_osc_faders_keep_only_what_an_open_session_takes(mapping, peer, inbox, tmp_path):
+    """A set default that live/open has not (count) does not break it; positions are kept only
+    for an open session and only when valid, so a bad fader never sticks in later moves."""
+    mapping.previews = tmp_path
+    assert mapping.receive(peer, PREFIX + "set", ("texture", "count", 4)) == []
+    assert mapping.receive(peer, PREFIX + "live/open", ("texture", "width", 32, "height", 32)) == []
+    opened = inbox.wait_for("live/opened", "error")
+    (live, count) = next(r.args for r in opened if r.address == PREFIX + "live/opened")
+    assert mapping.receive(peer, PREFIX + "live/slider", (live, count, 1.0)) == [
+        error("", "invalid_params", f"live/slider: session {live} has {count} sliders (indexes 0-{count - 1})")
+    ]
+    assert mapping.receive(peer, PREFIX + "live/slider", (live, 0, 9.5)) == [
+        error("", "invalid_params", "live/slider: 9.5 is outside -8 to 8")
+    ]
+    assert mapping.receive(peer, PREFIX + "live/move", (live, *[1.0] * (count + 3))) == []  # refused by the core
+    assert peer.sliders[live] == [0.0] * count  # nothing bad was kept
+    assert mapping.receive(peer, PREFIX + "live/slider", (live, 0, 1.5)) == []
+    assert frames_after(inbox, live, 1).args[1] == 1  # the next move works (refused ones count no seq)
+    assert mapping.receive(peer, PREFIX + "live/slider", ("never-opened", 0, 1.0)) == [
+        error("", "unknown_request", "no live session with id 'never-opened' is open")
+    ]
+    for n in range(50):  # made-up sessions keep nothing
+        mapping.receive(peer, PREFIX + "live/move", (f"fake{n}", *[0.5] * 64))
+    assert set(peer.sliders) == {live}

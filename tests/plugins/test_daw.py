@@ -282,6 +282,12 @@ def test_a_live_loop_changes_at_the_next_bar_with_no_gap_and_no_hanging_note(jac
             dump.wait_for(f'/ganbridge/stopped s "{live}"')
             time.sleep(0.3)
         new = _frame_notes(dump.lines(), live, 1)
+        # a loop ends with its session: closing it (or its client going away) stops the port
+        oscsend(b.osc_port, "/ganbridge/live/loop", "s", live)
+        time.sleep(0.5)
+        oscsend(b.osc_port, "/ganbridge/live/close", "s", live)
+        dump.wait_for(f'/ganbridge/played s "{live}"', timeout=5)
+        assert b.core.player.playing is None
         assert old and new and [n[1:] for n in old] != [n[1:] for n in new]
         ons = [(t, (m.channel, m.note)) for t, m in received if m.type == "note_on" and m.velocity > 0]
         offs = [m for _, m in received if m.type == "note_off" or (m.type == "note_on" and m.velocity == 0)]
