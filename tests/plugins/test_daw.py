@@ -201,16 +201,24 @@ def jack_server(tmp_path_factory):
     proc.wait(timeout=10)
 
 
-def test_virtual_midi_port_plays_the_item_in_order(jack_server, tmp_path):
+def _bridge_on_jack(tmp_path: Path):
+    """A bridge whose MIDI port is on JACK, an oscdump for its replies, the JACK backend and the
+    name of the bridge's port as an input there."""
     import mido
 
     backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
     name = f"gbtest{free_udp_port()}"
     b = BridgeThread(make_settings(tmp_path, midi_out=name, midi_api="UNIX_JACK"))
-    dump = OscDump(tmp_path)
+    port_name = next(n for n in backend.get_input_names() if name in n)
+    return b, OscDump(tmp_path), backend, port_name
+
+
+def test_virtual_midi_port_plays_the_item_in_order(jack_server, tmp_path):
+    import mido
+
+    b, dump, backend, port_name = _bridge_on_jack(tmp_path)
     try:
         assert b.core.player is not None and b.core.player.is_open
-        port_name = next(n for n in backend.get_input_names() if name in n)
         received: list[tuple[float, mido.Message]] = []
         with backend.open_input(port_name, callback=lambda m: received.append((time.perf_counter(), m))):
             item, path, _ = _music_over_osc(b, dump, "bars", 1, "tempo", 240.0, "seed", 2)
@@ -258,12 +266,8 @@ def _frame_notes(lines: list[str], live: str, seq: int) -> list[tuple[float, int
 def test_a_live_loop_changes_at_the_next_bar_with_no_gap_and_no_hanging_note(jack_server, tmp_path):
     import mido
 
-    backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
-    name = f"gbloop{free_udp_port()}"
-    b = BridgeThread(make_settings(tmp_path, midi_out=name, midi_api="UNIX_JACK"))
-    dump = OscDump(tmp_path)
+    b, dump, backend, port_name = _bridge_on_jack(tmp_path)
     try:
-        port_name = next(n for n in backend.get_input_names() if name in n)
         oscsend(b.osc_port, "/ganbridge/reply_to", "i", dump.port)
         oscsend(b.osc_port, "/ganbridge/live/open", "ssisfsi", "music", "bars", 1, "tempo", 240.0, "seed", 6)
         live = _strings(
