@@ -165,6 +165,11 @@ class JobScheduler:
         self._active: dict[tuple[str, str], Job] = {}  # every job not yet finished
         self._queued_units = 0
         self._last_submit: dict[str, float] = {}  # client -> when it last submitted
+        # Clients a batch no longer holds its window open for: one was waited for and did not
+        # come (a client taking turns with another, or working alone now and then). It is
+        # waited for again once it sends a request that a wait would have caught.
+        self._not_waited_for: set[str] = set()
+        self._batch_began: dict[str, tuple[float, str]] = {}  # device -> (when, whose unit) of its batch in flight
         # client -> the turn it was last served in: the worker serves the lowest first
         self._served: dict[str, int] = {}
         self._turn = 0
@@ -224,11 +229,28 @@ class JobScheduler:
             self._active[job.key] = job
             self._pending.setdefault(job.client, deque()).append(job)
             self._queued_units += len(job.units)
-            self._last_submit[job.client] = time.monotonic()
+            now = self._last_submit[job.client] = time.monotonic()
             self._concurrent_clients()  # prunes old entries
+            if self._would_have_been_caught(job, now):
+                self._not_waited_for.discard(job.client)
             job.listener.accepted(job, position)
             self._cond.notify_all()
         return position
+
+    def _would_have_been_caught(self, job: Job, now: float) -> bool:
+        """Whether a batch waiting for `job`'s client would have got this job: another client's
+        request on its device is queued, or its batch was begun within the window (not after
+        its results, as with a client taking turns) (lock held)."""
+        device = job.generator.device
+        began, first = self._batch_began.get(device, (-1.0, ""))
+        if first != job.client and now - began <= self.batch_window:
+            return True
+        return any(
+            other.generator.device == device
+            for client, jobs in self._pending.items()
+            if client != job.client
+            for other in jobs
+        )
 
     def _check_share(self, job: Job) -> None:
         """A client may queue max_client_queue items; when the whole queue is full, a client still
@@ -327,7 +349,13 @@ class JobScheduler:
         horizon = time.monotonic() - 1.0
         for client in [c for c, t in self._last_submit.items() if t < horizon]:
             del self._last_submit[client]
+            self._not_waited_for.discard(client)
         return len(self._last_submit)
+
+    def _awaited(self, client: str) -> list[str]:
+        """The other active clients a batch begun with `client`'s unit waits for (lock held)."""
+        self._concurrent_clients()
+        return [c for c in self._last_submit if c != client and c not in self._not_waited_for]
 
     def _count_matching(self, device: str, key: Any) -> int:
         """Queued units that could join a batch with this key (lock held)."""
@@ -345,8 +373,7 @@ class JobScheduler:
             return True
         return all(
             any(job.generator.device == device for job in self._pending.get(other, ()))
-            for other in self._last_submit
-            if other != client
+            for other in self._awaited(client)
         )
 
     @staticmethod
@@ -376,14 +403,21 @@ class JobScheduler:
             log.exception("%s could not give a batch key; running the request alone", job.generator.name)
             return batch
         with self._cond:
-            # Wait for more requests only when several clients are active (a lone client's request
-            # would just be delayed), and only until the batch is full or every other active
-            # client has work queued here (who else would send some?), at most batch_window.
-            if self._concurrent_clients() > 1 and self.batch_window > 0:
+            # Wait for more requests only when other clients are active (a lone client's request
+            # would just be delayed) and have not let a wait run out, and only until the batch
+            # is full or each of them has work queued here (who else would send some?), at most
+            # batch_window.
+            self._batch_began[device] = (time.monotonic(), job.client)
+            if self._awaited(job.client) and self.batch_window > 0:
                 deadline = time.monotonic() + self.batch_window
                 while not self._stopping and not self._batch_ready(device, key, limit, job.client):
                     left = deadline - time.monotonic()
                     if left <= 0:
+                        self._not_waited_for.update(
+                            other
+                            for other in self._awaited(job.client)
+                            if not any(j.generator.device == device for j in self._pending.get(other, ()))
+                        )
                         break
                     self._cond.wait(left)
             while len(batch) < limit:
@@ -429,6 +463,7 @@ class JobScheduler:
             finally:
                 with self._cond:
                     self._running -= 1
+                    self._batch_began.pop(device, None)
 
     def _run(self, batch: list[tuple[Job, WorkUnit]]) -> None:
         generator = batch[0][0].generator

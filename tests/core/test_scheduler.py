@@ -348,6 +348,52 @@ def test_a_batch_waits_for_other_clients_only_until_each_has_sent_its_request(tm
         core.store.close()
 
 
+def test_clients_taking_turns_stop_being_waited_for(tmp_path, generators):
+    """Two clients that each wait for the other's result (a host and a DAW used in turn): once a
+    wait for the other has run out, a batch is no longer held open for it, so neither pays the
+    window on every request; one that sends while another's batch is just begun is waited for
+    again."""
+    s = make_settings(tmp_path)
+    window = 0.3
+    scheduler = JobScheduler(**{**queue_settings(s), "batch_window": window, "batch_limit": 8})
+    scheduler.start()
+    core = BridgeCore(s, dict(generators), ItemStore(s.db_path, s.output_dir), scheduler)
+    try:
+        inboxes = {"a": Inbox(), "b": Inbox()}
+        clients = {name: core.connect(inbox.emit, name) for name, inbox in inboxes.items()}
+
+        def turn(name: str, rid: str) -> float:
+            asked = time.monotonic()
+            core.handle(clients[name], gen_msg(rid))
+            assert inboxes[name].until_final(rid)[-1]["type"] == "done"
+            return inboxes[name].arrived[-1][0] - asked
+
+        for n in range(2):  # each waits for the other once, in vain
+            turn("a", f"a{n}")
+            turn("b", f"b{n}")
+        taken = [turn(name, f"{name}{n}") for n in range(2, 5) for name in "ab"]
+        assert max(taken) < window / 2, f"turns took {[round(t, 3) for t in taken]} s with a {window} s window"
+        # b sends while a's batch is waiting for nobody: b's request is caught by no wait, but
+        # it came while a batch was just begun, so b is waited for again
+        before = scheduler.batches_run
+        core.handle(clients["a"], gen_msg("a5", size=512))
+        core.handle(clients["b"], gen_msg("b5"))
+        inboxes["a"].until_final("a5")
+        inboxes["b"].until_final("b5")
+        assert scheduler.batches_run - before == 2
+        asked = time.monotonic()
+        core.handle(clients["a"], gen_msg("a6"))
+        time.sleep(0.05)
+        core.handle(clients["b"], gen_msg("b6"))
+        inboxes["a"].until_final("a6")
+        inboxes["b"].until_final("b6")
+        assert scheduler.batches_run - before == 3, "a6 waited for b6 and ran with it"
+        assert inboxes["a"].arrived[-1][0] - asked < window + 0.1
+    finally:
+        scheduler.stop()
+        core.store.close()
+
+
 def test_one_client_filling_the_queue_locks_nobody_else_out(tmp_path, generators):
     core = make_core(tmp_path, generators, max_queue=12, max_client_queue=16)
     try:
