@@ -112,27 +112,45 @@ async def drag(url: str, generator: str, params: dict, seconds: float = DRAG_SEC
     }
 
 
-async def fixed_cost(url: str, device: str, runs: int) -> tuple[list[float], list[float]]:
-    """A 128x128 texture rendered in this process and asked of the bridge in turns, `runs` of
-    each (after two of each to warm up): the raw times and the round trips, in seconds. In turns,
-    so that what else the machine does falls on both alike."""
+async def fixed_cost(url: str, device: str, runs: int) -> dict[str, list[float]]:
+    """A 128x128 texture rendered in this process and asked of the bridge by a v1 client (base64
+    JSON) and by one that asked for binary frames, in turns, `runs` of each (after four of each to
+    warm up): the raw times and each client's round trips, in seconds. In turns, so that what
+    else the machine does falls on all alike."""
     from ganbridge.core.registry import load_generators, resolve_device
 
     gen = load_generators(None, resolve_device(device))["texture"]
     params = gen.params_model.model_validate({"width": SMALL, "height": SMALL})
-    raw, served = [], []
-    async with connect(url, compression=None, max_size=None) as ws:
-        for i in range(runs + 2):
+    times: dict[str, list[float]] = {"raw": [], "json": [], "binary": []}
+    async with (
+        connect(url, compression=None, max_size=None) as v1,
+        connect(url, compression=None, max_size=None) as binary,
+    ):
+        await _hello(binary)
+        for i in range(runs + 4):
             latent = gen.random_latent(params, i)
             t0 = time.perf_counter()
             gen.render([params], [latent])
             t1 = time.perf_counter()
-            await request_texture(ws, f"fixed{i}", SMALL, i)
+            await request_texture(v1, f"fixed{i}", SMALL, i)
             t2 = time.perf_counter()
-            if i >= 2:
-                raw.append(t1 - t0)
-                served.append(t2 - t1)
-    return raw, served
+            await _request_binary(binary, f"fixed{i}", i)
+            t3 = time.perf_counter()
+            if i >= 4:
+                times["raw"].append(t1 - t0)
+                times["json"].append(t2 - t1)
+                times["binary"].append(t3 - t2)
+    return times
+
+
+async def _request_binary(ws: ClientConnection, rid: str, seed: int) -> None:
+    """request_texture for a client that asked for binary frames (its result comes as one)."""
+    params = {"width": SMALL, "height": SMALL}
+    await ws.send(json.dumps({"type": "generate", "id": rid, "generator": "texture", "seed": seed, "params": params}))
+    while (msg := await _reply(ws)).get("id") != rid or msg["type"] not in ("done", "error"):
+        pass
+    if msg["type"] == "error":
+        raise RuntimeError(f"bridge error: {msg['code']}: {msg['message']}")
 
 
 async def _generating(url: str) -> None:
@@ -178,13 +196,12 @@ async def _served(device: str, runs: int) -> dict:
         for label, generator, params in tasks(device):
             await drag(bridge.url, generator, params, seconds=1.0)  # warm-up
             out[label] = await drag(bridge.url, generator, params)
-        raw, served = await fixed_cost(bridge.url, device, 3 * runs)
-        out["fixed_cost"] = {
-            "runs": len(raw),
-            "raw_p50_ms": statistics.median(raw) * 1000,
-            "round_trip_p50_ms": statistics.median(served) * 1000,
-            "overhead_p50_ms": (statistics.median(served) - statistics.median(raw)) * 1000,
-        }
+        times = await fixed_cost(bridge.url, device, 3 * runs)
+        raw = statistics.median(times["raw"])
+        out["fixed_cost"] = {"runs": len(times["raw"]), "raw_p50_ms": raw * 1000}
+        for client in ("json", "binary"):
+            served = statistics.median(times[client])
+            out["fixed_cost"][client] = {"round_trip_p50_ms": served * 1000, "overhead_p50_ms": (served - raw) * 1000}
         out["bystander"] = await bystander(bridge.url, runs)
         return out
     finally:
@@ -201,9 +218,11 @@ def print_live(figures: dict) -> None:
             f"  p90 {row['latency_p90_ms']:6.1f} ms  ({row['moves']} moves, {row['frames']} frames)"
         )
     cost = figures["fixed_cost"]
+    v1, binary = cost["json"], cost["binary"]
     print(
-        f"  small request ({SMALL}x{SMALL} texture, {cost['runs']} in turns): raw {cost['raw_p50_ms']:.1f} ms, "
-        f"round trip {cost['round_trip_p50_ms']:.1f} ms, fixed overhead {cost['overhead_p50_ms']:.1f} ms p50"
+        f"  small request ({SMALL}x{SMALL} texture, {cost['runs']} in turns): raw {cost['raw_p50_ms']:.1f} ms; "
+        f"v1 client round trip {v1['round_trip_p50_ms']:.1f} ms, fixed overhead {v1['overhead_p50_ms']:.1f} ms p50; "
+        f"binary client {binary['round_trip_p50_ms']:.1f} ms, overhead {binary['overhead_p50_ms']:.1f} ms p50"
     )
     loop = figures["music_loop"]
     if "skipped" in loop:

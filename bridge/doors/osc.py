@@ -91,7 +91,7 @@ class OscDoor(asyncio.DatagramProtocol):
             if not thread.is_alive():
                 loop.close()
         for remote in list(self.peers.values()):
-            self.mapping.disconnect(remote.peer)
+            _remove_all(self.mapping.disconnect(remote.peer))
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _close_transport(self) -> None:
@@ -104,6 +104,8 @@ class OscDoor(asyncio.DatagramProtocol):
 
     # -- sending (any thread) ----------------------------------------------------------------
     def _send(self, remote: _Remote, reply: OscReply) -> None:
+        if reply.remove is not None:
+            _remove(reply.remove)
         if reply.file is not None and not _write_whole(*reply.file):
             reply = error_reply(str(reply.args[0]), "unavailable", f"cannot write the live preview {reply.file[0]}")
         data = encode_message(reply.address, *reply.args)
@@ -130,7 +132,7 @@ class OscDoor(asyncio.DatagramProtocol):
     def _connect(self, host: str, port: int) -> _Remote:
         if len(self.peers) >= MAX_PEERS:  # forget the longest-idle host
             idle = min(self.peers.values(), key=lambda r: r.seen)
-            self.mapping.disconnect(idle.peer)
+            _remove_all(self.mapping.disconnect(idle.peer))
             del self.peers[idle.host]
         remote = _Remote(host=host, last_port=port)
         remote.peer = self.mapping.connect(host, lambda reply: self._send(remote, reply))
@@ -179,6 +181,18 @@ class OscDoor(asyncio.DatagramProtocol):
     @staticmethod
     def _handled(remote: _Remote) -> None:
         remote.waiting -= 1
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as e:
+        log.warning("cannot remove live preview %s: %s", path, e)
+
+
+def _remove_all(paths: list[Path]) -> None:
+    for path in paths:
+        _remove(path)
 
 
 def _write_whole(path: Path, data: bytes) -> bool:

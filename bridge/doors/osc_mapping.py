@@ -58,6 +58,7 @@ class OscReply:
     address: str
     args: tuple[Any, ...] = ()
     file: tuple[Path, bytes] | None = None  # written (replaced whole) before the reply is sent
+    remove: Path | None = None  # deleted before the reply is sent (a closed live session's preview)
 
 
 Later = Callable[[OscReply], None]
@@ -86,6 +87,7 @@ class OscPeer:
     session: str = ""
     feedback_items: dict[str, str] = field(default_factory=dict)  # feedback request id -> its item
     sliders: dict[str, list[float]] = field(default_factory=dict)  # live session -> its sliders' positions
+    previews: dict[str, Path] = field(default_factory=dict)  # live session -> its preview file, once written
 
     @property
     def authorized(self) -> bool:
@@ -117,9 +119,12 @@ class OscMapping:
         peer.client.extensions = frozenset({"live"})  # live/... answers in OSC's own way
         return peer
 
-    def disconnect(self, peer: OscPeer) -> None:
-        """The peer is forgotten: its queued and running requests are cancelled."""
+    def disconnect(self, peer: OscPeer) -> list[Path]:
+        """The peer is forgotten: its queued and running requests are cancelled and its live
+        sessions closed. Returns its sessions' preview files, for the transport to delete."""
         self.core.disconnect(peer.client)
+        previews, peer.previews = list(peer.previews.values()), {}
+        return previews
 
     # -- messages in ------------------------------------------------------------------------
     def quick_reply(self, peer: OscPeer, address: str) -> OscReply | None:
@@ -346,12 +351,12 @@ class OscMapping:
             ]
         if kind == "live_closed":
             peer.sliders.pop(live, None)
-            return [reply("live/closed", live)]
+            return [OscReply(PREFIX + "live/closed", (live,), remove=peer.previews.pop(live, None))]
         notes = [
             reply("live/note", live, event["seq"], track, pitch, velocity, float(start), float(length))
             for track, pitch, velocity, start, length in event.get("notes", [])
         ]
-        path = self.previews / f"{_safe(peer.host)}-{live}.{event['format']}"
+        path = peer.previews[live] = self.previews / f"{_safe(peer.host)}-{live}.{event['format']}"
         frame = OscReply(
             PREFIX + "live/frame", (live, event["seq"], str(path), float(event["render_ms"])), (path, event["data"])
         )

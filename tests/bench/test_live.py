@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from ganbridge.bench.live import RATE_HZ, drag
+from ganbridge.bench.live import RATE_HZ, drag, fixed_cost
 from ganbridge.bench.live_music import loop_changes
 from tests.conftest import require_tool
 
@@ -17,6 +17,14 @@ def test_a_drag_counts_frames_and_every_moves_latency(bridge):
     assert abs(row["moves"] - RATE_HZ * 0.5) <= 3  # a move each 1/RATE_HZ s
     assert 0 < row["frames"] <= row["moves"] and row["frames_per_s"] > 5
     assert 0 < row["latency_p50_ms"] <= row["latency_p90_ms"] < 1000
+
+
+def test_the_fixed_cost_times_a_v1_and_a_binary_client_in_turns(bridge):
+    times = asyncio.run(fixed_cost(bridge.url, "cpu", 3))
+    assert sorted(times) == ["binary", "json", "raw"] and all(len(t) == 3 for t in times.values())
+    # a round trip renders the same texture, so it cannot take less than a tenth of the raw render
+    raw = min(times["raw"])
+    assert all(t > raw / 10 for t in times["json"] + times["binary"]), times
 
 
 @pytest.mark.real_host

@@ -99,6 +99,23 @@ def test_generate_texture_over_osc(bridge, dump):
     assert bridge.core.store.latest_rating(item) == 1
 
 
+def test_a_live_preview_file_is_written_whole_and_removed_when_its_session_closes(bridge, dump):
+    oscsend(bridge.osc_port, "/ganbridge/reply_to", "i", dump.port)
+    oscsend(bridge.osc_port, "/ganbridge/live/open", "ssisisi", "texture", "width", 32, "height", 32, "seed", 3)
+    frame = next(x for x in dump.wait_for("/ganbridge/live/frame") if x.startswith("/ganbridge/live/frame"))
+    live, path = re.findall(r'"([^"]*)"', frame)
+    first = Path(path).read_bytes()
+    assert first[:8] == b"\x89PNG\r\n\x1a\n" and Path(path).parent == bridge.core.settings.output_dir / "live"
+    oscsend(bridge.osc_port, "/ganbridge/live/slider", "sif", live, 0, 3.0)
+    deadline = time.monotonic() + 30
+    while Path(path).read_bytes() == first:  # replaced whole, so a reader never sees half a frame
+        assert time.monotonic() < deadline, "the preview never changed after a slider move"
+        time.sleep(0.05)
+    oscsend(bridge.osc_port, "/ganbridge/live/close", "s", live)
+    dump.wait_for("/ganbridge/live/closed")
+    assert not Path(path).exists() and not list(Path(path).parent.glob("*.part"))
+
+
 def test_unparseable_type_tags_get_an_error_reply(bridge, dump):
     oscsend(bridge.osc_port, "/ganbridge/reply_to", "i", dump.port)
     oscsend(bridge.osc_port, "/ganbridge/generate", "S", "texture")  # a symbol: python-osc would misparse it

@@ -536,7 +536,9 @@ def test_live_over_osc_faders_in_frames_out(mapping, peer, inbox, tmp_path):
     replies = inbox.wait_for("result")
     assert any(r.address == PREFIX + "result" for r in replies)
     assert mapping.receive(peer, PREFIX + "live/close", (live,)) == []
-    assert inbox.wait_for("live/closed")[-1] == OscReply(PREFIX + "live/closed", (live,))
+    preview = tmp_path / f"127.0.0.1-{live}.png"
+    assert inbox.wait_for("live/closed")[-1] == OscReply(PREFIX + "live/closed", (live,), remove=preview)
+    assert peer.previews == {}
 
 
 def test_live_over_osc_refuses_bad_faders(mapping, peer, inbox):
