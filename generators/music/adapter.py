@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -126,6 +127,8 @@ class MusicParams(ModelParams):
                 raise ValueError(f"{where}: pitch must be a MIDI note 0-127")
             if not 0 <= voice <= 3:
                 raise ValueError(f"{where}: voice must be 0 (soprano) to 3 (bass)")
+            if not (math.isfinite(start) and math.isfinite(length)):
+                raise ValueError(f"{where}: start and length must be finite numbers of beats")
             if start < 0 or length <= 0:
                 raise ValueError(f"{where}: start must be 0 or more and length more than 0 beats")
             if not _on_grid(start) or not _on_grid(length):

@@ -221,6 +221,8 @@ def test_continuing_an_opening_keeps_it_and_goes_on_in_its_key(ws):
         ({"melody": [[200, 0, 1]]}, "0-127"),
         ({"melody": [[60, 0, 0]]}, "more than 0"),
         ({"melody": "60:0"}, "params.melody"),
+        ({"melody": "60:0:inf"}, "finite"),  # text as OSC and Pd send it; was an internal error
+        ({"opening": "0:60:nan:1"}, "finite"),
         ({"opening": [[5, 60, 0, 1]]}, "voice"),
         ({"opening": [[0, 60, 16, 4]]}, "1-4 bars"),
         ({"opening": [[0, 60, 0, 16]], "bars": 13}, "at most 16"),
