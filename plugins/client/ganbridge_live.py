@@ -23,7 +23,8 @@ class LiveSession:
     status: str = "opening"  # opening | open | closed | failed
     directions: list[dict[str, Any]] = field(default_factory=list)  # [{name, change}], strongest first
     values: list[float] = field(default_factory=list)  # each slider's position
-    blend: float = 0.0
+    blend: float = 0.0  # toward the session's `toward` item (0: none of it)
+    params: dict[str, Any] = field(default_factory=dict)  # overrides moved so far (temperature, truncation)
     seq: int = 0  # the last move's number
     shown: int = -1  # the seq of the frame last taken to show
     error: str = ""
@@ -76,6 +77,13 @@ class LiveSession:
         self.blend = max(0.0, min(1.0, float(blend)))
         self.seq += 1
         return {"id": self.id, "seq": self.seq, "blend": self.blend}
+
+    def move_params(self, **params: Any) -> dict[str, Any]:
+        """Change params that keep the latent's shapes (temperature, truncation); the bridge
+        refuses others with an error for the session, which goes on."""
+        self.params.update(params)
+        self.seq += 1
+        return {"id": self.id, "seq": self.seq, "params": dict(self.params)}
 
     def reset(self) -> dict[str, Any]:
         """Every slider back to 0 (the starting latent)."""

@@ -83,3 +83,38 @@ def test_a_refused_move_keeps_the_session_and_a_lost_connection_ends_it(bridge):
         assert "dropped" in live.error
     finally:
         c.stop()
+
+
+def test_temperature_and_blend_moves_change_the_frame_and_keep_the_sliders(client, bridge):
+    """The two obvious axes beside the directions: a temperature move renders the same latent
+    scaled, a blend move walks toward the `toward` item; neither resets the sliders."""
+    params = {"width": 32, "height": 32}
+    made = client.request("generate", generator="texture", seed=5, params=params)
+    toward = None
+    deadline = time.monotonic() + 60
+    while toward is None:
+        for event in client.poll():
+            if event.kind == "message" and event.data.get("id") == made and event.data["type"] == "result":
+                toward = event.data["items"][0]["item"]
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    rid = client.request("live_open", generator="texture", seed=2, params=params, toward=toward)
+    live = LiveSession(rid, "texture")
+    pump(client, live, lambda: live._frame is not None)
+    start = live.take_frame()["data"]
+    client.request("live_move", **live.move(0, 2.0))
+    pump(client, live, lambda: live._frame is not None and live._frame["seq"] == live.seq)
+    moved = live.take_frame()["data"]
+    assert moved != start
+    sent = live.move_params(temperature=0.5)
+    assert sent["params"] == {"temperature": 0.5} and "values" not in sent
+    client.request("live_move", **sent)
+    pump(client, live, lambda: live._frame is not None and live._frame["seq"] == live.seq)
+    cooler = live.take_frame()["data"]
+    assert cooler not in (start, moved) and live.values[0] == 2.0
+    client.request("live_move", **live.move_blend(1.0))
+    pump(client, live, lambda: live._frame is not None and live._frame["seq"] == live.seq)
+    blended = live.take_frame()["data"]
+    assert blended != cooler and live.blend == 1.0 and live.params == {"temperature": 0.5}
+    client.request("live_close", id=live.id)
+    pump(client, live, lambda: live.status == "closed")
