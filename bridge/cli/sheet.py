@@ -12,7 +12,7 @@ from ganbridge.cli.generate import target_path, validated
 def add_parser(sub: flags.SubParsers) -> None:
     p = sub.add_parser("sheet", help="a sample sheet (PNG) of an installed texture model")
     p.add_argument("--model", required=True, help="an installed texture model (see ganbridge models)")
-    p.add_argument("--size", type=flags.positive_int, default=256, help="sample size, a multiple of 16")
+    p.add_argument("--size", type=flags.positive_int, default=256, help="sample size in pixels (32-2048)")
     p.add_argument("-o", "--output", help="output file or folder (default MODEL-sheet.png); made if missing")
     p.set_defaults(func=run)
 

@@ -17,6 +17,7 @@ from ganbridge.generators.checkpoint import CheckpointError
 from ganbridge.generators.pixels import encode_png
 from ganbridge.generators.texture.maps import height_map, height_to_uint8, normal_map
 from ganbridge.generators.texture.model import LoadedTextureNetwork, TextureNetwork
+from ganbridge.generators.texture.resample import resize_periodic
 
 # Luminance and two opponent chroma axes: a grey model's chroma is constant, so its colour is not
 # counted three times over, as three identical RGB channels would be.
@@ -50,8 +51,8 @@ def texture_params_model(models: list[str], stride: int) -> type[TextureParams]:
     """The params schema plugins draw; `model` is an enum of the installed textures."""
 
     def side(title: str) -> Any:  # a FieldInfo, which Field's stubs give the type of its default
-        description = f"Pixels, a multiple of {stride}"
-        return Field(512, title=title, description=description, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=stride)
+        description = f"Pixels, any number from {MIN_SIDE} to {MAX_SIDE}"
+        return Field(512, title=title, description=description, ge=MIN_SIDE, le=MAX_SIDE)
 
     return create_model(
         "TextureParams",
@@ -84,9 +85,12 @@ class TextureGenerator(ModelSetGenerator[TextureParams, TextureNetwork]):
         self._load_directions()
 
     def _render_size(self, params: TextureParams) -> tuple[int, int]:
-        # A non-tileable texture is cut from a larger tileable one, so its edges do not wrap.
+        """What the network renders: whole latent cells, the asked size or the next one up (a
+        seamless texture is resampled to the asked size with wrap-around, resample.py). A
+        non-tileable texture is cut from a larger tileable one, so its edges do not wrap."""
         margin = 0 if params.tileable else 4 * self.stride
-        return params.height + margin, params.width + margin
+        cells = lambda side: -(-side // self.stride) * self.stride  # noqa: E731
+        return cells(params.height) + margin, cells(params.width) + margin
 
     def latent_shapes(self, params: TextureParams) -> dict[str, tuple[int, ...]]:
         return self.models[params.model].net.latent_shapes(*self._render_size(params))
@@ -151,7 +155,9 @@ class TextureGenerator(ModelSetGenerator[TextureParams, TextureNetwork]):
         return [self._encode(p, img) for p, img in zip(params, images)]
 
     def _encode(self, params: TextureParams, pixels: np.ndarray) -> Output:
-        if not params.tileable:
+        if params.tileable:
+            pixels = resize_periodic(pixels, params.height, params.width)
+        else:
             top = (pixels.shape[0] - params.height) // 2
             left = (pixels.shape[1] - params.width) // 2
             pixels = pixels[top : top + params.height, left : left + params.width]

@@ -43,8 +43,8 @@ def test_generate_one_shot_is_reproducible(tmp_path):
 
 
 def test_generate_reports_bad_params(tmp_path):
-    r = ganbridge("generate", "texture", "--size", "100", "-o", str(tmp_path / "x.png"))
-    assert r.returncode == 2 and "width" in r.stderr and "multiple of 16" in r.stderr
+    r = ganbridge("generate", "texture", "--size", "3000", "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "width" in r.stderr and "less than or equal to 2048" in r.stderr
     r = ganbridge("generate", "texture", "--model", "velvet")
     assert r.returncode == 2 and "model" in r.stderr
     r = ganbridge("generate", "melody")

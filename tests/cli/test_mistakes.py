@@ -63,7 +63,7 @@ def test_output_folders_are_made(tmp_path):
         (["--param", "bars"], 2, ["'bars' is not KEY=VALUE", "ganbridge generate --help"]),
         (["--param", "colour=red"], 2, ["texture has no parameter 'colour'", "width", "temperature"]),
         (["--model", "velvet"], 2, ["no texture model 'velvet'", "brick"]),
-        (["--size", "100"], 2, ["width", "multiple of 16", "height"]),
+        (["--size", "20"], 2, ["width", "greater than or equal to 32", "height"]),
         (["--device", "gpu"], 2, ["'gpu' is not a device", "cuda:N"]),
         (["--device", "cuda:99"], 2, ["cuda:99"]),
         (["--param", "width=wide"], 2, ["width", "integer"]),
@@ -121,7 +121,7 @@ def test_bad_config_file_and_setting(tmp_path):
 
 def test_unknown_models_for_sheet_and_eval(tmp_path):
     one_line(run(tmp_path, "sheet", "--model", "velvet"), 2, "no texture model 'velvet'", "brick")
-    one_line(run(tmp_path, "sheet", "--model", "brick", "--size", "100"), 2, "multiple of 16")
+    one_line(run(tmp_path, "sheet", "--model", "brick", "--size", "4096"), 2, "less than or equal to 2048")
     one_line(run(tmp_path, "eval", "music", "--model", "fugue"), 2, "no music model 'fugue'", "bach")
     one_line(run(tmp_path, "eval", "image", "--model", "fugue", "--data", "."), 2, "no image model 'fugue'", "glyphs")
 

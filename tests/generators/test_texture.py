@@ -94,6 +94,60 @@ def test_generator_is_a_function_on_the_torus(texture):
         assert diff.max() <= 2 and diff.mean() < 0.05, f"{loaded.ref.name}: max {diff.max()}, mean {diff.mean():.3f}"
 
 
+def wrap_ratio(images: list[np.ndarray], axis: int) -> float:
+    """Mean |difference| across the wrap seam over that between all interior neighbours: for a
+    size that is not whole latent cells the output is resampled, so no boundary phase is special."""
+    seams, interior = [], []
+    for img in images:
+        a = np.moveaxis(img, axis, 0)
+        seams.append(np.abs(a[-1] - a[0]).mean())
+        interior.append(np.abs(np.diff(a, axis=0)).mean())
+    return float(np.mean(seams) / np.mean(interior))
+
+
+@pytest.mark.parametrize(("w", "h", "seeds"), [(300, 200, 16), (777, 513, 10), (33, 47, 32), (100, 1000, 16)])
+def test_any_size_is_served_exactly_and_seamless(texture, w, h, seeds):
+    for model in [c.name for c in texture.checkpoints()]:
+        images = [pixels(o.data) for o in renders(texture, seeds=range(seeds), model=model, width=w, height=h)]
+        assert images[0].shape[:2] == (h, w)
+        for axis in (0, 1):
+            ratio = wrap_ratio(images, axis)
+            assert ratio <= SEAM_LIMIT, f"{model} {w}x{h} axis {axis}: seam/interior = {ratio:.2f}"
+    plain = [pixels(o.data) for o in renders(texture, seeds=range(6), width=w, height=h, tileable=False)]
+    assert plain[0].shape[:2] == (h, w)  # cut from a larger render: its edges do not wrap
+    assert max(wrap_ratio(plain, 0), wrap_ratio(plain, 1)) > 2 * SEAM_LIMIT
+
+
+def test_every_small_size_is_served():
+    gen = load_generators(None, "cpu")["texture"]
+    for side in range(32, 81):
+        for tileable in (True, False):
+            image, _ = render(gen, width=side, height=113 - side, tileable=tileable)
+            assert image.shape[:2] == (113 - side, side)
+
+
+def test_at_an_odd_size_a_latent_shift_rolls_the_output(texture):
+    """777x513 is rendered at 784x528 (49 x 33 cells) and resampled: a shift of 7 cells across
+    (112 px) is 111 px at 777 and one of 11 down (176 px) is 171 px at 513, so shifting the
+    latent by whole periods of the resampling rolls the output by whole pixels."""
+    loaded = texture.models["brick"]
+    p = texture.params_model.model_validate({"model": "brick", "width": 777, "height": 513})
+    z = texture.random_latent(p, 4)
+    h, w = z["local"].shape[1:]
+    assert (h, w) == (33, 49)
+    with torch.no_grad():
+        k = loaded.net.wave(torch.from_numpy(z["global"])[None]).view(-1, 2).numpy()
+    cycles = np.round(k * np.array([h, w]) / (2 * np.pi))
+    ky, kx = (2 * np.pi * cycles / np.array([h, w])).T
+    pcount = loaded.net.config.periodic_dim
+    angle = np.arctan2(z["phase"][:pcount], z["phase"][pcount:]) - 7 * kx - 11 * ky
+    shifted = dict(z, local=np.roll(z["local"], (11, 7), axis=(1, 2)).copy())
+    shifted["phase"] = np.concatenate([np.sin(angle), np.cos(angle)]).astype(np.float32)
+    a, b = (pixels(texture.render([p], [latent])[0].data) for latent in (z, shifted))
+    diff = np.abs(np.roll(a, (171, 111), axis=(0, 1)) - b)
+    assert diff.max() <= 3 and diff.mean() < 0.05, f"max {diff.max()}, mean {diff.mean():.3f}"
+
+
 def test_seam_check_catches_a_real_seam():
     import skimage.data
 
