@@ -41,7 +41,7 @@ def add_parser(sub: flags.SubParsers) -> None:
     p.add_argument("--seed", type=flags.non_negative_int)
     p.add_argument("--temperature", type=flags.non_negative, help="texture and music: variety")
     p.add_argument("--no-tile", action="store_true", help="texture: do not make it seamless")
-    p.add_argument("--maps", help="texture: extra maps, e.g. height,normal (written beside the output)")
+    p.add_argument("--maps", help="texture: extra maps, any of height,normal,roughness,ao (written beside the output)")
     p.add_argument("--melody", metavar="FILE.mid", help="music: harmonize the highest voice of this MIDI file")
     p.add_argument(
         "--opening", metavar="FILE.mid", help="music: continue this MIDI file (1-4 bars, its voices highest first)"

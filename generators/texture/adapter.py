@@ -10,12 +10,18 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import ConfigDict, Field, create_model
+from pydantic import ConfigDict, Field, create_model, field_validator
 
 from ganbridge.generators.base import Cost, Latent, ModelParams, ModelSetGenerator, Output, each_alone, one_of
 from ganbridge.generators.checkpoint import CheckpointError
 from ganbridge.generators.pixels import encode_png
-from ganbridge.generators.texture.maps import height_map, height_to_uint8, normal_map
+from ganbridge.generators.texture.maps import (
+    ambient_occlusion_map,
+    height_map,
+    normal_map,
+    roughness_map,
+    unit_to_uint8,
+)
 from ganbridge.generators.texture.model import LoadedTextureNetwork, TextureNetwork
 from ganbridge.generators.texture.resample import resize_periodic
 
@@ -31,6 +37,10 @@ CPU_LANES = max(1, min(4, os.cpu_count() or 1))
 _LANES = ThreadPoolExecutor(max_workers=CPU_LANES, thread_name_prefix="texture-lane")
 
 
+MapName = Literal["height", "normal", "roughness", "ao"]
+MAP_NAMES: tuple[str, ...] = MapName.__args__  # type: ignore[attr-defined]
+
+
 class TextureParams(ModelParams):
     """A texture request. `texture_params_model` gives `model`, `width` and `height` their schema,
     which depends on the installed models (their names and stride)."""
@@ -42,9 +52,22 @@ class TextureParams(ModelParams):
     seed: int | None = Field(None, ge=0, le=2**31 - 1, title="Seed", description="Empty: random")
     tileable: bool = Field(True, title="Seamless", description="Wraps at its edges")
     temperature: float = Field(1.0, ge=0.0, le=2.0, title="Temperature", description="Local variety")
-    maps: list[Literal["height", "normal"]] = Field(
-        [], max_length=2, title="Extra maps", description="Derived height / normal maps"
+    maps: list[MapName] = Field(
+        [],
+        max_length=len(MAP_NAMES),
+        title="Extra maps",
+        description="Derived, seamless material maps: height, normal, roughness, ao (ambient occlusion)",
     )
+    normal_strength: float = Field(
+        4.0, ge=0.0, le=32.0, title="Normal strength", description="How steep the normal map makes the relief"
+    )
+
+    @field_validator("maps")
+    @classmethod
+    def each_map_once(cls, maps: list[str]) -> list[str]:
+        if len(set(maps)) != len(maps):
+            raise ValueError("each map may be asked for once")
+        return maps
 
 
 def texture_params_model(models: list[str], stride: int) -> type[TextureParams]:
@@ -66,7 +89,7 @@ def texture_params_model(models: list[str], stride: int) -> type[TextureParams]:
 class TextureGenerator(ModelSetGenerator[TextureParams, TextureNetwork]):
     name = "texture"
     kind = "texture"
-    description = "Seamless tileable textures (spatial GAN), any size; optional height and normal maps"
+    description = "Seamless tileable textures (spatial GAN), any size; optional height, normal, roughness and ambient-occlusion maps"
     outputs = ["png"]
     direction_settings = {"width": 128, "height": 128}
     direction_features = (
@@ -161,20 +184,29 @@ class TextureGenerator(ModelSetGenerator[TextureParams, TextureNetwork]):
             top = (pixels.shape[0] - params.height) // 2
             left = (pixels.shape[1] - params.width) // 2
             pixels = pixels[top : top + params.height, left : left + params.width]
-        attachments: dict[str, bytes] = {}
-        if params.maps:
-            height = height_map(pixels)
-            if "height" in params.maps:
-                attachments["height"] = encode_png(height_to_uint8(height))
-            if "normal" in params.maps:
-                attachments["normal"] = encode_png(normal_map(height))
         return Output(
             data=encode_png(np.ascontiguousarray(pixels)),
             format="png",
             mime="image/png",
             extra={"width": params.width, "height": params.height},
-            attachments=attachments,
+            attachments=material_maps(pixels, params),
         )
+
+
+def material_maps(pixels: np.ndarray, params: TextureParams) -> dict[str, bytes]:
+    """The asked maps of a texture's pixels, as PNGs in MAP_NAMES' order (all derived from its
+    height, so all wrap as the texture does)."""
+    if not params.maps:
+        return {}
+    height = height_map(pixels)
+    made: dict[str, np.ndarray] = {"height": unit_to_uint8(height)}
+    if "normal" in params.maps:
+        made["normal"] = normal_map(height, params.normal_strength)
+    if "ao" in params.maps or "roughness" in params.maps:
+        occlusion = ambient_occlusion_map(height)
+        made["ao"] = unit_to_uint8(occlusion)
+        made["roughness"] = unit_to_uint8(roughness_map(height, occlusion))
+    return {name: encode_png(made[name]) for name in MAP_NAMES if name in params.maps}
 
 
 def appearance(images: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,9 @@
-"""Height and normal maps derived from a generated colour texture.
+"""Height, normal, roughness and ambient-occlusion maps derived from a generated colour texture.
 
-Gradients use wrap-around differences (np.roll), so maps of a seamless texture stay seamless.
+Every neighbourhood wraps around (np.roll, and box means over a circularly extended image), so
+the maps of a seamless texture are seamless too. They are derived, not learned: height is
+luminance (light is raised), and the others follow from height as a material artist's first
+pass would (crevices are rougher and darker, raised smooth parts glossier).
 """
 
 from __future__ import annotations
@@ -27,5 +30,42 @@ def normal_map(height: np.ndarray, strength: float = 4.0) -> np.ndarray:
     return np.clip((n * 0.5 + 0.5) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def height_to_uint8(height: np.ndarray) -> np.ndarray:
-    return np.clip(height * 255.0 + 0.5, 0, 255).astype(np.uint8)
+def wrap_box_mean(image: np.ndarray, radius: int) -> np.ndarray:
+    """The mean over a (2r+1)^2 box around each pixel of a 2-D float image, wrapping around."""
+    out = image.astype(np.float64)
+    for axis in (0, 1):
+        n = out.shape[axis]
+        r = min(radius, (n - 1) // 2)  # a box never wider than the image
+        padded = np.concatenate([np.take(out, range(n - r, n), axis), out, np.take(out, range(r), axis)], axis)
+        sums = np.cumsum(padded, axis=axis)
+        zero = np.zeros_like(np.take(sums, [0], axis))
+        sums = np.concatenate([zero, sums], axis)
+        out = (np.take(sums, range(2 * r + 1, n + 2 * r + 1), axis) - np.take(sums, range(n), axis)) / (2 * r + 1)
+    return out.astype(np.float32)
+
+
+AO_RADII = (2, 4, 8, 16)  # pixels: creases, then larger hollows
+
+
+def ambient_occlusion_map(height: np.ndarray) -> np.ndarray:
+    """float HxW height in [0, 1] -> float32 HxW in [0, 1], 1 unoccluded: how far a pixel lies
+    below the mean of its surroundings, at several radii (a hollow sees less of the sky)."""
+    depth = sum(np.maximum(wrap_box_mean(height, r) - height, 0.0) for r in AO_RADII) / len(AO_RADII)
+    scale = float(np.percentile(depth, 99)) or 1.0  # the deepest hollows come out nearly black
+    return np.clip(1.0 - 0.85 * depth / scale, 0.0, 1.0).astype(np.float32)
+
+
+def roughness_map(height: np.ndarray, occlusion: np.ndarray) -> np.ndarray:
+    """float HxW height and occlusion -> float32 HxW roughness in [0.35, 0.95]: rough in hollows
+    and where the surface is busy (fine relief), smoother on raised, even parts."""
+    detail = np.abs(height - wrap_box_mean(height, 2))
+    detail = detail / (float(np.percentile(detail, 99)) or 1.0)
+    rough = 0.4 * (1.0 - height) + 0.3 * np.clip(detail, 0.0, 1.0) + 0.3 * (1.0 - occlusion)
+    lo, hi = float(rough.min()), float(rough.max())
+    unit = (rough - lo) / (hi - lo) if hi > lo else np.full_like(rough, 0.5)
+    return (0.35 + 0.6 * unit).astype(np.float32)
+
+
+def unit_to_uint8(values: np.ndarray) -> np.ndarray:
+    """float values in [0, 1] -> uint8 greyscale."""
+    return np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8)

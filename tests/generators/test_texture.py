@@ -175,6 +175,38 @@ def test_maps_are_seamless_and_well_formed(texture):
         assert seam_ratio(heights, axis) <= SEAM_LIMIT
 
 
+def test_roughness_and_occlusion_maps_are_seamless_and_follow_the_relief(texture):
+    outs = renders(texture, width=300, height=200, maps=["height", "normal", "roughness", "ao"])
+    assert [list(o.attachments) for o in outs[:1]] == [["height", "normal", "roughness", "ao"]]
+    maps = {name: [pixels(o.attachments[name]) for o in outs] for name in ("height", "roughness", "ao")}
+    for name, images in maps.items():
+        assert images[0].shape == (200, 300), name
+        for axis in (0, 1):
+            assert wrap_ratio(images, axis) <= SEAM_LIMIT, f"{name} axis {axis}"
+    rough, ao, height = maps["roughness"][0], maps["ao"][0], maps["height"][0]
+    assert 0.35 * 255 - 1 <= rough.min() and rough.max() <= 0.95 * 255 + 1
+    assert ao.max() == 255 and ao.min() < 128  # open ground unoccluded, the deepest hollows dark
+    # hollows (low, occluded) are rougher than raised parts
+    low, high = height < np.percentile(height, 20), height > np.percentile(height, 80)
+    assert rough[low].mean() > rough[high].mean() + 20 and ao[low].mean() < ao[high].mean()
+
+
+def test_normal_strength_steepens_the_normal_map(texture):
+    tilt = []
+    for strength in (1, 4, 16):
+        _, out = render(texture, width=64, height=64, maps=["normal"], normal_strength=strength)
+        z = pixels(out.attachments["normal"])[..., 2] / 127.5 - 1  # 1 where flat
+        tilt.append(float((1 - z).mean()))
+    assert tilt[0] < tilt[1] < tilt[2]
+    _, flat_out = render(texture, width=64, height=64, maps=["normal"], normal_strength=0)
+    assert (pixels(flat_out.attachments["normal"])[..., 2] == 255).all()
+
+
+def test_a_map_asked_twice_is_refused(texture):
+    with pytest.raises(ValueError, match="once"):
+        texture.params_model.model_validate({"width": 64, "height": 64, "maps": ["ao", "ao"]})
+
+
 @pytest.mark.parametrize("size", [64, 256])
 def test_same_latent_same_pixels_in_any_batch(texture, size):
     p = texture.params_model.model_validate({"width": size, "height": size})

@@ -25,9 +25,9 @@ def test_texture_schema_becomes_controls(shared_core):
     assert [c.name for c in controls] == list(schema["properties"])
     assert by_name["model"].kind == gs.CHOICE and by_name["model"].choices == schema["properties"]["model"]["enum"]
     width = by_name["width"]
-    assert (width.kind, width.minimum, width.maximum, width.step, width.default) == (gs.INT, 32, 2048, 16, 512)
+    assert (width.kind, width.minimum, width.maximum, width.step, width.default) == (gs.INT, 32, 2048, 1, 512)
     assert by_name["temperature"].kind == gs.FLOAT and by_name["tileable"].kind == gs.BOOL
-    assert by_name["maps"].kind == gs.MULTI and by_name["maps"].choices == ["height", "normal"]
+    assert by_name["maps"].kind == gs.MULTI and by_name["maps"].choices == ["height", "normal", "roughness", "ao"]
     seed = by_name["seed"]
     assert seed.kind == gs.INT and seed.nullable and not seed.default_set
 
@@ -38,7 +38,7 @@ def test_params_from_values_round_clamp_and_order(shared_core):
     values = {"model": "grass", "width": 1001, "height": 5000, "seed": None, "tileable": 1, "temperature": 9.0,
               "maps": {"normal", "height", "bogus"}}  # fmt: skip
     params = gs.params_from_values(controls, values)
-    assert params == {"model": "grass", "width": 1008, "height": 2048, "seed": None, "tileable": True,
+    assert params == {"model": "grass", "width": 1001, "height": 2048, "seed": None, "tileable": True,
                       "temperature": 2.0, "maps": ["height", "normal"]}  # fmt: skip
     # What the controls produce, the bridge accepts.
     shared_core.generators["texture"].params_model.model_validate(params)
