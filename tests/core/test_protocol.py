@@ -195,7 +195,10 @@ def test_invalid_params_carry_field_paths(ws):
     paths = {d["path"] for d in reply["details"]}
     assert {"params.width", "params.height", "params.tileable"} <= paths
     reply = error_for(ws, {"type": "generate", "id": "p2", "generator": "texture", "params": {"width": 20}})
-    assert reply["details"][0]["path"] == "params.width" and "greater than or equal to 32" in reply["details"][0]["message"]
+    assert (
+        reply["details"][0]["path"] == "params.width"
+        and "greater than or equal to 32" in reply["details"][0]["message"]
+    )
     reply = error_for(ws, {"type": "generate", "id": "p3", "generator": "texture", "params": {"colour": "red"}})
     assert reply["details"][0]["path"] == "params.colour"
 
