@@ -310,11 +310,13 @@ def validated(gen: Generator, raw: dict[str, Any]) -> BaseModel:
     """The params, or every problem with them in one line."""
     from pydantic import ValidationError
 
+    from ganbridge.core.protocol import field_problem
+
     try:
         return gen.params_model.model_validate(raw)
     except ValidationError as e:
         problems = "; ".join(
-            f"{'.'.join(map(str, err['loc'])) or 'params'}: {err['msg']}" for err in e.errors(include_url=False)
+            f"{'.'.join(map(str, err['loc'])) or 'params'}: {field_problem(err)}" for err in e.errors(include_url=False)
         )
         raise UserError(f"{gen.name} {problems}") from None
 

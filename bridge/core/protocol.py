@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
@@ -421,6 +422,13 @@ def error_message(request_id: str | None, err: ProtocolError) -> dict:
     return msg
 
 
+def field_problem(err: Mapping[str, Any]) -> str:
+    """One pydantic error's message; a validator's own sentence without the "Value error, "
+    pydantic puts before it."""
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ") if err.get("type") == "value_error" else msg
+
+
 def validation_details(e: ValidationError, prefix: str = "") -> list[dict]:
     """pydantic errors -> [{path, message}] with dotted field paths a person can read. Only the
     first MAX_ERROR_DETAILS are built; the rest are counted in one last entry."""
@@ -431,7 +439,7 @@ def validation_details(e: ValidationError, prefix: str = "") -> list[dict]:
         if loc and loc[0] in REQUEST_TYPES and prefix == "":
             loc = loc[1:]  # drop the discriminator tag pydantic puts first
         path = ".".join(([prefix] if prefix else []) + loc)
-        out.append({"path": path or "(message)", "message": err["msg"]})
+        out.append({"path": path or "(message)", "message": field_problem(err)})
     if len(errors) > MAX_ERROR_DETAILS:
         out.append({"path": "(more)", "message": f"{len(errors) - MAX_ERROR_DETAILS} more error(s) left out"})
     return out

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -23,16 +25,19 @@ from ganbridge.generators.texture.maps import (
     unit_to_uint8,
 )
 from ganbridge.generators.texture.model import LoadedTextureNetwork, TextureNetwork
-from ganbridge.generators.texture.resample import resize_periodic
+from ganbridge.generators.texture.resample import resize
 
 # Luminance and two opponent chroma axes: a grey model's chroma is constant, so its colour is not
 # counted three times over, as three identical RGB channels would be.
 OPPONENT = torch.tensor([[1 / 3, 1 / 3, 1 / 3], [1.0, -1.0, 0.0], [0.5, 0.5, -1.0]])
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 weights: a grey texture keeps its value
 LAGS = (1, 2, 4, 8, 16)  # pixels, up to one latent cell
 HISTOGRAM_BINS = 8
 
 MAX_SIDE = 2048
 MIN_SIDE = 32
+TINT_PATTERN = re.compile(r"#[0-9a-fA-F]{6}")
+MIN_SCALE, MAX_SCALE = 0.5, 4.0  # below 0.5 a 2048 texture would render 4096+ a side
 CPU_LANES = max(1, min(4, os.cpu_count() or 1))
 _LANES = ThreadPoolExecutor(max_workers=CPU_LANES, thread_name_prefix="texture-lane")
 
@@ -61,6 +66,26 @@ class TextureParams(ModelParams):
     normal_strength: float = Field(
         4.0, ge=0.0, le=32.0, title="Normal strength", description="How steep the normal map makes the relief"
     )
+    scale: float = Field(
+        1.0,
+        ge=MIN_SCALE,
+        le=MAX_SCALE,
+        title="Scale",
+        description="Feature size at the same pixel size: 2 makes the pattern twice as large",
+    )
+    tint: str | None = Field(
+        None,
+        json_schema_extra={"pattern": f"^{TINT_PATTERN.pattern}$", "format": "color"},
+        title="Tint",
+        description="A colour as #rrggbb: the texture recoloured from its lightness (for the grey models)",
+    )
+
+    @field_validator("tint")
+    @classmethod
+    def tint_is_a_colour(cls, tint: str | None) -> str | None:
+        if tint is not None and not TINT_PATTERN.fullmatch(tint):
+            raise ValueError(f"a tint is a colour as #rrggbb, such as #a0522d, not {tint!r}")
+        return None if tint is None else tint.lower()
 
     @field_validator("maps")
     @classmethod
@@ -107,13 +132,20 @@ class TextureGenerator(ModelSetGenerator[TextureParams, TextureNetwork]):
         self.params_model = texture_params_model(list(self.models), self.stride)
         self._load_directions()
 
+    def _pattern_size(self, params: TextureParams) -> tuple[int, int]:
+        """The pixels of pattern the texture holds: its size at scale 1, fewer when the pattern
+        is scaled up (then resampled to the asked size)."""
+        return math.ceil(params.height / params.scale), math.ceil(params.width / params.scale)
+
     def _render_size(self, params: TextureParams) -> tuple[int, int]:
-        """What the network renders: whole latent cells, the asked size or the next one up (a
-        seamless texture is resampled to the asked size with wrap-around, resample.py). A
-        non-tileable texture is cut from a larger tileable one, so its edges do not wrap."""
+        """What the network renders: whole latent cells, the pattern's size or the next one up (a
+        seamless texture is resampled to the asked size with wrap-around, resample.py), so a
+        tile holds whole cells and the scale is the nearest that allows that. A non-tileable
+        texture is cut from a larger tileable one, so its edges do not wrap."""
         margin = 0 if params.tileable else 4 * self.stride
         cells = lambda side: -(-side // self.stride) * self.stride  # noqa: E731
-        return cells(params.height) + margin, cells(params.width) + margin
+        height, width = self._pattern_size(params)
+        return cells(height) + margin, cells(width) + margin
 
     def latent_shapes(self, params: TextureParams) -> dict[str, tuple[int, ...]]:
         return self.models[params.model].net.latent_shapes(*self._render_size(params))
@@ -179,18 +211,33 @@ class TextureGenerator(ModelSetGenerator[TextureParams, TextureNetwork]):
 
     def _encode(self, params: TextureParams, pixels: np.ndarray) -> Output:
         if params.tileable:
-            pixels = resize_periodic(pixels, params.height, params.width)
+            pixels = resize(pixels, params.height, params.width)
         else:
-            top = (pixels.shape[0] - params.height) // 2
-            left = (pixels.shape[1] - params.width) // 2
-            pixels = pixels[top : top + params.height, left : left + params.width]
+            height, width = self._pattern_size(params)
+            top, left = (pixels.shape[0] - height) // 2, (pixels.shape[1] - width) // 2
+            pixels = resize(pixels[top : top + height, left : left + width], params.height, params.width, wrap=False)
+        # The maps come from the untinted pixels: a tint recolours, it does not change the relief.
+        colour = pixels if params.tint is None else tinted(pixels, params.tint)
         return Output(
-            data=encode_png(np.ascontiguousarray(pixels)),
+            data=encode_png(np.ascontiguousarray(colour)),
             format="png",
             mime="image/png",
             extra={"width": params.width, "height": params.height},
             attachments=material_maps(pixels, params),
         )
+
+
+def tinted(pixels: np.ndarray, tint: str) -> np.ndarray:
+    """(H, W, 3) uint8 recoloured from its lightness, as a colourise does: black stays black,
+    white stays white, and the texture's mean lightness becomes the tint, linearly in between,
+    so a grey texture keeps its contrast and looks the colour asked on average."""
+    colour = np.array([int(tint[i : i + 2], 16) for i in (1, 3, 5)], np.float32) / 255.0
+    lightness = (pixels.astype(np.float32) @ LUMA)[..., None] / 255.0
+    mean = float(np.clip(lightness.mean(), 0.05, 0.95))
+    dark = lightness / mean * colour
+    light = colour + (lightness - mean) / (1.0 - mean) * (1.0 - colour)
+    out = np.where(lightness < mean, dark, light)
+    return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 
 
 def material_maps(pixels: np.ndarray, params: TextureParams) -> dict[str, bytes]:

@@ -140,9 +140,13 @@ def test_params_that_keep_the_shapes_can_move(live_ws):
     live_ws.send({"type": "live_move", "id": "temp", "seq": 1, "params": {"temperature": 0.2}})
     calmer = frame(live_ws, "temp", 1)
     assert not np.array_equal(pixels(calmer), start)
-    live_ws.send({"type": "live_move", "id": "temp", "seq": 2, "params": {"width": 128}})
-    reply = until(live_ws, "temp", ("error",))
-    assert reply["code"] == "invalid_params" and "shapes" in reply["message"]
+    live_ws.send({"type": "live_move", "id": "temp", "seq": 2, "params": {"temperature": 0.2, "tint": "#3060c0"}})
+    tinted = pixels(frame(live_ws, "temp", 2))
+    assert tinted[..., 2].mean() > tinted[..., 0].mean() + 40  # blue now, the relief unchanged
+    for seq, change in ((3, {"width": 128}), (4, {"scale": 2.0})):
+        live_ws.send({"type": "live_move", "id": "temp", "seq": seq, "params": change})
+        reply = until(live_ws, "temp", ("error",))
+        assert reply["code"] == "invalid_params" and "shapes" in reply["message"], change
 
 
 def test_every_bad_live_message_gets_one_clear_error(live_ws):

@@ -201,6 +201,11 @@ def test_invalid_params_carry_field_paths(ws):
     )
     reply = error_for(ws, {"type": "generate", "id": "p3", "generator": "texture", "params": {"colour": "red"}})
     assert reply["details"][0]["path"] == "params.colour"
+    reply = error_for(ws, {"type": "generate", "id": "p4", "generator": "texture", "params": {"tint": "red"}})
+    # a validator's own sentence, without pydantic's "Value error, " before it
+    assert reply["details"] == [
+        {"path": "params.tint", "message": "a tint is a colour as #rrggbb, such as #a0522d, not 'red'"}
+    ]
 
 
 def test_too_large_frame_gets_error_not_disconnect(ws, bridge):

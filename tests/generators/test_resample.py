@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ganbridge.generators.texture.resample import _resample_axis, periodic_taps, resize_periodic
+from ganbridge.generators.texture.resample import _resample_axis, cubic_taps, resize
 
 
 def test_the_same_size_comes_back_unchanged():
     image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    assert resize_periodic(image, 48, 64) is image
+    assert resize(image, 48, 64) is image
 
 
 @pytest.mark.parametrize(("n", "m"), [(48, 33), (304, 300), (784, 777), (32, 47)])
 def test_each_output_pixel_is_a_normalised_mix_of_its_wrapped_neighbours(n, m):
-    indices, weights = periodic_taps(n, m)
+    indices, weights = cubic_taps(n, m)
     assert indices.min() >= 0 and indices.max() < n
     assert np.allclose(weights.sum(axis=1), 1.0, atol=1e-6)
     # the first and last output pixels reach across the wrap, as any neighbours do
@@ -24,7 +24,7 @@ def test_each_output_pixel_is_a_normalised_mix_of_its_wrapped_neighbours(n, m):
 
 def test_a_flat_image_stays_flat_and_a_wave_keeps_its_shape():
     flat = np.full((48, 64, 3), 77, np.uint8)
-    assert (resize_periodic(flat, 33, 47) == 77).all()
+    assert (resize(flat, 33, 47) == 77).all()
     n, m = 48, 33
     wave = 127.5 + 100 * np.sin(2 * np.pi * 3 * np.arange(n) / n)
     out = _resample_axis(wave[:, None].astype(np.float32), m, 0)[:, 0]
@@ -45,5 +45,16 @@ def test_shrinking_filters_instead_of_aliasing():
     """A pattern finer than the smaller grid can hold (2 px stripes, shrunk 1.45x) is mostly
     averaged away rather than turned into a coarse false pattern."""
     stripes = np.tile(np.array([0, 255], np.uint8).repeat(1), 24)[:, None, None].repeat(4, 1).repeat(3, 2)
-    out = resize_periodic(stripes, 33, 4).astype(float)
+    out = resize(stripes, 33, 4).astype(float)
     assert out.std() < 0.25 * stripes.astype(float).std()
+
+
+def test_without_wrap_the_edges_are_not_blended_into_each_other():
+    """A texture that does not tile: its left edge must not take colour from its right edge."""
+    halves = np.zeros((8, 64, 3), np.uint8)
+    halves[:, 32:] = 255
+    wrapped, held = resize(halves, 8, 100), resize(halves, 8, 100, wrap=False)
+    assert wrapped[:, 0].mean() > 0 and wrapped[:, -1].mean() < 255  # the wrap reaches across
+    assert (held[:, :40] == 0).all() and (held[:, -40:] == 255).all()
+    indices, _ = cubic_taps(64, 100, wrap=False)
+    assert indices.min() == 0 and indices.max() == 63 and 63 not in indices[0]

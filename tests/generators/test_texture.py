@@ -202,6 +202,63 @@ def test_normal_strength_steepens_the_normal_map(texture):
     assert (pixels(flat_out.attachments["normal"])[..., 2] == 255).all()
 
 
+def test_scale_renders_fewer_cells_and_resamples_them(texture):
+    """At scale 2 a 256x256 texture is the 128x128 one (same seed, same latent) resampled to
+    twice its size: the same pattern, twice as large, at the asked size."""
+    from ganbridge.generators.texture.resample import resize
+
+    big, _ = render(texture, seed=5, width=256, height=256, scale=2)
+    small, _ = render(texture, seed=5, width=128, height=128)
+    assert np.array_equal(big, resize(small.astype(np.uint8), 256, 256))
+
+
+def rms_gradient(images: list[np.ndarray]) -> float:
+    grey = [img.mean(axis=-1) for img in images]
+    return float(np.mean([np.sqrt((np.diff(g, axis=1) ** 2).mean()) for g in grey]))
+
+
+@pytest.mark.parametrize(("w", "h"), [(256, 256), (300, 200)])
+def test_scale_changes_feature_size_and_stays_seamless(texture, w, h):
+    grad = {}
+    for scale in (0.5, 1, 2):
+        images = [pixels(o.data) for o in renders(texture, width=w, height=h, scale=scale)]
+        assert images[0].shape[:2] == (h, w)
+        for axis in (0, 1):
+            # 256 at these scales is whole cells, 16 * scale pixels each: compare like phases
+            ratio = seam_ratio(images, axis, int(16 * scale)) if w == 256 else wrap_ratio(images, axis)
+            assert ratio <= SEAM_LIMIT, f"scale {scale} axis {axis}: seam/interior = {ratio:.2f}"
+        grad[scale] = rms_gradient(images)
+    # features twice as large: edges half as steep; half as large: steeper (shrinking filters some)
+    assert 1.6 < grad[1] / grad[2] < 2.5 and grad[0.5] / grad[1] > 1.3, grad
+    plain, _ = render(texture, width=w, height=h, scale=2, tileable=False)
+    assert plain.shape[:2] == (h, w)
+
+
+def test_scale_out_of_range_is_refused(texture):
+    for scale in (0.25, 5):
+        with pytest.raises(ValueError, match="scale"):
+            texture.params_model.model_validate({"width": 64, "height": 64, "scale": scale})
+
+
+def test_tint_colours_a_grey_texture_and_keeps_its_relief(texture):
+    grey, plain = render(texture, model="brick", width=128, height=128, maps=["height", "normal"])
+    assert (grey[..., 0] == grey[..., 1]).all()  # the brick model is grey
+    coloured, tinted = render(texture, model="brick", width=128, height=128, maps=["height", "normal"], tint="#C06030")
+    mean = coloured.reshape(-1, 3).mean(axis=0)
+    assert np.abs(mean - [0xC0, 0x60, 0x30]).max() < 16, mean  # looks the tint on average
+    light = grey.mean(axis=-1)
+    order = np.argsort(light.ravel())
+    assert (np.diff(coloured.mean(axis=-1).ravel()[order]) >= -1).all()  # lighter stays lighter
+    assert tinted.attachments == plain.attachments  # a tint recolours; the relief is the same
+    assert texture.params_model.model_validate({"width": 64, "height": 64, "tint": "#C06030"}).tint == "#c06030"
+
+
+@pytest.mark.parametrize("tint", ["red", "#c0603", "#c06030ff", "c06030", "#g06030"])
+def test_a_tint_that_is_not_a_colour_is_refused(texture, tint):
+    with pytest.raises(ValueError, match="#rrggbb"):
+        texture.params_model.model_validate({"width": 64, "height": 64, "tint": tint})
+
+
 def test_a_map_asked_twice_is_refused(texture):
     with pytest.raises(ValueError, match="once"):
         texture.params_model.model_validate({"width": 64, "height": 64, "maps": ["ao", "ao"]})
