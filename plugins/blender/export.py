@@ -1,4 +1,4 @@
-"""Export a result as the bridge made it: its PNG byte for byte, maps beside it as NAME_height.png.
+"""Export a result as the bridge made it: its PNG byte for byte, each map beside it (NAME_ao.png).
 
 The bridge's file carries the recipe (an iTXt chunk) and signed C2PA credentials. Blender's own
 Image > Save As decodes the pixels and encodes a new PNG, which drops both, so Export writes the
@@ -109,5 +109,6 @@ def write(path: str, files: dict[str, bytes]) -> list[str]:
 def describe(paths: list[str]) -> str:
     """The report after a successful export."""
     maps = [os.path.basename(p) for p in paths[1:]]
-    extra = f", with {' and '.join(maps)} beside it" if maps else ""
+    listed = f"{', '.join(maps[:-1])} and {maps[-1]}" if len(maps) > 1 else "".join(maps)
+    extra = f", with {listed} beside it" if maps else ""
     return f"Exported {paths[0]}{extra} (recipe and content credentials inside)"

@@ -1,13 +1,15 @@
 """Live sliders: a result's material changes in place while the artist drags.
 
 Start opens a live session on the active object's result (`live_open`, docs/reference/protocol.md,
-Live sessions); each slider is a float property on the window manager whose update callback sends
-`live_move` at once. The bridge renders only the newest state; frames are kept by the shared
-`LiveSession`, which hands over the newest one not yet shown. Each tick (drain) takes at most one
-frame into the shared WorkQueue: its PNGs are decoded on the worker, then each image gets the new
-pixels in a slice of its own (foreach_set, update): the same image datablocks, no new data, no
-undo step. The images' pixels from before are kept and put back on Stop; Commit makes the newest
-state an ordinary result (origin `live`) that goes onto the object in place of the live material.
+Live sessions), toward a second result when one is picked (a Blend slider); each slider (one per
+direction, Temperature when the generator has one, Blend) is a float property on the window
+manager whose update callback sends `live_move` at once. The bridge renders only the newest
+state; frames are kept by the shared `LiveSession`, which hands over the newest one not yet shown.
+Each tick (drain) takes at most one frame into the shared WorkQueue: its PNGs are decoded on the
+worker, then each image gets the new pixels in a slice of its own (foreach_set, update): the same
+image datablocks, no new data, no undo step. The images' pixels from before are kept and put back
+on Stop; Commit makes the newest state an ordinary result (origin `live`) that goes onto the
+object in place of the live material.
 
 The sliders are window-manager properties, not the scene's: Blender pushes no undo step when one
 is edited and an undo leaves them as they are, so a drag leaves the undo history alone.
@@ -24,8 +26,9 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import connection, history
+from . import connection, history, params
 from . import ganbridge_live as gl
+from . import ganbridge_schema as gs
 from . import png as png_decoder
 from .ganbridge_work import Work
 from .materials import MATERIAL_TYPES, ResultError, decode_png
@@ -48,6 +51,9 @@ class LiveView:
     size: tuple[int, int]  # the images' own size (frames of another size are scaled to it)
     preview: str = ""  # why the frames are smaller or slower, when they are
     onto: str = ""  # for a smaller preview: the result the sliders are committed onto at full size
+    toward: str = ""  # the result the Blend slider goes toward ("": no blend)
+    toward_label: str = ""
+    temperature: float | None = None  # where the Temperature slider starts (None: the generator has none)
     note: str = ""  # the bridge's word on a session without sliders
     originals: dict[str, np.ndarray] = field(default_factory=dict)  # image name -> pixels before
     frames: int = 0  # frames applied
@@ -74,10 +80,15 @@ def active() -> bool:
     return CURRENT is not None
 
 
+def group() -> Any:
+    """The window manager's live properties (None before the add-on registered them)."""
+    return getattr(bpy.context.window_manager, "ganbridge_live", None)
+
+
 def sliders() -> Any:
-    """The window manager's slider properties (None before the add-on registered them)."""
-    group = getattr(bpy.context.window_manager, "ganbridge_live", None)
-    return group.sliders if group is not None else None
+    """The direction sliders (None before the add-on registered them)."""
+    g = group()
+    return g.sliders if g is not None else None
 
 
 def why_not(context: bpy.types.Context) -> str:
@@ -108,28 +119,25 @@ def start(context: bpy.types.Context) -> str:
     item = str(mat.get("ganbridge_item", "")) if mat is not None else ""
     if not item:
         raise connection.UserError("select an object wearing a GAN Bridge result first")
-    entry = history.find(item)
+    entries = history.entries()
+    entry = history.find(item, entries)
     if entry is None:
         raise connection.UserError("that result is not in this file's history")
-    if entry.get("format") not in (None, "png") or not entry.get("images"):
-        raise connection.UserError("live sliders work on image results, and this one has no images")
-    names = {"color": entry["images"][0], **{k: m["image"] for k, m in (entry.get("maps") or {}).items()}}
-    images = {k: bpy.data.images.get(n) for k, n in names.items()}
-    missing = [names[k] for k, img in images.items() if img is None]
-    if missing:
-        raise connection.UserError(f"the image {missing[0]!r} of that result is no longer in this file")
+    names, size = _images(entry)
     generator = str(entry.get("generator") or "")
     if generator not in STATE.generators:
         raise connection.UserError(f"the generator {generator!r} is not on the bridge now")
-    color = images["color"]
-    assert color is not None
-    size = (int(color.size[0]), int(color.size[1]))
-    fields, preview = open_fields(entry, generator, size)
+    toward, why = toward_pick(entry, entries)
+    if why:
+        raise connection.UserError(why)
+    fields, preview = open_fields(entry, generator, size, toward["item"] if toward else "")
     stop(restore=True)  # one session at a time: the previous one's images get their pixels back
     rid = connection.send("live_open", **fields)
     assert obj is not None
     onto = "" if "item" in fields else item  # a preview of a fresh latent: commit onto the result itself
-    view = LiveView(gl.LiveSession(rid, generator), item, _label(entry), obj.name, names, size, preview, onto)
+    view = LiveView(gl.LiveSession(rid, generator), item, entry_label(entry), obj.name, names, size, preview, onto)
+    if toward:
+        view.toward, view.toward_label = toward["item"], entry_label(toward)
     _set_current(view)
     LAST = ""
     connection.WORK.add(Work(apply=partial(_capture, view)))  # before any frame: FIFO
@@ -137,34 +145,105 @@ def start(context: bpy.types.Context) -> str:
     return f"Live on {view.label}: waiting for the bridge"
 
 
-def open_fields(entry: dict[str, Any], generator: str, size: tuple[int, int]) -> tuple[dict[str, Any], str]:
+def _images(entry: dict[str, Any]) -> tuple[dict[str, str], tuple[int, int]]:
+    """A result's image names ("color" and its maps) and the colour image's size; UserError when
+    it has none or they are gone from this file."""
+    if entry.get("format") not in (None, "png") or not entry.get("images"):
+        raise connection.UserError("live sliders work on image results, and this one has no images")
+    names = {"color": entry["images"][0], **{k: m["image"] for k, m in (entry.get("maps") or {}).items()}}
+    missing = [n for n in names.values() if bpy.data.images.get(n) is None]
+    if missing:
+        raise connection.UserError(f"the image {missing[0]!r} of that result is no longer in this file")
+    color = bpy.data.images[names["color"]]
+    return names, (int(color.size[0]), int(color.size[1]))
+
+
+def open_fields(
+    entry: dict[str, Any], generator: str, size: tuple[int, int], toward: str = ""
+) -> tuple[dict[str, Any], str]:
     """The live_open fields for a result and why its preview differs, if it does. A result up to
     PREVIEW_MAX on its longer side goes live from its own latent. A larger generated one previews
     a fresh latent of its seed at a PREVIEW_MAX size (the bridge keeps a session at its latent's
     size, and a latent's size is its output's), and Commit applies the sliders to the result itself
-    (live_commit's `onto`); one with no seed of its own goes live at its size."""
+    (live_commit's `onto`); one with no seed of its own goes live at its size, and so does one
+    blended `toward` another result (whose latent has the result's size, and a blended state
+    commits only without `onto`)."""
+    if toward:
+        slower = f"frames at the result's full {size[0]}x{size[1]} (a blend is not previewed smaller): slower"
+        return {"item": entry["item"], "toward": toward}, slower if max(size) > PREVIEW_MAX else ""
     if max(size) <= PREVIEW_MAX:
         return {"item": entry["item"]}, ""
     recipe = entry.get("recipe") or {}
-    params = recipe.get("params") or {}
+    made_with = recipe.get("params") or {}
     seed = recipe.get("seed")
     seeded = recipe.get("origin", "generate") == "generate" and isinstance(seed, int)
-    if not seeded or "width" not in params or "height" not in params:
+    if not seeded or "width" not in made_with or "height" not in made_with:
         return {"item": entry["item"]}, f"frames at the result's full {size[0]}x{size[1]}: slower"
-    stride = _multiple(generator)
-    scale = PREVIEW_MAX / max(size)
-    w, h = (max(stride, int(side * scale) // stride * stride) for side in size)
-    fields = {"generator": generator, "params": {**params, "width": w, "height": h}, "seed": seed}
+    w, h = _preview_size(generator, size)
+    fields = {"generator": generator, "params": {**made_with, "width": w, "height": h}, "seed": seed}
     return fields, f"previewed at {w}x{h} (a fresh latent of seed {seed}); Commit makes it at {size[0]}x{size[1]}"
 
 
-def _multiple(generator: str) -> int:
-    props = (STATE.generators.get(generator, {}).get("params_schema") or {}).get("properties") or {}
-    step = (props.get("width") or {}).get("multipleOf")
-    return int(step) if isinstance(step, int) and step > 0 else 16
+def _preview_size(generator: str, size: tuple[int, int]) -> tuple[int, int]:
+    """`size` scaled to PREVIEW_MAX on its longer side, as the schema takes it (within its bounds,
+    and a multiple of its step should it have one)."""
+    w, h = (max(1, side * PREVIEW_MAX // max(size)) for side in size)  # integers: 1000 -> 512, not 511
+    fitted = gs.fit_size(params.controls(generator), w, h)
+    return fitted.get("width", w), fitted.get("height", h)
 
 
-def _label(entry: dict[str, Any]) -> str:
+def source(context: bpy.types.Context, entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The history entry of the result the active object wears (what Start live goes live on)."""
+    obj = context.active_object
+    mat = obj.active_material if obj is not None and obj.type in MATERIAL_TYPES else None
+    item = str(mat.get("ganbridge_item", "")) if mat is not None else ""
+    return history.find(item, entries) if item else None
+
+
+def toward_choices(entry: dict[str, Any], entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The results a session on `entry` can blend toward, newest first: the bridge blends only
+    items of the same generator and size."""
+    return [e for e in reversed(entries) if _blendable(entry, e)]
+
+
+def _blendable(entry: dict[str, Any], other: dict[str, Any]) -> bool:
+    return (
+        other["item"] != entry["item"]
+        and bool(other.get("images"))
+        and other.get("generator") == entry.get("generator")
+        and (other.get("width"), other.get("height")) == (entry.get("width"), entry.get("height"))
+    )
+
+
+def picked_toward() -> str:
+    g = group()
+    return str(g.toward) if g is not None else ""
+
+
+def pick_toward(item: str) -> str:
+    """The result the next session's Blend slider goes toward ("": none); returns the report."""
+    g = group()
+    if g is not None:
+        g.toward = item
+    return ""
+
+
+def toward_pick(entry: dict[str, Any], entries: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str]:
+    """The picked result a session on `entry` blends toward, or None and why the pick cannot be
+    used ("" when nothing is picked)."""
+    item = picked_toward()
+    if not item:
+        return None, ""
+    other = history.find(item, entries)
+    if other is None:
+        return None, "the result picked to blend toward is no longer in this file's history: pick another"
+    if not _blendable(entry, other):
+        return None, f"{entry_label(other)} cannot be blended with this result: pick one of its generator and size"
+    return other, ""
+
+
+def entry_label(entry: dict[str, Any]) -> str:
+    """What the panel calls a result: what it is and the start of its id."""
     from .provenance import label
 
     return f"{label(entry)} ({entry['item'][:8]})"
@@ -177,39 +256,96 @@ def _set_current(view: LiveView | None) -> None:
 
 
 def _fill_sliders(view: LiveView | None) -> None:
-    """One slider per direction of `view`'s session, all at 0 (none without a view), set quietly:
-    filling them is not the artist moving them."""
+    """One slider per direction of `view`'s session, all at 0 (none without a view), Blend at 0 and
+    Temperature at its start, set quietly: filling them is not the artist moving them."""
     global _quiet
-    items = sliders()
-    if items is None:
+    g = group()
+    if g is None:
         return
     _quiet = True
     try:
-        items.clear()
+        g.sliders.clear()
         for index in range(len(view.session.directions) if view is not None else 0):
-            slider = items.add()
+            slider = g.sliders.add()
             slider.name, slider.index, slider.value = view.session.slider_label(index), index, 0.0
+        g.blend = 0.0
+        if view is not None and view.temperature is not None:
+            g.temperature = view.temperature
     finally:
         _quiet = False
 
 
-def moved(index: int, value: float) -> None:
-    """A slider's update callback: send the move at once (the bridge folds what it cannot keep up with)."""
+def _opened(view: LiveView, rendered: Any) -> None:
+    """The session is open: the Temperature slider, when the generator has a temperature, starts
+    at the one the bridge renders with (the result's own)."""
+    control = next((c for c in params.controls(view.session.generator) if c.name == "temperature"), None)
+    start = rendered.get("temperature") if isinstance(rendered, dict) else None
+    if control is not None and control.kind == gs.FLOAT and isinstance(start, int | float):
+        _define_temperature(control, float(start))
+        view.temperature = float(start)
+    _fill_sliders(view)
+
+
+def _define_temperature(control: gs.Control, start: float) -> None:
+    """The Temperature slider with this generator's bounds: a property's bounds are fixed when it
+    is defined, so it is defined again for each session (the schema's, not a guess)."""
+    GANBRIDGE_PG_live.temperature = bpy.props.FloatProperty(
+        name=control.label,
+        description=f"{control.description or control.label} of the live result; the material follows as frames come",
+        default=start,
+        min=control.minimum,  # a number control always has both bounds (ganbridge_schema)
+        max=control.maximum,
+        update=_temperature_moved,
+    )
+
+
+def _moving() -> LiveView | None:
+    """The session an artist's move goes to: None while the add-on sets the sliders itself, while
+    a commit is on its way, or before the session is open."""
     view = CURRENT
     if _quiet or view is None or view.commit or view.session.status != "open":
-        return
-    if not 0 <= index < len(view.session.values):
-        return
+        return None
+    return view
+
+
+def _send(view: LiveView, fields: dict[str, Any]) -> None:
+    """Send a move at once (the bridge folds what it cannot keep up with): a queue put, no wait."""
     try:
-        connection.send("live_move", **view.session.move(index, value))
+        connection.send("live_move", **fields)
     except connection.UserError as e:
         view.session.error = str(e)
 
 
+def moved(index: int, value: float) -> None:
+    """A direction slider's update callback."""
+    view = _moving()
+    if view is not None and 0 <= index < len(view.session.values):
+        _send(view, view.session.move(index, value))
+
+
+def blended(value: float) -> None:
+    """The Blend slider's update callback."""
+    view = _moving()
+    if view is not None and view.toward:
+        _send(view, view.session.move_blend(value))
+
+
+def tempered(value: float) -> None:
+    """The Temperature slider's update callback."""
+    view = _moving()
+    if view is not None and view.temperature is not None:
+        _send(view, view.session.move_params(temperature=value))
+
+
 def reset() -> str:
+    """Every slider back to the start, in one move: directions and Blend at 0, Temperature the result's."""
     view = _require()
     fields = view.session.reset()
-    _set_sliders([0.0] * len(view.session.values))
+    if view.toward:
+        fields |= view.session.move_blend(0.0)
+    if view.temperature is not None:
+        fields |= view.session.move_params(temperature=view.temperature)
+    _fill_sliders(view)
     connection.send("live_move", **fields)
     return "Live: sliders back to the start"
 
@@ -256,16 +392,6 @@ def _require() -> LiveView:
     return view
 
 
-def _set_sliders(values: list[float]) -> None:
-    global _quiet
-    _quiet = True
-    try:
-        for slider, value in zip(sliders() or (), values):
-            slider.value = value
-    finally:
-        _quiet = False
-
-
 # --- what drain() calls ---------------------------------------------------------------------
 
 
@@ -282,7 +408,7 @@ def take(msg: dict[str, Any]) -> bool:
     kind = msg.get("type")
     if kind == "live_opened" and was == "opening":
         view.note = str(msg.get("note") or "")
-        _fill_sliders(view)
+        _opened(view, msg.get("params"))
     elif kind == "error" and session.status == "failed":
         what = "the bridge went away" if msg.get("code") == connection.gc.DISCONNECTED else session.error
         stop(restore=True, message=f"Live stopped: {what}")
@@ -421,7 +547,7 @@ def status_line() -> str:
         return "Live: opening the session…"
     note = ""
     if not session.directions:
-        note = f"no sliders: {view.note}" if view.note else "no sliders for this model"
+        note = f"no direction sliders: {view.note}" if view.note else "no direction sliders for this model"
     elif session.error:
         note = session.error
     elif view.preview:
@@ -438,6 +564,14 @@ def status_line() -> str:
 
 def _slider_moved(slider: Any, _context: Any) -> None:
     moved(slider.index, slider.value)
+
+
+def _blend_moved(g: Any, _context: Any) -> None:
+    blended(g.blend)
+
+
+def _temperature_moved(g: Any, _context: Any) -> None:
+    tempered(g.temperature)
 
 
 # Last in the module: Blender evaluates these annotations (strings, with `from __future__ import
@@ -458,7 +592,23 @@ class GANBRIDGE_PG_slider(bpy.types.PropertyGroup):
 
 
 class GANBRIDGE_PG_live(bpy.types.PropertyGroup):
+    """The live session's sliders (`temperature` is defined per session: _define_temperature) and
+    the result the next session blends toward."""
+
     sliders: bpy.props.CollectionProperty(type=GANBRIDGE_PG_slider)
+    blend: bpy.props.FloatProperty(
+        name="Blend",
+        default=0.0,
+        min=0.0,
+        max=1.0,
+        subtype="FACTOR",
+        description="Move the live result toward the other result: 0 is this one, 1 the other",
+        update=_blend_moved,
+    )
+    toward: bpy.props.StringProperty(
+        name="Blend toward",
+        description="The result a live session's Blend slider goes toward (picked before Start live)",
+    )
 
 
 CLASSES = (GANBRIDGE_PG_slider, GANBRIDGE_PG_live)

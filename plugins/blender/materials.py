@@ -18,9 +18,10 @@ import json
 import os
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import bpy
@@ -220,52 +221,87 @@ def packed_image(created: Created, name: str, png: bytes, non_color: bool, file:
 def build_material(
     created: Created, name: str, color: bpy.types.Image, maps: dict[str, bpy.types.Image], use_uv: bool, tiling: float
 ):
-    """Principled BSDF fed by the colour image; height -> Bump, normal -> Normal Map. `tiling`:
-    repeats of the texture across the surface, on the Mapping node (the artist can change it there)."""
+    """Principled BSDF fed by the colour image; ao multiplied into the base colour, roughness ->
+    Roughness, height -> Bump, normal -> Normal Map. `tiling`: repeats of the texture across the
+    surface, on the Mapping node (the artist can change it there)."""
     mat = bpy.data.materials.new(name)
     created.materials.append(mat)
     mat.use_fake_user = True  # results the artist has not placed yet must survive a save
     mat.use_nodes = True
-    nodes, links = mat.node_tree.nodes, mat.node_tree.links
-    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
-    coords = nodes.new("ShaderNodeTexCoord")
+    tree = mat.node_tree
+    bsdf = next(n for n in tree.nodes if n.type == "BSDF_PRINCIPLED")
+    coords = tree.nodes.new("ShaderNodeTexCoord")
     coords.location = (-1000, 200)
-    mapping = nodes.new("ShaderNodeMapping")
+    mapping = tree.nodes.new("ShaderNodeMapping")
     mapping.location = (-800, 200)
-    links.new(coords.outputs["UV" if use_uv else "Object"], mapping.inputs["Vector"])
+    tree.links.new(coords.outputs["UV" if use_uv else "Object"], mapping.inputs["Vector"])
     mapping.inputs["Scale"].default_value = (tiling, tiling, tiling)
-
-    def texture(image: bpy.types.Image, y: int) -> bpy.types.ShaderNodeTexImage:
-        node = nodes.new("ShaderNodeTexImage")
-        node.image = image
-        node.location = (-500, y)
-        node.extension = "REPEAT"
-        if not use_uv:
-            node.projection = "BOX"
-            node.projection_blend = 0.2
-        links.new(mapping.outputs["Vector"], node.inputs["Vector"])
-        return node
-
+    texture = partial(_texture, tree, mapping, use_uv)
     base = texture(color, 300)
-    links.new(base.outputs["Color"], bsdf.inputs["Base Color"])
-    links.new(base.outputs["Alpha"], bsdf.inputs["Alpha"])  # sprites and icons cut out; textures are opaque
+    tree.links.new(base.outputs["Alpha"], bsdf.inputs["Alpha"])  # sprites and icons cut out; textures are opaque
+    colour = base.outputs["Color"]
+    if "ao" in maps:
+        colour = _multiplied(tree, colour, texture(maps["ao"], 600).outputs["Color"])
+    tree.links.new(colour, bsdf.inputs["Base Color"])
+    if "roughness" in maps:
+        tree.links.new(texture(maps["roughness"], -600).outputs["Color"], bsdf.inputs["Roughness"])
+    relief = _relief(tree, maps, texture)
+    if relief is not None:
+        tree.links.new(relief, bsdf.inputs["Normal"])
+    return mat
+
+
+def _texture(
+    tree: bpy.types.NodeTree, mapping: bpy.types.Node, use_uv: bool, image: bpy.types.Image, y: int
+) -> bpy.types.ShaderNodeTexImage:
+    """An image texture node at height `y`, read through the Mapping node (box projection without UVs)."""
+    node = tree.nodes.new("ShaderNodeTexImage")
+    node.image = image
+    node.location = (-500, y)
+    node.extension = "REPEAT"
+    if not use_uv:
+        node.projection = "BOX"
+        node.projection_blend = 0.2
+    tree.links.new(mapping.outputs["Vector"], node.inputs["Vector"])
+    return node
+
+
+def _multiplied(tree: bpy.types.NodeTree, a: bpy.types.NodeSocket, b: bpy.types.NodeSocket) -> bpy.types.NodeSocket:
+    """a x b, as colours: a Mix node in RGBA mode. Its colour sockets share their names ("A",
+    "B", "Result") with its float and vector ones, which are first, so they are found by identifier."""
+    mix = tree.nodes.new("ShaderNodeMix")
+    mix.data_type, mix.blend_type = "RGBA", "MULTIPLY"
+    mix.location = (-200, 450)
+    _socket(mix.inputs, "Factor_Float").default_value = 1.0
+    tree.links.new(a, _socket(mix.inputs, "A_Color"))
+    tree.links.new(b, _socket(mix.inputs, "B_Color"))
+    return _socket(mix.outputs, "Result_Color")
+
+
+def _socket(sockets: Any, identifier: str) -> bpy.types.NodeSocket:
+    return next(s for s in sockets if s.identifier == identifier)
+
+
+def _relief(
+    tree: bpy.types.NodeTree, maps: dict[str, bpy.types.Image], texture: Callable[[bpy.types.Image, int], Any]
+) -> bpy.types.NodeSocket | None:
+    """The surface normal from the normal map (Normal Map) and the height map (Bump, on top of the
+    normal map's), or None without either."""
     normal_out = None
     if "normal" in maps:
-        nmap = nodes.new("ShaderNodeNormalMap")
+        nmap = tree.nodes.new("ShaderNodeNormalMap")
         nmap.location = (-200, -300)
-        links.new(texture(maps["normal"], -300).outputs["Color"], nmap.inputs["Color"])
+        tree.links.new(texture(maps["normal"], -300).outputs["Color"], nmap.inputs["Color"])
         normal_out = nmap.outputs["Normal"]
     if "height" in maps:
-        bump = nodes.new("ShaderNodeBump")
+        bump = tree.nodes.new("ShaderNodeBump")
         bump.location = (-200, 0)
         bump.inputs["Strength"].default_value = 0.4
-        links.new(texture(maps["height"], 0).outputs["Color"], bump.inputs["Height"])
+        tree.links.new(texture(maps["height"], 0).outputs["Color"], bump.inputs["Height"])
         if normal_out is not None:
-            links.new(normal_out, bump.inputs["Normal"])
+            tree.links.new(normal_out, bump.inputs["Normal"])
         normal_out = bump.outputs["Normal"]
-    if normal_out is not None:
-        links.new(normal_out, bsdf.inputs["Normal"])
-    return mat
+    return normal_out
 
 
 def new_plane(created: Created, name: str, location: tuple[float, float, float]) -> bpy.types.Object:

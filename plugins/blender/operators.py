@@ -400,10 +400,24 @@ class GANBRIDGE_OT_live_start(_BridgeOperator):
         return live.start(context)
 
 
+class GANBRIDGE_OT_live_toward(_BridgeOperator):
+    bl_idname = "ganbridge.live_toward"
+    bl_label = "Blend toward"
+    bl_description = "The result the live session's Blend slider goes toward (for the next Start live)"
+    bl_options = {"INTERNAL"}
+    item: bpy.props.StringProperty(description="Item id; empty: no Blend slider")
+
+    def run(self, context) -> str:
+        return live.pick_toward(self.item)
+
+
 class GANBRIDGE_OT_live_reset(_BridgeOperator):
     bl_idname = "ganbridge.live_reset"
     bl_label = "Reset"
-    bl_description = "Every slider back to 0: the result the session started from"
+    bl_description = (
+        "Every slider back to the start: the directions and Blend at 0, Temperature the result's own "
+        "(the result the session started from)"
+    )
 
     def run(self, context) -> str:
         return live.reset()
@@ -447,6 +461,7 @@ class GANBRIDGE_OT_history_page(bpy.types.Operator):
 
 CLASSES = (
     GANBRIDGE_OT_live_start,
+    GANBRIDGE_OT_live_toward,
     GANBRIDGE_OT_live_reset,
     GANBRIDGE_OT_live_commit,
     GANBRIDGE_OT_live_stop,

@@ -15,6 +15,7 @@ from . import ganbridge_presets as gp
 from .state import STATE
 
 THUMB_SCALE = 3.0  # the history's thumbnails, in units of the interface's icon size
+TOWARD_CHOICES = 24  # the newest results the Blend toward menu lists (a menu longer than a screen is no use)
 
 
 class GANBRIDGE_PT_main(bpy.types.Panel):
@@ -59,8 +60,8 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
         row.label(text=f"A: {s.item_a or '-'}  B: {s.item_b or '-'}")
         row.prop(s, "steps")
         row.operator("ganbridge.interpolate", icon="IPO_EASE_IN_OUT")
-        self._live(layout, context)
         entries = history.entries()
+        self._live(layout, context, entries)
         self._provenance(layout, context, entries)
         self._history(layout, s, entries)
 
@@ -85,20 +86,16 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
         elif STATE.last_info:
             box.label(text=STATE.last_info, icon="INFO")
 
-    def _live(self, layout, context) -> None:
-        """Start live on the active object's result; then a slider per direction, Reset, Commit,
-        Stop and how fast frames come (or why there are none)."""
+    def _live(self, layout, context, entries: list[dict[str, Any]]) -> None:
+        """Start live on the active object's result (and what to blend toward); then a slider per
+        direction, Temperature, Blend, Reset, Commit, Stop and how fast frames come (or why there
+        are none)."""
         box = layout.box()
         view = live.CURRENT
         head = box.row(align=True)
         head.label(text="Live", icon="RNA")
         if view is None:
-            why = live.why_not(context)
-            start = head.row(align=True)
-            start.enabled = not why
-            start.operator("ganbridge.live_start", icon="PLAY")
-            if why or live.LAST:
-                box.label(text=why or live.LAST, icon="INFO")
+            self._live_start(box, head, context, entries)
             return
         head.label(text=view.label)
         box.label(text=live.status_line())
@@ -106,11 +103,36 @@ class GANBRIDGE_PT_main(bpy.types.Panel):
         col.enabled = not view.commit
         for slider in live.sliders() or ():
             col.prop(slider, "value", text=slider.name, slider=True)
+        group = live.group()
+        if view.temperature is not None:
+            col.prop(group, "temperature", slider=True)
+        if view.toward:
+            col.prop(group, "blend", text=f"Blend toward {view.toward_label}", slider=True)
         row = box.row(align=True)
         row.enabled = not view.commit and view.session.status == "open"
         row.operator("ganbridge.live_reset", icon="LOOP_BACK")
         row.operator("ganbridge.live_commit", icon="CHECKMARK")
         box.operator("ganbridge.live_stop", icon="CANCEL")
+
+    def _live_start(self, box, head, context, entries: list[dict[str, Any]]) -> None:
+        """Start live, and the pick of a result to blend toward (other results of the same
+        generator and size, in a menu), or why either cannot go."""
+        why = live.why_not(context)
+        start = head.row(align=True)
+        start.enabled = not why
+        start.operator("ganbridge.live_start", icon="PLAY")
+        entry = live.source(context, entries) if not why else None
+        if entry is not None:
+            toward, problem = live.toward_pick(entry, entries)
+            row = box.row(align=True)
+            picked = live.entry_label(toward) if toward else "nothing"
+            row.menu("GANBRIDGE_MT_live_toward", text=f"Blend toward: {picked}", icon="IPO_EASE_IN_OUT")
+            if live.picked_toward():
+                row.operator("ganbridge.live_toward", text="", icon="X").item = ""
+            if problem:
+                box.label(text=problem, icon="ERROR")
+        if why or live.LAST:
+            box.label(text=why or live.LAST, icon="INFO")
 
     def _provenance(self, layout, context, entries: list[dict[str, Any]]) -> None:
         """Where the selected result comes from, and Export, which keeps that in the file."""
@@ -180,4 +202,22 @@ class GANBRIDGE_MT_presets(bpy.types.Menu):
             layout.operator("ganbridge.delete_preset", text=f"Delete {name}", icon="X").name = name
 
 
-CLASSES = (GANBRIDGE_PT_main, GANBRIDGE_MT_presets)
+class GANBRIDGE_MT_live_toward(bpy.types.Menu):
+    """The results a live session on the active object's result can blend toward, newest first."""
+
+    bl_idname = "GANBRIDGE_MT_live_toward"
+    bl_label = "Blend toward"
+
+    def draw(self, context):
+        layout = self.layout
+        entries = history.entries()
+        entry = live.source(context, entries)
+        choices = live.toward_choices(entry, entries) if entry is not None else []
+        layout.operator("ganbridge.live_toward", text="Nothing (no Blend slider)").item = ""
+        if not choices:
+            layout.label(text="No other result of this generator and size yet")
+        for e in choices[:TOWARD_CHOICES]:
+            layout.operator("ganbridge.live_toward", text=live.entry_label(e)).item = e["item"]
+
+
+CLASSES = (GANBRIDGE_PT_main, GANBRIDGE_MT_presets, GANBRIDGE_MT_live_toward)

@@ -31,6 +31,8 @@ from tests.plugins.blender_support import SETUP, BlenderHost, blender_ext_script
 
 pytestmark = pytest.mark.real_host
 
+MAPS = ("height", "normal", "roughness", "ao")  # every map a texture can carry, in the bridge's order
+
 
 class SecondTexture(TextureGenerator):
     """The same models under another name, so a test can take a generator away."""
@@ -145,7 +147,7 @@ for prop in p.bl_rna.properties:
     assert props["width"]["type"] == "INT" and (props["width"]["min"], props["width"]["max"]) == (32, 2048)
     assert props["temperature"]["type"] == "FLOAT" and props["temperature"]["max"] == pytest.approx(2.0)
     assert props["tileable"]["type"] == "BOOLEAN"
-    assert props["maps"] == {"type": "ENUM", "items": ["height", "normal"], "flag": True}
+    assert props["maps"] == {"type": "ENUM", "items": ["height", "normal", "roughness", "ao"], "flag": True}
     assert props["seed"]["type"] == "INT" and props["seed__on"]["type"] == "BOOLEAN"  # nullable: toggle + value
 
 
@@ -197,6 +199,77 @@ result = {
     assert first["recipe"]["params"]["maps"] == ["height", "normal"]
     assert first["recipe"]["checkpoint"]["sha256"] == live.core.generators["texture"].models["brick"].ref.sha256
     assert out["second_on"] and out["second_on"][0].startswith("GAN")
+
+
+def test_four_maps_make_a_full_pbr_material(blender, live):
+    """Height, normal, roughness and ambient occlusion: roughness into the BSDF's Roughness, the
+    AO multiplied into the base colour (a Mix node), height and normal as before; every map a
+    Non-Color image holding the bridge's PNG."""
+    fresh_scene(blender)
+    out = blender.run(
+        PIXEL_SHA
+        + """
+p = params_mod.group(bpy.context.scene, "texture")
+p.width, p.height, p.maps, p.seed__on, p.seed = 96, 64, {"height", "normal", "roughness", "ao"}, True, 9
+bpy.ops.ganbridge.generate()
+status = wait_job(last_job())
+entry = hist.entries()[-1]
+mat = bpy.data.objects["Cube"].active_material
+def end(node, socket):  # an image node by the image it reads: which map feeds what
+    return [node.image.name if node.type == "TEX_IMAGE" else node.type, socket.identifier]
+def socket(sockets, identifier):
+    return next(s for s in sockets if s.identifier == identifier)
+links = sorted(end(l.from_node, l.from_socket) + end(l.to_node, l.to_socket) for l in mat.node_tree.links)
+mixes = [[n.data_type, n.blend_type, socket(n.inputs, "Factor_Float").default_value]
+         for n in mat.node_tree.nodes if n.type == "MIX"]
+images = {"color": entry["images"][0], **{k: m["image"] for k, m in entry["maps"].items()}}
+result = {"status": status, "item": entry["item"], "images": images, "links": links, "mixes": mixes,
+          "colorspaces": {k: bpy.data.images[n].colorspace_settings.name for k, n in images.items()},
+          "shas": {k: pixel_sha(bpy.data.images[n]) for k, n in images.items()}, "error": STATE.last_error}
+"""
+    )
+    assert out["status"] == "done" and not out["error"], out["error"]
+    img = out["images"]
+    assert list(img) == ["color", *MAPS]
+    links = out["links"]
+    assert [img["color"], "Color", "MIX", "A_Color"] in links and [img["ao"], "Color", "MIX", "B_Color"] in links
+    assert ["MIX", "Result_Color", "BSDF_PRINCIPLED", "Base Color"] in links
+    assert [img["color"], "Color", "BSDF_PRINCIPLED", "Base Color"] not in links  # through the AO, not beside it
+    assert [img["roughness"], "Color", "BSDF_PRINCIPLED", "Roughness"] in links
+    assert [img["height"], "Color", "BUMP", "Height"] in links and [
+        img["normal"],
+        "Color",
+        "NORMAL_MAP",
+        "Color",
+    ] in links
+    assert ["BUMP", "Normal", "BSDF_PRINCIPLED", "Normal"] in links
+    assert out["mixes"] == [["RGBA", "MULTIPLY", 1.0]]
+    assert out["colorspaces"] == {"color": "sRGB", **{name: "Non-Color" for name in MAPS}}
+    files = stored_files(live, out["item"])
+    assert out["shas"] == {name: _top_first_sha(files[""] if name == "color" else files[name]) for name in img}
+
+
+def test_a_texture_of_any_size_is_applied_at_that_size(blender, live):
+    """Sizes are exact (no multiple of 16 any more): a 300x200 texture is a 300x200 image, the bridge's pixels."""
+    fresh_scene(blender)
+    out = blender.run(
+        PIXEL_SHA
+        + """
+p = params_mod.group(bpy.context.scene, "texture")
+p.width, p.height, p.maps, p.seed__on, p.seed = 300, 200, {"roughness"}, True, 2
+sent = params_mod.values(bpy.context.scene, "texture")
+bpy.ops.ganbridge.generate()
+status = wait_job(last_job())
+entry = hist.entries()[-1]
+imgs = [bpy.data.images[n] for n in entry["images"]]
+result = {"status": status, "sent": [sent["width"], sent["height"]], "item": entry["item"],
+          "sizes": [list(i.size) for i in imgs], "shas": [pixel_sha(i) for i in imgs]}
+"""
+    )
+    assert out["status"] == "done" and out["sent"] == [300, 200]
+    assert out["sizes"] == [[300, 200], [300, 200]]
+    files = stored_files(live, out["item"])
+    assert out["shas"] == [_top_first_sha(files[""]), _top_first_sha(files["roughness"])]
 
 
 def test_nothing_selected_makes_a_plane(blender, live):
@@ -355,11 +428,11 @@ result = {"started": started, "opened": opened, "original": original, "frames": 
 
 
 def test_live_on_a_large_result_previews_smaller_and_stop_restores(blender, live):
-    """A 1024x768 result previews at 512x384 (a fresh latent of its seed, as the bridge keeps a
-    session at its latent's size); the frames fill the images at their own size; Stop closes the
-    session and puts the result's own pixels back, and so does a disconnect; the panel draws the
-    sliders and buttons."""
-    live_result(blender, 1024, 768, {"normal"}, 4)
+    """A 1000x700 result previews at 512x358 (a fresh latent of its seed, as the bridge keeps a
+    session at its latent's size; exactly scaled, as sizes need be no multiple of anything); the
+    frames fill the images at their own size; Stop closes the session and puts the result's own
+    pixels back, and so does a disconnect; the panel draws the sliders and buttons."""
+    live_result(blender, 1000, 700, {"normal"}, 4)
     out = blender.run(
         LIVE
         + RECORDING_LAYOUT
@@ -376,7 +449,8 @@ sizes = [list(bpy.data.images[n].size) for n in names]
 cls = bpy.types.GANBRIDGE_PT_main
 panel = types.SimpleNamespace(layout=RecordingLayout())
 panel._live = types.MethodType(cls._live, panel)
-panel._live(panel.layout, bpy.context)
+panel._live_start = types.MethodType(cls._live_start, panel)
+panel._live(panel.layout, bpy.context, hist.entries())
 drawn = list(calls)
 status = live_mod.status_line()
 stop_op = op("live_stop")
@@ -384,7 +458,7 @@ pump_timed(lambda: not conn.WORK.busy)
 after = shas(names)
 sliders_left = len(sliders())
 calls.clear()
-panel._live(panel.layout, bpy.context)
+panel._live(panel.layout, bpy.context, hist.entries())
 after_stop = list(calls)
 # a session that loses its connection puts the pixels back too
 op("live_start")
@@ -415,11 +489,11 @@ result = {"original": original, "moved": moved, "sizes": sizes, "drawn": drawn,
           "preview": v.preview, "committed": committed, "item": entry["item"]}
 """
     )
-    print("live 1024x768 with a map: longest UI-thread block of a tick (s):", round(out["blocks"], 4))
-    assert "512x384" in out["preview"] and "512x384" in out["status"]
-    assert out["committed"]["size"] == [1024, 768] and out["committed"]["origin"] == "live"  # full size
+    print("live 1000x700 with a map: longest UI-thread block of a tick (s):", round(out["blocks"], 4))
+    assert "512x358" in out["preview"] and "512x358" in out["status"]  # once rounded down to 512x352
+    assert out["committed"]["size"] == [1000, 700] and out["committed"]["origin"] == "live"  # full size
     assert out["committed"]["parents"] and out["committed"]["parents"][0] == out["item"]
-    assert out["sizes"] == [[1024, 768], [1024, 768]]  # the images keep their size
+    assert out["sizes"] == [[1000, 700], [1000, 700]]  # the images keep their size
     assert out["moved"][0] != out["original"][0] and out["moved"][1] != out["original"][1]
     assert out["stop_op"] == ["FINISHED"] and out["after"] == out["original"]
     assert out["sliders_left"] == 0
@@ -435,6 +509,106 @@ result = {"original": original, "moved": moved, "sizes": sizes, "drawn": drawn,
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert out["blocks"] < 0.15, out["blocks"]
+
+
+def test_live_temperature_and_blend_sliders(blender, live):
+    """Besides the directions, a Temperature slider starting at the result's temperature and, with
+    another result picked to blend toward before Start, a Blend slider: each move brings new
+    pixels into the same images (the roughness and AO maps too); Reset puts Temperature back to
+    the result's and Blend to 0; Commit of a warmer, blended state makes a result whose params
+    carry that temperature, with both results as its parents."""
+    fresh_scene(blender)
+    blender.run(
+        """
+p = params_mod.group(bpy.context.scene, "texture")
+p.width, p.height, p.maps, p.seed__on, p.seed, p.temperature = 128, 128, {"roughness", "ao"}, True, 31, 0.8
+bpy.context.scene.ganbridge.count = 2
+bpy.ops.ganbridge.generate()
+assert wait_job(last_job()) == "done", STATE.last_error
+a, b = hist.entries()[-2:]
+assert pump(lambda: all("recipe" in hist.find(e["item"]) for e in (a, b)), 20)
+assert bpy.data.objects["Cube"].active_material["ganbridge_item"] == a["item"]
+names = a["images"]
+"""
+    )
+    out = blender.run(
+        LIVE
+        + RECORDING_LAYOUT
+        + """
+g = bpy.context.window_manager.ganbridge_live
+cls = bpy.types.GANBRIDGE_PT_main
+panel = types.SimpleNamespace(layout=RecordingLayout())
+panel._live = types.MethodType(cls._live, panel)
+panel._live_start = types.MethodType(cls._live_start, panel)
+def draw():
+    calls.clear()
+    panel._live(panel.layout, bpy.context, hist.entries())
+    return list(calls)
+choices = [e["item"] for e in live_mod.toward_choices(a, hist.entries())]
+calls.clear()
+bpy.types.GANBRIDGE_MT_live_toward.draw(types.SimpleNamespace(layout=RecordingLayout()), bpy.context)
+menu = list(calls)
+picked = op("live_toward", item=b["item"])
+before_start = draw()
+original, pointers = shas(names), [bpy.data.images[n].as_pointer() for n in names]
+started = op("live_start")
+pump_timed(lambda: view() is not None and view().frames >= 1 and not conn.WORK.busy)
+v = view()
+prop = g.bl_rna.properties["temperature"]
+opened = {"temperature": g.temperature, "range": [prop.hard_min, prop.hard_max], "toward": v.toward,
+          "blend": g.blend, "first": shas(names), "sliders": len(sliders())}
+g.temperature = 1.6
+pump_timed(lambda: shown(v))
+warmer = shas(names)
+g.blend = 0.7
+pump_timed(lambda: shown(v))
+blended = shas(names)
+drawn = draw()
+reset_op = op("live_reset")
+reset_values = [g.temperature, g.blend, [s.value for s in sliders()]]
+pump_timed(lambda: shown(v))
+after_reset = shas(names)
+g.temperature, g.blend = 1.4, 0.5
+pump_timed(lambda: shown(v))
+last = shas(names)
+same_blocks = [bpy.data.images[n].as_pointer() for n in names] == pointers
+n = len(hist.entries())
+commit_op = op("live_commit")
+pump_timed(lambda: not live_mod.active() and not conn.WORK.busy)
+assert pump(lambda: len(hist.entries()) > n and "recipe" in hist.entries()[-1], 20), STATE.last_error
+new = hist.entries()[-1]
+op("live_toward", item="")
+result = {"choices": choices, "menu": menu, "picked": picked, "before_start": before_start, "started": started,
+          "opened": opened, "original": original, "warmer": warmer, "blended": blended, "drawn": drawn,
+          "reset_op": reset_op, "reset_values": reset_values, "after_reset": after_reset, "last": last,
+          "same_blocks": same_blocks, "commit_op": commit_op, "new": new, "new_shas": shas(new["images"]),
+          "restored": shas(names), "a": a["item"], "b": b["item"], "error": STATE.last_error,
+          "cube": bpy.data.objects["Cube"].active_material.get("ganbridge_item")}
+"""
+    )
+    assert out["started"] == ["FINISHED"] and out["picked"] == ["FINISHED"] and not out["error"], out["error"]
+    assert out["b"] in out["choices"] and out["a"] not in out["choices"]  # another result of its size
+    assert ["operator", "ganbridge.live_toward"] in out["menu"]
+    assert ["menu", "GANBRIDGE_MT_live_toward"] in out["before_start"]
+    assert ["operator", "ganbridge.live_toward"] in out["before_start"]  # clear the pick
+    opened = out["opened"]
+    assert opened["temperature"] == pytest.approx(0.8) and opened["range"] == pytest.approx([0.0, 2.0])
+    assert opened["toward"] == out["b"] and opened["blend"] == 0.0 and opened["sliders"] >= 1
+    assert opened["first"] == out["original"]  # Blend at 0 and the result's temperature: the result itself
+    assert all(w != o for w, o in zip(out["warmer"], out["original"]))  # colour, roughness and AO all follow
+    assert all(b != w for b, w in zip(out["blended"], out["warmer"]))
+    assert out["same_blocks"]
+    assert ["prop", "temperature"] in out["drawn"] and ["prop", "blend"] in out["drawn"]
+    temperature, blend, values = out["reset_values"]
+    assert out["reset_op"] == ["FINISHED"] and temperature == pytest.approx(0.8) and blend == 0.0
+    assert values == [0.0] * len(values)
+    assert out["after_reset"] == out["original"]
+    new = out["new"]
+    assert out["commit_op"] == ["FINISHED"] and new["recipe"]["origin"] == "live"
+    assert new["recipe"]["params"]["temperature"] == pytest.approx(1.4, abs=1e-6)
+    assert new["recipe"]["parents"] == [out["a"], out["b"]]
+    assert out["new_shas"] == out["last"] and out["cube"] == new["item"]
+    assert out["restored"] == out["original"]
 
 
 BLOCK_SIZES = (256, 1024, 2048)
@@ -573,7 +747,7 @@ export_mod = importlib.import_module(PKG + ".export")
 s = bpy.context.scene.ganbridge
 s.image_files = True
 p = params_mod.group(bpy.context.scene, "texture")
-p.maps, p.seed__on, p.seed = {"height", "normal"}, True, 5
+p.maps, p.seed__on, p.seed = {"height", "normal", "roughness", "ao"}, True, 5
 bpy.ops.ganbridge.generate()
 wait_job(last_job())
 s.image_files = False
@@ -594,12 +768,12 @@ result = {"item": entry["item"], "kept": kept, "exported": sorted(exported or {}
     folder = blend.parent / "ganbridge"
     files = stored_files(live, out["item"])
     on_disk = {p.name: p.read_bytes() for p in folder.iterdir()}
-    assert sorted(on_disk.values()) == sorted(files[k] for k in ("", "height", "normal"))  # the bridge's own bytes
+    assert sorted(on_disk.values()) == sorted(files[k] for k in ("", *MAPS))  # the bridge's own bytes
     assert all(name.endswith(f" {out['item'][:8]}.png") for name in on_disk), sorted(on_disk)
     assert all(unpacked and path.startswith("//ganbridge/") for unpacked, path in out["kept"]), out["kept"]
-    assert out["exported"] and not out["why"]  # Export takes the files beside the .blend
-    expected = [_top_first_sha(files[k]) for k in ("", "height", "normal")]
-    assert out["before"] == expected and out["after"] == expected and out["sources"] == ["FILE"] * 3
+    assert out["exported"] == sorted(["", *MAPS]) and not out["why"]  # Export takes the files beside the .blend
+    expected = [_top_first_sha(files[k]) for k in ("", *MAPS)]
+    assert out["before"] == expected and out["after"] == expected and out["sources"] == ["FILE"] * 5
 
 
 def test_images_that_cannot_be_written_beside_the_blend_change_nothing(blender, live, tmp_path):
@@ -1026,6 +1200,7 @@ panel._status = types.MethodType(cls._status, panel)
 panel._history = types.MethodType(cls._history, panel)
 panel._provenance = types.MethodType(cls._provenance, panel)
 panel._live = types.MethodType(cls._live, panel)
+panel._live_start = types.MethodType(cls._live_start, panel)
 cls.draw(panel, bpy.context)
 bpy.types.GANBRIDGE_MT_presets.draw(types.SimpleNamespace(layout=RecordingLayout()), bpy.context)
 bpy.ops.ganbridge.delete_preset(name="drawn")
@@ -1052,12 +1227,12 @@ result = {"calls": calls, "timer": bpy.app.timers.is_registered(conn._timer)}
 
 @pytest.fixture
 def texture_with_maps(blender, live) -> dict:
-    """A fresh brick texture with height and normal maps on the cube, its recipe filed."""
+    """A fresh brick texture with all four maps on the cube, its recipe filed."""
     fresh_scene(blender)
     return blender.run(
         """
 p = params_mod.group(bpy.context.scene, "texture")
-p.maps, p.seed__on, p.seed = {"height", "normal"}, True, 11
+p.maps, p.seed__on, p.seed = {"height", "normal", "roughness", "ao"}, True, 11
 bpy.ops.ganbridge.generate()
 wait_job(last_job())
 entry = hist.entries()[-1]
@@ -1071,8 +1246,8 @@ def stored_files(live, item: str) -> dict[str, bytes]:
     """The files the bridge wrote for an item: the image, and its maps by name."""
     record = live.core.store.get(item)
     assert record is not None
-    maps = {name: record.file.with_name(f"{item}_{name}.png").read_bytes() for name in ("height", "normal")}
-    return {"": record.file.read_bytes(), **maps}
+    paths = {name: record.file.with_name(f"{item}_{name}.png") for name in MAPS}
+    return {"": record.file.read_bytes(), **{name: p.read_bytes() for name, p in paths.items() if p.is_file()}}
 
 
 def assert_original(path: Path, live, item: str) -> None:
@@ -1082,7 +1257,8 @@ def assert_original(path: Path, live, item: str) -> None:
     assert data == stored[""]
     assert read_recipe(data)["checkpoint"]["name"] == "brick"
     assert credentials.check(data, "png").unchanged
-    for name in ("height", "normal"):
+    assert sorted(stored) == ["", *sorted(MAPS)]
+    for name in MAPS:
         assert path.with_name(f"{path.stem}_{name}.png").read_bytes() == stored[name]
     assert not list(path.parent.glob("*.part"))  # no temporary file left behind
 
@@ -1121,6 +1297,7 @@ def test_export_writes_the_original_png_and_maps(blender, live, texture_with_map
     path.parent.mkdir()
     out = blender.run(f"r = op('export_result', item={item!r}, filepath={str(path)!r}); result = [r, STATE.last_info]")
     assert out[0] == ["FINISHED"] and "Exported" in out[1] and "brick_normal.png" in out[1]
+    assert "brick_roughness.png and brick_ao.png beside it" in out[1]
     assert_original(path, live, item)
     r = ganbridge("verify", str(path), str(path.with_name("brick_normal.png")))
     assert r.returncode == 0 and r.stdout.count(": verified:") == 2, r.stdout + r.stderr
@@ -1371,7 +1548,9 @@ def _png(w: int, h: int) -> bytes:
 
 
 def test_extension_installs_in_blender_5(tmp_path):
-    """The same zip in the newest bpy for Python 3.11 (5.0.1): installs, connects, applies a result."""
+    """The same zip in the newest bpy for Python 3.11 (5.0.1): installs, connects, applies a result
+    with all four maps as a full PBR material (the Mix node's sockets as in 4.5), and its live
+    Temperature slider changes the images."""
     python = blender_python("5.0", "5.0.1")
     zip_path = build_blender(tmp_path / "dist", blender_ext=blender_ext_script(python))
     b = BridgeThread(make_settings(tmp_path / "bridge"))
@@ -1380,17 +1559,34 @@ def test_extension_installs_in_blender_5(tmp_path):
         assert host.version.startswith("5.0")
         assert host.run(f"ZIP = {str(zip_path)!r}\n" + SETUP) == ["FINISHED"]
         out = host.run(
-            f"""
+            LIVE
+            + f"""
 connected({b.url!r})
 p = params_mod.group(bpy.context.scene, "texture")
-p.width = p.height = 64
+p.width, p.height, p.maps = 64, 64, {set(MAPS)!r}
 bpy.context.view_layer.objects.active = bpy.data.objects["Cube"]
 bpy.ops.ganbridge.generate()
 status = wait_job(last_job())
-result = {{"status": status, "mat": bpy.data.objects["Cube"].active_material.get("ganbridge_item")}}
+mat = bpy.data.objects["Cube"].active_material
+links = [[l.from_node.type, l.from_socket.identifier, l.to_node.type, l.to_socket.identifier]
+         for l in mat.node_tree.links]
+names = hist.entries()[-1]["images"]
+original = shas(names)
+op("live_start")
+pump_timed(lambda: view() is not None and view().frames >= 1 and not conn.WORK.busy)
+bpy.context.window_manager.ganbridge_live.temperature = 1.7
+pump_timed(lambda: shown(view()))
+result = {{"status": status, "mat": mat.get("ganbridge_item"), "links": links, "original": original,
+          "warmer": shas(names), "error": STATE.last_error}}
+op("live_stop")
 """
         )
-        assert out["status"] == "done" and out["mat"]
+        assert out["status"] == "done" and out["mat"] and not out["error"], out["error"]
+        links = out["links"]
+        assert ["TEX_IMAGE", "Color", "MIX", "A_Color"] in links and ["TEX_IMAGE", "Color", "MIX", "B_Color"] in links
+        assert ["MIX", "Result_Color", "BSDF_PRINCIPLED", "Base Color"] in links
+        assert ["TEX_IMAGE", "Color", "BSDF_PRINCIPLED", "Roughness"] in links
+        assert all(w != o for w, o in zip(out["warmer"], out["original"]))
     finally:
         host.close()
         b.stop()
