@@ -134,6 +134,10 @@ class Generator(ABC, Generic[Params]):
     # checked at: small, so that finding them takes minutes on a CPU.
     direction_settings: ClassVar[dict[str, Any]] = {}
     direction_features: ClassVar[str] = ""  # what output_features describes, for model cards
+    # Params added after recipes were first written, with the value that gives what the bridge
+    # made before they existed: a recipe stores every param, so one without such a param was
+    # made that way (remaking it must give the same bytes).
+    params_before: ClassVar[dict[str, Any]] = {}
 
     @abstractmethod
     def checkpoints(self) -> list[CheckpointRef]:

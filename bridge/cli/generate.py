@@ -145,7 +145,7 @@ def remade(source: Path, settings: Settings, device: str, any_checkpoint: bool) 
             f"{source}: its generator {recipe['generator']!r} is not installed (installed: {', '.join(generators)})"
         )
     gen.configure(soundfont=settings.soundfont)
-    raw = dict(recipe["params"])
+    raw = {**gen.params_before, **recipe["params"]}
     if "seed" in gen.params_model.model_fields:
         raw["seed"] = recipe.get("seed")
     params = validated(gen, raw)

@@ -1,8 +1,13 @@
-"""`ganbridge sheet`: a sample sheet of an installed texture model (exemplar, a 2x2 tiling, samples)."""
+"""`ganbridge sheet`: a sample sheet of an installed model a person can look at: for a texture
+the exemplar, a 2x2 tiling and samples; for an image model with categories (glyphs) an alphabet
+sheet, each row one latent drawn as every category, so that a row shows whether one style holds
+across the characters."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 from ganbridge.cli import config, flags
 from ganbridge.cli.errors import UserError
@@ -10,34 +15,68 @@ from ganbridge.cli.generate import target_path, validated
 
 
 def add_parser(sub: flags.SubParsers) -> None:
-    p = sub.add_parser("sheet", help="a sample sheet (PNG) of an installed texture model")
-    p.add_argument("--model", required=True, help="an installed texture model (see ganbridge models)")
-    p.add_argument("--size", type=flags.positive_int, default=256, help="sample size in pixels (32-2048)")
+    p = sub.add_parser(
+        "sheet", help="a sample sheet (PNG) of an installed texture model, or an alphabet sheet of an image model"
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        help="an installed texture model, or an image model with categories (ganbridge models)",
+    )
+    p.add_argument("--size", type=flags.positive_int, help="texture sample size in pixels (32-2048; default 256)")
+    p.add_argument(
+        "--rows", type=flags.positive_int, default=6, help="alphabet sheet: how many latents, one row each (at most 32)"
+    )
+    p.add_argument("--seed", type=flags.non_negative_int, default=0, help="alphabet sheet: the first row's seed")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=flags.key_value,
+        metavar="KEY=VALUE",
+        help="alphabet sheet: an image param for every cell (truncation=0.7, edges=soft)",
+    )
     p.add_argument("-o", "--output", help="output file or folder (default MODEL-sheet.png); made if missing")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ganbridge.core.registry import load_generators
+
+    generators = load_generators(config.load(args).models_dir, "cpu")
+    texture, image = generators.get("texture"), generators.get("image")
+    textures = {ref.name: ref for ref in texture.checkpoints()} if texture else {}
+    images = {ref.name: ref for ref in image.checkpoints()} if image else {}
+    if args.model in textures:
+        if args.param or args.rows != 6 or args.seed:
+            raise UserError("--rows, --seed and --param are for an image model's alphabet sheet, not a texture's")
+        target = texture_sheet(texture, textures[args.model].path, args)
+    elif args.model in images:
+        if args.size is not None:
+            raise UserError("--size is for a texture's sheet; an alphabet sheet draws each glyph at 64 px")
+        target = alphabet_sheet(image, args)
+    else:
+        installed = ", ".join([*textures, *images]) or "none"
+        raise UserError(f"no texture or image model {args.model!r}; installed: {installed} (see ganbridge models)")
+    print(f"wrote {target}")
+    return 0
+
+
+def texture_sheet(gen: Any, checkpoint: Path, args: argparse.Namespace) -> Path:
     import io
 
     import numpy as np
     from PIL import Image
 
-    from ganbridge.core.registry import load_generators
     from ganbridge.generators.checkpoint import read_card
     from ganbridge.generators.gan.plots import sample_sheet
     from ganbridge.generators.texture.data import resolve_exemplar
 
-    gen = load_generators(config.load(args).models_dir, "cpu").get("texture")
-    refs = {ref.name: ref for ref in gen.checkpoints()} if gen else {}
-    if gen is None or args.model not in refs:
-        raise UserError(
-            f"no texture model {args.model!r}; installed: {', '.join(refs) or 'none'} (see ganbridge models)"
-        )
-    params = validated(gen, {"model": args.model, "width": args.size, "height": args.size})
+    size = 256 if args.size is None else args.size
+    params = validated(gen, {"model": args.model, "width": size, "height": size})
     outputs = gen.render([params] * 8, [gen.random_latent(params, seed) for seed in range(8)])
     samples = [np.asarray(Image.open(io.BytesIO(o.data)).convert("RGB")) for o in outputs]
-    card = read_card(refs[args.model].path)
+    card = read_card(checkpoint)
     try:
         (path, *_), _ = resolve_exemplar(card["data"]["source"])
         exemplar = np.asarray(Image.open(path).convert("RGB"))
@@ -45,5 +84,39 @@ def run(args: argparse.Namespace) -> int:
         exemplar = np.full_like(samples[0], 255)  # the exemplar is not on this machine: a blank tile
     target = target_path(args.output, f"{args.model}-sheet.png")
     sample_sheet(exemplar, samples).save(target)
-    print(f"wrote {target}")
-    return 0
+    return target
+
+
+MAX_ROWS = 32
+
+
+def alphabet_sheet(gen: Any, args: argparse.Namespace) -> Path:
+    """Each row one seed's latent drawn as every category at the model's native size: the same
+    `z`, only the category changes, which is what a consistent typeface asks of the model."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ganbridge.generators.gan.plots import alphabet_rows
+
+    if args.rows > MAX_ROWS:
+        raise UserError(f"--rows is at most {MAX_ROWS}, not {args.rows}")
+    classes = gen.models[args.model].net.config.classes
+    if not classes:
+        raise UserError(f"image model {args.model!r} has no categories: an alphabet sheet needs them")
+    extra = dict(args.param)
+    for fixed in ("model", "category", "seed", "size"):
+        if fixed in extra:
+            raise UserError(f"--param {fixed} is set by the sheet itself (each row a seed, each column a category)")
+    rows = []
+    for seed in range(args.seed, args.seed + args.rows):
+        cells = [
+            validated(gen, {**extra, "model": args.model, "category": c, "size": 64, "seed": seed}) for c in classes
+        ]
+        latent = gen.random_latent(cells[0], seed)
+        outputs = gen.render(cells, [latent] * len(cells))
+        rows.append((f"seed {seed}", [np.asarray(Image.open(io.BytesIO(o.data)).convert("RGBA")) for o in outputs]))
+    target = target_path(args.output, f"{args.model}-sheet.png")
+    alphabet_rows(rows, classes).save(target)
+    return target

@@ -149,6 +149,30 @@ def piano_roll(
     return img
 
 
+def alphabet_rows(rows: list[tuple[str, list[np.ndarray]]], classes: list[str], band: int = 31) -> Image.Image:
+    """Rows of RGBA cells (one latent each, a cell per category), labelled, in bands of `band`
+    categories so the sheet stays readable; each band is headed by its first and last category."""
+    parts = []
+    for start in range(0, len(classes), band):
+        stop = min(start + band, len(classes))
+        title = f"{classes[start]} ... {classes[stop - 1]}: each row one latent, each column a category"
+        cells = [cell for _, row in rows for cell in row[start:stop]]
+        parts.append((title, image_grid(cells, columns=stop - start, scale=1)))
+    label_w, label_h = 70, 22
+    width = label_w + max(g.width for _, g in parts)
+    sheet = Image.new("RGB", (width, sum(g.height + label_h for _, g in parts)), (240, 240, 240))
+    draw = ImageDraw.Draw(sheet)
+    y = 0
+    for title, grid in parts:
+        _label(draw, (PAD, y + 4), title)
+        sheet.paste(grid, (label_w, y + label_h))
+        row_h = grid.height // len(rows)
+        for r, (name, _) in enumerate(rows):
+            _label(draw, (PAD, y + label_h + r * row_h + row_h // 2 - 6), name)
+        y += label_h + grid.height
+    return sheet
+
+
 def roll_sheet(rows: list[tuple[str, list[Image.Image]]], columns: int = 4) -> Image.Image:
     """Labelled groups of piano rolls, e.g. held-out real phrases above generated ones."""
     cell_w, cell_h = rows[0][1][0].size

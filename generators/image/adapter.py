@@ -24,6 +24,7 @@ from ganbridge.generators.base import (
 from ganbridge.generators.image.model import ANY, MAX_SIZE, NATIVE, ImageNetwork, LoadedImageNetwork
 from ganbridge.generators.pixels import encode_png
 
+CLEAR_BELOW, SOLID_ABOVE = 24, 232  # alpha levels of crisp edges (see crisp_alpha)
 FEATURE_SIDE = 16  # pixels per side of the image as output_features sees it
 # Luminance and two opponent chroma axes of RGB (see output_features).
 OPPONENT = [[1 / 3, 1 / 3, 1 / 3], [1.0, -1.0, 0.0], [0.5, 0.5, -1.0]]
@@ -47,6 +48,11 @@ class ImageParams(ModelParams):
         title="Background",
         description="transparent, or a colour like #ffffff",
     )
+    edges: Literal["crisp", "soft"] = Field(
+        "crisp",
+        title="Edges",
+        description="Crisp: faint alpha cleared and near-solid alpha made solid; soft: alpha as the model draws it",
+    )
 
 
 def image_params_model(models: list[str], classes: list[str]) -> type[ImageParams]:
@@ -59,6 +65,19 @@ def image_params_model(models: list[str], classes: list[str]) -> type[ImageParam
             Field(ANY, title="Category", description="What kind of image (any: the model picks)"),
         )
     return create_model("ImageParams", __base__=ImageParams, **fields)
+
+
+def crisp_alpha(pixels: np.ndarray) -> np.ndarray:
+    """RGBA with alpha's levels set: below CLEAR_BELOW nothing, above SOLID_ABOVE solid, linear
+    between. The networks leave a faint haze where the training images have none (alpha 1-15 on
+    about a fifth of a glyph's pixels, where the training glyphs have 0.3%) and a soft ramp at
+    every edge; this clears the one and narrows the other, as a levels step on a mask does."""
+    out = pixels.copy()
+    alpha = pixels[..., 3].astype(np.float32)
+    ramp = (alpha - CLEAR_BELOW) * (255.0 / (SOLID_ABOVE - CLEAR_BELOW))
+    out[..., 3] = np.clip(np.rint(ramp), 0, 255).astype(np.uint8)
+    out[out[..., 3] == 0, :3] = 0  # no colour where nothing is drawn
+    return out
 
 
 def finish(pixels: np.ndarray, size: int, upscale: str, background: str) -> np.ndarray:
@@ -81,6 +100,7 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
     description = "Sprites, icons and emoji-like images (64x64 RGBA GAN), upscaled to any size"
     outputs = ["png"]
     direction_settings = {"size": NATIVE, "truncation": 1.0}
+    params_before = {"edges": "soft"}
     direction_features = (
         f"the 64 px output box-averaged to {FEATURE_SIDE}x{FEATURE_SIDE}: alpha, and luminance and two chroma axes "
         "premultiplied by alpha"
@@ -149,7 +169,7 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
         images = each_alone(model.net.sample, latents, labels, [p.truncation for p in params])
         outputs = []
         for p, img, label in zip(params, images, labels):
-            pixels = finish(img, p.size, p.upscale, p.background)
+            pixels = finish(crisp_alpha(img) if p.edges == "crisp" else img, p.size, p.upscale, p.background)
             extra: dict[str, Any] = {"width": p.size, "height": p.size}
             if model.net.config.classes:
                 extra["category"] = model.net.config.classes[label]

@@ -9,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from ganbridge.core.provenance import without_credentials
@@ -130,3 +131,18 @@ def test_plugin_build_says_what_is_missing(tmp_path):
     r = ganbridge("plugin", "build", "blender", "--blender-ext", str(fake), "--wheel", str(tmp_path / "x.whl"))
     assert r.returncode == 1 and "websockets-X-py3-none-any.whl" in r.stderr
     assert not list(tmp_path.glob("*.zip"))
+
+
+def test_sheet_of_a_texture_and_an_alphabet_sheet_of_glyphs(tmp_path):
+    r = ganbridge("sheet", "--model", "brick", "--size", "64", "-o", str(tmp_path / "brick.png"))
+    assert r.returncode == 0 and "wrote" in r.stdout, r.stderr
+    assert Image.open(tmp_path / "brick.png").width > 64 * 4
+    r = ganbridge("sheet", "--model", "glyphs", "--rows", "2", "--seed", "7", "-o", str(tmp_path / "abc.png"))
+    assert r.returncode == 0, r.stderr
+    sheet = np.asarray(Image.open(tmp_path / "abc.png").convert("L"), dtype=float)
+    # 62 categories in two bands of 31 columns of 64 px cells (and gaps), 2 rows each, labelled
+    assert sheet.shape[1] >= 70 + 31 * 68 and sheet.shape[0] >= 2 * (22 + 2 * 68)
+    first_cell = sheet[22 + 4 : 22 + 68, 70 + 4 : 70 + 68]
+    assert first_cell.min() < 60  # black ink on the light board
+    again = ganbridge("sheet", "--model", "glyphs", "--rows", "2", "--seed", "7", "-o", str(tmp_path / "abc2.png"))
+    assert again.returncode == 0 and (tmp_path / "abc.png").read_bytes() == (tmp_path / "abc2.png").read_bytes()

@@ -120,8 +120,13 @@ def test_bad_config_file_and_setting(tmp_path):
 
 
 def test_unknown_models_for_sheet_and_eval(tmp_path):
-    one_line(run(tmp_path, "sheet", "--model", "velvet"), 2, "no texture model 'velvet'", "brick")
+    one_line(run(tmp_path, "sheet", "--model", "velvet"), 2, "no texture or image model 'velvet'", "brick", "glyphs")
     one_line(run(tmp_path, "sheet", "--model", "brick", "--size", "4096"), 2, "less than or equal to 2048")
+    one_line(run(tmp_path, "sheet", "--model", "brick", "--rows", "3"), 2, "alphabet sheet")
+    one_line(run(tmp_path, "sheet", "--model", "glyphs", "--rows", "40"), 2, "at most 32")
+    one_line(run(tmp_path, "sheet", "--model", "glyphs", "--size", "128"), 2, "--size is for a texture")
+    one_line(run(tmp_path, "sheet", "--model", "glyphs", "--param", "category=upper-A"), 2, "set by the sheet")
+    one_line(run(tmp_path, "sheet", "--model", "glyphs", "--param", "truncation=7"), 2, "truncation")
     one_line(run(tmp_path, "eval", "music", "--model", "fugue"), 2, "no music model 'fugue'", "bach")
     one_line(run(tmp_path, "eval", "image", "--model", "fugue", "--data", "."), 2, "no image model 'fugue'", "glyphs")
 

@@ -133,3 +133,42 @@ def test_shipped_glyph_model_draws_the_character_asked_for():
     img = np.asarray(Image.open(io.BytesIO(out.data)))
     assert out.extra["category"] == "upper-O" and img.shape == (64, 64, 4)
     assert img[..., 3].min() == 0 and img[..., 3].max() > 200  # ink on transparency
+
+
+def glyph_alphas(edges: str, count: int = 124) -> np.ndarray:
+    gen = ImageGenerator([load_image_network(SHIPPED)])
+    params = gen.params_model.model_validate({"model": "glyphs", "size": 64, "edges": edges})
+    outs = gen.render([params] * count, [gen.random_latent(params, seed) for seed in range(count)])
+    return np.stack([np.asarray(Image.open(io.BytesIO(o.data)))[..., 3] for o in outs]).astype(int)
+
+
+def test_crisp_edges_clear_the_haze_the_network_leaves():
+    soft, crisp = glyph_alphas("soft"), glyph_alphas("crisp")
+    faint = lambda a: float(((a >= 1) & (a <= 15)).mean())  # noqa: E731
+    assert faint(soft) > 0.05  # what the network draws: a faint veil over much of the canvas
+    assert faint(crisp) < 0.01  # the issue's goal; what is left is the ramp of an edge, next to ink
+    # the glyph itself stays: where the network drew it solidly, it is solid; where not at all, empty
+    assert (crisp[soft >= 232] == 255).all() and (crisp[soft < 24] == 0).all()
+    inked = lambda a: (a > 128).sum(axis=(1, 2))  # noqa: E731
+    assert np.abs(inked(crisp) - inked(soft)).max() <= 0.02 * 64 * 64
+
+
+def test_a_recipe_from_before_edges_existed_is_remade_soft(tmp_path):
+    """Recipes store every param, so one without `edges` was made before it, with the network's
+    own alpha: remade (and verified) so, byte for byte."""
+    from ganbridge.cli.generate import write_file
+    from ganbridge.core.provenance import make_recipe
+
+    gen = ImageGenerator([load_image_network(SHIPPED)])
+    params = gen.params_model.model_validate({"model": "glyphs", "size": 64, "seed": 5, "edges": "soft"})
+    out = gen.render([params], [gen.random_latent(params, 5)])[0]
+    old = {k: v for k, v in params.model_dump(mode="json").items() if k != "edges"}
+    recipe = make_recipe("image", gen.checkpoint_for(params).as_dict(), old, 5)
+    path = tmp_path / "old.png"
+    write_file(path, out.data, out.format, recipe, None, None)
+    r = ganbridge("verify", str(path))  # unsigned here, so not "verified", but the pixels are the same
+    assert "remade byte-identically from its recipe" in r.stdout, r.stdout + r.stderr
+    crisp = gen.render([params.model_copy(update={"edges": "crisp"})], [gen.random_latent(params, 5)])[0]
+    write_file(path, crisp.data, crisp.format, recipe, None, None)
+    r = ganbridge("verify", str(path))
+    assert r.returncode == 1 and "byte-identically" not in r.stdout, r.stdout
