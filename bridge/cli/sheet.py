@@ -70,7 +70,7 @@ def texture_sheet(gen: Any, checkpoint: Path, args: argparse.Namespace) -> Path:
 
     from ganbridge.generators.checkpoint import read_card
     from ganbridge.generators.gan.plots import sample_sheet
-    from ganbridge.generators.texture.data import resolve_exemplar
+    from ganbridge.generators.texture.data import exemplar_pixels, resolve_exemplar
 
     size = 256 if args.size is None else args.size
     params = validated(gen, {"model": args.model, "width": size, "height": size})
@@ -79,7 +79,7 @@ def texture_sheet(gen: Any, checkpoint: Path, args: argparse.Namespace) -> Path:
     card = read_card(checkpoint)
     try:
         (path, *_), _ = resolve_exemplar(card["data"]["source"])
-        exemplar = np.asarray(Image.open(path).convert("RGB"))
+        exemplar = exemplar_pixels(path, size)
     except (ValueError, OSError, ImportError, KeyError):
         exemplar = np.full_like(samples[0], 255)  # the exemplar is not on this machine: a blank tile
     target = target_path(args.output, f"{args.model}-sheet.png")

@@ -25,7 +25,11 @@ def add_parser(sub: flags.SubParsers) -> None:
 
 def add_texture(kinds: flags.SubParsers) -> None:
     p = kinds.add_parser("texture", help="a tileable texture model from one photo or a folder")
-    p.add_argument("--image", required=True, help="photo, folder of photos, or skimage:NAME (brick, grass, ...)")
+    p.add_argument(
+        "--image",
+        required=True,
+        help="photo, folder of photos, skimage:NAME (brick, grass, ...) or gimp:CATEGORY/NAME (Wood/walnut, ...)",
+    )
     flags.add_train_flags(p, steps=2000, batch=8, sample_every=250)
     p.add_argument("--crop", type=flags.positive_int, default=128, help="training crop size, a multiple of 16")
     p.add_argument("--lr", type=flags.non_negative, default=2e-4)
@@ -142,7 +146,11 @@ def run_texture(args: argparse.Namespace) -> int:
     from ganbridge.generators.texture.train import TextureTrainer, TextureTrainSettings
 
     run = Run(args, "texture")
-    name = args.name or (args.image.split(":", 1)[1] if args.image.startswith("skimage:") else Path(args.image).stem)
+    name = args.name or (
+        Path(args.image.split(":", 1)[1]).name
+        if args.image.startswith(("skimage:", "gimp:"))
+        else Path(args.image).stem
+    )
     settings = TextureTrainSettings(
         image=args.image, out=Path(args.out), name=name, steps=args.steps, batch=args.batch, crop=args.crop,
         lr=args.lr, sample_every=args.sample_every, save_every=args.sample_every, snapshots=args.snapshots,

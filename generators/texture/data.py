@@ -1,7 +1,10 @@
-"""Texture exemplars: named scikit-image pictures or files, cropped at random for training."""
+"""Texture exemplars: named scikit-image pictures, GIMP's patterns or files, cropped at random
+for training."""
 
 from __future__ import annotations
 
+import math
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +22,17 @@ SKIMAGE_EXEMPLARS = {
 }
 
 
+# GIMP's patterns, as Debian's gimp-data installs them: small colour tiles, each seamless.
+GIMP_PATTERNS = Path("/usr/share/gimp/2.0/patterns")
+GIMP_LICENCE = "GPL-3+ (GIMP's patterns, from Debian's gimp-data package; see its copyright file)"
+PATTERN_SUFFIX = ".pat"
+
+
 def resolve_exemplar(spec: str) -> tuple[list[Path], str | None]:
-    """`skimage:brick` or a file or a folder -> image paths and the licence if we know it."""
+    """`skimage:brick`, `gimp:Wood/walnut` or a file or a folder -> image paths and the licence
+    if we know it."""
+    if spec.startswith("gimp:"):
+        return [gimp_pattern_path(spec.split(":", 1)[1])], GIMP_LICENCE
     if spec.startswith("skimage:"):
         key = spec.split(":", 1)[1]
         if key not in SKIMAGE_EXEMPLARS:
@@ -40,13 +52,51 @@ def resolve_exemplar(spec: str) -> tuple[list[Path], str | None]:
     return [path], None
 
 
+def gimp_pattern_path(name: str) -> Path:
+    """`Wood/walnut` -> its .pat file; a clear error when gimp-data is missing or has no such one."""
+    if not GIMP_PATTERNS.is_dir():
+        raise ValueError(f"gimp:{name}: GIMP's patterns are not installed (apt-get install gimp-data)")
+    path = GIMP_PATTERNS / f"{name}{PATTERN_SUFFIX}"
+    if ".." in Path(name).parts or not path.is_file():
+        known = sorted(str(p.relative_to(GIMP_PATTERNS).with_suffix("")) for p in GIMP_PATTERNS.rglob("*.pat"))
+        raise ValueError(f"no GIMP pattern {name!r}; installed: {', '.join(known)}")
+    return path
+
+
+def read_gimp_pattern(path: Path) -> np.ndarray:
+    """A GIMP .pat file -> (H, W, 3) uint8. The format: a big-endian header (its size, version 1,
+    width, height, bytes per pixel, the magic GPAT, a name), then the pixels, 1-4 bytes each
+    (grey, grey + alpha, RGB, RGBA); alpha is dropped, as the patterns are opaque tiles."""
+    data = path.read_bytes()
+    if len(data) < 24 or data[20:24] != b"GPAT":
+        raise ValueError(f"{path}: not a GIMP pattern")
+    header, version, width, height, depth = struct.unpack(">5I", data[:20])
+    if version != 1 or depth not in (1, 2, 3, 4) or len(data) < header + width * height * depth:
+        raise ValueError(
+            f"{path}: a GIMP pattern of a kind this cannot read (version {version}, {depth} bytes a pixel)"
+        )
+    pixels = np.frombuffer(data, np.uint8, width * height * depth, header).reshape(height, width, depth)
+    colour = pixels[..., :3] if depth >= 3 else np.repeat(pixels[..., :1], 3, axis=-1)
+    return np.ascontiguousarray(colour)
+
+
+def exemplar_pixels(path: Path, crop: int = 0) -> np.ndarray:
+    """An exemplar's (H, W, 3) uint8 pixels. A GIMP pattern is a seamless tile, so it is repeated
+    to at least twice `crop` a side: crops then see it as the endless surface it stands for."""
+    if path.suffix.lower() != PATTERN_SUFFIX:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    tile = read_gimp_pattern(path)
+    reps = [max(1, math.ceil(2 * crop / side)) for side in tile.shape[:2]]
+    return np.tile(tile, (*reps, 1))
+
+
 def load_exemplars(paths: list[Path], crop: int) -> list[torch.Tensor]:
     """Images as float tensors (3, H, W) in [-1, 1]; each must be at least crop x crop."""
     images = []
     for p in paths:
         try:
-            with Image.open(p) as im:
-                rgb = np.asarray(im.convert("RGB"), dtype=np.float32)
+            rgb = exemplar_pixels(p, crop).astype(np.float32)
         except OSError as e:
             raise ValueError(f"{p}: cannot read this image ({e})") from e
         if min(rgb.shape[:2]) < crop:

@@ -18,6 +18,7 @@ from ganbridge.generators.texture.data import resolve_exemplar
 from ganbridge.generators.texture.evaluate import evaluate
 from ganbridge.generators.texture.model import load_texture_network
 from ganbridge.generators.texture.train import TextureTrainer, TextureTrainSettings
+from tests.conftest import missing_host
 
 
 @pytest.fixture(scope="module")
@@ -369,3 +370,38 @@ def test_pickled_checkpoint_is_refused(tmp_path):
     gen = load_generators(tmp_path / "models", "cpu")["texture"]
     names = [c.name for c in gen.checkpoints()]
     assert "evil" not in names and "cut" not in names and "brick" in names
+
+
+@pytest.fixture(scope="module")
+def gimp_patterns():
+    from ganbridge.generators.texture.data import GIMP_PATTERNS
+
+    if not (GIMP_PATTERNS / "Wood" / "wood1.pat").is_file():
+        missing_host("GIMP's patterns", "apt-get install gimp-data")
+    return GIMP_PATTERNS
+
+
+def test_a_gimp_pattern_is_read_and_repeated_seamlessly(gimp_patterns):
+    from ganbridge.generators.texture.data import GIMP_LICENCE, exemplar_pixels, read_gimp_pattern
+
+    (path,), licence = resolve_exemplar("gimp:Wood/wood1")
+    assert licence == GIMP_LICENCE and path == gimp_patterns / "Wood" / "wood1.pat"
+    tile = read_gimp_pattern(path)
+    assert tile.shape == (96, 96, 3) and tile.dtype == np.uint8 and tile.std() > 10  # colour wood grain
+    assert not (tile[..., 0] == tile[..., 2]).all()
+    big = exemplar_pixels(path, 128)
+    assert big.shape == (288, 288, 3) and (big[96:192, 192:288] == tile).all()  # 3x3 repeats, >= 2 crops
+    grey = read_gimp_pattern(gimp_patterns / "Stone" / "granite1.pat")  # a 1-byte (grey) pattern
+    assert grey.shape == (100, 100, 3) and (grey[..., 0] == grey[..., 1]).all()
+
+
+def test_a_gimp_pattern_that_is_not_there_is_named_with_the_choices(gimp_patterns, tmp_path):
+    from ganbridge.generators.texture.data import read_gimp_pattern
+
+    for name in ("Wood/teak", "../../../../etc/passwd", "Wood"):
+        with pytest.raises(ValueError, match="installed: .*Wood/walnut"):
+            resolve_exemplar(f"gimp:{name}")
+    junk = tmp_path / "junk.pat"
+    junk.write_bytes(b"\0" * 40)
+    with pytest.raises(ValueError, match="not a GIMP pattern"):
+        read_gimp_pattern(junk)
