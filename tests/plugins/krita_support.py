@@ -288,6 +288,7 @@ class ProvenanceDriver:
         label = self.widget("QLabel", "ganbridge_provenance")
         self.report["layer_label"], self.report["layer_tip"] = label.text(), label.toolTip()
         self.report["layer_name"] = self.doc.activeNode().name()
+        self.report["layer_id"] = self.doc.activeNode().uniqueId().toString()
         return True
 
     def select_thumbnail(self) -> bool:
@@ -334,15 +335,16 @@ class ProvenanceDriver:
         """Save, close, open the .kra again: the active layer's view comes from the stored recipe."""
         from krita import Krita
 
+        from ganbridge import canvas
+
         app = Krita.instance()
-        name = self.report["layer_name"]
         self.doc.setBatchmode(True)
         assert self.doc.saveAs(self.job["kra"]), "saveAs failed"
         self.doc.close()
         self.strip().clearSelection()
         self.doc = app.openDocument(self.job["kra"])
         app.activeWindow().addView(self.doc)
-        self.doc.setActiveNode(next(n for n in self.doc.topLevelNodes() if n.name() == name))
+        self.doc.setActiveNode(canvas.find_layer(self.doc, self.report["layer_id"]))  # ids survive a reopen
         return True
 
     def wait_reopened(self) -> bool:

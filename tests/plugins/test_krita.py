@@ -66,14 +66,21 @@ def expected_fill(texture: np.ndarray, x0: int, y0: int, w: int, h: int) -> np.n
     return texture[ys, xs]
 
 
-def test_kritarunner_drives_the_plugin_code(profile, krita_bridge, tmp_path):
+@pytest.fixture(scope="module")
+def runner_run(profile, krita_bridge, tmp_path_factory):
+    """The plugin's own code in kritarunner: results, fills and textures with maps in a saved .kra."""
+    tmp = tmp_path_factory.mktemp("krita-runner")
     job = {
         "url": krita_bridge.url, "width": 256, "height": 192, "params": {"model": "gravel", "width": 64, "height": 48, "seed": 5},
-        "selection": [40, 30, 150, 100], "kra": str(tmp_path / "runner.kra"), "report": str(tmp_path / "runner.json"),
+        "selection": [40, 30, 150, 100], "kra": str(tmp / "runner.kra"), "report": str(tmp / "runner.json"),
     }  # fmt: skip
     ran = profile.kritarunner("drive", job)
+    return ran, inspect(profile, tmp / "runner.kra")
+
+
+def test_kritarunner_drives_the_plugin_code(runner_run, krita_bridge):
+    ran, seen = runner_run
     assert ran["krita"].startswith("5.")
-    seen = inspect(profile, tmp_path / "runner.kra")
     layers = {entry["id"]: entry for entry in seen["layers"]}
     store = krita_bridge.core.store
     plain, fill = layers[ran["layer"]], layers[ran["fill_layer"]]
@@ -84,17 +91,61 @@ def test_kritarunner_drives_the_plugin_code(profile, krita_bridge, tmp_path):
     tex2 = bgra_of_png(store.get(ran["items"][1]).file)
     np.testing.assert_array_equal(layer_pixels(fill), expected_fill(tex2, 40, 30, 150, 100))
     # The glyph over a selection of strength 128: its alpha times 128/255 (Qt rounds), colour kept
-    # wherever a pixel still shows.
+    # wherever a pixel still shows. Krita keeps a layer to the bounds of its visible pixels (inside
+    # the selection), which depend on the glyph: compared there, and nothing visible outside them.
     soft = layers[ran["soft_layer"]]
     glyph = expected_fill(bgra_of_png(store.get(ran["items"][2]).file), 40, 30, 150, 100)
-    got = layer_pixels(soft) if soft["bounds"] == [40, 30, 150, 100] else None
-    assert got is not None, soft["bounds"]
+    x, y, w, h = soft["bounds"]
+    assert 40 <= x and 30 <= y and x + w <= 190 and y + h <= 130, soft["bounds"]
+    inside = np.s_[y - 30 : y - 30 + h, x - 40 : x - 40 + w]
     want_alpha = glyph[..., 3].astype(int) * 128 / 255
+    outside = np.ones(want_alpha.shape, bool)
+    outside[inside] = False
+    assert want_alpha[outside].max(initial=0) <= 1, soft["bounds"]
+    got, glyph, want_alpha = layer_pixels(soft), glyph[inside], want_alpha[inside]
     assert np.abs(got[..., 3] - want_alpha).max() <= 1
     seen_px = got[..., 3] >= 16
     assert seen_px.any() and np.abs(got[seen_px][:, :3].astype(int) - glyph[seen_px][:, :3]).max() <= 16
     recipes = json.loads(seen["annotation"])["layers"]
     assert recipes[ran["layer"]]["item"] == ran["items"][0] and recipes[ran["fill_layer"]]["seed"] == 5
+
+
+MAPS = ["height", "normal", "roughness", "ao"]
+
+
+def map_png(krita_bridge, item: str, name: str) -> np.ndarray:
+    return bgra_of_png(krita_bridge.core.store.output_path("texture", item, "png", f"_{name}"))
+
+
+def test_texture_maps_become_layers_of_a_group(runner_run, krita_bridge):
+    """A texture with every map goes in as a group named after it: its colour layer at the bottom
+    (the one with the recipe), and above it a hidden layer per map, the bridge's order from the top,
+    each holding the map's PNG exactly; over a selection each map is tiled as the colour is."""
+    ran, seen = runner_run
+    nested = {entry["id"]: entry for entry in seen["nested"]}
+    groups = {entry["id"]: entry for entry in seen["layers"] if entry["type"] == "grouplayer"}
+    recipes = json.loads(seen["annotation"])["layers"]
+    store = krita_bridge.core.store
+    for key, fill in (("maps_layer", False), ("maps_fill_layer", True)):
+        colour, item = nested[ran[key]], ran[f"{key}_item"]
+        group = groups[colour["parent"]]
+        name = "GAN texture gravel seed 6" + (" fill" if fill else "")
+        assert group["name"] == name and colour["name"] == f"{name} colour" and colour["visible"]
+        # Krita lists children bottom to top: the colour, then ao … height (height at the top).
+        assert group["children"] == [[f"{name} {n}", "paintlayer"] for n in ["colour", *MAPS[::-1]]], group
+        layers = {e["name"]: e for e in seen["nested"] if e["parent"] == group["id"]}
+        assert not any(layers[f"{name} {n}"]["visible"] for n in MAPS)  # the canvas shows the colour
+        assert recipes[ran[key]]["item"] == item  # one recipe, on the colour layer: the result's own
+        assert not any(layers[f"{name} {n}"]["id"] in recipes for n in MAPS)
+        want = {"colour": bgra_of_png(store.get(item).file), **{n: map_png(krita_bridge, item, n) for n in MAPS}}
+        for n, pixels in want.items():
+            layer = layers[f"{name} {n}"]
+            if fill:
+                assert layer["bounds"] == [40, 30, 150, 100], (n, layer["bounds"])
+                pixels = expected_fill(pixels, 40, 30, 150, 100)
+            else:
+                assert layer["bounds"] == [0, 0, 64, 48], (n, layer["bounds"])
+            np.testing.assert_array_equal(layer_pixels(layer), pixels, err_msg=f"{name} {n}")
 
 
 @pytest.fixture(scope="module")
@@ -189,9 +240,9 @@ def test_each_request_has_a_progress_bar_and_its_own_cancel(gui_run):
 
 
 def test_large_results_never_hold_the_gui(gui_run):
-    """Textures with maps at 256², 1024² and 2048², and a glyph tiled over a soft selection of a
-    2048x1536 canvas, into the real GUI: decoded, tiled and masked on the worker, written a band
-    per tick. Measured per result: the longest tick of the plugin's timer, and the longest gap of
+    """Textures with their four maps (a group of five layers) at 256², 1024² and 2048², and a
+    glyph tiled over a soft selection of a 2048x1536 canvas, into the real GUI: decoded, tiled and
+    masked on the worker, written a band per tick. Measured per result: the longest tick of the plugin's timer, and the longest gap of
     a 2 ms probe timer (anything holding the GUI thread, Krita's own canvas work included)."""
     ran, _, _ = gui_run
     blocks = ran["blocks"]
@@ -247,7 +298,7 @@ def test_live_sliders_change_the_preview_layer_in_place(gui_run, krita_bridge):
     assert live["committed_new_layers"] == 1 and live["committed_equals_last_frame"], live
     assert live["committed_origin"] == "live" and live["committed_name"].startswith("GAN texture brick live")
     assert krita_bridge.core.store.get(live["committed_item"]).origin == "live"
-    assert [removed for removed, _, _ in live["stopped"]] == [1, 1] and live["stopped"][0][1] == "Live: stopped"
+    assert [removed for removed, _, _ in live["stopped"]] == [1, 1, 1] and live["stopped"][0][1] == "Live: stopped"
     # From the selected thumbnail (the first result, 64x64): the session starts from that item.
     assert live["from_thumbnail"] == [True, "GAN live texture brick", 64, 64], live["from_thumbnail"]
     status, state = live["switched"]
@@ -257,14 +308,53 @@ def test_live_sliders_change_the_preview_layer_in_place(gui_run, krita_bridge):
     assert "live stopped" in status and "bridge" in status and state == "failed"
 
 
-def test_history_after_krita_starts_again(gui_run, profile, krita_bridge):
-    """Krita started anew opens the saved .kra: the strip shows every result in it, thumbnails in
-    their own aspect, labelled by what made them, and blend, vary and like work on them."""
+def test_live_temperature_and_blend_sliders(gui_run, krita_bridge):
+    """Live from two selected thumbnails: besides the direction sliders, Temperature (the schema's
+    0-2, starting at the session's 1.0) and Blend (0-1, toward the second result); dragging each
+    changes the preview's pixels; a refused move is on the status line and the session goes on;
+    Reset puts every slider back in one move (the first frame again); a commit of a blended state
+    at temperature 1.6 is a result of both parents with that temperature in its recipe."""
+    ran, _, _ = gui_run
+    live = ran["live"]
+    print("live temperature and blend drags:", json.dumps(live["knob_drags"]))
+    temperature = {"ganbridge_live_temperature": [0, 200, 100]}
+    assert all(k == temperature for i, k in enumerate(live["knobs"]) if i != 2), live["knobs"]
+    assert live["knobs"][2] == {**temperature, "ganbridge_live_blend": [0, 100, 0]}, live["knobs"]  # two thumbnails
+    assert live["from_two_thumbnails"] == [True, "GAN live texture brick", 64, 64], live["from_two_thumbnails"]
+    drags = live["knob_drags"]
+    for key in ("temperature", "blend"):  # each drag: several moves, several states shown, all in place
+        assert drags[key]["changed"] and drags[key]["states_seen"] >= 2 and drags[key]["moves"] >= 5, drags[key]
+    assert drags["temperature"]["positions"]["ganbridge_live_temperature"] == 160
+    status, state = live["refused"]
+    assert "latent of other shapes" in status and state == "open", live["refused"]
+    reset = drags["reset"]
+    assert live["reset_sent"] == [["live_move", ["blend", "id", "params", "seq", "values"]]], live["reset_sent"]
+    assert reset["positions"]["ganbridge_live_temperature"] == 100 and reset["positions"]["ganbridge_live_blend"] == 0
+    assert all(v == 0 for n, v in reset["positions"].items() if n.startswith("ganbridge_live_slider_")), reset
+    assert reset["changed"] and reset["equals_first_frame"] and not reset["status"].startswith("⚠"), reset
+    assert drags["final"]["changed"] and drags["final"]["session"] == "open", drags["final"]
+    commit = live["params_commit"]
+    assert commit["origin"] == "live" and commit["equals_last_frame"], commit
+    assert commit["temperature"] == 1.6 and commit["parents"] == commit["from"], commit
+    stored = krita_bridge.core.store.get(commit["item"])
+    assert stored.params["temperature"] == 1.6 and stored.parents == commit["from"]
+
+
+@pytest.fixture(scope="module")
+def reopen_run(gui_run, profile, krita_bridge):
+    """Krita started again on the saved .kra; then a 300x200 document for Canvas size and a
+    texture with maps."""
     _, job, tmp = gui_run
     seen = inspect(profile, Path(job["kra"]))
     stored = json.loads(seen["annotation"])["layers"]
     reopen = {"report": str(tmp / "reopen.json"), "reopen": job["kra"], "results": len(stored), "step_timeout": 40}
-    ran = profile.gui(reopen, krita_bridge.url)
+    return profile.gui(reopen, krita_bridge.url), seen, stored
+
+
+def test_history_after_krita_starts_again(reopen_run, krita_bridge):
+    """Krita started anew opens the saved .kra: the strip shows every result in it, thumbnails in
+    their own aspect, labelled by what made them, and blend, vary and like work on them."""
+    ran, seen, stored = reopen_run
     labels = [text for text, _, _ in ran["history"]]
     assert len(labels) == len(stored) == 9
     assert "texture brick seed 11" in labels
@@ -285,6 +375,37 @@ def test_history_after_krita_starts_again(gui_run, profile, krita_bridge):
     ], ran["again"]
     ratings = krita_bridge.core.store.session_ratings(seen["session"], "texture")
     assert sum(1 for _, rating in ratings if rating == 1) >= 2, ratings  # the first run's like and this one
+
+
+def test_canvas_size_is_exact(reopen_run):
+    """Sizes are any number from 32 to 2048: Canvas size on a 300x200 canvas makes a 300x200 result."""
+    ran, _, _ = reopen_run
+    assert ran["canvas_size_form"] == [300, 200]
+    name, kind, bounds = ran["grown"][0]
+    assert kind == "paintlayer" and bounds == [0, 0, 300, 200], ran["grown"]
+
+
+def test_maps_group_in_the_gui(reopen_run):
+    """In the GUI a texture with maps is one group (active, its colour layer at the bottom and the
+    maps hidden above it); the group and each layer in it stand for the result (Like, Variations,
+    Export act on it); the next result goes above that group, not into it, and one undo takes
+    the whole group out."""
+    ran, _, _ = reopen_run
+    group = ran["maps_group"]
+    name = group["name"]
+    assert group["type"] == "grouplayer" and name.startswith("GAN texture "), group
+    want = [[f"{name} colour", True], *([f"{name} {n}", False] for n in MAPS[::-1])]
+    assert group["children"] == want, group
+    assert group["active"] == name and group["export_name"] == name, group
+    assert group["items"] == [[group["thumbnail"]]] * 3, group  # the group, its colour layer, a map layer
+    after = ran["grown"][1]  # the result after it, with a map layer active: at the top level
+    assert after[1] == "paintlayer" and after[2] == [0, 0, 64, 64], ran["grown"]
+    assert group["pass_through"], group
+    # One undo each: the result after it, the group (maps and all), the 300x200 result before it
+    # (so building the group left no undo steps of its own in between).
+    (plain, _), (groups, _), (first, left) = ran["undone"]
+    assert plain == [after[0]] and groups == [name] and first == [ran["grown"][0][0]], ran["undone"]
+    assert [kind for _, kind in left] == ["paintlayer"], left  # the background
 
 
 # --- provenance view and Export result… ---------------------------------------------------------------

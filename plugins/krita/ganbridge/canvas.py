@@ -2,6 +2,9 @@
 
 Every payload is decoded and checked before the document is touched; a layer that fails part way
 is removed again, so a document is never left half-modified. Adding the layer is Krita's undo step.
+A texture with maps goes in as a group of the result's name: its colour layer at the bottom (the
+result's own layer, which keeps the recipe) and one hidden paint layer per map above it, in the
+bridge's order from the top, so making a map visible shows it over the colour.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import base64
 import binascii
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from krita import Krita
@@ -98,33 +101,62 @@ def mask_alpha(bgra: bytes, mask: bytes, width: int, height: int) -> bytes:
     return image_bytes(out)
 
 
+Bands = list[tuple[int, bytes]]  # (first row, B, G, R, A bytes of whole rows), top to bottom
+
+
 @dataclass
 class Prepared:
-    """A result made ready on the worker thread: where it goes, its pixels in bands, a thumbnail."""
+    """A result made ready on the worker thread: where it goes, its pixels in bands, a thumbnail,
+    and a texture's maps (name -> bands, placed as its colour is), in the bridge's order."""
 
     x: int
     y: int
     width: int
     height: int
-    bands: list[tuple[int, bytes]]  # (first row, B, G, R, A bytes of whole rows), top to bottom
+    bands: Bands
     thumbnail: QImage
+    maps: dict[str, Bands] = field(default_factory=dict)
 
 
-def prepare(item: dict, region: Region | None, thumb: int) -> Prepared:
-    """Decode (and for a fill tile and mask) a result. Runs on the worker: no Krita call here."""
+def _placed(bgra: bytes, width: int, height: int, region: Region | None) -> bytes:
+    """A decoded image's pixels as they go into its layer: as they are, or tiled (and masked) over
+    a fill's region. The colour and each map go through here alike, so they line up."""
+    if region is None:
+        return bgra
+    data = pixels.tile(bgra, width, height, region.width, region.height, region.x, region.y)
+    if region.mask is not None:  # only what is selected, with its soft edges
+        data = mask_alpha(data, region.mask, region.width, region.height)
+    return data
+
+
+def _bands(data: bytes, width: int, height: int) -> Bands:
+    rows = max(1, BAND_BYTES // (width * 4))
+    return [(top, data[top * width * 4 : (top + rows) * width * 4]) for top in range(0, height, rows)]
+
+
+def map_payloads(item: dict) -> list[tuple[str, Any]]:
+    """(name, base64 PNG) of each map of a result: a `result` item's maps are {format, mime, file,
+    data}, an `item` reply's the base64 alone."""
+    maps = item.get("maps") or {}
+    return [(str(name), m.get("data") if isinstance(m, dict) else m) for name, m in maps.items()]
+
+
+def prepare(item: dict, region: Region | None, thumb: int, maps: bool = True) -> Prepared:
+    """Decode (and for a fill tile and mask) a result and, with `maps`, its maps. Runs on the
+    worker: no Krita call here."""
     image = decode_png(item.get("data", ""), item.get("width"), item.get("height"))
     thumbnail = image.scaled(thumb, thumb, KEEP_ASPECT, SMOOTH)
-    width, height, bgra = image.width(), image.height(), image_bytes(image)
-    if region is not None:
-        data = pixels.tile(bgra, width, height, region.width, region.height, region.x, region.y)
-        x, y, w, h = region.x, region.y, region.width, region.height
-        if region.mask is not None:  # only what is selected, with its soft edges
-            data = mask_alpha(data, region.mask, w, h)
-    else:
-        data, x, y, w, h = bgra, 0, 0, width, height
-    rows = max(1, BAND_BYTES // (w * 4))
-    bands = [(top, data[top * w * 4 : (top + rows) * w * 4]) for top in range(0, h, rows)]
-    return Prepared(x, y, w, h, bands, thumbnail)
+    width, height = image.width(), image.height()
+    x, y, w, h = (region.x, region.y, region.width, region.height) if region is not None else (0, 0, width, height)
+    layers: dict[str, Bands] = {}
+    for name, b64 in map_payloads(item) if maps else []:
+        try:
+            bgra = image_bytes(decode_png(b64, width, height))
+        except CanvasError as e:
+            raise CanvasError(f"its {name} map: {e}") from None
+        layers[name] = _bands(_placed(bgra, width, height, region), w, h)
+    data = _placed(image_bytes(image), width, height, region)
+    return Prepared(x, y, w, h, _bands(data, w, h), thumbnail, layers)
 
 
 def fill_region(doc: Any) -> Region:
@@ -181,43 +213,98 @@ def update_recipes(doc: Any, item: str, fields: dict) -> bool:
 
 
 def _insertion_point(doc: Any) -> tuple[Any, Any]:
-    """(parent, sibling to go above): above the active layer, in its group."""
+    """(parent, sibling to go above): above the active layer, in its group; above a result's group
+    of maps when the active layer is in one (a result never goes in among another's maps)."""
     active = doc.activeNode()
     if active is None or active.parentNode() is None:
         return doc.rootNode(), None
-    return active.parentNode(), active
+    parent = active.parentNode()
+    if is_maps_group(doc, parent) and parent.parentNode() is not None:
+        return parent.parentNode(), parent
+    return parent, active
+
+
+def is_maps_group(doc: Any, node: Any) -> bool:
+    """Whether `node` is the group insert_layer made for a result with maps."""
+    return bool(_maps_recipe(load_recipes(doc), node))
+
+
+def _maps_recipe(stored: dict[str, dict], node: Any) -> dict:
+    """The recipe of the result whose group of maps `node` is (its colour layer's recipe names the
+    maps), or {}. Not the document's root: a colour layer moved to the top level is on its own."""
+    if node.type() != "grouplayer" or node.parentNode() is None:
+        return {}
+    recipes_ = (stored.get(child.uniqueId().toString(), {}) for child in node.childNodes())
+    return next((r for r in recipes_ if r.get("maps")), {})
+
+
+COLOUR = "colour"  # the colour layer's name in a result's group of maps: "<result> colour"
 
 
 def insert_layer(doc: Any, prepared: Prepared, name: str, recipe: dict) -> Iterator[str | None]:
-    """Put a prepared result into `doc` as a new paint layer, a band of rows per slice (each `yield`
-    lets the GUI run). The layer is filled before it joins the document, which it does in the last
-    slice, as one undo step; stopped part way (an error, the document closed) nothing has changed.
-    Returns the layer's id (`layer_id = yield from insert_layer(...)`).
+    """Put a prepared result into `doc` as a new paint layer (a group with its maps, for a texture
+    that has them), made active, a band of rows per slice (each `yield` lets the GUI run). The
+    layers are filled before they join the document, which they do in the last slice, as one undo
+    step; stopped part way (an error, the document closed) nothing has changed. Returns the id of
+    the layer with the recipe (`layer_id = yield from insert_layer(...)`): a group's colour layer.
 
     Adding a layer is Krita's own work (its layer list and canvas take it in): 6-150 ms measured
     under Xvfb whatever the layer's size, empty layers too, so that slice gets a tick of its own.
     Filled then added, Krita composites the new layer on its own threads; writing pixels into a
     layer already added needs Document.refreshProjection, a synchronous refresh of the whole image
-    that spins a nested event loop."""
+    that spins a nested event loop. A group is added whole for the same reasons: adding its
+    layers one by one to the document would be an undo step each."""
     check_document(doc)
-    node = doc.createNode(name, "paintlayer")
-    for top, band in prepared.bands:
+    node = doc.createNode(f"{name} {COLOUR}" if prepared.maps else name, "paintlayer")
+    yield from _fill(doc, node, prepared, prepared.bands)
+    top = node
+    if prepared.maps:
+        top = yield from _maps_group(doc, node, prepared, name)
+    yield gw.NEXT_TICK
+    check_document(doc)
+    parent, above = _insertion_point(doc)
+    parent.addChildNode(top, above)
+    try:
+        layer_id = node.uniqueId().toString()
+        save_recipe(doc, layer_id, {**recipe, "maps": list(prepared.maps)} if prepared.maps else recipe)
+    except Exception:
+        top.remove()
+        raise
+    # The group, for a result with maps: Krita's GUI makes the node just added active anyway, and
+    # the group stands for its result as its colour layer does (layer_recipe).
+    doc.setActiveNode(top)
+    return layer_id
+
+
+def _maps_group(doc: Any, colour: Any, prepared: Prepared, name: str) -> Iterator[None]:
+    """The group of a result with maps, not yet in `doc`: its colour layer, then a hidden layer per
+    map above it (the first map at the top), each filled a band per slice. Returns the group.
+
+    Its layers go in with setChildNodes, not addChildNode: in Krita 5.1 each addChildNode is an
+    undo step of its own, also into a group not yet in a document. The group passes through (it
+    only holds the layers together, so the colour blends with what is under it as a lone layer
+    does); that is also what makes Krita composite it when it is added: a normal group added with
+    its layers shows nothing until the whole image is refreshed (Krita marks only the group dirty,
+    and recomposites a group's layers only on a full refresh)."""
+    layers = [colour]
+    for map_name, bands in reversed(prepared.maps.items()):
+        layer = doc.createNode(f"{name} {map_name}", "paintlayer")
+        layer.setVisible(False)  # the colour is what the canvas shows
+        yield from _fill(doc, layer, prepared, bands)
+        layers.append(layer)
+    group = doc.createGroupLayer(name)
+    group.setChildNodes(layers)  # bottom to top
+    group.setPassThroughMode(True)
+    return group
+
+
+def _fill(doc: Any, node: Any, prepared: Prepared, bands: Bands) -> Iterator[None]:
+    """Bands into a layer not yet in `doc`, one per slice."""
+    for top, band in bands:
         yield
         if doc not in Krita.instance().documents():
             raise CanvasError("its document was closed")
         node.setPixelData(band, prepared.x, prepared.y + top, prepared.width, len(band) // (prepared.width * 4))
-    yield gw.NEXT_TICK
-    check_document(doc)
-    parent, above = _insertion_point(doc)
-    parent.addChildNode(node, above)
-    try:
-        layer_id = node.uniqueId().toString()
-        save_recipe(doc, layer_id, recipe)
-    except Exception:
-        node.remove()
-        raise
-    doc.setActiveNode(node)
-    return layer_id
 
 
 # --- a live session's preview layer: added once, then new pixels written into it in place -----------
@@ -333,10 +420,16 @@ def add_result(doc: Any, item: dict, recipe: dict, region: Region | None = None)
 
 
 def layer_recipe(doc: Any, node: Any) -> dict:
-    """The recipe a generated layer keeps in the document (read from the .kra too), or {}."""
+    """The recipe of the result a layer is (read from the .kra too), or {}: a generated layer's
+    own, and for a result's group of maps, or a map layer in it, its colour layer's."""
     if doc is None or node is None:
         return {}
-    return load_recipes(doc).get(node.uniqueId().toString(), {})
+    stored = load_recipes(doc)
+    own = stored.get(node.uniqueId().toString())
+    if own is not None:
+        return own
+    group = node if node.type() == "grouplayer" else node.parentNode()
+    return _maps_recipe(stored, group) if group is not None else {}
 
 
 def layer_item(doc: Any, node: Any) -> str:

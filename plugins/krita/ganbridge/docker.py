@@ -762,17 +762,21 @@ class GanBridgeDocker(DockWidget):
 
     def live_source(self) -> tuple[Any, dict[str, Any], str, list[str]]:
         """What a live session starts from: (document, live_open fields, generator, parents). The
-        selected thumbnail's result if one is selected, else a fresh latent of the form's
-        generator and params (at a preview size)."""
+        selected thumbnail's result if one is selected; with two selected (Ctrl+click, as for
+        Blend two), the first, with the second as the far end of its Blend slider (`toward`);
+        else a fresh latent of the form's generator and params (at a preview size)."""
         doc = canvas.active_document()
         canvas.check_document(doc)
-        selected = self.strip.selectedItems()
+        selected = [entry.data(USER_ROLE) for entry in self.strip.selectedItems()]
+        if len(selected) > 2:
+            raise live.LiveError("select one thumbnail to start from, or two to blend from the first to the second")
         if selected:
-            item = selected[-1].data(USER_ROLE)
-            recipe = self.item_recipes.get(item) or canvas.item_recipe(doc, item)
+            recipe = self.item_recipes.get(selected[0]) or canvas.item_recipe(doc, selected[0])
             name = recipe.get("generator") or ""
-            fields: dict[str, Any] = {"item": item}
-            parents = [item]
+            fields: dict[str, Any] = {"item": selected[0]}
+            if len(selected) == 2:
+                fields["toward"] = selected[1]
+            parents = selected
         else:
             try:
                 name = self._generator_name()
@@ -953,7 +957,10 @@ class GanBridgeDocker(DockWidget):
         node = doc.activeNode() if doc is not None else None
         if node is None:
             return Shown("", {}, "")
-        return Shown(f"layer:{node.uniqueId().toString()}", canvas.layer_recipe(doc, node), node.name())
+        recipe = canvas.layer_recipe(doc, node)
+        # A result with maps is a group (its colour layer "<result> colour"); its files are the result's.
+        name = recipes.layer_name(recipe, fill=recipe.get("origin") == "fill") if recipe.get("maps") else node.name()
+        return Shown(f"layer:{node.uniqueId().toString()}", recipe, name)
 
     @guarded
     def refresh_provenance(self) -> None:

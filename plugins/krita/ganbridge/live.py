@@ -1,5 +1,7 @@
-"""The docker's Live section: one slider per direction of the model, a preview layer that changes
-in place while a slider is dragged, and Commit, which makes the state shown an ordinary result.
+"""The docker's Live section: one slider per direction of the model, a Temperature slider (for a
+generator that has that param), a Blend slider (for a session opened toward a second result), a
+preview layer that changes in place while a slider is dragged, and Commit, which makes the state
+shown an ordinary result.
 
 The session's state is the shared LiveSession (ganbridge_live): the panel sends each slider move
 at once (the bridge renders only the newest state and drops stale ones) and never waits for an
@@ -15,6 +17,8 @@ from __future__ import annotations
 import functools
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from krita import Krita
@@ -39,7 +43,8 @@ from .qt import (
 )
 
 PREVIEW_MAX = 512  # a fresh session's preview is the form's size, at most this many pixels a side
-TICKS = 100  # slider steps per unit move along a direction
+TICKS = 100  # slider steps per unit: of a move along a direction, of temperature, of blend
+TEMPERATURE = "temperature"  # the param the Temperature slider moves (it keeps the latent's shapes)
 FPS_WINDOW = 2.0  # seconds of shown frames the frames-per-second figure is taken over
 STATUS_MS = 500  # how often the status line looks again (frames stopped coming, say)
 KINDS = ("texture", "image")  # generators whose frames are images a paint layer can show
@@ -47,6 +52,34 @@ KINDS = ("texture", "image")  # generators whose frames are images a paint layer
 
 class LiveError(Exception):
     """A live action that cannot be done; the message is for the painter."""
+
+
+@dataclass
+class Knob:
+    """A slider of the Live section and the label showing its value (slider steps / TICKS)."""
+
+    slider: QSlider
+    label: QLabel
+    fmt: str  # how the label writes the value
+
+    def show(self) -> float:
+        """The slider's value, now on its label."""
+        value = self.slider.value() / TICKS
+        self.label.setText(format(value, self.fmt))
+        return value
+
+    def set_quietly(self, value: float) -> None:
+        """Put the slider at `value` without sending a move (Reset sends one move for all)."""
+        self.slider.blockSignals(True)
+        self.slider.setValue(round(value * TICKS))
+        self.slider.blockSignals(False)
+        self.show()
+
+
+def param_control(info: dict, name: str) -> gs.Control | None:
+    """The number control of param `name` in a generator's schema (its bounds), or None."""
+    controls, _skipped = gs.controls_from_schema(info.get("params_schema") or {})
+    return next((c for c in controls if c.name == name and c.kind == gs.FLOAT), None)
 
 
 def preview_params(params: dict[str, Any], controls: list[gs.Control], limit: int = PREVIEW_MAX) -> dict[str, Any]:
@@ -101,8 +134,10 @@ class LivePanel(QGroupBox):
         self.parents: list[str] = []  # the result it started from, if any
         self.generator = ""
         self.preview: Any = None  # the preview layer, once the first frame is in
-        self.sliders: list[QSlider] = []
-        self.values: list[QLabel] = []
+        self.sliders: list[Knob] = []  # one per direction
+        self.temperature: Knob | None = None  # when the generator has a temperature
+        self.temperature_start = 1.0  # the session's temperature as it opened (Reset's)
+        self.blend: Knob | None = None  # when the session was opened toward a second result
         self.in_flight = False  # a frame is being decoded or written; the next waits for it
         self.want_active = False  # a slider moved: the preview layer is to be the active one
         self.shown_at: deque[float] = deque()  # when each recent frame was shown
@@ -134,7 +169,10 @@ class LivePanel(QGroupBox):
             "Sliders along the model's main ways of varying: from the selected thumbnail, or a new "
             "result of the form's generator and parameters",
         )  # fmt: skip
-        self.reset_button = self._button("ganbridge_live_reset", "Reset", self.reset, "Every slider back to 0")
+        self.reset_button = self._button(
+            "ganbridge_live_reset", "Reset", self.reset,
+            "Every slider back to where it started: directions and blend at 0, temperature as it opened",
+        )  # fmt: skip
         self.commit_button = self._button(
             "ganbridge_live_commit", "Commit", self.commit, "The state shown as a new result layer, with its recipe"
         )
@@ -210,30 +248,52 @@ class LivePanel(QGroupBox):
             self.status.setToolTip(text)
             self.status.setStyleSheet("color: #d05050" if self.error else "")
 
-    def _set_sliders(self, directions: list[dict[str, Any]]) -> None:
+    def _clear_sliders(self) -> None:
         while self.slider_form.rowCount():
             self.slider_form.removeRow(0)
-        self.sliders, self.values = [], []
-        reach = int(gl.SLIDER_RANGE * TICKS)
-        for i, d in enumerate(directions):
-            slider = QSlider(HORIZONTAL)
-            slider.setObjectName(f"ganbridge_live_slider_{i}")
-            slider.setRange(-reach, reach)
-            slider.setSingleStep(TICKS // 10)
-            slider.setPageStep(TICKS)
-            slider.setValue(0)
-            slider.setToolTip(f"{d.get('name')}: moves the latent along it (change {d.get('change', '?')} a unit)")
-            slider.valueChanged.connect(functools.partial(self._on_slider, i))
-            value = QLabel("0.00")
-            row = QWidget()
-            lay = QGridLayout(row)
-            lay.setContentsMargins(0, 0, 0, 0)
-            lay.addWidget(slider, 0, 0)
-            lay.addWidget(value, 0, 1)
-            assert self.session is not None
-            self.slider_form.addRow(self.session.slider_label(i), row)
-            self.sliders.append(slider)
-            self.values.append(value)
+        self.sliders, self.temperature, self.blend = [], None, None
+
+    def _knob(self, name: str, label: str, span: tuple[float, float], start: float, fmt: str, tip: str,
+              on_move: Callable[..., None]) -> Knob:  # fmt: skip
+        """A slider row (slider, its value) from span[0] to span[1], at `start`; each step the
+        painter drags it to calls on_move(position) through _guard."""
+        slider = QSlider(HORIZONTAL)
+        slider.setObjectName(name)
+        slider.setRange(round(span[0] * TICKS), round(span[1] * TICKS))
+        slider.setSingleStep(TICKS // 10)
+        slider.setPageStep(TICKS // 4)
+        slider.setToolTip(tip)
+        knob = Knob(slider, QLabel(), fmt)
+        knob.set_quietly(start)
+        slider.valueChanged.connect(functools.partial(self._guard, on_move))
+        row = QWidget()
+        lay = QGridLayout(row)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(slider, 0, 0)
+        lay.addWidget(knob.label, 0, 1)
+        self.slider_form.addRow(label, row)
+        return knob
+
+    def _set_sliders(self, session: gl.LiveSession, toward: Any) -> None:
+        """A slider per direction, then Temperature (if the generator has it) and Blend (if the
+        session has a `toward` result)."""
+        self._clear_sliders()
+        reach = gl.SLIDER_RANGE
+        for i, d in enumerate(session.directions):
+            tip = f"{d.get('name')}: moves the latent along it (change {d.get('change', '?')} a unit)"
+            knob = self._knob(f"ganbridge_live_slider_{i}", session.slider_label(i), (-reach, reach), 0.0, "+.2f",
+                              tip, functools.partial(self._move, i))  # fmt: skip
+            self.sliders.append(knob)
+        control = param_control(self.docker.generators.get(self.generator) or {}, TEMPERATURE)
+        if control is not None and control.minimum is not None and control.maximum is not None:
+            lo, hi = control.minimum, control.maximum
+            self.temperature_start = max(lo, min(hi, float(self.params.get(TEMPERATURE, control.default))))
+            self.temperature = self._knob("ganbridge_live_temperature", control.label, (lo, hi),
+                                          self.temperature_start, ".2f", control.description or "Temperature",
+                                          self._move_temperature)  # fmt: skip
+        if toward:
+            tip = f"How far toward the second result ({str(toward)[:8]}): 0 the first, 1 the second"
+            self.blend = self._knob("ganbridge_live_blend", "Blend", (0.0, 1.0), 0.0, ".2f", tip, self._move_blend)
 
     # --- actions ---------------------------------------------------------------------------------
 
@@ -248,7 +308,7 @@ class LivePanel(QGroupBox):
         self.preview, self.in_flight, self.want_active = None, False, False
         self.shown_at.clear()
         self.error, self.note, self.render_ms, self.frames_shown, self.repaints = "", "", 0.0, 0, {}
-        self._set_sliders([])
+        self._clear_sliders()
         self.timer.start()
         self.refresh()
 
@@ -261,27 +321,42 @@ class LivePanel(QGroupBox):
         self.want_active = True  # the painter is dragging: the preview is what to look at
         self.refresh_status()
 
-    def _on_slider(self, index: int, position: int) -> None:
-        self._guard(self._move, index, position)
-
-    def _move(self, index: int, position: int) -> None:
+    def _open_session(self) -> gl.LiveSession | None:
         s = self.session
-        if s is None or s.status != "open" or index >= len(s.values):
-            return
-        value = position / TICKS
-        self.values[index].setText(f"{value:+.2f}")
-        self._send_move(s.move(index, value))
+        return s if s is not None and s.status == "open" else None
+
+    def _move(self, index: int, _position: int) -> None:
+        s = self._open_session()
+        if s is not None and index < len(s.values):
+            self._send_move(s.move(index, self.sliders[index].show()))
+
+    def _move_temperature(self, _position: int) -> None:
+        s = self._open_session()
+        if s is not None and self.temperature is not None:
+            self._send_move(s.move_params(**{TEMPERATURE: self.temperature.show()}))
+
+    def _move_blend(self, _position: int) -> None:
+        s = self._open_session()
+        if s is not None and self.blend is not None:
+            self._send_move(s.move_blend(self.blend.show()))
 
     def reset(self) -> None:
-        s = self.session
-        if s is None or s.status != "open":
+        """Every slider back to where it started, in one move (whose seq is the newest of the
+        session's own numbers: each part of it takes one)."""
+        s = self._open_session()
+        if s is None:
             raise LiveError("no live session is open")
-        for slider, label in zip(self.sliders, self.values):
-            slider.blockSignals(True)
-            slider.setValue(0)
-            slider.blockSignals(False)
-            label.setText("0.00")
-        self._send_move(s.reset())
+        fields: dict[str, Any] = {}
+        if self.blend is not None:
+            self.blend.set_quietly(0.0)
+            fields.update(s.move_blend(0.0))
+        if self.temperature is not None and TEMPERATURE in s.params:
+            self.temperature.set_quietly(self.temperature_start)
+            fields.update(s.move_params(**{TEMPERATURE: self.temperature_start}))
+        for knob in self.sliders:
+            knob.set_quietly(0.0)
+        fields.update(s.reset())
+        self._send_move(fields)
 
     def commit(self) -> None:
         s = self.session
@@ -289,7 +364,8 @@ class LivePanel(QGroupBox):
             raise LiveError("no live session is open: Start live first")
         if self.doc not in Krita.instance().documents():
             raise LiveError("the live session's document was closed")
-        self.docker.commit_live(s.id, self.doc, self.generator, self.params, self.parents)
+        # The params it renders with: the session's, with what the moves changed (temperature).
+        self.docker.commit_live(s.id, self.doc, self.generator, {**self.params, **s.params}, self.parents)
 
     def stop(self) -> None:
         """Close the session on the bridge and take the preview layer out."""
@@ -317,7 +393,7 @@ class LivePanel(QGroupBox):
             # After any frame already queued (which now does nothing): a layer removal is one long
             # host call, so it gets a tick of its own.
             self.conn.work.add(gw.Work(apply=lambda _p: self._remove(doc, preview)))
-        self._set_sliders([])
+        self._clear_sliders()
         self.timer.stop()
         self.refresh()
 
@@ -339,7 +415,7 @@ class LivePanel(QGroupBox):
         kind = msg.get("type")
         if kind == "live_opened":
             self.params = dict(msg.get("params") or self.params)
-            self._set_sliders(s.directions)
+            self._set_sliders(s, msg.get("toward"))
             if not s.directions:
                 note = msg.get("note") or "this model has no directions"
                 self.note = f"No sliders: {note}. Commit still makes the result shown."
@@ -389,10 +465,11 @@ class LivePanel(QGroupBox):
 
     @staticmethod
     def _decode(frame: dict) -> canvas.Prepared:
-        """On the worker thread: the frame's PNG as layer pixels (as a result is decoded)."""
+        """On the worker thread: the frame's PNG as layer pixels (as a result is decoded; its maps,
+        which a session started from a result with maps renders, are not shown)."""
         if frame.get("format") != "png":
             raise canvas.CanvasError(f"a {frame.get('format')} frame cannot be shown in a paint layer")
-        return canvas.prepare(frame, None, 1)
+        return canvas.prepare(frame, None, 1, maps=False)
 
     def _failed(self, session: gl.LiveSession, error: BaseException) -> None:
         self.in_flight = False

@@ -4,9 +4,9 @@ kritarunner exits 0 even when a script raises, so each entry point writes a JSON
 os._exit(1) on any failure. Settings come from the environment variable GANBRIDGE_KRITA_JOB (JSON).
 
 - drive: the plugin's own code (the shared client, canvas module) makes a document, generates from a
-  live bridge into a layer and a selection fill, and saves a .kra.
-- inspect: opens a .kra and reports its layers, their pixels (BGRA, written to files) and the
-  GAN Bridge recipes and rating session stored in it.
+  live bridge into a layer and a selection fill (also of a texture with maps), and saves a .kra.
+- inspect: opens a .kra and reports its layers (and, under `nested`, those inside groups), their
+  pixels (BGRA, written to files) and the GAN Bridge recipes and rating session stored in it.
 """
 
 import json
@@ -85,6 +85,17 @@ def drive(*_args) -> None:
         glyph_recipe = {"item": glyph["item"], "generator": "image", "seed": glyph["seed"], "params": {}}
         report["soft_layer"] = canvas.add_result(doc, glyph, glyph_recipe, canvas.fill_region(doc))
         report["items"] = [item["item"], fill_item["item"], glyph["item"]]
+        # A texture with every map: a group of layers, as a plain result and tiled over a selection.
+        maps_params = {**job["params"], "seed": 6, "maps": ["height", "normal", "roughness", "ao"]}
+        for key, region in (("maps_layer", None), ("maps_fill_layer", job["selection"])):
+            textured = one_result(maps_params)
+            if region is not None:
+                sel = Selection()
+                sel.select(*region, 255)
+                doc.setSelection(sel)
+            recipe = {"item": textured["item"], "generator": "texture", "seed": 6, "params": maps_params}
+            report[key] = canvas.add_result(doc, textured, recipe, canvas.fill_region(doc) if region else None)
+            report[f"{key}_item"] = textured["item"]
         client.stop()
         doc.setBatchmode(True)
         assert doc.saveAs(job["kra"]), "saveAs failed"
@@ -93,6 +104,24 @@ def drive(*_args) -> None:
     except Exception:
         report["error"] = traceback.format_exc()
         _finish(report, job["report"], False)
+
+
+def _describe(node, out: str, key: str) -> dict:
+    """A layer's name, id, type, bounds, visibility and children; a paint layer's pixels (and
+    projection, with masks) go to files in `out`."""
+    b = node.bounds()
+    entry = {"name": node.name(), "id": node.uniqueId().toString(), "type": node.type(),
+             "bounds": [b.x(), b.y(), b.width(), b.height()], "visible": node.visible(),
+             "children": [[c.name(), c.type()] for c in node.childNodes()]}  # fmt: skip
+    if node.type() == "paintlayer" and b.width() > 0:
+        entry["pixels"] = os.path.join(out, f"layer{key}.bgra")
+        with open(entry["pixels"], "wb") as f:
+            f.write(bytes(node.pixelData(b.x(), b.y(), b.width(), b.height())))
+        if node.childNodes():
+            entry["projection"] = os.path.join(out, f"layer{key}.projection.bgra")
+            with open(entry["projection"], "wb") as f:
+                f.write(bytes(node.projectionPixelData(b.x(), b.y(), b.width(), b.height())))
+    return entry
 
 
 def inspect(*_args) -> None:
@@ -104,22 +133,13 @@ def inspect(*_args) -> None:
         app = Krita.instance()
         doc = app.openDocument(job["kra"])
         assert doc is not None, f"Krita could not open {job['kra']}"
-        layers = []
+        layers, nested = [], []
         for i, node in enumerate(doc.topLevelNodes()):
-            b = node.bounds()
-            entry = {"name": node.name(), "id": node.uniqueId().toString(), "type": node.type(),
-                     "bounds": [b.x(), b.y(), b.width(), b.height()],
-                     "children": [[c.name(), c.type()] for c in node.childNodes()]}  # fmt: skip
-            if node.type() == "paintlayer" and b.width() > 0:
-                path = os.path.join(job["out"], f"layer{i}.bgra")
-                with open(path, "wb") as f:
-                    f.write(bytes(node.pixelData(b.x(), b.y(), b.width(), b.height())))
-                entry["pixels"] = path
-                if node.childNodes():
-                    entry["projection"] = os.path.join(job["out"], f"layer{i}.projection.bgra")
-                    with open(entry["projection"], "wb") as f:
-                        f.write(bytes(node.projectionPixelData(b.x(), b.y(), b.width(), b.height())))
-            layers.append(entry)
+            layers.append(_describe(node, job["out"], str(i)))
+            if node.type() == "grouplayer":
+                for j, child in enumerate(node.childNodes()):
+                    nested.append({**_describe(child, job["out"], f"{i}-{j}"), "parent": layers[-1]["id"]})
+        report["nested"] = nested
         report["layers"] = layers
         report["annotation"] = (
             bytes(doc.annotation("ganbridge")).decode() if "ganbridge" in doc.annotationTypes() else ""

@@ -39,8 +39,14 @@ class Driver:
             self.live_start, self.wait_live_open, self.nudge, self.live_drag, self.wait_live_settled, self.live_stop,
             self.wait_live_stopped, self.live_document, self.live_start, self.wait_live_open, self.live_drag,
             self.wait_live_settled, self.live_sweep, self.wait_swept, self.live_undo, self.wait_live_undone, self.wait_live_redone, self.live_commit,
-            self.wait_live_committed, self.live_stop, self.wait_live_stopped, lambda: self.live_start(thumbnail=0),
-            self.wait_live_open, self.make_big_document, self.wait_live_switched,
+            self.wait_live_committed, self.live_stop, self.wait_live_stopped,
+            lambda: self.live_start([0, self.row_of(" variation of ")]), self.wait_live_open,
+            self.drag_knob("temperature", range(110, 161, 10)), self.wait_knob("temperature"),
+            self.drag_knob("blend", range(20, 101, 20)), self.wait_knob("blend"), self.live_refused,
+            self.wait_live_refused, self.live_reset, self.wait_knob("reset"),
+            self.drag_knob("temperature", [150, 160]), self.drag_knob("blend", [50]), self.wait_knob("final"),
+            self.live_commit, self.wait_params_committed, self.live_stop, self.wait_live_stopped,
+            lambda: self.live_start([0]), self.wait_live_open, self.make_big_document, self.wait_live_switched,
             self.add_empty_layer, self.into_group, self.generate_on_sketch, self.wait_in_group, self.activate_group, self.cancel_one, self.wait_one_running, self.wait_one_cancelled,
         ]  # fmt: skip
         for size in JOB.get("block_sizes", []):
@@ -57,6 +63,9 @@ class Driver:
                 self.steer, self.wait_steered,
                 self.presets_after_restart, lambda: self.again("texture brick seed"), self.wait_again,
                 lambda: self.again("texture brick blend of"), self.wait_again,
+                self.odd_document, self.canvas_size, self.wait_grown_by_one, self.generate_with_maps,
+                self.wait_maps_group, self.activate_group_layers, self.generate_after_maps, self.wait_grown_by_one, self.undo_once,
+                self.wait_undone_once, self.undo_once, self.wait_undone_once, self.undo_once, self.wait_undone_once,
             ]  # fmt: skip
         self.started = time.monotonic()
         self.step_started = self.started
@@ -312,6 +321,98 @@ class Driver:
         self.report.setdefault("again", []).append([label, same, made.name()])
         return True
 
+    def odd_document(self):
+        app = Krita.instance()
+        self.doc = app.createDocument(300, 200, "odd", "RGBA", "U8", "", 72.0)
+        self.view = app.activeWindow().addView(self.doc)
+        return True
+
+    def _texture_form(self, size, maps):
+        self.w(QComboBox, "ganbridge_generator").setCurrentText("texture")
+        self.w(QSpinBox, "ganbridge_count").setValue(1)
+        for name in ("param_width", "param_height"):
+            self.w(QSpinBox, name).setValue(size)
+        for name in ("height", "normal", "roughness", "ao"):
+            self.w(QCheckBox, f"param_maps_{name}").setChecked(name in maps)
+
+    def canvas_size(self):
+        """Canvas size on a 300x200 canvas (the form at another size first), then Generate."""
+        if Krita.instance().activeDocument() != self.doc:
+            return False
+        self._texture_form(64, [])
+        self.click("ganbridge_docsize")
+        self.report["canvas_size_form"] = [self.w(QSpinBox, f"param_{n}").value() for n in ("width", "height")]
+        return self._click_expecting("ganbridge_generate", 1)
+
+    def wait_grown_by_one(self):
+        if not self._grown():
+            return False
+        node = self.doc.topLevelNodes()[-1]
+        b = node.bounds()
+        self.report.setdefault("grown", []).append([node.name(), node.type(), [b.x(), b.y(), b.width(), b.height()]])
+        return True
+
+    def generate_with_maps(self):
+        self._texture_form(64, ["height", "normal", "roughness", "ao"])
+        return self._click_expecting("ganbridge_generate", 1)
+
+    def wait_maps_group(self):
+        """The group of the result with maps, a moment after it went in (Krita may change the
+        active layer after an add)."""
+        from ganbridge import docker
+
+        if not self._grown():
+            return False
+        if not hasattr(self, "maps_in_at"):
+            self.maps_in_at = time.monotonic()
+        if time.monotonic() - self.maps_in_at < 0.5:
+            return False
+        strip = self.w(QListWidget, "ganbridge_strip")
+        strip.clearSelection()  # the buttons act on the active layer
+        group = self.doc.topLevelNodes()[-1]
+        active, d = self.doc.activeNode(), docker.DOCKERS[0]
+        self.report["maps_group"] = {
+            "name": group.name(), "type": group.type(),
+            "children": [[c.name(), c.visible()] for c in group.childNodes()],
+            "active": active.name() if active else None, "export_name": d.shown_result().name,
+            "items": [d.current_items()],  # what Like, Variations and Make again act on
+            "thumbnail": strip.item(strip.count() - 1).data(Qt.UserRole), "pass_through": group.passThroughMode(),
+        }  # fmt: skip
+        self.to_activate = group.childNodes()[:2]  # the colour layer, and the ao map above it
+        return True
+
+    def activate_group_layers(self):
+        """Each layer of the group active in turn (once Krita has taken it): what the buttons act on."""
+        from ganbridge import docker
+
+        node, active = self.to_activate[0], self.doc.activeNode()
+        if active is None or active.uniqueId() != node.uniqueId():
+            self.doc.setActiveNode(node)
+            return False
+        self.report["maps_group"]["items"].append(docker.DOCKERS[0].current_items())
+        self.to_activate.pop(0)
+        return not self.to_activate
+
+    def generate_after_maps(self):
+        """With a map layer of that group active, a result without maps."""
+        self._texture_form(64, [])
+        return self._click_expecting("ganbridge_generate", 1)
+
+    def undo_once(self):
+        self.before_undo = {n.uniqueId().toString(): n.name() for n in self.doc.topLevelNodes()}
+        Krita.instance().action("edit_undo").trigger()
+        self.undo_started = time.monotonic()
+        return True
+
+    def wait_undone_once(self):
+        """What one undo took out of the top level (waiting up to 3 s for it), and what is left."""
+        left = {n.uniqueId().toString(): n for n in self.doc.topLevelNodes()}
+        if len(left) == len(self.before_undo) and time.monotonic() - self.undo_started < 3:
+            return False
+        gone = [name for key, name in self.before_undo.items() if key not in left]
+        self.report.setdefault("undone", []).append([gone, [[n.name(), n.type()] for n in left.values()]])
+        return True
+
     def presets_after_restart(self):
         self.w(QComboBox, "ganbridge_generator").setCurrentText("texture")
         self.report["preset_items_after_restart"] = self._preset_items()
@@ -560,9 +661,10 @@ class Driver:
         self.w(QComboBox, "param_model").setCurrentText(JOB["model"])
         for name in ("param_width", "param_height"):
             self.w(QSpinBox, name).setValue(size)
-        for name in ("param_maps_height", "param_maps_normal"):
-            self.w(QCheckBox, name).setChecked(True)
-        self._start_big(f"texture {size}x{size} with maps", True)
+        # Three maps: 2048² with all four is over the bridge's default request budget (16 Mpx).
+        for name in ("height", "normal", "roughness", "ao"):
+            self.w(QCheckBox, f"param_maps_{name}").setChecked(name != "roughness")
+        self._start_big(f"texture {size}x{size} with 3 maps", True)
         self.click("ganbridge_generate")
         return True
 
@@ -587,6 +689,8 @@ class Driver:
         if busy or not self._grown():
             return False
         node = self.doc.activeNode()
+        if node.type() == "grouplayer":  # a texture with maps: its colour layer is at the bottom
+            node = node.childNodes()[0]
         b = node.bounds()
         x, y = b.x() + b.width() // 2, b.y() + b.height() // 2
         shown = bytes(self.doc.pixelData(x, y, 1, 1)) == bytes(node.pixelData(x, y, 1, 1))
@@ -625,19 +729,24 @@ class Driver:
         self.doc.rootNode().addChildNode(base, None)
         return True
 
-    def live_start(self, thumbnail=None):
+    def row_of(self, words):
+        """The first strip entry whose label has `words`."""
+        strip = self.w(QListWidget, "ganbridge_strip")
+        return next(i for i in range(strip.count()) if words in strip.item(i).text())
+
+    def live_start(self, thumbnails=()):
         """A fresh latent of the form's generator (no thumbnail selected), at the form's size, or
-        the result of strip entry `thumbnail`; with the topmost layer active, so the preview goes
-        on top and the canvas shows it."""
+        the result of strip entry `thumbnails[0]` (toward the second, if two); with the topmost
+        layer active, so the preview goes on top and the canvas shows it."""
         self.w(QComboBox, "ganbridge_generator").setCurrentText("texture")
         self.w(QComboBox, "param_model").setCurrentText(JOB["model"])
         for name in ("param_width", "param_height"):
             self.w(QSpinBox, name).setValue(JOB.get("live_size", JOB["size"]))
         strip = self.w(QListWidget, "ganbridge_strip")
         strip.clearSelection()
-        if thumbnail is not None:
-            strip.item(thumbnail).setSelected(True)
-            self.live_from = strip.item(thumbnail).data(Qt.UserRole)
+        for row in thumbnails:  # in this order, as a painter Ctrl+clicks them
+            strip.item(row).setSelected(True)
+        self.live_from = [strip.item(row).data(Qt.UserRole) for row in thumbnails]
         top = [n for n in self.doc.topLevelNodes() if n.type() == "paintlayer"][-1]
         self.doc.setActiveNode(top)
         if self.doc.activeNode() is None or self.doc.activeNode().name() != top.name():
@@ -656,14 +765,18 @@ class Driver:
         node = self.preview()
         if node is None or node.bounds().width() == 0:
             return False
-        self.live["sliders"] = [s.objectName() for s in self.docker.findChildren(QSlider)]
+        sliders = {s.objectName(): s for s in self.docker.findChildren(QSlider)}
+        self.live["sliders"] = [n for n in sliders if n.startswith("ganbridge_live_slider_")]
         self.live["slider_labels"] = [self.panel().session.slider_label(i) for i in range(len(self.live["sliders"]))]
+        knobs = {n: [s.minimum(), s.maximum(), s.value()] for n, s in sliders.items() if n not in self.live["sliders"]}
+        self.live.setdefault("knobs", []).append(knobs)  # Temperature, and Blend with a second result
         self.live.setdefault("first_frame_s", []).append(round(time.monotonic() - self.live_started, 2))
         self.live["preview"] = [node.name(), node.bounds().width(), node.bounds().height()]
         self.live["layers_added_by_start"] = len(self.names()) - self.layers_before_live
         self.live["status_open"] = self.live_status()
         if self.panel().parents:
-            self.live["from_thumbnail"] = [self.panel().parents == [self.live_from], *self.live["preview"]]
+            key = "from_thumbnail" if len(self.live_from) == 1 else "from_two_thumbnails"
+            self.live[key] = [self.panel().parents == self.live_from, *self.live["preview"]]
         # Ticks from here on apply frames in place; the one that added the preview is Krita's layer add.
         self.live.setdefault("open_tick_ms", []).append(round(self.longest_tick * 1000, 1))
         self.longest_tick = self.longest_gap = 0.0
@@ -775,6 +888,86 @@ class Driver:
         if node is None:
             return False
         self.live["undo_redo"] = self.pixels(node) == self.last_shown
+        return True
+
+    def drag_knob(self, knob, positions):
+        """A step dragging the Live section's `knob` slider (temperature, blend) through
+        `positions`, one per driver tick, watching the preview's pixels."""
+        todo = list(positions)
+
+        def drag_knob():
+            self._watch_preview()
+            if not hasattr(self, "knob_from"):
+                self.knob_from = (self.pixels(self.preview()), len(self.seen_pixels), self.panel().session.seq)
+            if todo:
+                self.w(QSlider, f"ganbridge_live_{knob}").setValue(todo.pop(0))
+                return False
+            return True
+
+        return drag_knob
+
+    def wait_knob(self, key):
+        """A step waiting for the frame of the last move since the previous wait_knob (or since
+        the session opened): records whether the preview changed, and the sliders' positions."""
+
+        def wait_knob():
+            self._watch_preview()
+            panel = self.panel()
+            if panel.session.shown != panel.session.seq or panel.in_flight or panel.conn.work.busy:
+                return False
+            before, states, seq = self.knob_from
+            del self.knob_from
+            shown = self.pixels(self.preview())
+            self.live.setdefault("knob_drags", {})[key] = {
+                "changed": shown != before, "states_seen": len(self.seen_pixels) - states + 1,
+                "moves": panel.session.seq - seq, "equals_first_frame": shown == self.seen_pixels[0],
+                "positions": {s.objectName(): s.value() for s in self.docker.findChildren(QSlider)},
+                "status": self.live_status(), "session": panel.session.status,
+            }  # fmt: skip
+            self.last_shown = shown
+            return True
+
+        return wait_knob
+
+    def live_refused(self):
+        """A move the bridge refuses (another size: a latent of other shapes)."""
+        from ganbridge import connection
+
+        connection.shared().request("live_move", id=self.panel().session.id, params={"width": 256})
+        return True
+
+    def wait_live_refused(self):
+        if not self.live_status().startswith("⚠"):
+            return False
+        self.live["refused"] = [self.live_status(), self.panel().session.status]
+        return True
+
+    def live_reset(self):
+        """Reset after a temperature and a blend drag: the requests it sends are counted."""
+        conn = self.panel().conn
+        sent, request = [], conn.request
+        conn.request = lambda kind, **fields: sent.append([kind, sorted(fields)]) or request(kind, **fields)
+        self.knob_from = (self.pixels(self.preview()), len(self.seen_pixels), self.panel().session.seq)
+        try:
+            self.click("ganbridge_live_reset")
+        finally:
+            del conn.request
+        self.live["reset_sent"] = sent
+        return True
+
+    def wait_params_committed(self):
+        """The commit of a blended state at another temperature is in, with the bridge's recipe."""
+        top = self.doc.activeNode()
+        if top is None or top.name().startswith("GAN live") or self.panel().conn.work.busy:
+            return False
+        recipe = json.loads(bytes(self.doc.annotation("ganbridge")))["layers"].get(top.uniqueId().toString(), {})
+        if "checkpoint" not in recipe:
+            return False
+        self.live["params_commit"] = {
+            "item": recipe.get("item"), "temperature": recipe["params"].get("temperature"),
+            "parents": recipe.get("parents"), "from": self.live_from, "origin": recipe.get("origin"),
+            "equals_last_frame": self.pixels(top) == self.last_shown,
+        }  # fmt: skip
         return True
 
     def live_commit(self):
