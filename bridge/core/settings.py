@@ -147,12 +147,13 @@ class Settings(BaseSettings):
     )
     max_client_queue: int = _setting(64, about="items one client may have waiting; more gets `busy`", ge=1)
     # Cost budgets ("Limits and fairness" in the docs): one request, and all of one client's queued and running
-    # requests together. Pixels count every output image, maps included: the default request
-    # budget is four 2048x2048 textures, or one with both maps.
+    # requests together. Pixels count every output image, maps included (each map costs about
+    # what the forward does): the default request budget is five 2048x2048 textures, or one with
+    # all four maps.
     max_request_pixels: int = _setting(
-        4 * 2048 * 2048,
+        5 * 2048 * 2048,
         about="cost budget of one image or texture request: pixels × items, maps included "
-        "(four 2048² textures); more gets `too_large`",
+        "(five 2048² textures, or one with all four maps); more gets `too_large`",
         ge=1,
     )
     max_client_pixels: int = _setting(

@@ -216,7 +216,7 @@ def test_an_explicit_config_file_wins_over_GANBRIDGE_CONFIG(tmp_path, clean_envi
 def test_defaults_are_valid_and_as_documented():
     s = load_settings()
     assert (s.host, s.ws_port, s.osc_port, s.device, s.token) == ("127.0.0.1", 8765, 9100, "auto", None)
-    assert (s.max_count, s.max_request_pixels, s.batching, s.batch_window_ms) == (16, 4 * 2048 * 2048, True, 4.0)
+    assert (s.max_count, s.max_request_pixels, s.batching, s.batch_window_ms) == (16, 5 * 2048 * 2048, True, 4.0)
     assert (s.backend, s.ray_address, s.ray_num_gpus, s.midi_api) == ("local", "local", None, "auto")
     assert s.db_path == s.data_dir / "items.sqlite3"
     assert s.limits()["max_count"] == 16 and s.budgets()["bars"] == (256, 1024)
