@@ -135,7 +135,7 @@ def test_unparseable_type_tags_get_an_error_reply(bridge, dump):
         ("/ganbridge/teleport", "", (), "unknown_type"),
         ("/elsewhere/ping", "", (), "invalid_params"),
         ("/ganbridge/generate", "s", ("nope",), "unknown_generator"),
-        ("/ganbridge/generate", "ssi", ("texture", "width", 100), "invalid_params"),
+        ("/ganbridge/generate", "ssi", ("texture", "width", 20), "invalid_params"),
         ("/ganbridge/generate", "ss", ("texture", "width"), "invalid_params"),
         ("/ganbridge/feedback", "sf", ("missing", 1.0), "unknown_item"),
         ("/ganbridge/feedback", "sf", ("missing", 0.5), "invalid_params"),

@@ -207,7 +207,7 @@ def test_a_bad_datagram_is_one_bad_message_error():
             ("texture", "widht", 64),
             "invalid_params",
             "set: texture has no key 'widht'; known: model, width, height, seed, tileable, temperature, maps, "
-            "count, seed, session",
+            "normal_strength, scale, tint, count, seed, session",
         ),
         (("texture", "width"), "invalid_params", "set takes s:generator s:key value"),
         (("texture", "width", 64, 1), "invalid_params", "set takes s:generator s:key value"),
