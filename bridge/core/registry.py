@@ -47,9 +47,17 @@ class ModelFile:
         return self.path.stem
 
 
+# The default model of a kind with several shipped ones: kept when more are shipped (sorted by
+# name alone, `bark` would have become the default texture when the colour materials came).
+SHIPPED_DEFAULTS = {"texture": "brick"}
+
+
 def model_files(kind: str, models_dir: Path | None) -> list[ModelFile]:
-    """Every weights file of `kind`: the shipped ones, then the user's, each sorted by name."""
-    shipped = [ModelFile(kind, p, False) for p in checkpoint_files(SHIPPED_WEIGHTS / kind)]
+    """Every weights file of `kind`: the shipped ones, then the user's, each sorted by name (the
+    shipped default first)."""
+    default = SHIPPED_DEFAULTS.get(kind)
+    shipped_paths = sorted(checkpoint_files(SHIPPED_WEIGHTS / kind), key=lambda p: (p.stem != default, p.name))
+    shipped = [ModelFile(kind, p, False) for p in shipped_paths]
     user = [ModelFile(kind, p, True) for p in checkpoint_files(models_dir / kind)] if models_dir else []
     return shipped + user
 

@@ -259,7 +259,7 @@ class Settings(BaseSettings):
         ge=0,
     )
     ray_cpus_per_replica: FiniteFloat = _setting(
-        0.25, about="CPUs Ray reserves per replica; small, so every checkpoint fits on a laptop", ge=0
+        0.1, about="CPUs Ray reserves per replica; small, so every checkpoint fits on a laptop", ge=0
     )
     ray_torch_threads: int = _setting(0, about="torch threads in each replica; 0: the node's cores", ge=0)
     ray_timeout_s: FiniteFloat = _setting(30.0, about="deadline of every call to the cluster", gt=0)

@@ -405,3 +405,9 @@ def test_a_gimp_pattern_that_is_not_there_is_named_with_the_choices(gimp_pattern
     junk.write_bytes(b"\0" * 40)
     with pytest.raises(ValueError, match="not a GIMP pattern"):
         read_gimp_pattern(junk)
+
+
+def test_brick_stays_the_default_among_the_shipped_textures(texture):
+    names = [c.name for c in texture.checkpoints()]
+    assert names[0] == "brick" and names[1:] == sorted(names[1:]) and len(names) >= 10
+    assert texture.params_model.model_validate({}).model == "brick"
