@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from ganbridge.generators.checkpoint import CheckpointError, CheckpointRef, LoadedNetwork
 from ganbridge.generators.directions import Direction, Probe, directions_path, load_directions
+from ganbridge.generators.gallery import Gallery, gallery_path, load_gallery
 
 if TYPE_CHECKING:
     import torch
@@ -40,6 +41,9 @@ class Output:
     mime: str
     extra: dict[str, Any] = field(default_factory=dict)
     attachments: dict[str, bytes] = field(default_factory=dict)  # name -> encoded bytes (same format)
+    # How it looks (or sounds), as a vector, for kinds that describe it: what steering over a
+    # gallery compares (generators/gallery.py). Not sent to clients.
+    look: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,14 @@ class Generator(ABC, Generic[Params]):
         """The directions of the checkpoint `params` selects, best first; [] when it has none."""
         return []
 
+    # Whether a look (Output.look) mixes units, so that a gallery standardizes its numbers (see
+    # gallery.make_gallery); kinds whose outputs have no look never make a gallery.
+    look_standardized = False
+
+    def gallery(self, params: Params) -> Gallery | None:
+        """The gallery of the checkpoint `params` selects (see gallery.py), or None."""
+        return None
+
     def direction_probe(self, params: Params) -> Probe:
         """This generator at `params`, as finding and checking directions sees it."""
         return Probe(
@@ -237,6 +249,7 @@ class ModelSetGenerator(Generator[ModelSetParams], Generic[ModelSetParams, Netwo
         self._device = device
         self.models = {m.ref.name: m for m in models}
         self._directions: dict[str, list[Direction]] = {}  # filled by _load_directions
+        self._galleries: dict[str, Gallery | None] = {}  # filled by gallery(), once a model
 
     @property
     def device(self) -> str:
@@ -268,3 +281,17 @@ class ModelSetGenerator(Generator[ModelSetParams], Generic[ModelSetParams, Netwo
 
     def directions(self, params: ModelSetParams) -> list[Direction]:
         return list(self._directions.get(params.model, []))
+
+    def gallery(self, params: ModelSetParams) -> Gallery | None:
+        """Read once, on the first steer of the model: a malformed file is logged and the model
+        steers without one (as with directions, an extra, never a reason to stop serving)."""
+        name = params.model
+        if name not in self._galleries:
+            path = gallery_path(self.models[name].ref.path)
+            self._galleries[name] = None
+            if path.is_file():
+                try:
+                    self._galleries[name] = load_gallery(path)
+                except CheckpointError as e:
+                    log.warning("%s model %s steers without a gallery: %s", self.kind, name, e)
+        return self._galleries[name]

@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ganbridge.generators.base import DiscretePart, Latent, draw_latent
+from ganbridge.generators.base import DiscretePart, Latent, draw_latent, seeded_rng
 from ganbridge.generators.cache import BytesLRU, Scratch
+from ganbridge.generators.gallery import Gallery
 
 MIN_STEP = 0.05  # explore 0 still varies: a copy of the parent would waste a slot
 PRIOR_SPREAD = 3.0  # the prior's spread of an item's utility, for a latent of the rated items' mean norm
@@ -55,6 +56,7 @@ class RatedItem:
     latent: Latent
     rating: int
     batch: str  # the request that made it: items of one batch were seen side by side
+    look: np.ndarray | None = None  # how its output looks (Output.look), when its kind describes one
 
 
 @dataclass(frozen=True)
@@ -443,13 +445,17 @@ def steer(
     rng: np.random.Generator,
     rows: RowCache | None = None,
     session: Hashable = None,
+    gallery: Gallery | None = None,
 ) -> list[Drawn]:
     """`count` new latents of `shapes` steered by `items` (all of them of these shapes; see
     module docstring). With no rating among the items, they are random draws. `rows` keeps the
-    items' rows for `session`'s next steer."""
+    items' rows for `session`'s next steer. With a `gallery` that fits (see `uses_gallery`), they
+    are the gallery's items the ratings rank best (`from_gallery`)."""
     shapes = dict(sorted(shapes.items()))
     if not any(it.rating for it in items) or explore >= 1.0:
         return [Drawn(draw_latent(shapes, rng), "random", []) for _ in range(count)]
+    if gallery is not None and uses_gallery(items, shapes, discrete, gallery):
+        return from_gallery(items, gallery, count, explore, rng)
     continuous = [k for k in shapes if k not in discrete]
     with (rows or RowCache(0)).rows(items, continuous, discrete, session) as stacked:
         pref = fit_preference(items, continuous, discrete, stacked)
@@ -531,3 +537,65 @@ def _unseen_choices(discrete: Mapping[str, DiscretePart], seen: list[tuple]) -> 
         combos = [c + (v,) for c in combos for v in range(part.count)]
     taken = set(seen)
     return [c for c in combos if c not in taken]
+
+
+# --- steering over looks: picks from a gallery (see generators/gallery.py) --------------------------
+
+
+def uses_gallery(
+    items: Sequence[RatedItem],
+    shapes: Mapping[str, tuple[int, ...]],
+    discrete: Mapping[str, DiscretePart],
+    gallery: Gallery,
+) -> bool:
+    """Whether `gallery` can steer these items: each has a look of the gallery's size, and the
+    request draws latents of the gallery's shapes with the same discrete parts free."""
+    sizes = {it.look.size if it.look is not None else -1 for it in items}
+    if len(sizes) != 1 or -1 in sizes:
+        return False
+    return gallery.fits(shapes, list(discrete), sizes.pop())
+
+
+def from_gallery(
+    items: Sequence[RatedItem], gallery: Gallery, count: int, explore: float, rng: np.random.Generator
+) -> list[Drawn]:
+    """`count` gallery items picked by the session's preference over looks: the same Bradley-Terry
+    fit as over latents, with the items' looks (centred on the gallery's) as the kernel's features,
+    so that items that look alike are liked alike. Each of `count` Thompson draws of the utility
+    (the fit's mean at explore 0) takes the gallery item it ranks highest that is not taken yet and
+    does not look like an item the session has seen (a gallery item shown before)."""
+    n = len(items)
+    looks = gallery.standard(np.stack([np.asarray(it.look, np.float32).ravel() for it in items]))
+    gram = looks.astype(np.float64) @ looks.T.astype(np.float64)
+    scale = PRIOR_SPREAD**2 / max(float(np.diag(gram).mean()), 1e-12)
+    kernel = gram * scale
+    winners, losers, weights = comparisons(items)
+    winners, losers = winners % (n + 1), losers % (n + 1)
+    scratch = Scratch(0)
+    laplacian = _Laplacian(winners, losers, n)
+    utilities, coefficients = _newton(kernel, laplacian, winners, losers, weights, scratch)
+    _, curvature = _likelihood(utilities, winners, losers, weights)
+    system = _plus_identity(laplacian(curvature, scratch) @ kernel)
+    none = np.zeros((n, 0))
+    pref = Preference(
+        kernel, utilities, coefficients, none, [], [()] * n, system, winners, losers, np.sqrt(curvature), scratch
+    )  # fmt: skip
+    draws = pref.sample(rng, min(1.0, explore / 0.25), count)
+    # A draw's utility of gallery item j is sum_i a_i k(i, j): the draw's look direction (a
+    # combination of the items' looks) against j's look, one product for the whole gallery.
+    directions = (draws * scale).astype(np.float32) @ looks
+    ranked = np.argsort(-(directions @ gallery.centred.T), axis=1)
+    taken: set[int] = set()
+    out = []
+    for row in ranked:
+        pick = next((int(j) for j in row if int(j) not in taken and not _seen(gallery.centred[j], looks)), int(row[0]))
+        taken.add(pick)
+        latent = draw_latent(dict(sorted(gallery.shapes.items())), seeded_rng(int(gallery.seeds[pick])))
+        out.append(Drawn(latent, "gallery", []))
+    return out
+
+
+def _seen(look: np.ndarray, seen: np.ndarray) -> bool:
+    """Whether `look` is (to rounding) one of the rows of `seen`: a gallery item already shown."""
+    distance = ((seen - look) ** 2).sum(1).min()
+    return bool(distance <= 1e-6 * max(float(look @ look), 1e-12))

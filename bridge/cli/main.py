@@ -17,6 +17,7 @@ from ganbridge.cli import (
     directions,
     evaluate,
     flags,
+    gallery,
     generate,
     models,
     plugin,
@@ -28,7 +29,22 @@ from ganbridge.cli import (
 )
 from ganbridge.cli.errors import one_line
 
-COMMANDS = (serve, deploy, models, protocol, generate, verify, sheet, bench, plugin, train, evaluate, directions, data)
+COMMANDS = (
+    serve,
+    deploy,
+    models,
+    protocol,
+    generate,
+    verify,
+    sheet,
+    bench,
+    plugin,
+    train,
+    evaluate,
+    directions,
+    gallery,
+    data,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ganbridge.generators.base import Generator
 from ganbridge.generators.directions import is_directions_file
+from ganbridge.generators.gallery import is_gallery_file
 
 log = logging.getLogger("ganbridge.registry")
 
@@ -64,7 +65,7 @@ def model_files(kind: str, models_dir: Path | None) -> list[ModelFile]:
 
 def checkpoint_files(folder: Path) -> list[Path]:
     """The checkpoints in `folder`, sorted: its .safetensors files but the directions beside them."""
-    return sorted(p for p in folder.glob("*.safetensors") if not is_directions_file(p))
+    return sorted(p for p in folder.glob("*.safetensors") if not (is_directions_file(p) or is_gallery_file(p)))
 
 
 def candidates(kind: str, models_dir: Path | None) -> dict[str, list[ModelFile]]:

@@ -56,6 +56,7 @@ from ganbridge.generators import latent as latent_ops
 from ganbridge.generators import steering
 from ganbridge.generators.base import Generator, Output, Unavailable, seeded_rng
 from ganbridge.generators.directions import shifted
+from ganbridge.generators.gallery import Gallery
 
 log = logging.getLogger("ganbridge.core")
 MAX_STEERING_ITEMS = 128  # rated items (the 64 latest) and their unrated batch mates
@@ -401,6 +402,7 @@ class BridgeCore:
             seeded_rng(seed),
             self.steering_rows,
             (msg.session, gen.name),
+            plan.gallery,
         )
         return plan, drawn
 
@@ -424,15 +426,23 @@ class BridgeCore:
             return it.checkpoint_sha256 == checkpoint.sha256 and {k: v.shape for k, v in it.latent.items()} == shapes
 
         usable = [it for it in rated if fits(it)]
+        gallery = gen.gallery(params)
+        if gallery is not None and not gallery.fits(shapes, list(gen.discrete_parts(params)), gallery.looks.shape[1]):
+            gallery = None  # made at other latent shapes, or with a choice free that these params fix
+        if gallery is not None:  # the looks, read only for a model that has a gallery
+            usable = self.store.seen_items([it.id for it in usable], looks=True)
         # A rated item's batch mates, shown beside it but unrated, are compared with it too.
         mates = self.store.batch_mates(
-            sorted({it.batch for it in usable if it.batch}), MAX_STEERING_ITEMS - len(usable), [it.id for it in usable]
+            sorted({it.batch for it in usable if it.batch}),
+            MAX_STEERING_ITEMS - len(usable),
+            [it.id for it in usable],
+            looks=gallery is not None,
         )
         items = [
-            steering.RatedItem(it.id, it.latent, ratings.get(it.id, 0), it.batch or it.id)
+            steering.RatedItem(it.id, it.latent, ratings.get(it.id, 0), it.batch or it.id, it.look)
             for it in usable + [m for m in mates if fits(m)]
         ]
-        return SteeringPlan(params, checkpoint.name, items, sum(1 for r in ratings.values() if r))
+        return SteeringPlan(params, checkpoint.name, items, sum(1 for r in ratings.values() if r), gallery)
 
     def _submit(
         self,
@@ -775,6 +785,7 @@ class BridgeCore:
                     created=now,
                     batch=batch,
                     how=unit.meta.get("how"),
+                    look=out.look,
                 )
             )
             items.append(item)
@@ -809,6 +820,7 @@ class SteeringPlan:
     model: str  # the checkpoint's name
     items: list[steering.RatedItem]
     rated: int  # the session's nonzero ratings of this generator (the latest per item, up to 64)
+    gallery: Gallery | None = None  # the model's, when it fits these params
 
     def summary(self) -> dict[str, Any]:
         """`done`'s `steering` field: how many ratings steered the batch, and why not, when none did."""
@@ -818,6 +830,7 @@ class SteeringPlan:
             "ratings_used": used,
             "ratings_ignored": self.rated - used,
             "batches": len({it.batch for it in self.items if it.rating}),
+            "gallery": self.gallery is not None and used > 0 and all(it.look is not None for it in self.items),
         }
         if used == 0:
             info["note"] = (

@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS items (
     parents TEXT NOT NULL,
     created REAL NOT NULL,
     batch TEXT,
-    how TEXT
+    how TEXT,
+    look BLOB
 );
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -70,8 +71,8 @@ CREATE TABLE IF NOT EXISTS feedback (
 CREATE INDEX IF NOT EXISTS feedback_session ON feedback(session, item);
 """
 # Columns added after the first release, with what an older store's rows hold for them: no batch
-# (each old item is its own batch) and no how.
-ADDED_COLUMNS = {"batch": "TEXT", "how": "TEXT"}
+# (each old item is its own batch), no how and no look (steering without a gallery).
+ADDED_COLUMNS = {"batch": "TEXT", "how": "TEXT", "look": "BLOB"}
 # Steering reads an item's checkpoint and batch by id and by batch, for 128 items a request: from
 # covering indexes, since in the table those columns sit after the latent (a 512x512 texture's
 # spans 16 overflow pages, which reading `batch` from the row walks: 1 ms for 64 rows).
@@ -101,7 +102,8 @@ class ItemRecord:
     parents: list[str]
     created: float
     batch: str | None = None  # the request that made it: its items were shown side by side
-    how: str | None = None  # for steered items: near | new-choice | random (see generators.steering)
+    how: str | None = None  # for steered items: near | new-choice | gallery | random (see generators.steering)
+    look: np.ndarray | None = None  # how its output looks (Output.look), float32, for steering over a gallery
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class SeenItem:
     checkpoint_sha256: str
     batch: str | None
     latent: Latent
+    look: np.ndarray | None = None  # read only when asked for (seen_items, batch_mates)
 
 
 def _latent_bytes(latent: Latent) -> int:
@@ -163,6 +166,7 @@ def encode_latent(latent: Latent) -> bytes:
 
 class ItemStore:
     LATENT_CACHE_BYTES = 64 << 20  # decoded latents kept for steering, which rereads them each round
+    LOOK_CACHE_BYTES = 8 << 20  # and looks (a glyph's is 4 KB)
     UNSYNCED_ITEMS = 4096  # the newest items whose written files a rating syncs by name
 
     def __init__(self, db_path: Path, output_dir: Path):
@@ -184,6 +188,7 @@ class ItemStore:
         for statement in STEERING_INDEXES:
             self._db.execute(statement)
         self._latents: BytesLRU[Latent] = BytesLRU(self.LATENT_CACHE_BYTES, _latent_bytes)  # read-only arrays
+        self._looks: BytesLRU[np.ndarray] = BytesLRU(self.LOOK_CACHE_BYTES, lambda look: look.nbytes)
         self._unsynced: OrderedDict[str, list[str]] = OrderedDict()  # item -> its files not yet synced
         self._new_folders: set[Path] = set()  # folders made for files, their names not yet synced
 
@@ -299,15 +304,20 @@ class ItemStore:
                 r.created,
                 r.batch,
                 r.how,
+                None if r.look is None else np.asarray(r.look, np.float32).tobytes(),
             )
             for r in records
         ]
         with self._lock, self._transaction(durable=False):  # see the module's docstring
-            self._db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self._db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         # Kept decoded from the start: a steered session reads its newest items next, and decoding
         # them would walk their latents' overflow pages (a 512x512 texture's spans 16).
         for r in records:
             self._latents.put(r.id, _kept({k: np.array(v, np.float32, order="C") for k, v in r.latent.items()}))
+            if r.look is not None:
+                look = np.array(r.look, np.float32).ravel()
+                look.setflags(write=False)
+                self._looks.put(r.id, look)
 
     def params_of(self, item_id: str) -> dict | None:
         """An item's params, without decoding its latent (None: no such item)."""
@@ -338,6 +348,7 @@ class ItemStore:
             created=row[12],
             batch=row[13],
             how=row[14],
+            look=None if row[15] is None else np.frombuffer(row[15], np.float32),
         )
 
     def add_feedback(self, item_id: str, session: str, rating: int) -> None:
@@ -392,8 +403,8 @@ class ItemStore:
                 (session, generator, limit),
             ).fetchall()
 
-    def seen_items(self, item_ids: list[str]) -> list[SeenItem]:
-        """These items (those that exist), in the order asked."""
+    def seen_items(self, item_ids: list[str], looks: bool = False) -> list[SeenItem]:
+        """These items (those that exist), in the order asked; with `looks`, their looks too."""
         if not item_ids:
             return []
         marks = ",".join("?" * len(item_ids))
@@ -403,9 +414,11 @@ class ItemStore:
             ).fetchall()
             by_id = {row[0]: row for row in rows}
             ordered = [by_id[i] for i in item_ids if i in by_id]
-            return self._with_latents(ordered)
+            return self._with_latents(ordered, looks)
 
-    def batch_mates(self, batches: list[str], limit: int, exclude: Collection[str] = ()) -> list[SeenItem]:
+    def batch_mates(
+        self, batches: list[str], limit: int, exclude: Collection[str] = (), looks: bool = False
+    ) -> list[SeenItem]:
         """Up to `limit` items of these batches but not in `exclude`, the newest first (in the
         reverse of the order they were stored: the same items in the same order every time, so a
         seeded steer repeats)."""
@@ -419,10 +432,11 @@ class ItemStore:
                 "ORDER BY rowid DESC LIMIT ?",
                 [*batches, *list(exclude), limit],
             ).fetchall()
-            return self._with_latents(rows)
+            return self._with_latents(rows, looks)
 
-    def _with_latents(self, rows: list[tuple]) -> list[SeenItem]:
-        """(id, checkpoint, batch) rows with their latents, decoding only those not kept (lock held)."""
+    def _with_latents(self, rows: list[tuple], looks: bool = False) -> list[SeenItem]:
+        """(id, checkpoint, batch) rows with their latents, decoding only those not kept, and with
+        `looks` their looks (lock held)."""
         ids = [row[0] for row in rows]
         latents = {i: kept for i, kept in zip(ids, self._latents.get_many(ids)) if kept is not None}
         missing = [i for i in ids if i not in latents]
@@ -432,7 +446,21 @@ class ItemStore:
                 latent = _kept(load_arrays(blob))
                 latents[item_id] = latent
                 self._latents.put(item_id, latent)
-        return [SeenItem(item_id, sha, batch, latents[item_id]) for item_id, sha, batch in rows]
+        found = self._looks_of(ids) if looks else {}
+        return [SeenItem(item_id, sha, batch, latents[item_id], found.get(item_id)) for item_id, sha, batch in rows]
+
+    def _looks_of(self, ids: list[str]) -> dict[str, np.ndarray]:
+        """The looks of those of these items that have one (lock held)."""
+        out = {i: look for i, look in zip(ids, self._looks.get_many(ids)) if look is not None}
+        missing = [i for i in ids if i not in out]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            query = f"SELECT id, look FROM items WHERE id IN ({marks}) AND look IS NOT NULL"
+            for item_id, blob in self._db.execute(query, missing):
+                look = np.frombuffer(blob, np.float32)
+                out[item_id] = look
+                self._looks.put(item_id, look)
+        return out
 
     def counts(self) -> dict[str, int]:
         with self._lock:

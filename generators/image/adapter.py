@@ -80,6 +80,22 @@ def crisp_alpha(pixels: np.ndarray) -> np.ndarray:
     return out
 
 
+def image_look(pixels: np.ndarray) -> np.ndarray:
+    """How a native RGBA image looks, for steering (Output.look): the planes output_features
+    describes (alpha, and luminance and two chroma axes premultiplied by alpha), box-averaged to
+    FEATURE_SIDE x FEATURE_SIDE, from the finished pixels (the size, upscaling and background a
+    request asks for do not change it)."""
+    rgba = pixels.astype(np.float32) / 255.0
+    alpha = rgba[..., 3:]
+    colour = (rgba[..., :3] * alpha) @ np.asarray(OPPONENT, np.float32).T
+    planes = np.concatenate([alpha, colour], axis=-1)  # (H, W, 4)
+    h, w = planes.shape[:2]
+    if h % FEATURE_SIDE or w % FEATURE_SIDE:
+        raise ValueError(f"a {w}x{h} image does not divide into {FEATURE_SIDE}x{FEATURE_SIDE} blocks")
+    blocks = planes.reshape(FEATURE_SIDE, h // FEATURE_SIDE, FEATURE_SIDE, w // FEATURE_SIDE, 4)
+    return blocks.mean(axis=(1, 3)).transpose(2, 0, 1).ravel()
+
+
 def finish(pixels: np.ndarray, size: int, upscale: str, background: str) -> np.ndarray:
     """Upscale a native RGBA image and put it on its background."""
     img = Image.fromarray(pixels, "RGBA")
@@ -169,9 +185,12 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
         images = each_alone(model.net.sample, latents, labels, [p.truncation for p in params])
         outputs = []
         for p, img, label in zip(params, images, labels):
-            pixels = finish(crisp_alpha(img) if p.edges == "crisp" else img, p.size, p.upscale, p.background)
+            native = crisp_alpha(img) if p.edges == "crisp" else img
+            pixels = finish(native, p.size, p.upscale, p.background)
             extra: dict[str, Any] = {"width": p.size, "height": p.size}
             if model.net.config.classes:
                 extra["category"] = model.net.config.classes[label]
-            outputs.append(Output(data=encode_png(pixels), format="png", mime="image/png", extra=extra))
+            outputs.append(
+                Output(data=encode_png(pixels), format="png", mime="image/png", extra=extra, look=image_look(native))
+            )
         return outputs

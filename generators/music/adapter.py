@@ -284,6 +284,8 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
         moving = {k: s for k, s in shapes.items() if k not in CHOICE_PARTS}
         return {**moving, "bar": (1, *shapes["bar"][1:]), "bar_track": (1, *shapes["bar_track"][1:])}
 
+    look_standardized = True  # a look of pitches, counts and fractions
+
     def output_features(self, params: MusicParams, latents: Sequence[Latent]) -> np.ndarray:
         """What a listener hears of each decoded piece, whatever its length (see `heard`)."""
         bars = params.total_bars
@@ -375,12 +377,12 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
                 "tracks": list(p.tracks),
                 "notes": note_list(piece.notes, tracks, effect.gate),
             }
+            look = heard(piece.notes, piece.key, p.total_bars, len(self.track_names))
             if p.format == "wav":
-                outputs.append(
-                    Output(data=render_wav(midi, self.soundfont), format="wav", mime="audio/wav", extra=extra)
-                )
+                data, fmt, mime = render_wav(midi, self.soundfont), "wav", "audio/wav"
             else:
-                outputs.append(Output(data=midi, format="mid", mime="audio/midi", extra=extra))
+                data, fmt, mime = midi, "mid", "audio/midi"
+            outputs.append(Output(data=data, format=fmt, mime=mime, extra=extra, look=look))
         return outputs
 
 

@@ -25,6 +25,15 @@ def test_steering_beats_random_draws_and_variations_of_the_best(bridge):
     assert row["near_target"]["0.05"] > row["near_target"]["0.1"] > row["random"], row
 
 
+GLYPHS = Task("image", {"size": 64}, "pixels")
+
+
+def test_steering_glyphs_over_their_gallery_beats_random_draws_and_variations(bridge):
+    figures = asyncio.run(steering_figures(bridge.url, [GLYPHS], targets=3))
+    row = figures["image (pixels)"]
+    assert row["steer"] > row["random"] + 0.05 and row["steer"] > row["variations"], row
+
+
 def test_patch_statistics_ignore_where_a_texture_falls():
     rng = np.random.default_rng(0)
     tile = (rng.random((64, 64, 3)) * 255).astype(np.uint8)
