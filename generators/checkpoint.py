@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+import numpy as np
+
 if TYPE_CHECKING:
     import torch
 
@@ -101,6 +103,29 @@ def check_safetensors(path: Path) -> None:
     if head[8:9] != b"{" or header_len > path.stat().st_size:
         hint = " (it looks like a pickle)" if head[:1] in (b"\x80", b"P") else ""
         raise CheckpointError(f"{path.name}: not a safetensors file{hint}; pickled checkpoints are refused")
+
+
+def read_numpy_file(path: Path, what: str) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """(header metadata, arrays) of a safetensors file beside a checkpoint (`what`: "directions",
+    "gallery", for the error). Raises CheckpointError, naming the file, if it cannot be read."""
+    from safetensors import SafetensorError, safe_open
+
+    check_safetensors(path)
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return dict(f.metadata() or {}), {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path.name}: unreadable {what} file: {e}") from None
+
+
+def write_numpy_file(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Write a safetensors file through a temporary one, so a reader never sees half a file."""
+    from safetensors.numpy import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata)
+    tmp.replace(path)
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:

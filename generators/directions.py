@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ganbridge.generators.checkpoint import CheckpointError, check_safetensors
+from ganbridge.generators.checkpoint import CheckpointError, check_safetensors, read_numpy_file, write_numpy_file
 
 # base.Latent; base imports this module, so this module cannot import base.
 Latent = dict[str, np.ndarray]
@@ -108,8 +108,6 @@ def save_directions(path: Path, directions: Sequence[Direction], found: Mapping[
     """Write `directions` to `path`; `found` (JSON-able: method, feature, settings) goes into the
     header beside their names and changes. Written to a temporary file first, so a reader never
     sees half a file."""
-    from safetensors.numpy import save_file
-
     tensors = {
         f"{i}:{key}": np.ascontiguousarray(part, np.float32)
         for i, d in enumerate(directions)
@@ -121,25 +119,14 @@ def save_directions(path: Path, directions: Sequence[Direction], found: Mapping[
         "changes": json.dumps([float(d.change) for d in directions]),
         "found": json.dumps(dict(found)),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata)
-    tmp.replace(path)
+    write_numpy_file(path, tensors, metadata)
 
 
 def load_directions(path: Path, shapes: Shapes | None = None) -> list[Direction]:
     """The directions in `path`, their arrays read-only (a generator hands the same ones to every
     request). With `shapes` (the model's direction shapes), each part must have its declared shape.
     Raises CheckpointError, naming the file and the fault, for anything malformed."""
-    from safetensors import SafetensorError, safe_open
-
-    check_safetensors(path)
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path.name}: unreadable directions file: {e}") from None
+    metadata, tensors = read_numpy_file(path, "directions")
     return _directions_from(path.name, metadata, tensors, shapes)
 
 

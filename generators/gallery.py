@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ganbridge.generators.checkpoint import CheckpointError, check_safetensors
+from ganbridge.generators.checkpoint import CheckpointError, read_numpy_file, write_numpy_file
 
 SUFFIX = ".gallery.safetensors"
 FORMAT = "ganbridge-gallery/1"
@@ -48,20 +48,23 @@ class Gallery:
     made: dict[str, Any]  # how: the params, count, command
 
     @functools.cached_property
-    def centred(self) -> np.ndarray:
-        """The looks minus their centre, made once (steering ranks every item by them)."""
+    def standardized(self) -> np.ndarray:
+        """The looks as `standard` makes them, made once (steering ranks every item by them)."""
         return self.standard(self.looks)
 
     def standard(self, looks: np.ndarray) -> np.ndarray:
         """Looks (rows) centred on the gallery's and scaled as its numbers are."""
         return (looks - self.centre) / self.scale
 
-    def fits(self, shapes: Mapping[str, tuple[int, ...]], discrete: Sequence[str], look_size: int) -> bool:
-        """Whether its items stand for what a request with these latent shapes and discrete parts makes."""
+    def fits(
+        self, shapes: Mapping[str, tuple[int, ...]], discrete: Sequence[str], look_size: int | None = None
+    ) -> bool:
+        """Whether its items stand for what a request with these latent shapes and discrete parts
+        makes (and, given `look_size`, compare with looks of that size)."""
         return (
             {k: tuple(v) for k, v in shapes.items()} == self.shapes
             and tuple(sorted(discrete)) == self.discrete
-            and self.looks.shape[1] == look_size
+            and look_size in (None, self.looks.shape[1])
         )
 
 
@@ -106,9 +109,7 @@ def make_gallery(
 
 
 def save_gallery(path: Path, gallery: Gallery) -> None:
-    """Write `gallery` to `path` (through a temporary file: a reader never sees half a file)."""
-    from safetensors.numpy import save_file
-
+    """Write `gallery` to `path`."""
     metadata = {
         "format": FORMAT,
         "shapes": json.dumps({k: list(v) for k, v in gallery.shapes.items()}),
@@ -120,23 +121,12 @@ def save_gallery(path: Path, gallery: Gallery) -> None:
         "looks": np.ascontiguousarray(gallery.looks, np.float16),  # half the file; rounding far below a look's spread
         "scale": np.ascontiguousarray(gallery.scale, np.float32),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata)
-    tmp.replace(path)
+    write_numpy_file(path, tensors, metadata)
 
 
 def load_gallery(path: Path) -> Gallery:
     """The gallery in `path`. Raises CheckpointError, naming the file and the fault, for anything malformed."""
-    from safetensors import SafetensorError, safe_open
-
-    check_safetensors(path)
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path.name}: unreadable gallery file: {e}") from None
+    metadata, tensors = read_numpy_file(path, "gallery")
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path.name}: not a gallery file of format {FORMAT}")
     seeds, looks, scale = tensors.get("seeds"), tensors.get("looks"), tensors.get("scale")

@@ -321,17 +321,28 @@ def fit_preference(
     item_choices = rows.choices
     choices = sorted(set(item_choices)) if discrete else []
     one_hot = _one_hot(item_choices, choices)
-    kernel = _kernel(rows.gram(), one_hot)
+    return _fitted(items, _kernel(rows.gram(), one_hot), one_hot, choices, item_choices, rows.scratch)
+
+
+def _fitted(
+    items: Sequence[RatedItem],
+    kernel: np.ndarray,
+    one_hot: np.ndarray,
+    choices: list[tuple],
+    item_choices: list[tuple],
+    scratch: Scratch,
+) -> Preference:
+    """The Bradley-Terry MAP of the items' comparisons under the prior `kernel`, and its Laplace posterior."""
     n = len(items)
     winners, losers, weights = comparisons(items)
     winners, losers = winners % (n + 1), losers % (n + 1)  # -1, indifference, is column n (utility 0)
     laplacian = _Laplacian(winners, losers, n)
-    utilities, coefficients = _newton(kernel, laplacian, winners, losers, weights, rows.scratch)
+    utilities, coefficients = _newton(kernel, laplacian, winners, losers, weights, scratch)
     _, curvature = _likelihood(utilities, winners, losers, weights)
-    system = _plus_identity(laplacian(curvature, rows.scratch) @ kernel)
+    system = _plus_identity(laplacian(curvature, scratch) @ kernel)
     return Preference(
         kernel, utilities, coefficients, one_hot, choices, item_choices, system,
-        winners, losers, np.sqrt(curvature), rows.scratch,
+        winners, losers, np.sqrt(curvature), scratch,
     )  # fmt: skip
 
 
@@ -568,27 +579,18 @@ def from_gallery(
     looks = gallery.standard(np.stack([np.asarray(it.look, np.float32).ravel() for it in items]))
     gram = looks.astype(np.float64) @ looks.T.astype(np.float64)
     scale = PRIOR_SPREAD**2 / max(float(np.diag(gram).mean()), 1e-12)
-    kernel = gram * scale
-    winners, losers, weights = comparisons(items)
-    winners, losers = winners % (n + 1), losers % (n + 1)
-    scratch = Scratch(0)
-    laplacian = _Laplacian(winners, losers, n)
-    utilities, coefficients = _newton(kernel, laplacian, winners, losers, weights, scratch)
-    _, curvature = _likelihood(utilities, winners, losers, weights)
-    system = _plus_identity(laplacian(curvature, scratch) @ kernel)
-    none = np.zeros((n, 0))
-    pref = Preference(
-        kernel, utilities, coefficients, none, [], [()] * n, system, winners, losers, np.sqrt(curvature), scratch
-    )  # fmt: skip
+    pref = _fitted(items, gram * scale, np.zeros((n, 0)), [], [()] * n, Scratch(0))
     draws = pref.sample(rng, min(1.0, explore / 0.25), count)
     # A draw's utility of gallery item j is sum_i a_i k(i, j): the draw's look direction (a
     # combination of the items' looks) against j's look, one product for the whole gallery.
     directions = (draws * scale).astype(np.float32) @ looks
-    ranked = np.argsort(-(directions @ gallery.centred.T), axis=1)
+    ranked = np.argsort(-(directions @ gallery.standardized.T), axis=1)
     taken: set[int] = set()
     out = []
     for row in ranked:
-        pick = next((int(j) for j in row if int(j) not in taken and not _seen(gallery.centred[j], looks)), int(row[0]))
+        pick = next(
+            (int(j) for j in row if int(j) not in taken and not _seen(gallery.standardized[j], looks)), int(row[0])
+        )
         taken.add(pick)
         latent = draw_latent(dict(sorted(gallery.shapes.items())), seeded_rng(int(gallery.seeds[pick])))
         out.append(Drawn(latent, "gallery", []))

@@ -28,11 +28,7 @@ def held_out(samples: int) -> int:
 
 def add_parser(sub: flags.SubParsers) -> None:
     p = sub.add_parser("directions", help="find the main directions of variation of installed models (for sliders)")
-    p.add_argument("kind", choices=KINDS, metavar="KIND", help=f"one of {', '.join(KINDS)}")
-    p.add_argument(
-        "--model", nargs="+", metavar="NAME",
-        help="installed model names or .safetensors files (default: every installed model of KIND)",
-    )  # fmt: skip
+    add_kind_and_models(p, KINDS)
     add_direction_flags(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -44,6 +40,26 @@ def add_parser(sub: flags.SubParsers) -> None:
     )
     flags.add_device(p, "cpu")
     p.set_defaults(func=run)
+
+
+def add_kind_and_models(p: argparse.ArgumentParser, kinds: tuple[str, ...]) -> None:
+    """KIND and --model, for the commands that work on installed models (see `chosen_models`)."""
+    p.add_argument("kind", choices=kinds, metavar="KIND", help=f"one of {', '.join(kinds)}")
+    p.add_argument(
+        "--model", nargs="+", metavar="NAME",
+        help="installed model names or .safetensors files (default: every installed model of KIND)",
+    )  # fmt: skip
+
+
+def chosen_models(args: argparse.Namespace) -> list[Path]:
+    """The checkpoints `--model` names, or every installed one of KIND; a UserError when none."""
+    from ganbridge.core.registry import weight_files
+
+    installed = weight_files(args.kind, config.load(args).models_dir)
+    paths = [model_path(args.kind, name, installed) for name in args.model] if args.model else installed
+    if not paths:
+        raise UserError(f"no {args.kind} models installed (see ganbridge models)", code=1)
+    return paths
 
 
 def add_direction_flags(p: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -59,14 +75,9 @@ def add_direction_flags(p: argparse.ArgumentParser, prefix: str = "") -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ganbridge.core.registry import weight_files
-
     if args.sheet_only and not args.sheet:
         raise UserError("--sheet-only needs --sheet FOLDER")
-    installed = weight_files(args.kind, config.load(args).models_dir)
-    paths = [model_path(args.kind, name, installed) for name in args.model] if args.model else installed
-    if not paths:
-        raise UserError(f"no {args.kind} models installed (see ganbridge models)", code=1)
+    paths = chosen_models(args)
     device = config.device(args.device)
     command = "ganbridge " + shlex.join(sys.argv[1:])
     for path in paths:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ganbridge.cli import config, flags
-from ganbridge.cli.directions import model_path
+from ganbridge.cli.directions import add_kind_and_models, chosen_models
 from ganbridge.cli.errors import UserError
 
 KINDS = ("image", "music")  # the kinds whose outputs have a look; a texture's latent grows with its size
@@ -18,27 +18,22 @@ KINDS = ("image", "music")  # the kinds whose outputs have a look; a texture's l
 
 def add_parser(sub: flags.SubParsers) -> None:
     p = sub.add_parser("gallery", help="make the gallery that steering picks from (image and music models)")
-    p.add_argument("kind", choices=KINDS, metavar="KIND", help=f"one of {', '.join(KINDS)}")
-    p.add_argument(
-        "--model", nargs="+", metavar="NAME",
-        help="installed model names or .safetensors files (default: every installed model of KIND)",
-    )  # fmt: skip
-    p.add_argument(
-        "--count", type=flags.positive_int, default=2048, help="seeded outputs in the gallery (default 2048)"
-    )
+    add_kind_and_models(p, KINDS)
+    add_count_flag(p)
     flags.add_device(p, "cpu")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ganbridge.core.registry import weight_files
+def add_count_flag(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """--count (with `prefix`, for train: --gallery-count)."""
+    p.add_argument(
+        f"--{prefix}count", type=flags.positive_int, default=2048, help="seeded outputs in the gallery (default 2048)"
+    )
 
-    installed = weight_files(args.kind, config.load(args).models_dir)
-    paths = [model_path(args.kind, name, installed) for name in args.model] if args.model else installed
-    if not paths:
-        raise UserError(f"no {args.kind} models installed (see ganbridge models)", code=1)
+
+def run(args: argparse.Namespace) -> int:
     command = "ganbridge " + shlex.join(sys.argv[1:])
-    for path in paths:
+    for path in chosen_models(args):
         make(args.kind, path, args.count, config.device(args.device), command)
     return 0
 

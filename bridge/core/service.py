@@ -13,7 +13,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -388,7 +388,7 @@ class BridgeCore:
             WorkUnit(plan.params, d.latent, seed, {"origin": "steer", "how": d.how, "parents": d.parents})
             for d in drawn
         ]
-        self._submit(client, msg.id, gen, units, msg.session, plan.summary())
+        self._submit(client, msg.id, gen, units, msg.session, plan.summary(drawn))
 
     def steered(self, gen: Generator, msg: Steer, seed: int) -> tuple[SteeringPlan, list[steering.Drawn]]:
         """A steer's plan and its new latents: all that steering adds to a request."""
@@ -426,23 +426,21 @@ class BridgeCore:
             return it.checkpoint_sha256 == checkpoint.sha256 and {k: v.shape for k, v in it.latent.items()} == shapes
 
         usable = [it for it in rated if fits(it)]
-        gallery = gen.gallery(params)
-        if gallery is not None and not gallery.fits(shapes, list(gen.discrete_parts(params)), gallery.looks.shape[1]):
-            gallery = None  # made at other latent shapes, or with a choice free that these params fix
-        if gallery is not None:  # the looks, read only for a model that has a gallery
-            usable = self.store.seen_items([it.id for it in usable], looks=True)
         # A rated item's batch mates, shown beside it but unrated, are compared with it too.
         mates = self.store.batch_mates(
-            sorted({it.batch for it in usable if it.batch}),
-            MAX_STEERING_ITEMS - len(usable),
-            [it.id for it in usable],
-            looks=gallery is not None,
+            sorted({it.batch for it in usable if it.batch}), MAX_STEERING_ITEMS - len(usable), [it.id for it in usable]
         )
+        seen = usable + [m for m in mates if fits(m)]
+        gallery = gen.gallery(params)
+        # the looks, read only for a model whose gallery stands for what these params make
+        fitting = gallery is not None and gallery.fits(shapes, list(gen.discrete_parts(params)))
+        looks = self.store.looks([it.id for it in seen]) if fitting else {}
         items = [
-            steering.RatedItem(it.id, it.latent, ratings.get(it.id, 0), it.batch or it.id, it.look)
-            for it in usable + [m for m in mates if fits(m)]
+            steering.RatedItem(it.id, it.latent, ratings.get(it.id, 0), it.batch or it.id, looks.get(it.id))
+            for it in seen
         ]
-        return SteeringPlan(params, checkpoint.name, items, sum(1 for r in ratings.values() if r), gallery)
+        rated_count = sum(1 for r in ratings.values() if r)
+        return SteeringPlan(params, checkpoint.name, items, rated_count, gallery if fitting else None)
 
     def _submit(
         self,
@@ -822,15 +820,16 @@ class SteeringPlan:
     rated: int  # the session's nonzero ratings of this generator (the latest per item, up to 64)
     gallery: Gallery | None = None  # the model's, when it fits these params
 
-    def summary(self) -> dict[str, Any]:
-        """`done`'s `steering` field: how many ratings steered the batch, and why not, when none did."""
+    def summary(self, drawn: Sequence[steering.Drawn] = ()) -> dict[str, Any]:
+        """`done`'s `steering` field: how many ratings steered the batch (`drawn`), whether it came
+        from the model's gallery, and why no rating steered it, when none did."""
         used = sum(1 for it in self.items if it.rating)
         info: dict[str, Any] = {
             "model": self.model,
             "ratings_used": used,
             "ratings_ignored": self.rated - used,
             "batches": len({it.batch for it in self.items if it.rating}),
-            "gallery": self.gallery is not None and used > 0 and all(it.look is not None for it in self.items),
+            "gallery": any(d.how == "gallery" for d in drawn),
         }
         if used == 0:
             info["note"] = (

@@ -114,7 +114,6 @@ class SeenItem:
     checkpoint_sha256: str
     batch: str | None
     latent: Latent
-    look: np.ndarray | None = None  # read only when asked for (seen_items, batch_mates)
 
 
 def _latent_bytes(latent: Latent) -> int:
@@ -403,8 +402,8 @@ class ItemStore:
                 (session, generator, limit),
             ).fetchall()
 
-    def seen_items(self, item_ids: list[str], looks: bool = False) -> list[SeenItem]:
-        """These items (those that exist), in the order asked; with `looks`, their looks too."""
+    def seen_items(self, item_ids: list[str]) -> list[SeenItem]:
+        """These items (those that exist), in the order asked."""
         if not item_ids:
             return []
         marks = ",".join("?" * len(item_ids))
@@ -414,11 +413,9 @@ class ItemStore:
             ).fetchall()
             by_id = {row[0]: row for row in rows}
             ordered = [by_id[i] for i in item_ids if i in by_id]
-            return self._with_latents(ordered, looks)
+            return self._with_latents(ordered)
 
-    def batch_mates(
-        self, batches: list[str], limit: int, exclude: Collection[str] = (), looks: bool = False
-    ) -> list[SeenItem]:
+    def batch_mates(self, batches: list[str], limit: int, exclude: Collection[str] = ()) -> list[SeenItem]:
         """Up to `limit` items of these batches but not in `exclude`, the newest first (in the
         reverse of the order they were stored: the same items in the same order every time, so a
         seeded steer repeats)."""
@@ -432,11 +429,10 @@ class ItemStore:
                 "ORDER BY rowid DESC LIMIT ?",
                 [*batches, *list(exclude), limit],
             ).fetchall()
-            return self._with_latents(rows, looks)
+            return self._with_latents(rows)
 
-    def _with_latents(self, rows: list[tuple], looks: bool = False) -> list[SeenItem]:
-        """(id, checkpoint, batch) rows with their latents, decoding only those not kept, and with
-        `looks` their looks (lock held)."""
+    def _with_latents(self, rows: list[tuple]) -> list[SeenItem]:
+        """(id, checkpoint, batch) rows with their latents, decoding only those not kept (lock held)."""
         ids = [row[0] for row in rows]
         latents = {i: kept for i, kept in zip(ids, self._latents.get_many(ids)) if kept is not None}
         missing = [i for i in ids if i not in latents]
@@ -446,18 +442,19 @@ class ItemStore:
                 latent = _kept(load_arrays(blob))
                 latents[item_id] = latent
                 self._latents.put(item_id, latent)
-        found = self._looks_of(ids) if looks else {}
-        return [SeenItem(item_id, sha, batch, latents[item_id], found.get(item_id)) for item_id, sha, batch in rows]
+        return [SeenItem(item_id, sha, batch, latents[item_id]) for item_id, sha, batch in rows]
 
-    def _looks_of(self, ids: list[str]) -> dict[str, np.ndarray]:
-        """The looks of those of these items that have one (lock held)."""
-        out = {i: look for i, look in zip(ids, self._looks.get_many(ids)) if look is not None}
-        missing = [i for i in ids if i not in out]
+    def looks(self, item_ids: list[str]) -> dict[str, np.ndarray]:
+        """The looks (read-only) of those of these items that have one: kept from `add`, else read."""
+        out = {i: look for i, look in zip(item_ids, self._looks.get_many(item_ids)) if look is not None}
+        missing = [i for i in item_ids if i not in out]
         if missing:
             marks = ",".join("?" * len(missing))
             query = f"SELECT id, look FROM items WHERE id IN ({marks}) AND look IS NOT NULL"
-            for item_id, blob in self._db.execute(query, missing):
-                look = np.frombuffer(blob, np.float32)
+            with self._lock:
+                rows = self._db.execute(query, missing).fetchall()
+            for item_id, blob in rows:
+                look = np.frombuffer(blob, np.float32)  # read-only: a view of the bytes
                 out[item_id] = look
                 self._looks.put(item_id, look)
         return out
