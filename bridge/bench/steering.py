@@ -315,13 +315,13 @@ def _overhead_of(core: BridgeCore, name: str, params: dict, runs: int) -> dict:
     for b in range(16):
         _store_rated_batch(core, name, p, session, b)
     msg = Steer.model_validate({"type": "steer", "id": "x", "generator": name, "session": session, "count": 8})
-    plan, _ = core.steered(gen, msg, 0)  # the session's previous steer
+    plan, drawn_last = core.steered(gen, msg, 0)  # the session's previous steer
     steered, drawn = [], []
     shapes = gen.latent_shapes(p)
     for run in range(runs):
         _store_rated_batch(core, name, p, session, 16 + run)
         t0 = time.perf_counter()
-        plan, _ = core.steered(gen, msg, run)
+        plan, drawn_last = core.steered(gen, msg, run)
         t1 = time.perf_counter()
         rng = seeded_rng(run)
         for _ in range(8):
@@ -331,6 +331,7 @@ def _overhead_of(core: BridgeCore, name: str, params: dict, runs: int) -> dict:
         drawn.append(t2 - t1)
     return {
         "ratings": plan.summary()["steering"]["ratings_used"],
+        "gallery": plan.summary(drawn_last)["steering"]["gallery"],
         "items": len(plan.items),
         "median_ms": round(1000 * statistics.median(steered), 2),
         "random_ms": round(1000 * statistics.median(drawn), 2),
@@ -346,6 +347,9 @@ def _store_rated_batch(core: BridgeCore, name: str, params: BaseModel, session: 
 
     gen = core.generators[name]
     ref = gen.checkpoint_for(params)
+    latents = [gen.random_latent(params, batch * 8 + i) for i in range(8)]
+    # a model with a gallery steers by its items' looks: these are rendered to have them
+    looks = [out.look for out in gen.render([params] * 8, latents)] if gen.gallery(params) else [None] * 8
     records = [
         ItemRecord(
             f"{name}{batch}-{i}",
@@ -353,7 +357,7 @@ def _store_rated_batch(core: BridgeCore, name: str, params: BaseModel, session: 
             ref.name,
             ref.sha256,
             None,
-            gen.random_latent(params, batch * 8 + i),
+            latents[i],
             params.model_dump(mode="json"),
             "png",
             Path("unused.png"),
@@ -362,6 +366,7 @@ def _store_rated_batch(core: BridgeCore, name: str, params: BaseModel, session: 
             [],
             time.time(),
             batch=f"{name}-b{batch}",
+            look=looks[i],
         )
         for i in range(8)
     ]
@@ -388,7 +393,8 @@ def print_steering(figures: dict) -> None:
             )
     for name, row in figures.get("steering_overhead", {}).items():
         print(
-            f"  steering overhead, {name}: {row['median_ms']} ms with {row['ratings']} ratings ({row['items']} items);"
+            f"  steering overhead, {name}{' (gallery)' if row.get('gallery') else ''}: {row['median_ms']} ms with "
+            f"{row['ratings']} ratings ({row['items']} items);"
             f" drawing as many random latents: {row['random_ms']} ms"
         )
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ganbridge.cli import config, directions, flags
+from ganbridge.cli import config, directions, flags, gallery
 from ganbridge.cli.errors import UserError
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ def add_image(kinds: flags.SubParsers) -> None:
     p.add_argument("--size", type=int, default=64, choices=[64], help="training size (64)")
     p.add_argument("--license", help="licence of your images (default: from the folder's dataset.json)")
     add_directions(p)
+    add_gallery(p)
     p.set_defaults(func=run_image)
 
 
@@ -86,6 +87,7 @@ def add_music(kinds: flags.SubParsers) -> None:
         "--mode-seeking", type=flags.non_negative, default=0.1, help="weight of the MSGAN diversity term (0: off)"
     )
     add_directions(p)
+    add_gallery(p)
     p.set_defaults(func=run_music)
 
 
@@ -93,6 +95,12 @@ def add_directions(p: argparse.ArgumentParser) -> None:
     """Training ends by finding the new model's directions (for sliders), unless told not to."""
     p.add_argument("--no-directions", action="store_true", help="do not find the model's directions at the end")
     directions.add_direction_flags(p, prefix="directions-")
+
+
+def add_gallery(p: argparse.ArgumentParser) -> None:
+    """Image and music training ends by making the model's steering gallery, unless told not to."""
+    p.add_argument("--no-gallery", action="store_true", help="do not make the model's steering gallery at the end")
+    gallery.add_count_flag(p, prefix="gallery-")
 
 
 class Run:
@@ -115,12 +123,15 @@ class Run:
         except ValueError as e:  # a saved state in --out from another config or class list
             raise UserError(f"{e} (or start over with --restart)") from None
         from ganbridge.generators.directions import directions_path
+        from ganbridge.generators.gallery import gallery_path
 
         card = weights.with_suffix(".json")
         print(f"wrote {weights} and {card.name}; samples in {Path(args.out) / 'samples'}")
         files = [weights, card]
         if not args.no_directions and self.make_directions(weights, args):
             files.append(directions_path(weights))
+        if self.kind in gallery.KINDS and not args.no_gallery and self.make_gallery(weights, args):
+            files.append(gallery_path(weights))
         folder = shlex.quote(str(self.install_dir))
         print(f"install it with: mkdir -p {folder} && cp {shlex.join(str(f) for f in files)} {folder}/")
         return 0
@@ -137,6 +148,19 @@ class Run:
         except UserError as e:
             print(
                 f"no directions made: {e}; make them later: ganbridge directions {self.kind} --model {shlex.quote(str(weights))}"
+            )
+            return False
+        return True
+
+    def make_gallery(self, weights: Path, args: argparse.Namespace) -> bool:
+        """The new model's steering gallery beside it; a failure, like one of its directions,
+        leaves the trained model as it is."""
+        print(f"making the steering gallery of {weights.stem} (--no-gallery skips this)")
+        try:
+            gallery.make(self.kind, weights, args.gallery_count, self.device, self.command)
+        except UserError as e:
+            print(
+                f"no gallery made: {e}; make it later: ganbridge gallery {self.kind} --model {shlex.quote(str(weights))}"
             )
             return False
         return True

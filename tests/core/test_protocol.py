@@ -138,6 +138,32 @@ def test_steer_answers_every_odd_session_with_a_batch_and_says_why_it_is_random(
     assert disliked[-1]["steering"]["ratings_used"] == 2 and "note" not in disliked[-1]["steering"]
 
 
+def test_steering_glyphs_picks_from_their_gallery_unless_the_category_is_fixed(ws):
+    def batch(msg: dict) -> tuple[list[dict], dict]:
+        ws.send(msg)
+        msgs = ws.until_final(msg["id"])
+        assert msgs[-1]["type"] == "done", msgs
+        return items_of(msgs), msgs[-1]
+
+    shown, _ = batch({"type": "generate", "id": "g-gal", "generator": "image", "count": 4, "session": "gal"})
+    for n, (item, rating) in enumerate(zip(shown, (1, 0, 0, -1))):
+        if rating:
+            ws.request(
+                {"type": "feedback", "id": f"gal-f{n}", "item": item["item"], "rating": rating, "session": "gal"}
+            )
+    steered, done = batch({"type": "steer", "id": "st-gal", "generator": "image", "session": "gal", "count": 4})
+    assert done["steering"]["gallery"] is True and done["steering"]["ratings_used"] == 2
+    assert all(i["how"] == "gallery" and i["parents"] == [] for i in steered) and len(steered) == 4
+    assert not {pixels(i) for i in steered} & {pixels(i) for i in shown}  # new items, none of the shown again
+    info = ws.request({"type": "item", "id": "gal-it", "item": steered[0]["item"]})
+    assert info["origin"] == "steer" and info["how"] == "gallery" and info["parents"] == []
+    # a fixed category draws no character from the latent: the gallery's items would not look as
+    # stored, so the batch is latent steps
+    params = {"category": shown[0]["category"]}
+    fixed, done = batch({"type": "steer", "id": "st-cat", "generator": "image", "session": "gal", "params": params})
+    assert done["steering"]["gallery"] is False and {i["how"] for i in fixed} == {"near"}
+
+
 def test_cancel_reply_and_unknown_request(ws):
     ws.send(
         {"type": "generate", "id": "long", "generator": "texture", "count": 16, "params": {"width": 512, "height": 512}}

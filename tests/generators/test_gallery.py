@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import shutil
+
 import numpy as np
 import pytest
 
+from ganbridge.core.registry import SHIPPED_WEIGHTS, build_generator, load_model_file
 from ganbridge.generators import steering
 from ganbridge.generators.base import DiscretePart, seeded_rng
 from ganbridge.generators.checkpoint import CheckpointError
@@ -16,6 +21,7 @@ from ganbridge.generators.gallery import (
     make_gallery,
     save_gallery,
 )
+from tests.cli.support import ganbridge, one_line
 
 SHAPES = {"z": (4,)}
 
@@ -118,3 +124,53 @@ def test_items_without_looks_or_other_shapes_steer_by_latent_steps():
     assert not steering.uses_gallery(items, SHAPES, {"c": DiscretePart(3)}, gallery)
     drawn = steering.steer(no_look, SHAPES, {}, 4, 0.25, seeded_rng(0), gallery=gallery)
     assert all(d.how == "near" for d in drawn)
+
+
+def test_a_model_with_a_broken_gallery_steers_without_it_and_says_why(tmp_path, caplog):
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(SHIPPED_WEIGHTS / "image" / f"glyphs{suffix}", tmp_path / f"glyphs{suffix}")
+    (tmp_path / "glyphs.gallery.safetensors").write_bytes(b"\x80\x04 not a gallery")
+    gen = build_generator("image", [load_model_file("image", tmp_path / "glyphs.safetensors", "cpu")], "cpu")
+    with caplog.at_level(logging.WARNING, logger="ganbridge.generators"):
+        assert gen.gallery(gen.params_model.model_validate({"model": "glyphs"})) is None
+    assert (
+        "image model glyphs steers without a gallery: glyphs.gallery.safetensors: not a safetensors file" in caplog.text
+    )
+    # and the shipped one is there, made at the params a plain request has
+    shipped = load_gallery(SHIPPED_WEIGHTS / "image" / "glyphs.gallery.safetensors")
+    params = gen.params_model.model_validate({})
+    assert shipped.fits(gen.latent_shapes(params), list(gen.discrete_parts(params)))
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def test_the_command_writes_a_gallery_beside_a_users_model_that_steering_then_reads(tmp_path):
+    mine = tmp_path / "models" / "image"
+    mine.mkdir(parents=True)
+    for suffix in (".safetensors", ".json"):  # hides the shipped glyphs: the command finds this one
+        shutil.copy(SHIPPED_WEIGHTS / "image" / f"glyphs{suffix}", mine / f"glyphs{suffix}")
+    r = ganbridge(tmp_path, "gallery", "image", "--model", "glyphs", "--count", "40")
+    assert r.returncode == 0, r.stderr
+    target = mine / "glyphs.gallery.safetensors"
+    assert f"wrote {target} (40 outputs, looks of 1024 numbers" in r.stdout and "gallery glyphs" in r.stderr
+    card = json.loads((mine / "glyphs.json").read_text())["gallery"]
+    assert card["count"] == 40 and card["looks"] == 1024 and card["standardized"] is False
+    assert card["command"] == "ganbridge gallery image --model glyphs --count 40"
+    made = load_gallery(target)
+    assert len(made.seeds) == 40 and made.discrete == ("class",)
+    # the shipped gallery was made the same way: its first 40 looks are these (to float16 rounding)
+    shipped = load_gallery(SHIPPED_WEIGHTS / "image" / "glyphs.gallery.safetensors")
+    np.testing.assert_allclose(made.looks, shipped.looks[:40], atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["image", "--model", "nope"], ["no image model 'nope'", "glyphs"]),
+        (["music", "--count", "0"], ["--count", "0 is not a whole number >= 1"]),
+        (["texture"], ["invalid choice: 'texture'"]),
+    ],
+)
+def test_the_command_refuses_bad_input_in_one_line(tmp_path, args, needles):
+    one_line(ganbridge(tmp_path, "gallery", *args), 2, *needles)

@@ -117,6 +117,12 @@ def test_a_conditional_model_trains_on_the_glyphs_and_offers_each_character(glyp
     assert all(name in schema for name in ("upper-A", "upper-H", "lower-g", "digit-8"))
     params = gen.params_model.model_validate({"model": "glyphs", "category": "lower-g"})
     assert gen.render([params], [gen.random_latent(params, 3)])[0].data.startswith(b"\x89PNG")
+    # training ends by making the model's steering gallery, and the install copies it too
+    assert (
+        "making the steering gallery of glyphs" in r.stdout
+        and "glyphs.gallery.safetensors" in r.stdout.splitlines()[-1]
+    )
+    assert json.loads(path.with_suffix(".json").read_text())["gallery"]["count"] == 2048
 
 
 SHIPPED = Path(__file__).resolve().parents[2] / "generators" / "weights" / "image" / "glyphs.safetensors"
