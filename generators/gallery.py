@@ -30,6 +30,7 @@ from ganbridge.generators.checkpoint import CheckpointError, read_numpy_file, wr
 SUFFIX = ".gallery.safetensors"
 FORMAT = "ganbridge-gallery/1"
 SEED_BASE = 1 << 40  # gallery seeds: far from the small seeds requests use, so its items are new to a session
+COMPONENTS = 64  # steering compares looks in the gallery's top principal components (see Gallery.compact)
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,24 @@ class Gallery:
     made: dict[str, Any]  # how: the params, count, command
 
     @functools.cached_property
-    def standardized(self) -> np.ndarray:
-        """The looks as `standard` makes them, made once (steering ranks every item by them)."""
-        return self.standard(self.looks)
+    def _components(self) -> tuple[np.ndarray, np.ndarray]:
+        """(basis (F, k), the gallery's looks in it (N, k)): the top COMPONENTS principal axes of
+        the standardized looks, made once, on the first steer (about 0.3 s for 2,048 glyphs)."""
+        standard = (self.looks - self.centre) / self.scale
+        _, _, axes = np.linalg.svd(standard, full_matrices=False)
+        basis = np.ascontiguousarray(axes[:COMPONENTS].T, np.float32)
+        return basis, standard @ basis
 
-    def standard(self, looks: np.ndarray) -> np.ndarray:
-        """Looks (rows) centred on the gallery's and scaled as its numbers are."""
-        return (looks - self.centre) / self.scale
+    @property
+    def compact_looks(self) -> np.ndarray:
+        """The gallery's own looks as `compact` makes them."""
+        return self._components[1]
+
+    def compact(self, looks: np.ndarray) -> np.ndarray:
+        """Looks (rows) centred on the gallery's, scaled as its numbers are, and in its top
+        principal components: inner products as of the whole looks, to what the rest holds (for
+        glyphs, 64 of 1,024 numbers), at a sixteenth of the cost."""
+        return ((looks - self.centre) / self.scale) @ self._components[0]
 
     def fits(
         self, shapes: Mapping[str, tuple[int, ...]], discrete: Sequence[str], look_size: int | None = None

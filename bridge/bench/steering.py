@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from ganbridge.core.service import BridgeCore
+    from ganbridge.core.store import ItemRecord
 
 STRATEGIES = ("steer", "variations", "random")
 NEAR_STRENGTHS = (0.05, 0.1)  # variations of the target itself, at these strengths
@@ -312,14 +313,17 @@ def _overhead_of(core: BridgeCore, name: str, params: dict, runs: int) -> dict:
     gen = core.generators[name]
     p = gen.params_model.model_validate(params)
     session = f"overhead-{name}"
-    for b in range(16):
-        _store_rated_batch(core, name, p, session, b)
+    # A model with a gallery steers by its items' looks, so its batches are rendered, all before
+    # the timing: torch's threads spin on for a while after a forward pass, and would be timed too.
+    batches = [_rated_batch(core, name, p, session, b) for b in range(16 + runs)]
+    for records in batches[:16]:
+        _store(core, records, session)
     msg = Steer.model_validate({"type": "steer", "id": "x", "generator": name, "session": session, "count": 8})
     plan, drawn_last = core.steered(gen, msg, 0)  # the session's previous steer
     steered, drawn = [], []
     shapes = gen.latent_shapes(p)
     for run in range(runs):
-        _store_rated_batch(core, name, p, session, 16 + run)
+        _store(core, batches[16 + run], session)
         t0 = time.perf_counter()
         plan, drawn_last = core.steered(gen, msg, run)
         t1 = time.perf_counter()
@@ -338,8 +342,8 @@ def _overhead_of(core: BridgeCore, name: str, params: dict, runs: int) -> dict:
     }
 
 
-def _store_rated_batch(core: BridgeCore, name: str, params: BaseModel, session: str, batch: int) -> None:
-    """A batch of 8 random items of `name` in the core's store, the first 2 liked, the next 2 disliked."""
+def _rated_batch(core: BridgeCore, name: str, params: BaseModel, session: str, batch: int) -> list[ItemRecord]:
+    """A batch of 8 random items of `name` (with their looks, for a model with a gallery)."""
     import time
     from pathlib import Path
 
@@ -348,7 +352,6 @@ def _store_rated_batch(core: BridgeCore, name: str, params: BaseModel, session: 
     gen = core.generators[name]
     ref = gen.checkpoint_for(params)
     latents = [gen.random_latent(params, batch * 8 + i) for i in range(8)]
-    # a model with a gallery steers by its items' looks: these are rendered to have them
     looks = [out.look for out in gen.render([params] * 8, latents)] if gen.gallery(params) else [None] * 8
     records = [
         ItemRecord(
@@ -370,6 +373,11 @@ def _store_rated_batch(core: BridgeCore, name: str, params: BaseModel, session: 
         )
         for i in range(8)
     ]
+    return records
+
+
+def _store(core: BridgeCore, records: list[ItemRecord], session: str) -> None:
+    """A batch into the core's store, its first 2 items liked and the next 2 disliked."""
     core.store.add(records)
     for i, rating in enumerate((1, 1, -1, -1)):
         core.store.add_feedback(records[i].id, session, rating)

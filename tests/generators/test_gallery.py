@@ -48,6 +48,11 @@ def test_a_gallery_round_trips_and_stands_apart_from_checkpoints(tmp_path):
     np.testing.assert_allclose(back.looks, gallery.looks, atol=1e-3)  # float16 on disk
     np.testing.assert_allclose(back.scale, gallery.scale, rtol=1e-6)
     assert back.made == {"made": "here"}
+    # steering compares looks in the top principal components: for a look of 2 numbers, all of
+    # them, so inner products of centred, scaled looks are kept exactly
+    standard = (back.looks - back.centre) / back.scale
+    np.testing.assert_allclose(back.compact(back.looks) @ back.compact(back.looks).T, standard @ standard.T, atol=1e-4)
+    np.testing.assert_allclose(back.compact_looks, back.compact(back.looks), atol=1e-6)
     assert back.fits({"z": (4,)}, [], 2) and not back.fits({"z": (5,)}, [], 2) and not back.fits(SHAPES, ["c"], 2)
 
 
