@@ -183,3 +183,23 @@ def test_the_fit_ranks_what_was_liked_first_and_explore_zero_draws_its_mean():
     assert np.array_equal(mean, np.tile(pref.coefficients, (3, 1)))
     spread = pref.sample(rng, 1.0, 200).std(0)
     assert (spread > 0).all()
+
+
+def test_items_shown_again_still_steer():
+    """The same latent shown in every batch (a fixed seed, a strength-0 variation remade) makes
+    the kernel singular; float32 inner products left it a little below zero, and the prior's
+    Cholesky factor failed on every one of these 20 sessions before its jitter could grow."""
+    from ganbridge.core.registry import load_generators
+
+    gen = load_generators(None)["texture"]
+    params = gen.params_model.model_validate({"width": 128, "height": 128})
+    shapes = gen.latent_shapes(params)
+    for session in range(20):
+        items = [
+            RatedItem(f"{b}-{i}", gen.random_latent(params, i % 2 if i < 4 else 1000 * session + 8 * b + i),
+                      [1, -1, 0, 0, 1, -1, 0, 0][i], f"b{b}")
+            for b in range(9)
+            for i in range(8)
+        ]  # fmt: skip
+        drawn = steer(items, shapes, {}, 8, 0.25, np.random.default_rng(session))
+        assert len(drawn) == 8 and all(np.isfinite(flat(d.latent)).all() for d in drawn)
