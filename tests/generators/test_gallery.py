@@ -179,3 +179,14 @@ def test_the_command_writes_a_gallery_beside_a_users_model_that_steering_then_re
 )
 def test_the_command_refuses_bad_input_in_one_line(tmp_path, args, needles):
     one_line(ganbridge(tmp_path, "gallery", *args), 2, *needles)
+
+
+def test_a_session_of_only_dislikes_gets_gallery_items_unlike_them():
+    gallery = small_gallery()
+    away = np.array([1.5, 1.5], np.float32)
+    items = rated([away + 0.1 * look_of_seed(s) for s in range(4)], [-1] * 4, "b0")
+    drawn = steering.steer(items, SHAPES, {}, 4, 0.0, seeded_rng(0), gallery=gallery)
+    assert [d.how for d in drawn] == ["gallery"] * 4
+    seeds = {tuple(seeded_rng(int(s)).standard_normal(4).astype(np.float32)): int(s) for s in gallery.seeds}
+    looks = [look_of_seed(seeds[tuple(d.latent["z"])]) - gallery.centre for d in drawn]
+    assert all(float(look @ away) < 0 for look in looks)  # the other way from what was disliked
