@@ -62,6 +62,20 @@ def chosen_models(args: argparse.Namespace) -> list[Path]:
     return paths
 
 
+def model_generator(kind: str, weights: Path, device: str) -> ModelSetGenerator:
+    """The generator of `kind` over the one checkpoint `weights`; a UserError if it does not load."""
+    from ganbridge.core.registry import build_generator, load_model_file
+    from ganbridge.generators.base import ModelSetGenerator
+    from ganbridge.generators.checkpoint import CheckpointError
+
+    try:
+        gen = build_generator(kind, [load_model_file(kind, weights, device)], device)
+    except (CheckpointError, OSError) as e:
+        raise UserError(str(e)) from None
+    assert isinstance(gen, ModelSetGenerator)  # every kind's generator is one
+    return gen
+
+
 def add_direction_flags(p: argparse.ArgumentParser, prefix: str = "") -> None:
     """--samples and --count (with `prefix`, for train: --directions-samples, --directions-count)."""
     p.add_argument(
@@ -112,16 +126,10 @@ def make_directions(
     the "directions" section of its card. Prints what it found."""
     from tqdm import tqdm
 
-    from ganbridge.core.registry import build_generator, load_model_file
     from ganbridge.generators import directions as found
-    from ganbridge.generators.base import ModelSetGenerator
-    from ganbridge.generators.checkpoint import CheckpointError, read_card, write_card
+    from ganbridge.generators.checkpoint import read_card, write_card
 
-    try:
-        gen = build_generator(kind, [load_model_file(kind, weights, device)], device)
-    except (CheckpointError, OSError) as e:
-        raise UserError(str(e)) from None
-    assert isinstance(gen, ModelSetGenerator)  # every kind's generator is one
+    gen = model_generator(kind, weights, device)
     name = weights.stem
     probe = gen.direction_probe(gen.direction_params(name))
     if samples < found.min_samples(probe.direction_shapes):
@@ -172,13 +180,10 @@ def direction_sheet(kind: str, weights: Path, device: str) -> Image.Image:
     """The sheet of the directions beside `weights`: a row per direction, for SHEET_BASES seeded
     outputs each moved by SHEET_VALUES along it, drawn as the kind's outputs look (a texture, an
     image on a checkerboard, a piano roll)."""
-    from ganbridge.core.registry import build_generator, load_model_file
-    from ganbridge.generators.base import ModelSetGenerator
     from ganbridge.generators.directions import shifted
     from ganbridge.generators.gan.plots import direction_sheet as sheet
 
-    gen = build_generator(kind, [load_model_file(kind, weights, device)], device)
-    assert isinstance(gen, ModelSetGenerator)
+    gen = model_generator(kind, weights, device)
     params = gen.direction_params(weights.stem)
     directions = gen.directions(params)
     if not directions:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ganbridge.cli import config, flags
-from ganbridge.cli.directions import add_kind_and_models, chosen_models
+from ganbridge.cli.directions import add_kind_and_models, chosen_models, model_generator
 from ganbridge.cli.errors import UserError
 
 KINDS = ("image", "music")  # the kinds whose outputs have a look; a texture's latent grows with its size
@@ -44,16 +44,10 @@ def make(kind: str, weights: Path, count: int, device: str, command: str) -> Non
     import numpy as np
     from tqdm import tqdm
 
-    from ganbridge.core.registry import build_generator, load_model_file
     from ganbridge.generators import gallery as galleries
-    from ganbridge.generators.base import ModelSetGenerator
-    from ganbridge.generators.checkpoint import CheckpointError, read_card, write_card
+    from ganbridge.generators.checkpoint import read_card, write_card
 
-    try:
-        gen = build_generator(kind, [load_model_file(kind, weights, device)], device)
-    except (CheckpointError, OSError) as e:
-        raise UserError(str(e)) from None
-    assert isinstance(gen, ModelSetGenerator)  # every kind's generator is one
+    gen = model_generator(kind, weights, device)
     name = weights.stem
     params = gen.params_model.model_validate({"model": name})
 
