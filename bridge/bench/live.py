@@ -18,6 +18,7 @@ import io
 import json
 import math
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -163,21 +164,26 @@ async def _generating(url: str) -> None:
 async def bystander(url: str, runs: int) -> dict[str, float]:
     """Another client's 128x128 round trips, in turns alone, beside a client dragging a 256x256
     texture, and beside one generating 256x256 textures back to back (what sharing the machine
-    with any busy client costs): medians in ms, and the ratios to alone."""
+    with any busy client costs): medians in ms, and the ratios to alone. Each neighbour is a
+    program of its own, as a second host is: in this process its decoding (50 frames a second)
+    would hold up this client's replies on the one event loop, a cost of the benchmark, not of
+    the bridge."""
     times: dict[str, list[float]] = {"alone": [], "drag": [], "generating": []}
     for turn in range(6):
         kind = ("alone", "drag", "alone", "generating", "alone", "drag")[turn]
         other = None
-        if kind == "drag":
-            other = asyncio.create_task(drag(url, "texture", {"width": 256, "height": 256}, seconds=600))
-        elif kind == "generating":
-            other = asyncio.create_task(_generating(url))
-        if other is not None:
-            await asyncio.sleep(1.0)  # under way
-        times[kind] += await round_trips(url, SMALL, runs)
-        if other is not None:
-            other.cancel()
-            await asyncio.gather(other, return_exceptions=True)
+        if kind != "alone":
+            other = await asyncio.create_subprocess_exec(sys.executable, "-m", "ganbridge.bench.live", kind, url)
+            await asyncio.sleep(2.0)  # started and under way
+        try:
+            times[kind] += await round_trips(url, SMALL, runs)
+            if other is not None and other.returncode is not None:  # it did not share the machine
+                raise RuntimeError(f"the bystander's neighbour ({kind}) stopped early, exit status {other.returncode}")
+        finally:
+            if other is not None and other.returncode is None:
+                other.terminate()
+            if other is not None:
+                await other.wait()
     alone = statistics.median(times["alone"])
     return {
         "alone_p50_ms": alone * 1000,
@@ -186,6 +192,14 @@ async def bystander(url: str, runs: int) -> dict[str, float]:
         "drag_ratio": statistics.median(times["drag"]) / alone,
         "generating_ratio": statistics.median(times["generating"]) / alone,
     }
+
+
+async def neighbour(kind: str, url: str) -> None:
+    """What the bystander's neighbour does until it is stopped: drag or generate."""
+    if kind == "drag":
+        await drag(url, "texture", {"width": 256, "height": 256}, seconds=600)
+    else:
+        await _generating(url)
 
 
 async def _served(device: str, runs: int) -> dict:
@@ -247,3 +261,7 @@ def run_live(args: Any, device: str) -> dict:
     figures["music_loop"] = loop_changes(50, device)
     print_live(figures)
     return {"live": figures}
+
+
+if __name__ == "__main__":  # a bystander's neighbour: python -m ganbridge.bench.live drag|generating URL
+    asyncio.run(neighbour(sys.argv[1], sys.argv[2]))

@@ -11,9 +11,12 @@ commits, which the core turns into an ordinary request for one item.
 The renderer serves clients in turn (the one served least recently first, then its session served
 least recently), so a client with many sessions or a flood of moves gets no more frames than
 another. It runs batches through the scheduler's executor, so live frames run where requests do,
-and gives way to requests: while the scheduler has work, a frame waits (up to MAX_DEFER, so a
-session still gets frames under steady load), since on a CPU a frame rendered beside a request
-slows that request by as much as it takes.
+and gives way to requests: while the scheduler has work, or finished a batch less than
+REQUEST_GRACE ago, a frame waits (up to MAX_DEFER, so a session still gets frames under steady
+load), since on a CPU a frame rendered beside a request slows that request by as much as it
+takes. The grace is for a client that sends its next request when the last is answered: without
+it a frame started in each gap between them and ran beside the next one (measured on 2 cores: a
+neighbour's 128x128 round trips 1.45x as long beside a drag; see docs/developer/benchmarks.md).
 Nothing here knows about sockets; frames leave through each session's `emit`.
 """
 
@@ -37,6 +40,7 @@ log = logging.getLogger("ganbridge.live")
 MAX_VALUE = 8.0  # a slider's reach, in unit moves along its direction
 MAX_SESSIONS_PER_CLIENT = 4
 MAX_DEFER = 0.1  # the longest a frame waits for requests to finish (seconds)
+REQUEST_GRACE = 0.02  # a frame waits this long after a request's batch, for the client's next one (s)
 Run = Callable[[Generator, Sequence[BaseModel], Sequence[Latent]], list[Output]]
 Emit = Callable[[dict], None]
 
@@ -115,7 +119,7 @@ class LiveRenderer:
 
     def __init__(self, run: Run, busy: Callable[[], bool] = lambda: False):
         self._run = run
-        self._busy = busy  # whether requests are waiting or running
+        self._busy = busy  # whether requests are waiting, running or just finished (REQUEST_GRACE)
         self._cond = threading.Condition()
         self._sessions: dict[tuple[str, str], LiveSession] = {}
         self._client_served: dict[str, float] = {}

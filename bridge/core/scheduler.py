@@ -178,6 +178,7 @@ class JobScheduler:
         self.batches_run = 0
         self.units_run = 0
         self._running = 0  # batches being rendered, stored or sent now
+        self._batch_ended = -1e9  # when a batch last finished (time.monotonic)
         # More than one worker per device only pays when a batch waits on something other than
         # this machine (a remote executor); then each keeps a batch in flight.
         self._workers = [
@@ -201,11 +202,13 @@ class JobScheduler:
             if w.is_alive():
                 w.join(timeout=30)
 
-    @property
-    def busy(self) -> bool:
-        """Whether requests are waiting or being worked on (live frames give way to them)."""
+    def busy_within(self, seconds: float) -> bool:
+        """Whether requests are waiting or being worked on, or a batch finished less than
+        `seconds` ago (a client that sends its next request when the last is done is still busy
+        between them: what live frames give way to)."""
         with self._cond:
-            return self._queued_units > 0 or self._running > 0
+            recent = time.monotonic() - self._batch_ended < seconds
+            return self._queued_units > 0 or self._running > 0 or recent
 
     @property
     def queued(self) -> int:
@@ -464,6 +467,7 @@ class JobScheduler:
                 with self._cond:
                     self._running -= 1
                     self._batch_began.pop(device, None)
+                    self._batch_ended = time.monotonic()
 
     def _run(self, batch: list[tuple[Job, WorkUnit]]) -> None:
         generator = batch[0][0].generator

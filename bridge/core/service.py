@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from ganbridge import __version__
 from ganbridge.core import provenance
 from ganbridge.core.credentials import ContentCredentials, seal
-from ganbridge.core.live import LiveLimit, LiveRenderer, LiveSession, LiveState, moved
+from ganbridge.core.live import REQUEST_GRACE, LiveLimit, LiveRenderer, LiveSession, LiveState, moved
 from ganbridge.core.protocol import (
     EXTENSIONS,
     PROTOCOL_VERSION,
@@ -95,7 +95,7 @@ class BridgeCore:
         self.steering_rows = steering.RowCache()
         self.live = LiveRenderer(
             lambda gen, params, latents: self.scheduler.executor.run(gen, params, latents),
-            lambda: self.scheduler.busy,
+            lambda: self.scheduler.busy_within(REQUEST_GRACE),
         )
         self._clients_lock = threading.Lock()
         self.clients: set[Client] = set()

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from ganbridge.bench.live import RATE_HZ, drag, fixed_cost
+from ganbridge.bench.live import RATE_HZ, bystander, drag, fixed_cost
 from ganbridge.bench.live_music import loop_changes
 from tests.conftest import require_tool
 
@@ -25,6 +25,14 @@ def test_the_fixed_cost_times_a_v1_and_a_binary_client_in_turns(bridge):
     # a round trip renders the same texture, so it cannot take less than a tenth of the raw render
     raw = min(times["raw"])
     assert all(t > raw / 10 for t in times["json"] + times["binary"]), times
+
+
+def test_the_bystander_is_timed_beside_neighbours_that_run_as_programs_of_their_own(bridge):
+    # each neighbour (a drag, a client generating) is a process of its own that must still be
+    # running when its turn ends: one that died would leave "beside" timed alone
+    row = asyncio.run(bystander(bridge.url, 2))
+    assert all(row[k] > 0 for k in ("alone_p50_ms", "beside_drag_p50_ms", "beside_generating_p50_ms")), row
+    assert row["drag_ratio"] == row["beside_drag_p50_ms"] / row["alone_p50_ms"], row
 
 
 @pytest.mark.real_host

@@ -569,3 +569,15 @@ def test_a_cancel_that_comes_too_late_is_answered_after_the_final_message(core):
             assert kinds[-2:] == ["done", "error"] and msgs[-1]["code"] == "unknown_request", kinds
         endings.add(kinds[-1])
     assert endings == {"cancelled", "error"}  # both orders happened
+
+
+def test_live_frames_treat_the_gap_between_a_clients_requests_as_busy(core):
+    # a client that sends its next request when the last is answered leaves a gap between them;
+    # live frames that started there ran beside its next request (see core/live.py)
+    assert not core.scheduler.busy_within(60.0)  # nothing has run yet
+    inbox = Inbox()
+    client = core.connect(inbox.emit, "a")
+    core.handle(client, gen_msg("one"))
+    assert inbox.until_final("one")[-1]["type"] == "done"
+    time.sleep(0.05)  # the batch ends just after its last message
+    assert core.scheduler.busy_within(60.0) and not core.scheduler.busy_within(0.01)
