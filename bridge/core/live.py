@@ -117,9 +117,10 @@ class LiveSession:
 class LiveRenderer:
     """The sessions of every client and the thread that renders their newest states."""
 
-    def __init__(self, run: Run, busy: Callable[[], bool] = lambda: False):
+    def __init__(self, run: Run, give_way: Callable[[float], None] = lambda timeout: None):
         self._run = run
-        self._busy = busy  # whether requests are waiting, running or just finished (REQUEST_GRACE)
+        # blocks while requests wait, run or just finished (REQUEST_GRACE), at most `timeout` s
+        self._wait_for_requests = give_way
         self._cond = threading.Condition()
         self._sessions: dict[tuple[str, str], LiveSession] = {}
         self._client_served: dict[str, float] = {}
@@ -208,9 +209,7 @@ class LiveRenderer:
 
     def _give_way(self) -> None:
         """Wait while requests are waiting or running, for at most MAX_DEFER."""
-        deadline = time.monotonic() + MAX_DEFER
-        while self._busy() and time.monotonic() < deadline and not self._stopping:
-            time.sleep(0.002)
+        self._wait_for_requests(MAX_DEFER)
 
     def _render(self, session: LiveSession, state: LiveState) -> None:
         started = time.perf_counter()

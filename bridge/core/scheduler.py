@@ -202,13 +202,23 @@ class JobScheduler:
             if w.is_alive():
                 w.join(timeout=30)
 
-    def busy_within(self, seconds: float) -> bool:
-        """Whether requests are waiting or being worked on, or a batch finished less than
-        `seconds` ago (a client that sends its next request when the last is done is still busy
-        between them: what live frames give way to)."""
+    def wait_until_idle(self, grace: float, timeout: float) -> None:
+        """Return once no request is waiting or being worked on and none finished in the last
+        `grace` seconds (a client that sends its next request when the last is answered is still
+        busy between them: what live frames give way to), or after `timeout` seconds. Woken by
+        batches ending, not by polling: a poll's wake-ups take the GIL from the workers."""
+        deadline = time.monotonic() + timeout
         with self._cond:
-            recent = time.monotonic() - self._batch_ended < seconds
-            return self._queued_units > 0 or self._running > 0 or recent
+            while not self._stopping:
+                now = time.monotonic()
+                if now >= deadline:
+                    return
+                if self._queued_units > 0 or self._running > 0:
+                    self._cond.wait(deadline - now)
+                elif now - self._batch_ended < grace:
+                    self._cond.wait(min(deadline, self._batch_ended + grace) - now)
+                else:
+                    return
 
     @property
     def queued(self) -> int:
@@ -468,6 +478,7 @@ class JobScheduler:
                     self._running -= 1
                     self._batch_began.pop(device, None)
                     self._batch_ended = time.monotonic()
+                    self._cond.notify_all()  # for wait_until_idle
 
     def _run(self, batch: list[tuple[Job, WorkUnit]]) -> None:
         generator = batch[0][0].generator

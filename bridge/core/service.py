@@ -95,7 +95,7 @@ class BridgeCore:
         self.steering_rows = steering.RowCache()
         self.live = LiveRenderer(
             lambda gen, params, latents: self.scheduler.executor.run(gen, params, latents),
-            lambda: self.scheduler.busy_within(REQUEST_GRACE),
+            lambda timeout: self.scheduler.wait_until_idle(REQUEST_GRACE, timeout),
         )
         self._clients_lock = threading.Lock()
         self.clients: set[Client] = set()

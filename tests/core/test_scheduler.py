@@ -574,10 +574,28 @@ def test_a_cancel_that_comes_too_late_is_answered_after_the_final_message(core):
 def test_live_frames_treat_the_gap_between_a_clients_requests_as_busy(core):
     # a client that sends its next request when the last is answered leaves a gap between them;
     # live frames that started there ran beside its next request (see core/live.py)
-    assert not core.scheduler.busy_within(60.0)  # nothing has run yet
+    def waited(grace: float, timeout: float) -> float:
+        t0 = time.monotonic()
+        core.scheduler.wait_until_idle(grace, timeout)
+        return time.monotonic() - t0
+
+    assert waited(60.0, 5.0) < 0.5  # nothing has run yet
     inbox = Inbox()
     client = core.connect(inbox.emit, "a")
     core.handle(client, gen_msg("one"))
     assert inbox.until_final("one")[-1]["type"] == "done"
-    time.sleep(0.05)  # the batch ends just after its last message
-    assert core.scheduler.busy_within(60.0) and not core.scheduler.busy_within(0.01)
+    assert 0.2 <= waited(60.0, 0.2) < 1.0  # a batch just ended: the timeout
+    time.sleep(0.05)
+    assert waited(0.01, 5.0) < 0.5  # past the grace
+    assert 0.1 <= waited(0.6, 5.0) < 0.6  # the rest of the grace (about 0.35 s), woken by no request
+
+
+def test_a_frame_waiting_for_requests_goes_when_they_end(core):
+    inbox = Inbox()
+    client = core.connect(inbox.emit, "a")
+    core.handle(client, gen_msg("big", count=4, size=256))
+    t0 = time.monotonic()
+    core.scheduler.wait_until_idle(0.0, 60.0)
+    waited = time.monotonic() - t0
+    assert inbox.until_final("big", timeout=1)[-1]["type"] == "done", waited  # it waited for them
+    assert waited < 30, waited
