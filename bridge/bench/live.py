@@ -180,9 +180,9 @@ async def bystander(url: str, runs: int) -> dict[str, float]:
             if other is not None and other.returncode is not None:  # it did not share the machine
                 raise RuntimeError(f"the bystander's neighbour ({kind}) stopped early, exit status {other.returncode}")
         finally:
-            if other is not None and other.returncode is None:
-                other.terminate()
             if other is not None:
+                if other.returncode is None:
+                    other.terminate()
                 await other.wait()
     alone = statistics.median(times["alone"])
     return {

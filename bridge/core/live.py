@@ -117,10 +117,10 @@ class LiveSession:
 class LiveRenderer:
     """The sessions of every client and the thread that renders their newest states."""
 
-    def __init__(self, run: Run, give_way: Callable[[float], None] = lambda timeout: None):
+    def __init__(self, run: Run, wait_for_requests: Callable[[float], None] = lambda timeout: None):
         self._run = run
         # blocks while requests wait, run or just finished (REQUEST_GRACE), at most `timeout` s
-        self._wait_for_requests = give_way
+        self._wait_for_requests = wait_for_requests
         self._cond = threading.Condition()
         self._sessions: dict[tuple[str, str], LiveSession] = {}
         self._client_served: dict[str, float] = {}
@@ -201,15 +201,11 @@ class LiveRenderer:
                     self._cond.wait()
                 if self._stopping:
                     return
-            self._give_way()
+            self._wait_for_requests(MAX_DEFER)  # frames give way to requests
             with self._cond:
                 taken = self._take()  # the newest state, moves made while giving way included
             if taken is not None:
                 self._render(*taken)
-
-    def _give_way(self) -> None:
-        """Wait while requests are waiting or running, for at most MAX_DEFER."""
-        self._wait_for_requests(MAX_DEFER)
 
     def _render(self, session: LiveSession, state: LiveState) -> None:
         started = time.perf_counter()
