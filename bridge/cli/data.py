@@ -54,5 +54,7 @@ def report(out: str, summary: dict) -> int:
     print(f"wrote {summary['images']} images in {len(summary['classes'])} categories to {out}")
     for note in summary.get("skipped_fonts", []):
         print(f"skipped font: {note}")
+    for twin in summary.get("twin_faces", []):
+        print(f"left out {twin['face']}: draws the glyphs of {twin['twin_of']} (median RMS {twin['median_rms']})")
     print(f"licence: {summary['license']}. {summary['attribution']}")
     return 0

@@ -25,6 +25,7 @@ from ganbridge.generators.image.model import ANY, MAX_SIZE, NATIVE, ImageNetwork
 from ganbridge.generators.pixels import encode_png
 
 CLEAR_BELOW, SOLID_ABOVE = 24, 232  # alpha levels of crisp edges (see crisp_alpha)
+MAX_MARGIN = 8  # native pixels: an eighth of the canvas a side
 FEATURE_SIDE = 16  # pixels per side of the image as output_features sees it
 # Luminance and two opponent chroma axes of RGB (see output_features).
 OPPONENT = [[1 / 3, 1 / 3, 1 / 3], [1.0, -1.0, 0.0], [0.5, 0.5, -1.0]]
@@ -37,7 +38,7 @@ class ImageParams(ModelParams):
     model_config = ConfigDict(extra="forbid", title="Image parameters")
 
     seed: int | None = Field(None, ge=0, le=2**31 - 1, title="Seed", description="Empty: random")
-    truncation: float = Field(1.0, ge=0.1, le=1.0, title="Truncation", description="Lower: more typical, less varied")
+    truncation: float = Field(0.4, ge=0.1, le=1.0, title="Truncation", description="Lower: more typical, less varied")
     size: int = Field(256, ge=NATIVE, le=MAX_SIZE, title="Size", description="Output pixels (upscaled from 64)")
     upscale: Literal["nearest", "lanczos"] = Field(
         "nearest", title="Upscale", description="Nearest keeps hard pixels (pixel art); Lanczos smooths"
@@ -52,6 +53,13 @@ class ImageParams(ModelParams):
         "crisp",
         title="Edges",
         description="Crisp: faint alpha cleared and near-solid alpha made solid; soft: alpha as the model draws it",
+    )
+    margin: int = Field(
+        1,
+        ge=0,
+        le=MAX_MARGIN,
+        title="Margin",
+        description="Pixels at the canvas's edge left empty, at the model's native 64 px",
     )
 
 
@@ -77,6 +85,18 @@ def crisp_alpha(pixels: np.ndarray) -> np.ndarray:
     ramp = (alpha - CLEAR_BELOW) * (255.0 / (SOLID_ABOVE - CLEAR_BELOW))
     out[..., 3] = np.clip(np.rint(ramp), 0, 255).astype(np.uint8)
     out[out[..., 3] == 0, :3] = 0  # no colour where nothing is drawn
+    return out
+
+
+def clear_margin(pixels: np.ndarray, margin: int) -> np.ndarray:
+    """RGBA with nothing drawn within `margin` pixels of the canvas's edge. The networks ink the
+    outermost pixel of about a third of their canvases, faintly (zero padding at every layer reads
+    as an edge; the training glyphs keep that pixel empty), a thin box around the glyph that a
+    margin of 1 removes."""
+    if margin == 0:
+        return pixels
+    out = np.zeros_like(pixels)
+    out[margin:-margin, margin:-margin] = pixels[margin:-margin, margin:-margin]
     return out
 
 
@@ -116,7 +136,7 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
     description = "Sprites, icons and emoji-like images (64x64 RGBA GAN), upscaled to any size"
     outputs = ["png"]
     direction_settings = {"size": NATIVE, "truncation": 1.0}
-    params_before = {"edges": "soft"}
+    params_before = {"edges": "soft", "margin": 0}
     direction_features = (
         f"the 64 px output box-averaged to {FEATURE_SIDE}x{FEATURE_SIDE}: alpha, and luminance and two chroma axes "
         "premultiplied by alpha"
@@ -185,7 +205,7 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
         images = each_alone(model.net.sample, latents, labels, [p.truncation for p in params])
         outputs = []
         for p, img, label in zip(params, images, labels):
-            native = crisp_alpha(img) if p.edges == "crisp" else img
+            native = clear_margin(crisp_alpha(img) if p.edges == "crisp" else img, p.margin)
             pixels = finish(native, p.size, p.upscale, p.background)
             extra: dict[str, Any] = {"width": p.size, "height": p.size}
             if model.net.config.classes:

@@ -93,9 +93,7 @@ def load_folder(
             f"{folder}: {len(images)} readable images; at least {MIN_IMAGES} are needed (a few hundred to a few "
             f"thousand train well)" + (f". Unreadable: {', '.join(bad[:5])}" if bad else "")
         )
-    order = np.argsort(names)
-    held = np.zeros(len(images), dtype=bool)
-    held[order[::HOLDOUT_EVERY]] = True
+    held = held_out_mask(names, faces_of(folder, files))
     all_images, all_labels = np.stack(images), np.asarray(labels, dtype=np.int64)
     grey = is_grayscale(all_images)
     report = {
@@ -109,6 +107,27 @@ def load_folder(
         "manifest": file_manifest(files, folder, source or str(folder), license, font_of_files(folder, files)),
     }
     return ImageData(all_images[~held], all_labels[~held], all_images[held], all_labels[held], classes, grey, report)
+
+
+def held_out_mask(names: list[str], face_of: dict[str, str]) -> np.ndarray:
+    """Which images (by their names, relative paths) are held out: every HOLDOUT_EVERY-th face of a
+    glyph folder with all its characters (`face_of` maps names to faces), so that evaluation meets
+    designs the model never saw, not other letters of faces it trained on; elsewhere (and in a
+    glyph folder of fewer than HOLDOUT_EVERY faces) every HOLDOUT_EVERY-th image in name order."""
+    groups = [face_of.get(n, n) for n in names]
+    if len(set(face_of.values())) < HOLDOUT_EVERY:
+        groups = list(names)
+    chosen = set(sorted(set(groups))[::HOLDOUT_EVERY])
+    return np.array([g in chosen for g in groups], dtype=bool)
+
+
+def faces_of(folder: Path, files: list[Path]) -> dict[str, str]:
+    """The face of each glyph image that `fonts.json` names ({} for any other folder)."""
+    try:
+        slugs = {font_slug(f["name"]) for f in json.loads((folder / "fonts.json").read_text())}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+    return {str(p.relative_to(folder)): p.stem for p in files if p.stem in slugs}
 
 
 def font_slug(name: str) -> str:

@@ -9,6 +9,11 @@ so the data set's licence is known font by font; `fonts.json` records each font'
 Every face is drawn the same way so that the images differ by design, not by layout: the capital H
 is scaled to CAP_HEIGHT pixels, the baseline sits at BASELINE, and the ink is centred horizontally.
 A face whose widest or tallest glyph would leave the canvas is drawn smaller until all fit.
+
+A face that draws the same glyphs as another (Noto's Math and Symbols faces repeat Noto Sans's
+Latin letters exactly; Open Sans grew out of Noto Sans) is left out: twins would weigh one design
+twice, and a twin held out for evaluation would be found in training. Two faces are twins when the
+median over the characters of their glyphs' RMS difference is under DUPLICATE_RMS alpha levels.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from fontTools.ttLib import TTCollection, TTFont, TTLibError
 from PIL import Image, ImageDraw, ImageFont
 
@@ -31,6 +37,11 @@ SIZE = 64
 CAP_HEIGHT = 30
 BASELINE = 46
 MARGIN = 2
+# Median RMS difference (alpha levels) under which two faces draw the same glyphs. Measured on the
+# 103 faces of FONT_PACKAGES: Noto Sans and its Math and Symbols faces 0.0; Open Sans and Noto Sans
+# 3.7-6.8; Lato Medium and Regular 5.6; the nearest faces of one family that differ by design (a
+# weight apart, Lato Bold and Heavy Italic) 11 and more.
+DUPLICATE_RMS = 8.0
 # Debian packages of Latin fonts under these licences, for the README and the error message.
 FONT_PACKAGES = (
     "fonts-dejavu-core fonts-liberation2 fonts-noto-core fonts-open-sans fonts-lato fonts-ebgaramond "
@@ -122,6 +133,26 @@ def render(font: ImageFont.FreeTypeFont, char: str) -> Image.Image:
     return image
 
 
+def drop_twins(faces: list[Face], glyphs: list[np.ndarray]) -> tuple[list[int], list[dict]]:
+    """Which faces to keep (indices) and a note per face left out as a twin of a kept one. Each
+    face's `glyphs` are its characters' alpha, (characters, SIZE, SIZE). Shorter names go first, so
+    a family's plain face is kept over its Math or Symbols twin."""
+    order = sorted(range(len(faces)), key=lambda i: (len(faces[i].name), faces[i].name))
+    kept: list[int] = []
+    twins: list[dict] = []
+    for i in order:
+        a = glyphs[i].reshape(len(glyphs[i]), -1).astype(np.float32)
+        for k in kept:
+            b = glyphs[k].reshape(len(glyphs[k]), -1).astype(np.float32)
+            rms = float(np.median(np.sqrt(((a - b) ** 2).mean(axis=1))))
+            if rms < DUPLICATE_RMS:
+                twins.append({"face": faces[i].name, "twin_of": faces[k].name, "median_rms": round(rms, 1)})
+                break
+        else:
+            kept.append(i)
+    return sorted(kept), sorted(twins, key=lambda t: t["face"])
+
+
 def prepare_glyphs(out: Path, font_dirs: list[Path] | None = None, chars: str = CHARACTERS) -> dict:
     """Write OUT/<class>/<face>.png, fonts.json, LICENSES.txt and dataset.json; return the summary."""
     chars = "".join(dict.fromkeys(chars))  # each character once, in order
@@ -140,10 +171,15 @@ def prepare_glyphs(out: Path, font_dirs: list[Path] | None = None, chars: str = 
     out.mkdir(parents=True, exist_ok=True)
     for char in chars:
         (out / class_name(char)).mkdir(exist_ok=True)
+    drawn = []
     for face in faces:
         font = load_face(face, chars)
-        for char in chars:
-            render(font, char).save(out / class_name(char) / f"{face.slug}.png")
+        drawn.append([render(font, char) for char in chars])
+    keep, twins = drop_twins(faces, [np.stack([np.asarray(img)[..., 3] for img in images]) for images in drawn])
+    for i in keep:
+        for char, img in zip(chars, drawn[i]):
+            img.save(out / class_name(char) / f"{faces[i].slug}.png")
+    faces = [faces[i] for i in keep]
     licences = sorted({f.licence for f in faces})
     fonts = [{"name": f.name, "file": str(f.path), "licence": f.licence, "copyright": f.copyright} for f in faces]
     summary = {
@@ -153,6 +189,7 @@ def prepare_glyphs(out: Path, font_dirs: list[Path] | None = None, chars: str = 
         "images": len(faces) * len(chars),
         "classes": {class_name(c): len(faces) for c in chars},
         "skipped_fonts": skipped,
+        "twin_faces": twins,
     }
     (out / "fonts.json").write_text(json.dumps(fonts, indent=1))
     (out / "LICENSES.txt").write_text("\n".join(f"{f.name}: {f.licence}. {f.copyright}" for f in faces) + "\n")

@@ -85,6 +85,43 @@ def test_a_font_without_an_accepted_licence_is_skipped_and_named(dejavu, tmp_pat
     assert json.loads((out / "fonts.json").read_text())[0]["licence"] == "SIL OFL 1.1"
 
 
+@pytest.mark.real_host
+def test_a_face_that_draws_another_faces_glyphs_is_left_out_and_named(dejavu, tmp_path):
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"):
+        (fonts / name).write_bytes((dejavu / name).read_bytes())
+    twin = TTFont(dejavu / "DejaVuSans.ttf")  # the same outlines under another name, as Noto Sans Math is
+    twin["name"].setName("DejaVu Sans Twin", 4, 3, 1, 0x409)
+    twin.save(fonts / "Twin.ttf")
+    out = tmp_path / "out"
+    r = ganbridge("data", "glyphs", "--out", str(out), "--fonts", str(fonts), "--chars", "AHg8")
+    assert r.returncode == 0, r.stderr
+    assert "left out DejaVu Sans Twin: draws the glyphs of DejaVu Sans (median RMS 0.0)" in r.stdout
+    assert sorted(p.name for p in (out / "upper-A").iterdir()) == ["dejavu-sans-bold.png", "dejavu-sans.png"]
+    record = json.loads((out / "dataset.json").read_text())
+    assert record["images"] == 8 and [t["face"] for t in record["twin_faces"]] == ["DejaVu Sans Twin"]
+    assert [f["name"] for f in json.loads((out / "fonts.json").read_text())] == ["DejaVu Sans", "DejaVu Sans Bold"]
+
+
+def test_glyphs_are_held_out_by_face(glyph_folder):
+    """Evaluation meets faces the model never trained on: every held-out face with all its characters."""
+    from ganbridge.generators.image.data import faces_of, held_out_mask, load_folder
+
+    files = sorted(glyph_folder.glob("*/*.png"))
+    names = [str(p.relative_to(glyph_folder)) for p in files]
+    face_of = faces_of(glyph_folder, files)
+    assert len(face_of) == len(names) and len(set(face_of.values())) >= 20
+    mask = held_out_mask(names, face_of)
+    held = {face_of[n] for n, m in zip(names, mask) if m}
+    assert 2 <= len(held) <= len(set(face_of.values())) // 5
+    assert all(m == (face_of[n] in held) for n, m in zip(names, mask))  # a held face: all 4 characters
+    assert len(load_folder(glyph_folder).held_out) == 4 * len(held)
+    # a folder of few faces, or of other images, is held out image by image, as before
+    few = {n: f for n, f in face_of.items() if f in sorted(held)[:1]}
+    assert held_out_mask(names, few).sum() == -(-len(names) // 10)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -141,9 +178,11 @@ def test_shipped_glyph_model_draws_the_character_asked_for():
     assert img[..., 3].min() == 0 and img[..., 3].max() > 200  # ink on transparency
 
 
-def glyph_alphas(edges: str, count: int = 124) -> np.ndarray:
+def glyph_alphas(edges: str, count: int = 124, margin: int = 0, truncation: float = 1.0) -> np.ndarray:
     gen = ImageGenerator([load_image_network(SHIPPED)])
-    params = gen.params_model.model_validate({"model": "glyphs", "size": 64, "edges": edges})
+    params = gen.params_model.model_validate(
+        {"model": "glyphs", "size": 64, "edges": edges, "margin": margin, "truncation": truncation}
+    )
     outs = gen.render([params] * count, [gen.random_latent(params, seed) for seed in range(count)])
     return np.stack([np.asarray(Image.open(io.BytesIO(o.data)))[..., 3] for o in outs]).astype(int)
 
@@ -159,16 +198,30 @@ def test_crisp_edges_clear_the_haze_the_network_leaves():
     assert np.abs(inked(crisp) - inked(soft)).max() <= 0.02 * 64 * 64
 
 
+def test_a_margin_clears_the_box_the_network_draws_at_the_canvas_edge():
+    def ring(alphas: np.ndarray, width: int) -> np.ndarray:
+        inner = np.zeros(alphas.shape[1:], bool)
+        inner[width:-width, width:-width] = True
+        return alphas[:, ~inner]
+
+    drawn, kept = glyph_alphas("crisp"), glyph_alphas("crisp", margin=1)
+    assert (ring(drawn, 1) > 0).any(axis=1).mean() > 0.15  # the network inks the outermost pixel often
+    assert (ring(kept, 1) == 0).all()  # the default margin: nothing there
+    assert (kept[:, 1:-1, 1:-1] == drawn[:, 1:-1, 1:-1]).all()  # and nothing inside it changed
+    wide = glyph_alphas("soft", margin=3)
+    assert (ring(wide, 3) == 0).all() and (ring(wide, 4) > 0).any()
+
+
 def test_a_recipe_from_before_edges_existed_is_remade_soft(tmp_path):
-    """Recipes store every param, so one without `edges` was made before it, with the network's
-    own alpha: remade (and verified) so, byte for byte."""
+    """Recipes store every param, so one without `edges` and `margin` was made before them, with
+    the network's own alpha to the canvas's edge: remade (and verified) so, byte for byte."""
     from ganbridge.cli.generate import write_file
     from ganbridge.core.provenance import make_recipe
 
     gen = ImageGenerator([load_image_network(SHIPPED)])
-    params = gen.params_model.model_validate({"model": "glyphs", "size": 64, "seed": 5, "edges": "soft"})
+    params = gen.params_model.model_validate({"model": "glyphs", "size": 64, "seed": 5, "edges": "soft", "margin": 0})
     out = gen.render([params], [gen.random_latent(params, 5)])[0]
-    old = {k: v for k, v in params.model_dump(mode="json").items() if k != "edges"}
+    old = {k: v for k, v in params.model_dump(mode="json").items() if k not in ("edges", "margin")}
     recipe = make_recipe("image", gen.checkpoint_for(params).as_dict(), old, 5)
     path = tmp_path / "old.png"
     write_file(path, out.data, out.format, recipe, None, None)
