@@ -11,6 +11,7 @@ generators, and only loading a model imports torch.
 from __future__ import annotations
 
 import logging
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,12 @@ def seeded_rng(seed: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(seed))
 
 
+# How seeded latents are drawn; a seeded recipe records it (`latent_draw`), so that a remake draws
+# as its item was drawn. 1 (recipes without `latent_draw`): every part a standard normal. 2: the
+# discrete parts then moved to equal bins (DiscretePart.uniform), so `any` picks each choice as often.
+LATENT_DRAW = 2
+
+
 def draw_latent(shapes: Mapping[str, tuple[int, ...]], rng: np.random.Generator) -> Latent:
     """A latent of standard-normal float32 parts, drawn from `rng` in the order of `shapes`."""
     return {key: rng.standard_normal(shape).astype(np.float32) for key, shape in shapes.items()}
@@ -84,6 +91,17 @@ class DiscretePart:
         # a recipe's choice must not move at a bin edge.
         u = 0.5 * (1 + float(np.tanh(np.asarray(value).ravel()[0] * 0.8)))
         return min(self.count - 1, int(u * self.count))
+
+    def uniform(self, value: np.ndarray) -> np.ndarray:
+        """A standard normal `value` moved to choice floor(Phi(value) * count), at the same place
+        inside that choice's bin as it has in Phi's (kept off the bin's edges, as `draw` does):
+        seeded choices equally often. The bins of `index` are unequal for a normal value (3.5x
+        between a glyph's most and least frequent character), and `index` itself cannot change:
+        stored latents hold such values."""
+        u = 0.5 * (1 + math.erf(float(np.asarray(value, np.float64).ravel()[0]) / math.sqrt(2))) * self.count
+        index = min(self.count - 1, int(u))
+        where = (index + 0.1 + 0.8 * min(1.0, u - index)) / self.count
+        return np.array([np.arctanh(2 * where - 1) / 0.8], np.float32)
 
     def draw(self, index: int, rng: np.random.Generator) -> np.ndarray:
         """A value in choice `index`'s bin, away from its edges (so float32 rounding keeps it there)."""
@@ -153,9 +171,15 @@ class Generator(ABC, Generic[Params]):
     @abstractmethod
     def latent_shapes(self, params: Params) -> dict[str, tuple[int, ...]]: ...
 
-    def random_latent(self, params: Params, seed: int) -> Latent:
+    def random_latent(self, params: Params, seed: int, draw: int = LATENT_DRAW) -> Latent:
+        """The latent of `seed`, as latents are drawn now, or as draw 1 drew them (a recipe says
+        which: see LATENT_DRAW)."""
         # Parts in sorted order: the same seed gives the same latent whatever order a kind lists them.
-        return draw_latent(dict(sorted(self.latent_shapes(params).items())), seeded_rng(seed))
+        latent = draw_latent(dict(sorted(self.latent_shapes(params).items())), seeded_rng(seed))
+        if draw >= 2:
+            for name, part in self.discrete_parts(params).items():
+                latent[name] = part.uniform(latent[name])
+        return latent
 
     def discrete_parts(self, params: Params) -> dict[str, DiscretePart]:
         """The latent parts that choose (see DiscretePart) and matter for these params: a choice

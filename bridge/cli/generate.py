@@ -136,6 +136,7 @@ def remade(source: Path, settings: Settings, device: str, any_checkpoint: bool) 
     try:
         recipe = provenance.read_recipe(original)
         latent = provenance.recipe_latent(recipe)
+        draw = provenance.recipe_draw(recipe)
     except provenance.RecipeError as e:
         raise UserError(f"{source}: {e}") from None
     generators = load_generators(settings.models_dir, config.device(device))
@@ -153,7 +154,7 @@ def remade(source: Path, settings: Settings, device: str, any_checkpoint: bool) 
     if latent is None:
         if not isinstance(recipe.get("seed"), int):
             raise UserError(f"{source}: the recipe has neither a seed nor a latent")
-        latent = gen.random_latent(params, recipe["seed"])
+        latent = gen.random_latent(params, recipe["seed"], draw)
     expected = {k: tuple(v) for k, v in gen.latent_shapes(params).items()}
     if {k: v.shape for k, v in latent.items()} != expected:
         parts = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in expected.items())

@@ -31,7 +31,7 @@ import numpy as np
 from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 
-from ganbridge.generators.base import Latent
+from ganbridge.generators.base import LATENT_DRAW, Latent
 
 RECIPE_VERSION = 1
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -61,13 +61,24 @@ def make_recipe(
         "seed": seed,
         "origin": origin,
     }
-    if origin != "generate" or seed is None:
+    if origin == "generate" and seed is not None:
+        recipe["latent_draw"] = LATENT_DRAW
+    else:
         if latent is None:
             raise ValueError("an item not drawn from a seed needs its latent in the recipe")
         arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in sorted(latent.items())}
         recipe["latent"] = base64.b64encode(save_arrays(arrays)).decode("ascii")
         recipe["parents"] = list(parents or [])
     return recipe
+
+
+def recipe_draw(recipe: dict[str, Any]) -> int:
+    """How a seeded recipe's latent was drawn (see generators.base.LATENT_DRAW): 1 when it does
+    not say, as recipes written before draws were numbered."""
+    draw = recipe.get("latent_draw", 1)
+    if isinstance(draw, bool) or not isinstance(draw, int) or not 1 <= draw <= LATENT_DRAW:
+        raise RecipeError(f"the recipe's latent_draw {draw!r} is not one this version knows (1-{LATENT_DRAW})")
+    return draw
 
 
 def recipe_latent(recipe: dict[str, Any]) -> Latent | None:

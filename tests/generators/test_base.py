@@ -72,7 +72,13 @@ def test_random_latent_is_drawn_part_by_part_in_sorted_order(generators):
     params = gen.params_model.model_validate({"bars": 2})
     shapes = gen.latent_shapes(params)
     assert list(shapes) != sorted(shapes)  # listed unsorted, drawn sorted
-    latent = gen.random_latent(params, 17)
+    latent = gen.random_latent(params, 17, draw=1)
     expected = draw_latent(dict(sorted(shapes.items())), seeded_rng(17))
     assert list(latent) == sorted(shapes)
     assert all(np.array_equal(latent[k], expected[k]) and latent[k].dtype == np.float32 for k in shapes)
+    # draw 2 (today's) draws the same numbers, then moves each discrete part into equal bins
+    now, discrete = gen.random_latent(params, 17), gen.discrete_parts(params)
+    assert set(discrete) == {"mode", "tonic"}
+    for k in shapes:
+        want = discrete[k].uniform(expected[k]) if k in discrete else expected[k]
+        assert np.array_equal(now[k], want) and now[k].dtype == np.float32, k

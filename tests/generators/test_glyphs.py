@@ -212,6 +212,45 @@ def test_a_margin_clears_the_box_the_network_draws_at_the_canvas_edge():
     assert (ring(wide, 3) == 0).all() and (ring(wide, 4) > 0).any()
 
 
+def test_any_picks_every_character_about_as_often():
+    gen = ImageGenerator([load_image_network(SHIPPED)])
+    params = gen.params_model.model_validate({"model": "glyphs"})
+    classes = gen.models["glyphs"].net.config.classes
+    counts = {}
+    for draw in (1, 2):
+        latents = [gen.random_latent(params, seed, draw) for seed in range(3100)]
+        counts[draw] = np.bincount([gen._label(params, z) for z in latents], minlength=len(classes))
+    assert counts[1].max() / counts[1].min() > 2.5  # as seeds were drawn before: 3.5x in 1,240
+    assert counts[2].max() / counts[2].min() < 2.2 and float((((counts[2] - 50) ** 2) / 50).sum()) < 100
+    # only the choice moved: the rest of a seed's latent is what it was
+    old, new = gen.random_latent(params, 7, 1), gen.random_latent(params, 7)
+    assert np.array_equal(old["z"], new["z"]) and not np.array_equal(old["class"], new["class"])
+
+
+def test_a_seeded_recipe_remakes_with_the_draw_it_was_made_with(tmp_path):
+    """A recipe without `latent_draw` was drawn before discrete parts were evened out: remade so."""
+    from ganbridge.cli.generate import write_file
+    from ganbridge.core.provenance import make_recipe
+
+    gen = ImageGenerator([load_image_network(SHIPPED)])
+    plain = gen.params_model.model_validate({"model": "glyphs"})
+    # a seed whose character the two draws pick differently, so the draw a remake uses shows
+    seed = next(s for s in range(50) if gen._label(plain, gen.random_latent(plain, s, 1)) != gen._label(
+        plain, gen.random_latent(plain, s)))  # fmt: skip
+    params = gen.params_model.model_validate({"model": "glyphs", "size": 64, "seed": seed})
+    path = tmp_path / "glyph.png"
+    recipe = make_recipe("image", gen.checkpoint_for(params).as_dict(), params.model_dump(mode="json"), seed)
+    assert recipe["latent_draw"] == 2
+    for draw, written in ((2, recipe), (1, {k: v for k, v in recipe.items() if k != "latent_draw"})):
+        out = gen.render([params], [gen.random_latent(params, seed, draw)])[0]
+        write_file(path, out.data, out.format, written, None, None)
+        r = ganbridge("verify", str(path))
+        assert "remade byte-identically from its recipe" in r.stdout, (draw, r.stdout + r.stderr)
+    write_file(path, out.data, out.format, dict(recipe, latent_draw=9), None, None)
+    r = ganbridge("verify", str(path))
+    assert r.returncode != 0 and "latent_draw 9 is not one this version knows (1-2)" in r.stdout, r.stdout + r.stderr
+
+
 def test_a_recipe_from_before_edges_existed_is_remade_soft(tmp_path):
     """Recipes store every param, so one without `edges` and `margin` was made before them, with
     the network's own alpha to the canvas's edge: remade (and verified) so, byte for byte."""

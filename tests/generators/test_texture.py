@@ -15,7 +15,7 @@ from PIL import Image
 from ganbridge.core.registry import load_generators
 from ganbridge.generators.checkpoint import CheckpointError, load_weights
 from ganbridge.generators.texture.data import resolve_exemplar
-from ganbridge.generators.texture.evaluate import evaluate
+from ganbridge.generators.texture.evaluate import cell_edge_contrast, evaluate
 from ganbridge.generators.texture.model import load_texture_network
 from ganbridge.generators.texture.train import TextureTrainer, TextureTrainSettings
 from tests.conftest import missing_host
@@ -93,6 +93,21 @@ def test_generator_is_a_function_on_the_torus(texture):
         b = net.sample([shifted], [1.0])[0].astype(int)
         diff = np.abs(np.roll(a, (16, 16), axis=(0, 1)) - b)
         assert diff.max() <= 2 and diff.mean() < 0.05, f"{loaded.ref.name}: max {diff.max()}, mean {diff.mean():.3f}"
+
+
+def test_cell_edge_contrast_sees_the_block_pattern_of_nearest_upsampling(texture):
+    """Nearest-neighbour upsampling repeats each cell's features, so neighbours across a 16 px
+    cell's edge differ more than others: the shipped brick (upsampled so) shows it, a photo does
+    not, and a photo's cells blown up by nearest-neighbour show nothing else."""
+    paths, _ = resolve_exemplar("skimage:gravel")
+    photo = np.asarray(Image.open(paths[0]).convert("RGB"))[:256, :256]
+    assert abs(cell_edge_contrast([photo], 16) - 1) < 0.03
+    blocks = photo[::16, ::16].repeat(16, axis=0).repeat(16, axis=1)
+    assert cell_edge_contrast([blocks], 16) > 100
+    brick = texture.models["brick"]
+    p = texture.params_model.model_validate({"model": "brick", "width": 256, "height": 256})
+    images = [brick.net.sample([texture.random_latent(p, seed)], [1.0])[0] for seed in range(8)]
+    assert cell_edge_contrast(images, 16) > 1.03
 
 
 def wrap_ratio(images: list[np.ndarray], axis: int) -> float:
@@ -287,9 +302,10 @@ def test_a_few_training_steps_write_loadable_weights_and_card(tmp_path):
     assert card["kind"] == "texture" and card["training"]["steps"] == 3
     assert "CC0" in card["data"]["license"] and card["training"]["command"].startswith("ganbridge train texture")
     assert [f["name"] for f in card["data"]["manifest"]["files"]] == card["data"]["files"]
-    assert {"final_loss_d_mean100", "final_loss_g_mean100", "patch_swd_generated", "patch_swd_real_floor"} <= set(
-        card["metrics"]
-    )
+    assert {
+        "final_loss_d_mean100", "final_loss_g_mean100", "patch_swd_generated", "patch_swd_real_floor",
+        "cell_edge_contrast", "cell_edge_contrast_exemplar",
+    } <= set(card["metrics"])  # fmt: skip
     loaded = load_texture_network(weights)
     assert loaded.ref.name == "tiny" and len(loaded.ref.sha256) == 64
     assert (tmp_path / "samples" / "step_000002.png").is_file() and (tmp_path / "loss.png").is_file()
