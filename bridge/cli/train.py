@@ -13,6 +13,7 @@ from ganbridge.cli.errors import UserError
 
 if TYPE_CHECKING:
     from ganbridge.generators.gan.trainer import GanTrainer
+    from ganbridge.generators.texture.model import TextureConfig
 
 
 def add_parser(sub: flags.SubParsers) -> None:
@@ -31,6 +32,7 @@ def add_texture(kinds: flags.SubParsers) -> None:
         help="photo, folder of photos, skimage:NAME (brick, grass, ...) or gimp:CATEGORY/NAME (Wood/walnut, ...)",
     )
     flags.add_train_flags(p, steps=2000, batch=8, sample_every=250)
+    flags.add_width(p, 8)
     p.add_argument("--crop", type=flags.positive_int, default=128, help="training crop size, a multiple of 16")
     p.add_argument("--lr", type=flags.non_negative, default=2e-4)
     p.add_argument("--license", default="unknown (user-supplied exemplar)", help="licence of your exemplar")
@@ -166,6 +168,14 @@ class Run:
         return True
 
 
+def texture_config(width: int) -> TextureConfig:
+    """The texture network whose full-size stage has `width` channels, each coarser stage more
+    (12x, 8x, 4x, 2x at 1/16 ... 1/2): the default 8 is the shipped models' (96, 64, 32, 16, 8)."""
+    from ganbridge.generators.texture.model import TextureConfig
+
+    return TextureConfig(channels=tuple(m * width for m in (12, 8, 4, 2, 1)))
+
+
 def run_texture(args: argparse.Namespace) -> int:
     from ganbridge.generators.texture.train import TextureTrainer, TextureTrainSettings
 
@@ -178,7 +188,7 @@ def run_texture(args: argparse.Namespace) -> int:
     settings = TextureTrainSettings(
         image=args.image, out=Path(args.out), name=name, steps=args.steps, batch=args.batch, crop=args.crop,
         lr=args.lr, sample_every=args.sample_every, save_every=args.sample_every, snapshots=args.snapshots,
-        seed=args.seed, license=args.license, device=run.device,
+        seed=args.seed, license=args.license, device=run.device, config=texture_config(args.width),
     )  # fmt: skip
     try:
         trainer = TextureTrainer(settings, run.command)

@@ -427,3 +427,21 @@ def test_brick_stays_the_default_among_the_shipped_textures(texture):
     names = [c.name for c in texture.checkpoints()]
     assert names[0] == "brick" and names[1:] == sorted(names[1:]) and len(names) >= 10
     assert texture.params_model.model_validate({}).model == "brick"
+
+
+def test_width_sets_the_texture_networks_channels(tmp_path):
+    """`--width W`: W channels at full size and 2, 4, 8, 12 times W at the coarser stages; the
+    trained model loads and serves at that width."""
+    r = subprocess.run(
+        [
+            sys.executable, "-m", "ganbridge", "train", "texture", "--image", "skimage:gravel", "--out", str(tmp_path),
+            "--name", "wide", "--steps", "1", "--batch", "2", "--crop", "64", "--width", "4", "--no-directions",
+        ],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    loaded = load_texture_network(tmp_path / "wide.safetensors")
+    assert loaded.card["config"]["channels"] == [48, 32, 16, 8, 4] and loaded.net.config.channels == (48, 32, 16, 8, 4)
+    z = {k: np.zeros(v, np.float32) for k, v in loaded.net.latent_shapes(64, 64).items()}
+    assert loaded.net.sample([z], [1.0]).shape == (1, 64, 64, 3)
