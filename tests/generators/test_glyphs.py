@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fontTools.ttLib import TTFont
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from ganbridge.generators.image.adapter import ImageGenerator
 from ganbridge.generators.image.glyphs import BASELINE, CAP_HEIGHT, MARGIN, SIZE, class_name
@@ -270,3 +270,41 @@ def test_a_recipe_from_before_edges_existed_is_remade_soft(tmp_path):
     write_file(path, crisp.data, crisp.format, recipe, None, None)
     r = ganbridge("verify", str(path))
     assert r.returncode == 1 and "byte-identically" not in r.stdout, r.stdout
+
+
+def test_smooth_upscaling_draws_the_glyph_a_font_draws_at_that_size(dejavu):
+    """A glyph rendered at 512 px, boxed down to the model's 64 and upscaled again: smooth comes
+    back far nearer the 512 px render than nearest (steps) or Lanczos (a ramp 8 pixels wide), with
+    an edge as narrow as the font's own."""
+    from ganbridge.generators.image.adapter import finish
+
+    errors: dict[str, list[float]] = {"nearest": [], "lanczos": [], "smooth": []}
+    edges: dict[str, list[float]] = {m: [] for m in errors}
+    for name in ("DejaVuSans.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSans-Oblique.ttf"):
+        font = ImageFont.truetype(str(dejavu / name), 300)
+        for char in "AgR8s":
+            big = Image.new("L", (512, 512), 0)
+            ImageDraw.Draw(big).text((256, 300), char, font=font, fill=255, anchor="ms")
+            truth = np.asarray(big, np.float32) / 255
+            native = np.zeros((64, 64, 4), np.uint8)
+            native[..., 3] = np.asarray(big.resize((64, 64), Image.Resampling.BOX))
+            grey = lambda a: float(((a > 0.02) & (a < 0.98)).sum())  # noqa: E731
+            for mode in errors:
+                alpha = finish(native, 512, mode, "transparent")[..., 3].astype(np.float32) / 255
+                errors[mode].append(float(np.abs(alpha - truth).mean()))
+                edges[mode].append(grey(alpha) / grey(truth))
+    mean = {m: float(np.mean(v)) for m, v in errors.items()}
+    assert mean["smooth"] < 0.3 * min(mean["nearest"], mean["lanczos"]), mean
+    assert np.mean(edges["smooth"]) < 1.5 < 5 < np.mean(edges["lanczos"]), edges
+
+
+def test_smooth_upscaling_keeps_a_colour_to_its_edge():
+    from ganbridge.generators.image.adapter import finish
+
+    yy, xx = np.mgrid[:64, :64]
+    disc = np.zeros((64, 64, 4), np.uint8)
+    disc[(yy - 32) ** 2 + (xx - 32) ** 2 < 20**2] = (230, 40, 20, 255)
+    out = finish(disc, 256, "smooth", "transparent").astype(int)
+    drawn = out[..., 3] > 0
+    assert np.abs(out[drawn][:, :3] - (230, 40, 20)).max() <= 2  # no dark fringe where it meets nothing
+    assert ((out[..., 3] > 0) & (out[..., 3] < 255)).sum() < 3 * 2 * np.pi * 80  # an edge about a pixel wide
