@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ from ganbridge.generators.pixels import encode_png
 
 CLEAR_BELOW, SOLID_ABOVE = 24, 232  # alpha levels of crisp edges (see crisp_alpha)
 MAX_MARGIN = 8  # native pixels: an eighth of the canvas a side
+EDGE_BLUR = 0.5  # native pixels: the smooth upscale's blur of the alpha field (see smooth_upscale)
 FEATURE_SIDE = 16  # pixels per side of the image as output_features sees it
 # Luminance and two opponent chroma axes of RGB (see output_features).
 OPPONENT = [[1 / 3, 1 / 3, 1 / 3], [1.0, -1.0, 0.0], [0.5, 0.5, -1.0]]
@@ -119,24 +121,43 @@ def image_look(pixels: np.ndarray) -> np.ndarray:
     return blocks.mean(axis=(1, 3)).transpose(2, 0, 1).ravel()
 
 
+def blurred(plane: np.ndarray, sigma: float) -> np.ndarray:
+    """`plane` blurred by a Gaussian of `sigma` pixels (nothing beyond the edges)."""
+    x = np.arange(-math.ceil(3 * sigma), math.ceil(3 * sigma) + 1, dtype=np.float32)
+    kernel = np.exp(-(x**2) / (2 * sigma**2))
+    kernel /= kernel.sum()
+    r, (h, w) = len(x) // 2, plane.shape
+    padded = np.pad(plane.astype(np.float32), r)
+    rows = np.zeros((h + 2 * r, w), np.float32)
+    out = np.zeros((h, w), np.float32)
+    for i, k in enumerate(kernel):  # separable: along x, then along y
+        rows += k * padded[:, i : i + w]
+    for i, k in enumerate(kernel):
+        out += k * rows[i : i + h]
+    return out
+
+
 def smooth_upscale(pixels: np.ndarray, size: int) -> Image.Image:
     """A native RGBA image at `size` with edges that stay crisp at any size. Alpha is upscaled as
     a smooth field (Lanczos) whose half-level line is the edge, and each pixel's alpha becomes its
     distance to that line in output pixels, (field - 1/2) / |gradient|, plus 1/2, as
     distance-field text is drawn: an edge one pixel wide that follows the curve, where nearest
-    upscaling leaves steps and Lanczos a ramp as wide as a native pixel. Colour is upscaled
-    premultiplied and divided by the field, so what lies under no ink does not bleed into the edge."""
+    upscaling leaves steps and Lanczos a ramp as wide as a native pixel. The field is blurred by
+    EDGE_BLUR native pixels first, which smooths the network's pixel-scale raggedness (and, on real
+    glyphs boxed down to 64 px, brings the contour nearer the font's: 0.41 alpha levels off, 0.45
+    unblurred). Colour is blurred and upscaled premultiplied, then divided by the field, so what
+    lies under no ink does not bleed into the edge."""
     rgba = pixels.astype(np.float32) / 255.0
     alpha = rgba[..., 3]
 
     def resized(plane: np.ndarray) -> np.ndarray:
         return np.asarray(Image.fromarray(plane, "F").resize((size, size), Image.Resampling.LANCZOS), np.float32)
 
-    field = resized(alpha)
+    field = resized(blurred(alpha, EDGE_BLUR))
     gy, gx = np.gradient(field)
     edge = np.clip(0.5 + (field - 0.5) / np.maximum(np.hypot(gx, gy), 1e-6), 0.0, 1.0)
     cover = np.maximum(field, 1e-3)
-    colour = [np.clip(resized(rgba[..., c] * alpha) / cover, 0.0, 1.0) for c in range(3)]
+    colour = [np.clip(resized(blurred(rgba[..., c] * alpha, EDGE_BLUR)) / cover, 0.0, 1.0) for c in range(3)]
     out = np.stack([*colour, edge], axis=-1)
     return Image.fromarray(np.rint(out * 255).astype(np.uint8), "RGBA")
 
