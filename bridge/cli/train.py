@@ -13,7 +13,6 @@ from ganbridge.cli.errors import UserError
 
 if TYPE_CHECKING:
     from ganbridge.generators.gan.trainer import GanTrainer
-    from ganbridge.generators.texture.model import TextureConfig
 
 
 def add_parser(sub: flags.SubParsers) -> None:
@@ -168,15 +167,8 @@ class Run:
         return True
 
 
-def texture_config(width: int) -> TextureConfig:
-    """The texture network whose full-size stage has `width` channels, each coarser stage more
-    (12x, 8x, 4x, 2x at 1/16 ... 1/2): the default 8 is the shipped models' (96, 64, 32, 16, 8)."""
-    from ganbridge.generators.texture.model import TextureConfig
-
-    return TextureConfig(channels=tuple(m * width for m in (12, 8, 4, 2, 1)))
-
-
 def run_texture(args: argparse.Namespace) -> int:
+    from ganbridge.generators.texture.model import TextureConfig
     from ganbridge.generators.texture.train import TextureTrainer, TextureTrainSettings
 
     run = Run(args, "texture")
@@ -188,7 +180,7 @@ def run_texture(args: argparse.Namespace) -> int:
     settings = TextureTrainSettings(
         image=args.image, out=Path(args.out), name=name, steps=args.steps, batch=args.batch, crop=args.crop,
         lr=args.lr, sample_every=args.sample_every, save_every=args.sample_every, snapshots=args.snapshots,
-        seed=args.seed, license=args.license, device=run.device, config=texture_config(args.width),
+        seed=args.seed, license=args.license, device=run.device, config=TextureConfig.of_width(args.width),
     )  # fmt: skip
     try:
         trainer = TextureTrainer(settings, run.command)

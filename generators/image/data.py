@@ -93,7 +93,8 @@ def load_folder(
             f"{folder}: {len(images)} readable images; at least {MIN_IMAGES} are needed (a few hundred to a few "
             f"thousand train well)" + (f". Unreadable: {', '.join(bad[:5])}" if bad else "")
         )
-    held = held_out_mask(names, faces_of(folder, files))
+    fonts = font_of_files(folder, files)
+    held = held_out_mask(names, faces_of(fonts))
     all_images, all_labels = np.stack(images), np.asarray(labels, dtype=np.int64)
     grey = is_grayscale(all_images)
     report = {
@@ -104,7 +105,7 @@ def load_folder(
         "converted": len(notes),
         "conversions": dict(list(notes.items())[:20]),
         "grayscale": grey,
-        "manifest": file_manifest(files, folder, source or str(folder), license, font_of_files(folder, files)),
+        "manifest": file_manifest(files, folder, source or str(folder), license, fonts),
     }
     return ImageData(all_images[~held], all_labels[~held], all_images[held], all_labels[held], classes, grey, report)
 
@@ -121,13 +122,9 @@ def held_out_mask(names: list[str], face_of: dict[str, str]) -> np.ndarray:
     return np.array([g in chosen for g in groups], dtype=bool)
 
 
-def faces_of(folder: Path, files: list[Path]) -> dict[str, str]:
-    """The face of each glyph image that `fonts.json` names ({} for any other folder)."""
-    try:
-        slugs = {font_slug(f["name"]) for f in json.loads((folder / "fonts.json").read_text())}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return {}
-    return {str(p.relative_to(folder)): p.stem for p in files if p.stem in slugs}
+def faces_of(fonts: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """The face of each glyph image `font_of_files` found a font for: its file's stem."""
+    return {name: Path(name).stem for name in fonts}
 
 
 def font_slug(name: str) -> str:

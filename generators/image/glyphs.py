@@ -138,13 +138,12 @@ def drop_twins(faces: list[Face], glyphs: list[np.ndarray]) -> tuple[list[int], 
     face's `glyphs` are its characters' alpha, (characters, SIZE, SIZE). Shorter names go first, so
     a family's plain face is kept over its Math or Symbols twin."""
     order = sorted(range(len(faces)), key=lambda i: (len(faces[i].name), faces[i].name))
+    flat = [g.reshape(len(g), -1).astype(np.float32) for g in glyphs]
     kept: list[int] = []
     twins: list[dict] = []
     for i in order:
-        a = glyphs[i].reshape(len(glyphs[i]), -1).astype(np.float32)
         for k in kept:
-            b = glyphs[k].reshape(len(glyphs[k]), -1).astype(np.float32)
-            rms = float(np.median(np.sqrt(((a - b) ** 2).mean(axis=1))))
+            rms = float(np.median(np.sqrt(((flat[i] - flat[k]) ** 2).mean(axis=1))))
             if rms < DUPLICATE_RMS:
                 twins.append({"face": faces[i].name, "twin_of": faces[k].name, "median_rms": round(rms, 1)})
                 break

@@ -43,6 +43,12 @@ class TextureConfig:
         return asdict(self)
 
     @classmethod
+    def of_width(cls, width: int) -> TextureConfig:
+        """The network whose full-size stage has `width` channels and each coarser stage more (2x,
+        4x, 8x, 12x at 1/2 ... 1/16): the default 8 is the shipped models' (96, 64, 32, 16, 8)."""
+        return cls(channels=tuple(m * width for m in (12, 8, 4, 2, 1)))
+
+    @classmethod
     def from_dict(cls, d: dict) -> TextureConfig:
         d = dict(d)
         d["channels"] = tuple(d["channels"])

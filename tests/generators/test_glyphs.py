@@ -106,11 +106,11 @@ def test_a_face_that_draws_another_faces_glyphs_is_left_out_and_named(dejavu, tm
 
 def test_glyphs_are_held_out_by_face(glyph_folder):
     """Evaluation meets faces the model never trained on: every held-out face with all its characters."""
-    from ganbridge.generators.image.data import faces_of, held_out_mask, load_folder
+    from ganbridge.generators.image.data import faces_of, font_of_files, held_out_mask, load_folder
 
     files = sorted(glyph_folder.glob("*/*.png"))
     names = [str(p.relative_to(glyph_folder)) for p in files]
-    face_of = faces_of(glyph_folder, files)
+    face_of = faces_of(font_of_files(glyph_folder, files))
     assert len(face_of) == len(names) and len(set(face_of.values())) >= 20
     mask = held_out_mask(names, face_of)
     held = {face_of[n] for n, m in zip(names, mask) if m}
