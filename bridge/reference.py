@@ -286,17 +286,25 @@ def render_texture_models(models: list[Shipped], page_dir: str) -> str:
                 data["license"],
                 thousands(training["steps"]),
                 training_time(training),
-                f"{metrics['patch_swd_generated']:.3f} "
-                f"({metrics['patch_swd_real_floor']:.3f} / {metrics['patch_swd_untrained']:.3f})",
+                f"{metrics['patch_swd_generated']:.3f}{'*' if training.get('patch_loss') else ''} "
+                f"({metrics['patch_swd_generated'] / metrics['patch_swd_real_floor']:.1f}x; "
+                f"{metrics['patch_swd_real_floor']:.3f} / {metrics['patch_swd_untrained']:.3f})",
                 link("sheet", m.sheet, page_dir) if m.sheet else "",
             ]
         )
-    header = ["model", "exemplar", "licence of the data", "steps", "training time", "patch SWD (floor / untrained)"]
+    header = [
+        "model", "exemplar", "licence of the data", "steps", "training time", "patch SWD (x floor; floor / untrained)"
+    ]  # fmt: skip
     out = [table([*header, "samples"], rows)]
     machines = sorted({machine(m.card["training"]) for m in models})
     out.append(f"Machine{'s' if len(machines) > 1 else ''} in the cards: {', '.join(machines)}.")
     notes = sorted({m.card["metrics"].get("patch_swd_note", "") for m in models} - {""})
     out += [f"Patch SWD: {note}." for note in notes]
+    if any(m.card["training"].get("patch_loss") for m in models):
+        out.append(
+            "*: trained with `--patch-loss`, which matches patch distributions directly, so its patch SWD "
+            "flatters it; compare the appearance gap (`ganbridge eval texture`)."
+        )
     return "\n\n".join(out)
 
 

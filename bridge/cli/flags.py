@@ -127,10 +127,10 @@ def add_width(p: argparse.ArgumentParser, default: int) -> None:
     )
 
 
-def add_eval_flags(p: argparse.ArgumentParser, kind: str, samples: str) -> None:
-    """What every `eval KIND` takes."""
+def add_eval_flags(p: argparse.ArgumentParser, kind: str, samples: str, count: int = 1000, seed: int = 0) -> None:
+    """What every `eval KIND` takes (a texture's defaults are its card's: 16 samples, seed 99)."""
     p.add_argument("--model", required=True, help=f"a .safetensors file, or the name of an installed {kind} model")
-    p.add_argument("--samples", type=positive_int, default=1000, help=f"{samples} to generate (default 1000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=positive_int, default=count, help=f"{samples} to generate (default {count})")
+    p.add_argument("--seed", type=int, default=seed, help=f"latent seed (default {seed})")
     p.add_argument("--json", help="also write the table to this file")
     p.add_argument("--update-card", action="store_true", help="store the table in the model card")

@@ -35,6 +35,12 @@ def add_texture(kinds: flags.SubParsers) -> None:
     p.add_argument("--crop", type=flags.positive_int, default=128, help="training crop size, a multiple of 16")
     p.add_argument("--lr", type=flags.non_negative, default=2e-4)
     p.add_argument("--license", default="unknown (user-supplied exemplar)", help="licence of your exemplar")
+    p.add_argument(
+        "--patch-loss",
+        type=flags.non_negative,
+        default=0.0,
+        help="weight of the patch-distribution loss beside the critic (0: adversarial only)",
+    )
     add_directions(p)
     p.set_defaults(func=run_texture)
 
@@ -180,7 +186,8 @@ def run_texture(args: argparse.Namespace) -> int:
     settings = TextureTrainSettings(
         image=args.image, out=Path(args.out), name=name, steps=args.steps, batch=args.batch, crop=args.crop,
         lr=args.lr, sample_every=args.sample_every, save_every=args.sample_every, snapshots=args.snapshots,
-        seed=args.seed, license=args.license, device=run.device, config=TextureConfig.of_width(args.width),
+        seed=args.seed, license=args.license, patch_loss=args.patch_loss, device=run.device,
+        config=TextureConfig.of_width(args.width),
     )  # fmt: skip
     try:
         trainer = TextureTrainer(settings, run.command)

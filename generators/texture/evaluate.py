@@ -4,7 +4,10 @@ The sliced Wasserstein distance between the distributions of 7x7 patches (4096 o
 directions; gan/metrics.py's patch_swd), in units of the exemplar's pixel standard deviation, given
 next to its floor (the exemplar against itself: what sampling noise alone gives) and its ceiling
 (an untrained generator of the same config). Beside it, the cell-edge contrast: how much more
-neighbouring pixels differ across a latent cell's edge than elsewhere (1.0: no block pattern).
+neighbouring pixels differ across a latent cell's edge than elsewhere (1.0: no block pattern), and
+the appearance gap: how far the textures' shift-invariant statistics (the adapter's `appearance`:
+colour, sharpness by direction, feature size, lightness histogram) lie from the exemplar's, a figure
+that no training loss here optimises (training may match patch distributions directly).
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from ganbridge.generators.base import draw_latent
 from ganbridge.generators.gan.metrics import patch_swd
+from ganbridge.generators.texture.adapter import appearance
 from ganbridge.generators.texture.model import TextureNetwork
 
 NOTE = (
@@ -36,19 +41,62 @@ def cell_edge_contrast(images: Sequence[np.ndarray], stride: int) -> float:
     return float(np.concatenate(across).mean() / max(np.concatenate(within).mean(), 1e-12))
 
 
+def appearance_of(images: Sequence[np.ndarray]) -> np.ndarray:
+    """uint8 (H, W, 3) images -> their appearance statistics, one row each."""
+    batch = torch.from_numpy(np.stack([np.asarray(i, np.float32) for i in images])).permute(0, 3, 1, 2)
+    return appearance(batch / 127.5 - 1).numpy().astype(np.float64)
+
+
+def exemplar_crops(
+    exemplars: Sequence[np.ndarray], side: int, count: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """`count` random side x side crops of the exemplars (each at least side a side)."""
+    crops = []
+    for _ in range(count):
+        img = exemplars[rng.integers(len(exemplars))]
+        y, x = rng.integers(img.shape[0] - side + 1), rng.integers(img.shape[1] - side + 1)
+        crops.append(img[y : y + side, x : x + side])
+    return crops
+
+
+def appearance_gap(images: Sequence[np.ndarray], exemplars: Sequence[np.ndarray], seed: int = 0) -> dict:
+    """How far the mean appearance of `images` lies from that of as many crops of the exemplars of
+    their size: the RMS difference of the mean statistics (each a mean, spread, correlation or
+    histogram share, of order 0.1-1, so they are compared as they are). Beside it the floor, another
+    set of crops against the first: what sampling the exemplar alone gives."""
+    rng = np.random.default_rng(seed)
+    side = min(min(i.shape[:2]) for i in [*images, *exemplars])
+    crops = exemplar_crops(exemplars, side, 2 * len(images), rng)
+    ref, other = appearance_of(crops[: len(images)]).mean(0), appearance_of(crops[len(images) :]).mean(0)
+    generated = appearance_of([i[:side, :side] for i in images]).mean(0)
+
+    def gap(x: np.ndarray) -> float:
+        return round(float(np.sqrt(np.mean((x - ref) ** 2))), 4)
+
+    return {"appearance_gap_generated": gap(generated), "appearance_gap_real_floor": gap(other)}
+
+
 def evaluate(
-    net: TextureNetwork, exemplars: Sequence[np.ndarray], side: int, grayscale: bool = False, samples: int = 16
+    net: TextureNetwork,
+    exemplars: Sequence[np.ndarray],
+    side: int,
+    grayscale: bool = False,
+    samples: int = 16,
+    seed: int = 99,
+    keep: list | None = None,
 ) -> dict:
-    """The card's patch-SWD figures for `samples` textures of side x side pixels against the
-    exemplars (H, W, 3 pixel values). The untrained generator's weights come from torch's global
-    RNG, as any new network's do."""
+    """The card's figures for `samples` textures of side x side pixels against the exemplars (H, W,
+    3 pixel values); the textures are appended to `keep` when given. The untrained generator's
+    weights come from torch's global RNG, as any new network's do."""
     shapes = net.latent_shapes(side, side)
-    rng = np.random.default_rng(99)
+    rng = np.random.default_rng(seed)
     latents = [draw_latent(shapes, rng) for _ in range(samples)]
     untrained = TextureNetwork(net.config).eval().to(next(net.parameters()).device)
     reference = list(exemplars)
     ones = [1.0] * len(latents)
     generated = list(net.sample(latents, ones, grayscale))
+    if keep is not None:
+        keep.extend(generated)
     return {
         "patch_swd_generated": round(patch_swd(generated, reference), 4),
         "patch_swd_real_floor": round(patch_swd(reference, reference, seed=1), 4),
@@ -56,4 +104,5 @@ def evaluate(
         "patch_swd_note": NOTE,
         "cell_edge_contrast": round(cell_edge_contrast(generated, net.config.stride), 3),
         "cell_edge_contrast_exemplar": round(cell_edge_contrast(reference, net.config.stride), 3),
+        **appearance_gap(generated, reference),
     }

@@ -101,6 +101,7 @@ def test_wav_without_fluidsynth_is_one_line(tmp_path):
         (["train", "music", "--corpus", "bach", "--out", "out", "--steps", "1"], "music21"),
         (["train", "texture", "--image", "skimage:brick", "--out", "out", "--steps", "1"], "scikit-image"),
         (["eval", "music", "--model", "bach"], "music21"),
+        (["eval", "texture", "--model", "brick"], "scikit-image"),
     ],
 )
 def test_a_missing_train_extra_names_the_install(tmp_path, args, package):
@@ -128,6 +129,8 @@ def test_unknown_models_for_sheet_and_eval(tmp_path):
     one_line(run(tmp_path, "sheet", "--model", "glyphs", "--param", "category=upper-A"), 2, "set by the sheet")
     one_line(run(tmp_path, "sheet", "--model", "glyphs", "--param", "truncation=7"), 2, "truncation")
     one_line(run(tmp_path, "eval", "music", "--model", "fugue"), 2, "no music model 'fugue'", "bach")
+    one_line(run(tmp_path, "eval", "texture", "--model", "velvet"), 2, "no texture model 'velvet'", "brick")
+    one_line(run(tmp_path, "eval", "texture", "--model", "brick", "--size", "100"), 2, "multiple of 16")
     one_line(run(tmp_path, "eval", "image", "--model", "fugue", "--data", "."), 2, "no image model 'fugue'", "glyphs")
 
 

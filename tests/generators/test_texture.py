@@ -10,14 +10,15 @@ import sys
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+import torch.nn.functional as F
+from PIL import Image, ImageFilter
 
 from ganbridge.core.registry import load_generators
 from ganbridge.generators.checkpoint import CheckpointError, load_weights
-from ganbridge.generators.texture.data import resolve_exemplar
-from ganbridge.generators.texture.evaluate import cell_edge_contrast, evaluate
+from ganbridge.generators.texture.data import load_exemplars, random_crops, resolve_exemplar
+from ganbridge.generators.texture.evaluate import appearance_gap, cell_edge_contrast, evaluate, exemplar_crops
 from ganbridge.generators.texture.model import load_texture_network
-from ganbridge.generators.texture.train import TextureTrainer, TextureTrainSettings
+from ganbridge.generators.texture.train import TextureTrainer, TextureTrainSettings, patch_distribution_loss
 from tests.conftest import missing_host
 
 
@@ -321,6 +322,48 @@ def test_a_few_training_steps_write_loadable_weights_and_card(tmp_path):
     ]
 
 
+def test_the_patch_loss_tells_an_exemplars_own_patches_from_blurred_or_noisy_ones():
+    """Crops of one exemplar are close in patch distribution; the same crops blurred (detail
+    lost, as a soft generator's) are farther, and noise of the same mean and spread farther still."""
+    (path,), _ = resolve_exemplar("skimage:brick")
+    images = load_exemplars([path], 128)
+    gen = torch.Generator().manual_seed(0)
+    real, other = random_crops(images, 4, 128, gen), random_crops(images, 4, 128, gen)
+    blurred = F.avg_pool2d(other, 5, stride=1, padding=2, count_include_pad=False)
+    noise = torch.randn(other.shape, generator=gen) * other.std() + other.mean()
+    own, blur, noisy = (
+        patch_distribution_loss(x, real, torch.Generator().manual_seed(1)).item() for x in (other, blurred, noise)
+    )
+    assert 2 * own < blur < noisy, (own, blur, noisy)
+
+
+def test_the_patch_loss_moves_an_image_toward_the_exemplars_patches():
+    (path,), _ = resolve_exemplar("skimage:brick")
+    real = random_crops(load_exemplars([path], 64), 2, 64, torch.Generator().manual_seed(0))
+    image = torch.zeros(1, 3, 64, 64, requires_grad=True)
+    opt = torch.optim.Adam([image], lr=0.05)
+    gen = torch.Generator().manual_seed(1)
+    losses = []
+    for _ in range(40):
+        loss = patch_distribution_loss(image, real, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
+
+
+def test_training_with_the_patch_loss_records_it(tmp_path):
+    settings = TextureTrainSettings(
+        image="skimage:gravel", out=tmp_path, name="tiny", steps=2, batch=2, crop=64, patch_loss=3.0
+    )
+    trainer = TextureTrainer(settings, "ganbridge train texture --patch-loss 3 (test)")
+    weights = trainer.run()
+    assert all(h["loss_patch"] > 0 for h in trainer.history)
+    training = json.loads(weights.with_suffix(".json").read_text())["training"]
+    assert training["patch_loss"] == 3.0 and "patch-distribution loss x3" in training["loss"]
+
+
 def test_evaluation_reproduces_the_shipped_cards_figures(texture):
     """The figures training wrote into the gravel card, recomputed from its weights and exemplar."""
     model = texture.models["gravel"]
@@ -334,6 +377,33 @@ def test_evaluation_reproduces_the_shipped_cards_figures(texture):
         assert figures[key] == pytest.approx(card[key], abs=2e-3), key
     assert card["patch_swd_real_floor"] < card["patch_swd_generated"] < figures["patch_swd_untrained"]
     assert figures["patch_swd_note"] == card["patch_swd_note"]
+
+
+def test_eval_command_reproduces_the_card_and_writes_a_sheet(texture, tmp_path):
+    """`ganbridge eval texture` recomputes the figures training wrote into the card, by command."""
+    out = tmp_path / "eval.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "ganbridge", "eval", "texture", "--model", "gravel", "--json", str(out),
+         "--sheet", str(tmp_path / "sheet.png")],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    table, card = json.loads(out.read_text()), texture.models["gravel"].card["metrics"]
+    assert table["patch_swd_generated"] == pytest.approx(card["patch_swd_generated"], abs=2e-3)
+    assert table["appearance_gap_real_floor"] < table["appearance_gap_generated"]
+    assert "x floor" in r.stdout and "appearance gap" in r.stdout and "cell-edge contrast" in r.stdout
+    assert Image.open(tmp_path / "sheet.png").width > 4 * 256
+
+
+def test_the_appearance_gap_tells_the_exemplar_from_a_blurred_or_shifted_copy():
+    (path,), _ = resolve_exemplar("skimage:brick")
+    exemplar = np.asarray(Image.open(path).convert("RGB"))
+    crops = exemplar_crops([exemplar], 128, 8, np.random.default_rng(5))
+    blurred = [np.asarray(Image.fromarray(c).filter(ImageFilter.GaussianBlur(2))) for c in crops]
+    darker = [(c * 0.8).astype(np.uint8) for c in crops]
+    own, blur, dark = (appearance_gap(x, [exemplar])["appearance_gap_generated"] for x in (crops, blurred, darker))
+    assert 3 * own < blur and 3 * own < dark, (own, blur, dark)
 
 
 def test_train_command_reports_bad_input_clearly(tmp_path):
