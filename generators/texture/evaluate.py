@@ -53,8 +53,8 @@ def exemplar_crops(
     """`count` random side x side crops of the exemplars (each at least side a side)."""
     crops = []
     for _ in range(count):
-        img = exemplars[rng.integers(len(exemplars))]
-        y, x = rng.integers(img.shape[0] - side + 1), rng.integers(img.shape[1] - side + 1)
+        img = exemplars[int(rng.integers(len(exemplars)))]
+        y, x = int(rng.integers(img.shape[0] - side + 1)), int(rng.integers(img.shape[1] - side + 1))
         crops.append(img[y : y + side, x : x + side])
     return crops
 
