@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ganbridge.cli import config, flags
 from ganbridge.cli.errors import UserError
+
+if TYPE_CHECKING:
+    from ganbridge.generators.image.data import ImageData
+    from ganbridge.generators.image.model import LoadedImageNetwork
 
 
 def add_parser(sub: flags.SubParsers) -> None:
@@ -24,6 +29,19 @@ def add_parser(sub: flags.SubParsers) -> None:
     flags.add_eval_flags(image, "image", "images")
     image.add_argument("--data", required=True, help="the folder it was trained on (its held-out tenth is used)")
     image.add_argument("--sheet", help="also write a sample sheet (held-out images above, samples below) here")
+    image.add_argument(
+        "--served-truncation",
+        type=float,
+        nargs="+",
+        metavar="T",
+        help="the 'as served' rows at these truncations (default: the image params' default)",
+    )
+    image.add_argument(
+        "--served-per-category",
+        type=flags.positive_int,
+        default=20,
+        help="samples per category for the 'as served' rows (default 20)",
+    )
     image.set_defaults(func=run_image)
     music = kinds.add_parser("music", help="MuseGAN/muspy metrics of generated vs held-out phrases")
     flags.add_eval_flags(music, "music", "4-bar phrases")
@@ -130,6 +148,8 @@ def run_image(args: argparse.Namespace) -> int:
         train_labels=data.train_labels, held_out_labels=data.held_out_labels,
     )  # fmt: skip
     print_image_table(table, bool(model.net.config.classes))
+    table["served"] = served_table(args, model, data)
+    print_served_table(table["served"])
     write_outputs(args, table, path)
     if args.sheet:
         from ganbridge.generators.gan.plots import class_sheet, data_vs_samples
@@ -146,6 +166,51 @@ def run_image(args: argparse.Namespace) -> int:
         sheet.save(args.sheet)
         print(f"wrote {args.sheet}")
     return 0
+
+
+def served_table(args: argparse.Namespace, model: LoadedImageNetwork, data: ImageData) -> dict:
+    from ganbridge.generators.image.adapter import ImageGenerator
+    from ganbridge.generators.image.served import served_figures
+
+    gen = ImageGenerator([model])
+    try:
+        truncations = [
+            gen.params_model.model_validate({"truncation": t}).truncation for t in args.served_truncation or []
+        ]
+    except ValueError:
+        raise UserError("--served-truncation takes values from 0.1 to 1.0") from None
+    return served_figures(
+        gen, model.ref.name, data.train, data.train_labels, data.held_out, data.held_out_labels,
+        truncations=truncations or [None], per_category=args.served_per_category, seed=args.seed,
+    )  # fmt: skip
+
+
+def print_served_table(served: dict) -> None:
+    print()
+    print("as served (through the bridge's image params: crisp edges, margin; native size):")
+    print(f"{'':22} {'nearest in category':>19} {'spread':>7} {'recall':>7} {'haze':>7} {'border':>7} {'smears':>7}")
+    for name, row in served.items():
+        if name in ("any_balance", "setup"):
+            continue
+        nic = "" if row["nearest_in_category"] is None else f"{row['nearest_in_category']:.3f}"
+        recall = "" if row["recall"] is None else f"{row['recall']:.3f}"
+        print(
+            f"{name:22} {nic:>19} {row['spread']:7.2f} {recall:>7} {row['haze']:7.2%} {row['border']:7.1%}"
+            f" {row['smears']:7.1%}"
+        )
+    if "any_balance" in served:
+        b = served["any_balance"]
+        print(
+            f"category any over {b['seeds']} seeds: each category {b['fewest']}-{b['most']} times ({b['even']} is even)"
+        )
+    print(
+        "nearest in category: samples whose nearest training image is of the asked category; haze: pixels of "
+        "alpha 1-15;"
+    )
+    print(
+        "border: samples with alpha on the outermost pixels; smears: samples with more half-transparent ink than "
+        "99% of held-out images"
+    )
 
 
 def print_image_table(table: dict, classes: bool) -> None:

@@ -28,6 +28,7 @@ from ganbridge.generators.image.evaluate import (
     within_class_spread,
 )
 from ganbridge.generators.image.model import MINIBATCH_GROUP, ImageConfig, ImageNetwork, load_image_network
+from ganbridge.generators.image.served import cleanliness
 from ganbridge.generators.image.train import ImageCritic, ImageTrainer, ImageTrainSettings
 from ganbridge.server import build_core
 from tests.cli.test_cli import ganbridge
@@ -251,6 +252,35 @@ def test_eval_command_prints_the_table(tiny_model, sprite_folder, tmp_path):
     assert set(table["generated"]) == {"swd_x1000", "precision", "recall", "coverage", "spread", "class_agreement"}
     assert "class agreement" in r.stdout and "spread" in r.stdout
     assert Image.open(tmp_path / "sheet.png").width < 4 * 64  # two columns, not twelve
+    # As served: through the adapter's params, at the default truncation and at one asked for.
+    served = table["served"]
+    assert set(served) == {"truncation 0.4", "held-out (real)", "any_balance", "setup"}
+    assert 0 <= served["truncation 0.4"]["nearest_in_category"] <= 1 and served["truncation 0.4"]["border"] == 0
+    assert served["any_balance"]["fewest"] + served["any_balance"]["most"] <= served["any_balance"]["seeds"]
+    assert "as served" in r.stdout and "nearest in category" in r.stdout
+    r = ganbridge("eval", "image", "--model", str(tiny_model), "--data", str(sprite_folder), "--samples", "40",
+                  "--served-truncation", "1", "0.5", "--served-per-category", "4", "--json", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert [k for k in json.loads(out.read_text())["served"] if k.startswith("truncation")] == [
+        "truncation 1",
+        "truncation 0.5",
+    ]
+    r = ganbridge("eval", "image", "--model", str(tiny_model), "--data", str(sprite_folder), "--served-truncation", "3")
+    assert r.returncode == 2 and "0.1 to 1.0" in r.stderr
+
+
+def test_served_cleanliness_on_known_images():
+    """Haze, border and smear shares, each from images made to have them."""
+    clean = np.zeros((4, 8, 8, 4), np.uint8)
+    clean[:, 2:6, 2:6, 3] = 255  # a solid square inside the canvas
+    hazy, bordered, smeared = clean.copy(), clean.copy(), clean.copy()
+    hazy[0, 1, 1, 3] = 9  # one faint pixel of 256
+    bordered[1, 0, 3, 3] = 200  # ink on the outermost ring
+    smeared[2, 2:6, 2:6, 3] = 128  # the whole glyph half-transparent
+    assert cleanliness(clean, 0.2) == {"haze": 0.0, "border": 0.0, "smears": 0.0}
+    assert cleanliness(hazy, 0.2)["haze"] == round(1 / 256, 4)
+    assert cleanliness(bordered, 0.2) == {"haze": 0.0, "border": 0.25, "smears": 0.0}
+    assert cleanliness(smeared, 0.2)["smears"] == 0.25 and cleanliness(smeared, 1.0)["smears"] == 0.0
 
 
 def test_class_agreement_on_known_cases(sprite_folder):

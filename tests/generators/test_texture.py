@@ -15,10 +15,11 @@ from PIL import Image, ImageFilter
 
 from ganbridge.core.registry import load_generators
 from ganbridge.generators.checkpoint import CheckpointError, load_weights
+from ganbridge.generators.gan.losses import patch_distribution_loss
 from ganbridge.generators.texture.data import load_exemplars, random_crops, resolve_exemplar
 from ganbridge.generators.texture.evaluate import appearance_gap, cell_edge_contrast, evaluate, exemplar_crops
 from ganbridge.generators.texture.model import load_texture_network
-from ganbridge.generators.texture.train import TextureTrainer, TextureTrainSettings, patch_distribution_loss
+from ganbridge.generators.texture.train import TextureTrainer, TextureTrainSettings
 from tests.conftest import missing_host
 
 
