@@ -208,7 +208,7 @@ def print_served_table(served: dict) -> None:
         "alpha 1-15;"
     )
     print(
-        "border: samples with alpha on the outermost pixels; smears: samples with more half-transparent ink than "
+        "border: samples with alpha on the outermost pixels; smears: samples with more light (grey) solid ink than "
         "99% of held-out images"
     )
 

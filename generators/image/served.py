@@ -10,8 +10,8 @@ categories:
 - spread (as `evaluate`'s) and recall against the held-out images: how much range is kept;
 - haze: the share of pixels with a faint alpha (1-15), which a crisp glyph does not have;
 - border: the share of samples with any alpha on the canvas's outermost pixels;
-- smears: the share of samples with more half-transparent ink than 99% of the held-out images
-  (the mid-alpha share of their inked pixels): grey blots rather than strokes;
+- smears: the share of samples with more light ink than 99% of the held-out images (the share of
+  their solid pixels lighter than LIGHT): grey blots rather than strokes;
 - `any` balance: how often each category comes up when none is asked, over many seeds.
 """
 
@@ -29,8 +29,8 @@ from ganbridge.generators.image.evaluate import PixelFeatures, _pairwise, precis
 from ganbridge.generators.image.model import ANY, NATIVE
 
 FAINT = (1, 15)  # alpha levels of a haze
-INKED = 32  # alpha from which a pixel counts as ink
-SOLID = 224  # and from which it is solid; between the two it is half-transparent
+SOLID = 224  # alpha from which a pixel is solid ink
+LIGHT = 96  # luminance above which solid ink is light
 
 
 def render(gen: ImageGenerator, params: dict, seeds: Sequence[int]) -> tuple[np.ndarray, list[str]]:
@@ -41,12 +41,12 @@ def render(gen: ImageGenerator, params: dict, seeds: Sequence[int]) -> tuple[np.
     return images, [str(o.extra.get("category")) for o in outs]
 
 
-def mid_alpha_share(images: np.ndarray) -> np.ndarray:
-    """Per image: the share of its inked pixels that are half-transparent."""
-    alpha = images[..., 3].astype(np.int64)
-    inked = (alpha >= INKED).sum(axis=(1, 2))
-    mid = ((alpha >= INKED) & (alpha < SOLID)).sum(axis=(1, 2))
-    return mid / np.maximum(inked, 1)
+def light_ink_share(images: np.ndarray) -> np.ndarray:
+    """Per image: the share of its solid pixels whose colour is light (luminance above LIGHT). A
+    glyph's ink is dark; a grey smear is solid but light."""
+    solid = images[..., 3] >= SOLID
+    light = images[..., :3].astype(np.int64).mean(axis=-1) > LIGHT
+    return (solid & light).sum(axis=(1, 2)) / np.maximum(solid.sum(axis=(1, 2)), 1)
 
 
 def cleanliness(images: np.ndarray, smear_threshold: float) -> dict[str, float]:
@@ -57,7 +57,7 @@ def cleanliness(images: np.ndarray, smear_threshold: float) -> dict[str, float]:
     return {
         "haze": round(float(((alpha >= FAINT[0]) & (alpha <= FAINT[1])).mean()), 4),
         "border": round(float((alpha[:, ring] > 0).any(axis=1).mean()), 4),
-        "smears": round(float((mid_alpha_share(images) > smear_threshold).mean()), 4),
+        "smears": round(float((light_ink_share(images) > smear_threshold).mean()), 4),
     }
 
 
@@ -78,7 +78,7 @@ def served_figures(
     classes = list(gen.models[model].net.config.classes)
     features = PixelFeatures(train)
     train_features, ref = features(train), features(held_out)
-    threshold = float(np.quantile(mid_alpha_share(held_out), 0.99))
+    threshold = float(np.quantile(light_ink_share(held_out), 0.99))
 
     known = train_labels if train_labels is not None else np.zeros(len(train), np.int64)
 

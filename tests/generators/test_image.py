@@ -276,7 +276,7 @@ def test_served_cleanliness_on_known_images():
     hazy, bordered, smeared = clean.copy(), clean.copy(), clean.copy()
     hazy[0, 1, 1, 3] = 9  # one faint pixel of 256
     bordered[1, 0, 3, 3] = 200  # ink on the outermost ring
-    smeared[2, 2:6, 2:6, 3] = 128  # the whole glyph half-transparent
+    smeared[2, 2:6, 2:6, :3] = 160  # the whole glyph solid but grey
     assert cleanliness(clean, 0.2) == {"haze": 0.0, "border": 0.0, "smears": 0.0}
     assert cleanliness(hazy, 0.2)["haze"] == round(1 / 256, 4)
     assert cleanliness(bordered, 0.2) == {"haze": 0.0, "border": 0.25, "smears": 0.0}
