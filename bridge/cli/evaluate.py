@@ -38,9 +38,10 @@ def add_parser(sub: flags.SubParsers) -> None:
     )
     image.add_argument(
         "--served-per-category",
-        type=flags.positive_int,
+        type=flags.per_category,
         default=20,
-        help="samples per category for the 'as served' rows (default 20)",
+        help="samples per category for the 'as served' rows (default 20, at most 1000; a model without "
+        "categories draws 8 times as many)",
     )
     image.set_defaults(func=run_image)
     music = kinds.add_parser("music", help="MuseGAN/muspy metrics of generated vs held-out phrases")
@@ -81,7 +82,10 @@ def write_outputs(args: argparse.Namespace, table: dict, weights: Path) -> None:
 
 
 def run_texture(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ganbridge.generators.gan.plots import sample_sheet
+    from ganbridge.generators.texture.adapter import MAX_SIDE, MIN_SIDE
     from ganbridge.generators.texture.data import exemplar_pixels, resolve_exemplar
     from ganbridge.generators.texture.evaluate import evaluate
     from ganbridge.generators.texture.model import load_texture_network
@@ -90,16 +94,23 @@ def run_texture(args: argparse.Namespace) -> int:
     try:
         model = load_texture_network(path)
         data, crop = model.card["data"], model.card["training"]["crop"]
-        paths, _ = resolve_exemplar(data["source"])
-        exemplars = [exemplar_pixels(p, crop) for p in paths]
-    except (ValueError, KeyError) as e:  # CheckpointError, an exemplar that is not installed here
+        source, grayscale = data["source"], data["grayscale"]
+    except ValueError as e:  # CheckpointError
         raise UserError(f"cannot evaluate {path.name}: {e}") from None
+    except (KeyError, TypeError):
+        raise UserError(f"cannot evaluate {path.name}: its card names no exemplar (data.source) or crop") from None
     side = args.size or 2 * crop
     stride = model.net.config.stride
-    if side % stride or side > min(min(e.shape[:2]) for e in exemplars):
-        raise UserError(f"--size must be a multiple of {stride} no larger than the exemplar ({side} given)")
-    keep: list = []
-    table = evaluate(model.net, exemplars, side, data["grayscale"], samples=args.samples, seed=args.seed, keep=keep)
+    if side % stride or not MIN_SIDE <= side <= MAX_SIDE:
+        raise UserError(f"--size must be a multiple of {stride} from {MIN_SIDE} to {MAX_SIDE}")
+    try:
+        paths, _ = resolve_exemplar(source)
+        # As training tiles a pattern for its crops; a larger --size, to twice its side.
+        exemplars = [exemplar_pixels(p, max(crop, side // 2)) for p in paths]
+    except (ValueError, OSError) as e:  # an exemplar that is not installed here, or unreadable
+        raise UserError(f"cannot evaluate {path.name}: its exemplar {source}: {e}") from None
+    keep: list[np.ndarray] = []
+    table = evaluate(model.net, exemplars, side, grayscale, samples=args.samples, seed=args.seed, keep=keep)
     print_texture_table(table)
     write_outputs(args, table, path)
     if args.sheet:
@@ -110,7 +121,7 @@ def run_texture(args: argparse.Namespace) -> int:
 
 
 def print_texture_table(table: dict) -> None:
-    floor = table["patch_swd_real_floor"]
+    floor = table["patch_swd_real_floor"] or float("nan")  # a flat exemplar has no spread to compare
     print(f"{'vs the exemplar':22} {'patch SWD':>10} {'x floor':>8} {'appearance gap':>15}")
     print(
         f"{'generated':22} {table['patch_swd_generated']:10.4f} {table['patch_swd_generated'] / floor:8.2f}"
@@ -135,6 +146,7 @@ def run_image(args: argparse.Namespace) -> int:
     from ganbridge.generators.image.model import load_image_network
 
     path = model_path(args, "image")
+    args.truncations = served_truncations(args)
     try:
         model = load_image_network(path)
         data = load_folder(Path(args.data), model.net.config.size, use_classes=bool(model.net.config.classes))
@@ -168,20 +180,31 @@ def run_image(args: argparse.Namespace) -> int:
     return 0
 
 
+def served_truncations(args: argparse.Namespace) -> list[float | None]:
+    """--served-truncation checked against the image params (before any work), each value once."""
+    from pydantic import ValidationError
+
+    from ganbridge.generators.image.adapter import ImageParams
+
+    kept: list[float | None] = []
+    for t in args.served_truncation or [None]:
+        if t is not None:
+            try:
+                t = ImageParams.model_validate({"model": "any", "truncation": t}).truncation
+            except ValidationError as e:
+                raise UserError(f"--served-truncation {t}: {e.errors()[0]['msg'].lower()}") from None
+        if t not in kept:
+            kept.append(t)
+    return kept
+
+
 def served_table(args: argparse.Namespace, model: LoadedImageNetwork, data: ImageData) -> dict:
     from ganbridge.generators.image.adapter import ImageGenerator
     from ganbridge.generators.image.served import served_figures
 
-    gen = ImageGenerator([model])
-    try:
-        truncations = [
-            gen.params_model.model_validate({"truncation": t}).truncation for t in args.served_truncation or []
-        ]
-    except ValueError:
-        raise UserError("--served-truncation takes values from 0.1 to 1.0") from None
     return served_figures(
-        gen, model.ref.name, data.train, data.train_labels, data.held_out, data.held_out_labels,
-        truncations=truncations or [None], per_category=args.served_per_category, seed=args.seed,
+        ImageGenerator([model]), model.ref.name, data.train, data.train_labels, data.held_out, data.held_out_labels,
+        truncations=args.truncations, per_category=args.served_per_category, seed=args.seed,
     )  # fmt: skip
 
 

@@ -49,6 +49,14 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def per_category(text: str) -> int:
+    """Served samples per category: category c's seeds start at 1000 c, so at most 1000."""
+    value = _int(text)
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number from 1 to 1000")
+    return value
+
+
 def multiple_of_4(text: str) -> int:
     """The image critic compares groups of 4 images (minibatch standard deviation)."""
     value = _int(text)

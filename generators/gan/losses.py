@@ -54,8 +54,15 @@ def patch_distribution_loss(fake: torch.Tensor, real: torch.Tensor, gen: torch.G
 
 
 def random_patch_rows(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """PATCHES random PATCH x PATCH patches of `images`, one flattened patch a row."""
-    cols = F.unfold(images, PATCH)  # (B, C*P*P, L)
-    b, _, positions = cols.shape
-    pick = torch.randint(b * positions, (PATCHES,), generator=gen).to(images.device)
-    return cols.permute(0, 2, 1).reshape(b * positions, -1)[pick]
+    """PATCHES random PATCH x PATCH patches of `images` (B, C, H, W), one flattened patch a row
+    (channel, then row, then column). A pick numbers the patch positions image by image, row by row,
+    as unfold lays them out; only the picked patches are gathered."""
+    b, _, h, w = images.shape
+    rows, cols = h - PATCH + 1, w - PATCH + 1
+    pick = torch.randint(b * rows * cols, (PATCHES,), generator=gen).to(images.device)
+    image, position = pick // (rows * cols), pick % (rows * cols)
+    offsets = torch.arange(PATCH, device=images.device)
+    ys = (position // cols)[:, None, None] + offsets[None, :, None]
+    xs = (position % cols)[:, None, None] + offsets[None, None, :]
+    patches = images.permute(0, 2, 3, 1)[image[:, None, None], ys, xs]  # (PATCHES, P, P, C)
+    return patches.permute(0, 3, 1, 2).reshape(PATCHES, -1)

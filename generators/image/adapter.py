@@ -215,7 +215,7 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
         a grey model's constant chroma drops out."""
         model = self.models[params.model]
         device = next(model.net.parameters()).device
-        labels = torch.tensor([self._label(params, z) for z in latents], device=device)
+        labels = torch.tensor([self.label(params, z) for z in latents], device=device)
         z = torch.from_numpy(np.stack([lat["z"] for lat in latents])).to(device) * params.truncation
         with torch.inference_mode():
             x = (model.net(z, labels if model.net.embed is not None else None).float() + 1) / 2  # premultiplied
@@ -233,7 +233,7 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
     def cost(self, params: ImageParams) -> Cost:
         return Cost("pixels", params.size * params.size, f"{params.size}x{params.size}")
 
-    def _label(self, params: ImageParams, latent: Latent) -> int:
+    def label(self, params: ImageParams, latent: Latent) -> int:
         """The class index: the requested category, or (for "any") one drawn from the latent, so
         that "any" stays reproducible from the recipe."""
         classes = self.models[params.model].net.config.classes
@@ -248,7 +248,7 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
 
     def render(self, params: Sequence[ImageParams], latents: Sequence[Latent]) -> list[Output]:
         model = self.models[params[0].model]
-        labels = [self._label(p, z) for p, z in zip(params, latents)]
+        labels = [self.label(p, z) for p, z in zip(params, latents)]
         # One item at a time: a batched pass can move a pixel by one level (see each_alone).
         images = each_alone(model.net.sample, latents, labels, [p.truncation for p in params])
         outputs = []

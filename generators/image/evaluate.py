@@ -97,7 +97,7 @@ class PixelFeatures:
         return (self._flat(images) - self.mean) @ self.basis
 
 
-def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(0.0, (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T))
 
 
@@ -105,11 +105,11 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict:
     """Share of fakes inside the real manifold (precision), and of reals inside the fake one (recall)."""
 
     def radii(x: np.ndarray) -> np.ndarray:
-        d = _pairwise(x, x)
+        d = pairwise_distances(x, x)
         return np.sort(d, axis=1)[:, min(k, len(x) - 1)]  # column 0 is the point itself
 
     r_real, r_fake = radii(real), radii(fake)
-    d = _pairwise(fake, real)
+    d = pairwise_distances(fake, real)
     inside = d <= r_real[None, :]  # fake i lies in real j's ball
     precision = float(inside.any(axis=1).mean())
     recall = float((d.T <= r_fake[None, :]).any(axis=1).mean())
@@ -123,7 +123,7 @@ def nearest_train_distance(images: np.ndarray, train: np.ndarray) -> np.ndarray:
     """RMS pixel distance (premultiplied RGBA, 0-255 scale) from each image to its nearest training image."""
     a = _premultiplied(images).reshape(len(images), -1) * 255
     b = _premultiplied(train).reshape(len(train), -1) * 255
-    return _pairwise(a, b).min(axis=1) / np.sqrt(a.shape[1])
+    return pairwise_distances(a, b).min(axis=1) / np.sqrt(a.shape[1])
 
 
 def copy_check(fake: np.ndarray, held_out: np.ndarray, train: np.ndarray) -> dict:
@@ -169,7 +169,7 @@ def class_agreement(
 ) -> float:
     """Share of images (given by their features) whose k nearest training images are mostly of the
     category asked for: does a sample of category "A" look like the A's? Ties go to the lower index."""
-    d = _pairwise(features, train_features)
+    d = pairwise_distances(features, train_features)
     nearest = train_labels[np.argsort(d, axis=1)[:, :k]]
     votes = np.stack([(nearest == c).sum(axis=1) for c in range(int(train_labels.max()) + 1)], axis=1)
     return round(float((votes.argmax(axis=1) == labels).mean()), 3)
@@ -183,7 +183,7 @@ def within_class_spread(features: np.ndarray, labels: np.ndarray | None = None) 
     for c in np.unique(labels):
         f = features[labels == c]
         if len(f) >= 2:
-            d = _pairwise(f, f)
+            d = pairwise_distances(f, f)
             spreads.append(d.sum() / (len(f) * (len(f) - 1)))  # the zero diagonal left out
     return round(float(np.mean(spreads)), 3)
 

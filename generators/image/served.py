@@ -25,25 +25,38 @@ import numpy as np
 from PIL import Image
 
 from ganbridge.generators.image.adapter import ImageGenerator
-from ganbridge.generators.image.evaluate import PixelFeatures, _pairwise, precision_recall, within_class_spread
+from ganbridge.generators.image.evaluate import PixelFeatures, pairwise_distances, precision_recall, within_class_spread
 from ganbridge.generators.image.model import ANY, NATIVE
 
+MAX_PER_CATEGORY = 1000  # category c's seeds start at c x this, so categories never share one
 FAINT = (1, 15)  # alpha levels of a haze
 SOLID = 224  # alpha from which a pixel is solid ink
-LIGHT = 96  # luminance above which solid ink is light
+LIGHT = 96  # mean of R, G and B above which solid ink is light
 
 
-def render(gen: ImageGenerator, params: dict, seeds: Sequence[int]) -> tuple[np.ndarray, list[str]]:
-    """The adapter's PNGs for one params dict and each seed, as RGBA arrays, and their categories."""
+def served_images(gen: ImageGenerator, params: dict, seeds: Sequence[int]) -> np.ndarray:
+    """The adapter's PNGs for one params dict and each seed, as RGBA arrays."""
     p = gen.params_model.model_validate(params)
     outs = gen.render([p] * len(seeds), [gen.random_latent(p, s) for s in seeds])
-    images = np.stack([np.asarray(Image.open(io.BytesIO(o.data)).convert("RGBA")) for o in outs])
-    return images, [str(o.extra.get("category")) for o in outs]
+    return np.stack([np.asarray(Image.open(io.BytesIO(o.data)).convert("RGBA")) for o in outs])
+
+
+def any_balance(gen: ImageGenerator, model: str, seeds: Sequence[int]) -> dict:
+    """How often each category comes up under `category: any` over `seeds`: the character is drawn
+    from the seeded latent (as a render reads it), so no image is needed."""
+    p = gen.params_model.model_validate({"model": model, "category": ANY})
+    classes = gen.models[model].net.config.classes
+    counts = Counter(classes[gen.label(p, gen.random_latent(p, s))] for s in seeds)
+    per = [counts.get(c, 0) for c in classes]
+    return {
+        "seeds": len(seeds), "fewest": min(per), "most": max(per), "even": round(len(seeds) / len(classes), 1),
+        "counts": dict(zip(classes, per)),
+    }  # fmt: skip
 
 
 def light_ink_share(images: np.ndarray) -> np.ndarray:
-    """Per image: the share of its solid pixels whose colour is light (luminance above LIGHT). A
-    glyph's ink is dark; a grey smear is solid but light."""
+    """Per image: the share of its solid pixels whose colour is light (mean of R, G and B above
+    LIGHT). A glyph's ink is dark; a grey smear is solid but light."""
     solid = images[..., 3] >= SOLID
     light = images[..., :3].astype(np.int64).mean(axis=-1) > LIGHT
     return (solid & light).sum(axis=(1, 2)) / np.maximum(solid.sum(axis=(1, 2)), 1)
@@ -74,54 +87,55 @@ def served_figures(
     seed: int = 0,
 ) -> dict:
     """The "as served" table: one row per truncation (None: the params' default), the held-out
-    images' own figures, and the `any` balance. Category c's samples take seeds seed + 1000 c + i."""
+    images' own figures, and, for a model with categories, the `any` balance. Category c's samples
+    take seeds seed + MAX_PER_CATEGORY c + i; a model without categories draws 8 x per_category
+    samples in one pool."""
+    if per_category > MAX_PER_CATEGORY:
+        raise ValueError(f"at most {MAX_PER_CATEGORY} samples per category")
     classes = list(gen.models[model].net.config.classes)
     features = PixelFeatures(train)
     train_features, ref = features(train), features(held_out)
     threshold = float(np.quantile(light_ink_share(held_out), 0.99))
+    rng = np.random.default_rng(seed)
 
-    known = train_labels if train_labels is not None else np.zeros(len(train), np.int64)
-
-    def nearest_in_category(images: np.ndarray, labels: np.ndarray | None) -> float:
-        nearest = known[np.argmin(_pairwise(features(images), train_features), axis=1)]
+    def nearest_in_category(images: np.ndarray, labels: np.ndarray | None) -> float | None:
+        if not classes or train_labels is None or labels is None:
+            return None
+        nearest = train_labels[np.argmin(pairwise_distances(features(images), train_features), axis=1)]
         return round(float((nearest == labels).mean()), 3)
 
-    rows: dict[str, dict] = {}
-    categories: list[str | None] = list(classes) or [None]  # a model without categories: one pool
+    categories: list[str | None] = list(classes) or [None]
     count = per_category if classes else 8 * per_category
+    rows: dict[str, dict] = {}
     for t in truncations:
         params = {"model": model, "size": NATIVE, **({} if t is None else {"truncation": t})}
         truncation = gen.params_model.model_validate(params).truncation
         images = np.concatenate(
             [
-                render(gen, {**params, **({"category": c} if c else {})}, [seed + 1000 * i + k for k in range(count)])[
-                    0
-                ]
-                for i, c in enumerate(categories)
+                served_images(gen, {**params, **({"category": c} if c else {})}, range(first, first + count))
+                for first, c in ((seed + MAX_PER_CATEGORY * i, c) for i, c in enumerate(categories))
             ]
         )
         labels = np.repeat(np.arange(len(categories)), count)
+        # Recall against as many samples as in the floor's rows (2 per held-out image), drawn from
+        # every category alike.
+        some = rng.permutation(len(images))[: 2 * len(held_out)]
         rows[f"truncation {truncation:g}"] = {
-            "nearest_in_category": nearest_in_category(images, labels) if classes else None,
+            "nearest_in_category": nearest_in_category(images, labels),
             "spread": within_class_spread(features(images), labels),
-            "recall": precision_recall(ref, features(images[: 2 * len(held_out)]))["recall"],
+            "recall": precision_recall(ref, features(images[some]))["recall"],
             **cleanliness(images, threshold),
         }
     rows["held-out (real)"] = {
-        "nearest_in_category": nearest_in_category(held_out, held_out_labels) if classes else None,
+        "nearest_in_category": nearest_in_category(held_out, held_out_labels),
         "spread": within_class_spread(ref, held_out_labels if classes else None),
         "recall": None,
         **cleanliness(held_out, threshold),
     }
     if classes:
-        _, drawn = render(gen, {"model": model, "size": NATIVE, "category": ANY}, range(seed, seed + balance_seeds))
-        counts = Counter(drawn)
-        per = [counts.get(c, 0) for c in classes]
-        rows["any_balance"] = {
-            "seeds": balance_seeds, "fewest": min(per), "most": max(per), "even": round(balance_seeds / len(classes), 1)
-        }  # fmt: skip
+        rows["any_balance"] = any_balance(gen, model, range(seed, seed + balance_seeds))
     rows["setup"] = {
-        "per_category": per_category,
+        "per_category": count,
         "smear_threshold": round(threshold, 3),
         "native_size": int(held_out.shape[1]),
     }

@@ -42,8 +42,11 @@ def cell_edge_contrast(images: Sequence[np.ndarray], stride: int) -> float:
 
 
 def appearance_of(images: Sequence[np.ndarray]) -> np.ndarray:
-    """uint8 (H, W, 3) images -> their appearance statistics, one row each."""
-    batch = torch.from_numpy(np.stack([np.asarray(i, np.float32) for i in images])).permute(0, 3, 1, 2)
+    """uint8 (H, W, 3) images -> their appearance statistics, one row each. `appearance` shifts
+    with wrap-around (a texture tiles); a crop of a photo does not, and its seam would add edges a
+    texture never has, so each image is first mirrored into a 2 x 2 tile, which wraps for any image."""
+    tiles = [np.concatenate([m, m[::-1]], axis=0) for m in (np.concatenate([i, i[:, ::-1]], axis=1) for i in images)]
+    batch = torch.from_numpy(np.stack(tiles).astype(np.float32)).permute(0, 3, 1, 2)
     return appearance(batch / 127.5 - 1).numpy().astype(np.float64)
 
 
@@ -65,7 +68,8 @@ def appearance_gap(images: Sequence[np.ndarray], exemplars: Sequence[np.ndarray]
     histogram share, of order 0.1-1, so they are compared as they are). Beside it the floor, another
     set of crops against the first: what sampling the exemplar alone gives."""
     rng = np.random.default_rng(seed)
-    side = min(min(i.shape[:2]) for i in [*images, *exemplars])
+    # Crops of at most half the exemplar, so that they differ (a tiled pattern may be just one size).
+    side = min(*(min(i.shape[:2]) for i in images), *(min(e.shape[:2]) // 2 for e in exemplars))
     crops = exemplar_crops(exemplars, side, 2 * len(images), rng)
     ref, other = appearance_of(crops[: len(images)]).mean(0), appearance_of(crops[len(images) :]).mean(0)
     generated = appearance_of([i[:side, :side] for i in images]).mean(0)
@@ -83,15 +87,17 @@ def evaluate(
     grayscale: bool = False,
     samples: int = 16,
     seed: int = 99,
-    keep: list | None = None,
+    keep: list[np.ndarray] | None = None,
 ) -> dict:
     """The card's figures for `samples` textures of side x side pixels against the exemplars (H, W,
     3 pixel values); the textures are appended to `keep` when given. The untrained generator's
-    weights come from torch's global RNG, as any new network's do."""
+    weights are drawn from torch's RNG seeded with `seed`, leaving the global stream as it was."""
     shapes = net.latent_shapes(side, side)
     rng = np.random.default_rng(seed)
     latents = [draw_latent(shapes, rng) for _ in range(samples)]
-    untrained = TextureNetwork(net.config).eval().to(next(net.parameters()).device)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        untrained = TextureNetwork(net.config).eval().to(next(net.parameters()).device)
     reference = list(exemplars)
     ones = [1.0] * len(latents)
     generated = list(net.sample(latents, ones, grayscale))

@@ -130,7 +130,10 @@ def test_unknown_models_for_sheet_and_eval(tmp_path):
     one_line(run(tmp_path, "sheet", "--model", "glyphs", "--param", "truncation=7"), 2, "truncation")
     one_line(run(tmp_path, "eval", "music", "--model", "fugue"), 2, "no music model 'fugue'", "bach")
     one_line(run(tmp_path, "eval", "texture", "--model", "velvet"), 2, "no texture model 'velvet'", "brick")
-    one_line(run(tmp_path, "eval", "texture", "--model", "brick", "--size", "100"), 2, "multiple of 16")
+    one_line(run(tmp_path, "eval", "texture", "--model", "brick", "--size", "100"), 2, "multiple of 16 from 32 to 2048")
+    one_line(
+        run(tmp_path, "eval", "texture", "--model", "brick", "--size", "4096"), 2, "multiple of 16 from 32 to 2048"
+    )
     one_line(run(tmp_path, "eval", "image", "--model", "fugue", "--data", "."), 2, "no image model 'fugue'", "glyphs")
 
 

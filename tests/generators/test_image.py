@@ -256,7 +256,9 @@ def test_eval_command_prints_the_table(tiny_model, sprite_folder, tmp_path):
     served = table["served"]
     assert set(served) == {"truncation 0.4", "held-out (real)", "any_balance", "setup"}
     assert 0 <= served["truncation 0.4"]["nearest_in_category"] <= 1 and served["truncation 0.4"]["border"] == 0
-    assert served["any_balance"]["fewest"] + served["any_balance"]["most"] <= served["any_balance"]["seeds"]
+    balance = served["any_balance"]
+    assert sum(balance["counts"].values()) == balance["seeds"] == 3100 and len(balance["counts"]) == 2
+    assert balance["fewest"] == min(balance["counts"].values()) > 0.8 * balance["even"]  # drawn in equal bins
     assert "as served" in r.stdout and "nearest in category" in r.stdout
     r = ganbridge("eval", "image", "--model", str(tiny_model), "--data", str(sprite_folder), "--samples", "40",
                   "--served-truncation", "1", "0.5", "--served-per-category", "4", "--json", str(out))  # fmt: skip
@@ -265,8 +267,14 @@ def test_eval_command_prints_the_table(tiny_model, sprite_folder, tmp_path):
         "truncation 1",
         "truncation 0.5",
     ]
-    r = ganbridge("eval", "image", "--model", str(tiny_model), "--data", str(sprite_folder), "--served-truncation", "3")
-    assert r.returncode == 2 and "0.1 to 1.0" in r.stderr
+    for bad, message in (
+        (["--served-truncation", "3"], "less than or equal to 1"),
+        (["--served-per-category", "1001"], "1 to 1000"),
+    ):
+        r = ganbridge(
+            "eval", "image", "--model", str(tiny_model), "--data", str(sprite_folder), "--json", str(out), *bad
+        )
+        assert r.returncode == 2 and message in r.stderr and "vs held-out" not in r.stdout, r.stderr  # before any work
 
 
 def test_served_cleanliness_on_known_images():

@@ -338,6 +338,17 @@ def test_the_patch_loss_tells_an_exemplars_own_patches_from_blurred_or_noisy_one
     assert 2 * own < blur < noisy, (own, blur, noisy)
 
 
+def test_patch_rows_are_unfolds_patches_at_the_picked_positions():
+    """Gathering only the picked patches gives what unfolding every position and picking would
+    (same picks from the same generator, same layout), without the copy of every position."""
+    from ganbridge.generators.gan.losses import PATCH, PATCHES, random_patch_rows
+
+    images = torch.randn(3, 3, 40, 52)
+    every = F.unfold(images, PATCH).permute(0, 2, 1).reshape(-1, 3 * PATCH * PATCH)
+    pick = torch.randint(len(every), (PATCHES,), generator=torch.Generator().manual_seed(5))
+    assert torch.equal(random_patch_rows(images, torch.Generator().manual_seed(5)), every[pick])
+
+
 def test_the_patch_loss_moves_an_image_toward_the_exemplars_patches():
     (path,), _ = resolve_exemplar("skimage:brick")
     real = random_crops(load_exemplars([path], 64), 2, 64, torch.Generator().manual_seed(0))
