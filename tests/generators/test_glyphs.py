@@ -219,7 +219,7 @@ def test_any_picks_every_character_about_as_often():
     counts = {}
     for draw in (1, 2):
         latents = [gen.random_latent(params, seed, draw) for seed in range(3100)]
-        counts[draw] = np.bincount([gen._label(params, z) for z in latents], minlength=len(classes))
+        counts[draw] = np.bincount([gen.label(params, z) for z in latents], minlength=len(classes))
     assert counts[1].max() / counts[1].min() > 2.5  # as seeds were drawn before: 3.5x in 1,240
     assert counts[2].max() / counts[2].min() < 2.2 and float((((counts[2] - 50) ** 2) / 50).sum()) < 100
     # only the choice moved: the rest of a seed's latent is what it was
@@ -235,7 +235,7 @@ def test_a_seeded_recipe_remakes_with_the_draw_it_was_made_with(tmp_path):
     gen = ImageGenerator([load_image_network(SHIPPED)])
     plain = gen.params_model.model_validate({"model": "glyphs"})
     # a seed whose character the two draws pick differently, so the draw a remake uses shows
-    seed = next(s for s in range(50) if gen._label(plain, gen.random_latent(plain, s, 1)) != gen._label(
+    seed = next(s for s in range(50) if gen.label(plain, gen.random_latent(plain, s, 1)) != gen.label(
         plain, gen.random_latent(plain, s)))  # fmt: skip
     params = gen.params_model.model_validate({"model": "glyphs", "size": 64, "seed": seed})
     path = tmp_path / "glyph.png"
