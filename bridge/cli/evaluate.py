@@ -146,7 +146,7 @@ def run_image(args: argparse.Namespace) -> int:
     from ganbridge.generators.image.model import load_image_network
 
     path = model_path(args, "image")
-    args.truncations = served_truncations(args)
+    truncations = served_truncations(args)
     try:
         model = load_image_network(path)
         data = load_folder(Path(args.data), model.net.config.size, use_classes=bool(model.net.config.classes))
@@ -160,7 +160,7 @@ def run_image(args: argparse.Namespace) -> int:
         train_labels=data.train_labels, held_out_labels=data.held_out_labels,
     )  # fmt: skip
     print_image_table(table, bool(model.net.config.classes))
-    table["served"] = served_table(args, model, data)
+    table["served"] = served_table(model, data, truncations, args.served_per_category, args.seed)
     print_served_table(table["served"])
     write_outputs(args, table, path)
     if args.sheet:
@@ -198,13 +198,15 @@ def served_truncations(args: argparse.Namespace) -> list[float | None]:
     return kept
 
 
-def served_table(args: argparse.Namespace, model: LoadedImageNetwork, data: ImageData) -> dict:
+def served_table(
+    model: LoadedImageNetwork, data: ImageData, truncations: list[float | None], per_category: int, seed: int
+) -> dict:
     from ganbridge.generators.image.adapter import ImageGenerator
     from ganbridge.generators.image.served import served_figures
 
     return served_figures(
         ImageGenerator([model]), model.ref.name, data.train, data.train_labels, data.held_out, data.held_out_labels,
-        truncations=args.truncations, per_category=args.served_per_category, seed=args.seed,
+        truncations=truncations, per_category=per_category, seed=seed,
     )  # fmt: skip
 
 

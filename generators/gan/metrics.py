@@ -10,15 +10,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def random_patches(images: list[np.ndarray], count: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """`count` size x size patches, flattened, each normalised by the set's channel mean and std."""
+def random_crops(images: list[np.ndarray], count: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """`count` size x size crops at random places of random images (each at least size a side)."""
     out = []
     for _ in range(count):
-        img = images[rng.integers(len(images))]
-        y = rng.integers(img.shape[0] - size + 1)
-        x = rng.integers(img.shape[1] - size + 1)
-        out.append(img[y : y + size, x : x + size].reshape(-1))
-    return np.asarray(out, dtype=np.float64)
+        img = images[int(rng.integers(len(images)))]
+        y = int(rng.integers(img.shape[0] - size + 1))
+        x = int(rng.integers(img.shape[1] - size + 1))
+        out.append(img[y : y + size, x : x + size])
+    return out
+
+
+def random_patches(images: list[np.ndarray], count: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` random size x size patches, flattened, one a row."""
+    return np.asarray([p.reshape(-1) for p in random_crops(images, count, size, rng)], dtype=np.float64)
 
 
 def sliced_wasserstein(

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ganbridge.generators.base import draw_latent
-from ganbridge.generators.gan.metrics import patch_swd
+from ganbridge.generators.gan.metrics import patch_swd, random_crops
 from ganbridge.generators.texture.adapter import appearance
 from ganbridge.generators.texture.model import TextureNetwork
 
@@ -50,18 +50,6 @@ def appearance_of(images: Sequence[np.ndarray]) -> np.ndarray:
     return appearance(batch / 127.5 - 1).numpy().astype(np.float64)
 
 
-def exemplar_crops(
-    exemplars: Sequence[np.ndarray], side: int, count: int, rng: np.random.Generator
-) -> list[np.ndarray]:
-    """`count` random side x side crops of the exemplars (each at least side a side)."""
-    crops = []
-    for _ in range(count):
-        img = exemplars[int(rng.integers(len(exemplars)))]
-        y, x = int(rng.integers(img.shape[0] - side + 1)), int(rng.integers(img.shape[1] - side + 1))
-        crops.append(img[y : y + side, x : x + side])
-    return crops
-
-
 def appearance_gap(images: Sequence[np.ndarray], exemplars: Sequence[np.ndarray], seed: int = 0) -> dict:
     """How far the mean appearance of `images` lies from that of as many crops of the exemplars of
     their size: the RMS difference of the mean statistics (each a mean, spread, correlation or
@@ -70,7 +58,7 @@ def appearance_gap(images: Sequence[np.ndarray], exemplars: Sequence[np.ndarray]
     rng = np.random.default_rng(seed)
     # Crops of at most half the exemplar, so that they differ (a tiled pattern may be just one size).
     side = min(*(min(i.shape[:2]) for i in images), *(min(e.shape[:2]) // 2 for e in exemplars))
-    crops = exemplar_crops(exemplars, side, 2 * len(images), rng)
+    crops = random_crops(list(exemplars), 2 * len(images), side, rng)
     ref, other = appearance_of(crops[: len(images)]).mean(0), appearance_of(crops[len(images) :]).mean(0)
     generated = appearance_of([i[:side, :side] for i in images]).mean(0)
 

@@ -15,9 +15,10 @@ from PIL import Image, ImageFilter
 
 from ganbridge.core.registry import load_generators
 from ganbridge.generators.checkpoint import CheckpointError, load_weights
+from ganbridge.generators.gan import metrics
 from ganbridge.generators.gan.losses import patch_distribution_loss
 from ganbridge.generators.texture.data import load_exemplars, random_crops, resolve_exemplar
-from ganbridge.generators.texture.evaluate import appearance_gap, cell_edge_contrast, evaluate, exemplar_crops
+from ganbridge.generators.texture.evaluate import appearance_gap, cell_edge_contrast, evaluate
 from ganbridge.generators.texture.model import load_texture_network
 from ganbridge.generators.texture.train import TextureTrainer, TextureTrainSettings
 from tests.conftest import missing_host
@@ -411,7 +412,7 @@ def test_eval_command_reproduces_the_card_and_writes_a_sheet(texture, tmp_path):
 def test_the_appearance_gap_tells_the_exemplar_from_a_blurred_or_shifted_copy():
     (path,), _ = resolve_exemplar("skimage:brick")
     exemplar = np.asarray(Image.open(path).convert("RGB"))
-    crops = exemplar_crops([exemplar], 128, 8, np.random.default_rng(5))
+    crops = metrics.random_crops([exemplar], 8, 128, np.random.default_rng(5))
     blurred = [np.asarray(Image.fromarray(c).filter(ImageFilter.GaussianBlur(2))) for c in crops]
     darker = [(c * 0.8).astype(np.uint8) for c in crops]
     own, blur, dark = (appearance_gap(x, [exemplar])["appearance_gap_generated"] for x in (crops, blurred, darker))
