@@ -28,7 +28,8 @@ def add_texture(kinds: flags.SubParsers) -> None:
     p.add_argument(
         "--image",
         required=True,
-        help="photo, folder of photos, skimage:NAME (brick, grass, ...) or gimp:CATEGORY/NAME (Wood/walnut, ...)",
+        help="photo, folder of photos, skimage:NAME (brick, grass, ...), gimp:CATEGORY/NAME (Wood/walnut, ...) "
+        "or openarena:PATH (textures/base_wall/metalblack03, ...)",
     )
     flags.add_train_flags(p, steps=2000, batch=8, sample_every=250)
     flags.add_width(p, 8)

@@ -1,11 +1,12 @@
-"""Texture exemplars: named scikit-image pictures, GIMP's patterns or files, cropped at random
-for training."""
+"""Texture exemplars: named scikit-image pictures, GIMP's patterns, OpenArena's textures or files,
+cropped at random for training."""
 
 from __future__ import annotations
 
 import math
 import struct
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
@@ -27,12 +28,24 @@ GIMP_PATTERNS = Path("/usr/share/gimp/2.0/patterns")
 GIMP_LICENCE = "GPL-3+ (GIMP's patterns, from Debian's gimp-data package; see its copyright file)"
 PATTERN_SUFFIX = ".pat"
 
+# OpenArena's textures, as Debian's openarena-081-textures package installs them: one zip (a Quake
+# "pk3") of seamless game tiles, metals among them. A texture is copied out of it once into the
+# user's cache, so that it is a file like any other exemplar (read, hashed, checked for credentials).
+OPENARENA_TEXTURES = Path("/usr/share/games/openarena/baseoa/pak4-textures.pk3")
+OPENARENA_LICENCE = (
+    "GPL-2+ (OpenArena's textures, from Debian's openarena-081-textures package; see its copyright file)"
+)
+OPENARENA_SUFFIXES = (".jpg", ".tga")
+OPENARENA_FOLDER = "openarena"  # in the user's cache folder: the textures copied out of the pk3
+
 
 def resolve_exemplar(spec: str) -> tuple[list[Path], str | None]:
-    """`skimage:brick`, `gimp:Wood/walnut` or a file or a folder -> image paths and the licence
-    if we know it."""
+    """`skimage:brick`, `gimp:Wood/walnut`, `openarena:textures/base_wall/metalblack03` or a file
+    or a folder -> image paths and the licence if we know it."""
     if spec.startswith("gimp:"):
         return [gimp_pattern_path(spec.split(":", 1)[1])], GIMP_LICENCE
+    if spec.startswith("openarena:"):
+        return [openarena_texture_path(spec.split(":", 1)[1])], OPENARENA_LICENCE
     if spec.startswith("skimage:"):
         key = spec.split(":", 1)[1]
         if key not in SKIMAGE_EXEMPLARS:
@@ -63,6 +76,49 @@ def gimp_pattern_path(name: str) -> Path:
     return path
 
 
+def openarena_texture_path(name: str, pk3: Path | None = None, cache: Path | None = None) -> Path:
+    """`textures/base_wall/metalblack03` (its suffix may be left out) -> that texture copied out of
+    OpenArena's pk3 into `cache` (by default `openarena_cache()`), once; a clear error when the package is
+    missing or has no such texture."""
+    pk3 = pk3 or OPENARENA_TEXTURES
+    if not pk3.is_file():
+        raise ValueError(
+            f"openarena:{name}: OpenArena's textures are not installed (apt-get install openarena-081-textures)"
+        )
+    wanted = PurePosixPath(name)
+    with zipfile.ZipFile(pk3) as archive:
+        members = [m for m in archive.namelist() if PurePosixPath(m).suffix.lower() in OPENARENA_SUFFIXES]
+        found = [m for m in members if PurePosixPath(m) == wanted or PurePosixPath(m).with_suffix("") == wanted]
+        if ".." in wanted.parts or wanted.is_absolute() or not found:
+            stem = wanted.stem.lower()
+            like = [str(PurePosixPath(m).with_suffix("")) for m in members if len(stem) >= 3 and stem in m.lower()]
+            hint = f"; similar: {', '.join(like[:8])}" if like else ""
+            raise ValueError(
+                f"no OpenArena texture {name!r} in {pk3} ({len(members)} textures; `unzip -l` lists them){hint}"
+            )
+        member = sorted(found)[0]  # a .jpg before a .tga of the same name
+        path = (cache or openarena_cache()) / member
+        data = archive.read(member)
+    if not path.is_file() or path.read_bytes() != data:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(data)
+        partial.replace(path)  # whole or not at all, also when two trainings start at once
+    return path
+
+
+def openarena_cache() -> Path:
+    """Where OpenArena's textures are copied out to: the user's cache folder."""
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("ganbridge")) / OPENARENA_FOLDER
+
+
+def is_seamless_tile(path: Path) -> bool:
+    """Whether an exemplar is a tile made to repeat (a GIMP pattern, an OpenArena texture)."""
+    return path.suffix.lower() == PATTERN_SUFFIX or path.resolve().is_relative_to(openarena_cache().resolve())
+
+
 def read_gimp_pattern(path: Path) -> np.ndarray:
     """A GIMP .pat file -> (H, W, 3) uint8. The format: a big-endian header (its size, version 1,
     width, height, bytes per pixel, the magic GPAT, a name), then the pixels, 1-4 bytes each
@@ -81,12 +137,15 @@ def read_gimp_pattern(path: Path) -> np.ndarray:
 
 
 def exemplar_pixels(path: Path, crop: int = 0) -> np.ndarray:
-    """An exemplar's (H, W, 3) uint8 pixels. A GIMP pattern is a seamless tile, so it is repeated
-    to at least twice `crop` a side: crops then see it as the endless surface it stands for."""
-    if path.suffix.lower() != PATTERN_SUFFIX:
+    """An exemplar's (H, W, 3) uint8 pixels. A seamless tile (`is_seamless_tile`) is repeated to at
+    least twice `crop` a side: crops then see it as the endless surface it stands for."""
+    if path.suffix.lower() == PATTERN_SUFFIX:
+        tile = read_gimp_pattern(path)
+    else:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    tile = read_gimp_pattern(path)
+            tile = np.asarray(im.convert("RGB"))
+        if not is_seamless_tile(path):
+            return tile
     reps = [max(1, math.ceil(2 * crop / side)) for side in tile.shape[:2]]
     return np.tile(tile, (*reps, 1))
 

@@ -6,6 +6,8 @@ import io
 import json
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -504,6 +506,66 @@ def test_a_gimp_pattern_that_is_not_there_is_named_with_the_choices(gimp_pattern
     junk.write_bytes(b"\0" * 40)
     with pytest.raises(ValueError, match="not a GIMP pattern"):
         read_gimp_pattern(junk)
+
+
+def _pk3(path: Path, members: dict[str, bytes]) -> Path:
+    """A Quake-style pk3 (a zip) holding `members`, as OpenArena's package holds its textures."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _jpeg(colour: tuple[int, int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), colour).save(out, "JPEG")
+    return out.getvalue()
+
+
+def test_an_openarena_texture_is_copied_out_of_its_pk3_once(tmp_path):
+    from ganbridge.generators.texture.data import openarena_texture_path
+
+    rust, plate = _jpeg((120, 60, 30)), _jpeg((90, 90, 100))
+    pk3 = _pk3(tmp_path / "pak.pk3", {"textures/wall/rust.jpg": rust, "textures/wall/plate.tga": plate, "x.cfg": b""})
+    cache = tmp_path / "cache"
+    path = openarena_texture_path("textures/wall/rust", pk3, cache)  # the suffix may be left out
+    assert path == cache / "textures" / "wall" / "rust.jpg" and path.read_bytes() == rust
+    modified = path.stat().st_mtime_ns
+    assert openarena_texture_path("textures/wall/rust.jpg", pk3, cache) == path
+    assert path.stat().st_mtime_ns == modified  # the same bytes: not written again
+    path.write_bytes(b"spoilt")
+    assert openarena_texture_path("textures/wall/rust", pk3, cache).read_bytes() == rust  # mended
+    assert openarena_texture_path("textures/wall/plate", pk3, cache).read_bytes() == plate
+    for name, hint in (("textures/wall/rust.png", "similar: textures/wall/rust$"), ("x", r"\(2 textures"),
+                       ("../wall/rust", r"\(2 textures"), ("/textures/wall/rust", r"\(2 textures")):  # fmt: skip
+        with pytest.raises(ValueError, match=f"no OpenArena texture .*{hint}"):
+            openarena_texture_path(name, pk3, cache)
+    assert not list(cache.rglob("*.partial"))
+    with pytest.raises(ValueError, match="not installed .*apt-get install openarena-081-textures"):
+        openarena_texture_path("textures/wall/rust", tmp_path / "absent.pk3", cache)
+
+
+@pytest.fixture(scope="module")
+def openarena_textures():
+    from ganbridge.generators.texture.data import OPENARENA_TEXTURES
+
+    if not OPENARENA_TEXTURES.is_file():
+        missing_host("OpenArena's textures", "apt-get install openarena-081-textures")
+    return OPENARENA_TEXTURES
+
+
+def test_the_metal_exemplar_comes_from_openarena_and_repeats_seamlessly(openarena_textures):
+    """The shipped metal's exemplar: a seamless 256 px tile from the installed package, repeated
+    (as GIMP's patterns are) so that training crops see an endless surface."""
+    from ganbridge.generators.texture.data import OPENARENA_LICENCE, exemplar_pixels, is_seamless_tile
+
+    (path,), licence = resolve_exemplar("openarena:textures/base_wall/metalblack03")
+    assert licence == OPENARENA_LICENCE and is_seamless_tile(path)
+    tile = exemplar_pixels(path)
+    assert tile.shape == (256, 256, 3) and not (tile[..., 0] == tile[..., 2]).all()  # colour
+    big = exemplar_pixels(path, 256)
+    assert big.shape == (512, 512, 3) and (big[256:, 256:] == tile).all()
+    assert not is_seamless_tile(resolve_exemplar("skimage:brick")[0][0])  # a photo is not repeated
 
 
 def test_brick_stays_the_default_among_the_shipped_textures(texture):
