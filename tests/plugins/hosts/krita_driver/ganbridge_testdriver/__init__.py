@@ -52,7 +52,8 @@ class Driver:
         for size in JOB.get("block_sizes", []):
             self.steps += [lambda size=size: self.big_texture(size), self.wait_big]
         self.steps += [
-            self.soft_fill, self.wait_big, self.stop_timing, self.live_start, self.wait_live_open,
+            self.soft_fill, self.wait_big, self.native_duplicate, self.wait_native, self.stop_timing,
+            self.live_start, self.wait_live_open,
             self.close_docker, self.wait_docker_closed, self.live_start, self.wait_live_open,
             self.point_at_no_bridge, self.wait_no_bridge,
         ]  # fmt: skip
@@ -626,6 +627,24 @@ class Driver:
         self.probe.setInterval(2)
         self.probe.timeout.connect(probe)
         self.probe.start()
+        return True
+
+    def native_duplicate(self):
+        """Krita's own cost of a new layer of the canvas's size, for comparison with the results'
+        GUI gaps: its Duplicate Layer action on the full-canvas layer the soft fill made, as a
+        painter would press it (Krita copies, composites and redraws; no ganbridge code runs)."""
+        self.longest_tick = self.longest_gap = 0.0
+        self.layers_before, self.native_started = len(self.names()), time.monotonic()
+        t = time.perf_counter()
+        Krita.instance().action("duplicatelayer").trigger()
+        self.report["native_duplicate_call_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        return True
+
+    def wait_native(self):
+        """The longest GUI gap within 3 s of the Duplicate Layer action (its layer is there)."""
+        if time.monotonic() - self.native_started < 3 or len(self.names()) <= self.layers_before:
+            return time.monotonic() - self.native_started > 20
+        self.report["native_duplicate_gui_gap_ms"] = round(self.longest_gap * 1000, 1)
         return True
 
     def stop_timing(self):
