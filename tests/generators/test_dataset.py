@@ -15,6 +15,7 @@ from ganbridge.core.credentials import ContentCredentials, Identity
 from ganbridge.core.provenance import make_recipe
 from ganbridge.generators.dataset import TrainingRefused, file_manifest, refuse_forbidden, training_use
 from ganbridge.generators.image.data import MIN_IMAGES, load_folder
+from tests.conftest import missing_host
 
 RECIPE = make_recipe("image", {"name": "glyphs", "sha256": "ab" * 32}, {"size": 64}, 1)
 
@@ -68,6 +69,16 @@ def test_a_glyph_folder_records_each_image_under_its_font_and_licence(tmp_path):
     assert entries["lower-a/unlisted.png"] == ("glyphs", "mixed") and len(entries) == 18
 
 
+def require_exemplar_package(source: str) -> None:
+    """The Debian package a texture card's exemplar comes from (see missing_host)."""
+    from ganbridge.generators.texture.data import GIMP_PATTERNS, OPENARENA_TEXTURES
+
+    if source.startswith("gimp:") and not GIMP_PATTERNS.is_dir():
+        missing_host("GIMP's patterns", "apt-get install gimp-data")
+    if source.startswith("openarena:") and not OPENARENA_TEXTURES.is_file():
+        missing_host("OpenArena's textures", "apt-get install openarena-081-textures")
+
+
 def test_the_shipped_cards_name_their_training_files(tmp_path):
     """Every shipped model card lists its training files with hashes that the installed data sets
     still match (the scikit-image exemplars, the music21 chorales), and the list's own hash, which
@@ -89,6 +100,7 @@ def test_the_shipped_cards_name_their_training_files(tmp_path):
         assert hashlib.sha256(listed.encode()).hexdigest() == manifest["sha256"], path.name
         assert files and all(f["source"] and f["license"] for f in files), path.name
         if path.parent.name == "texture":
+            require_exemplar_package(data["source"])
             (exemplar,), _ = resolve_exemplar(data["source"])
             assert [(f["name"], f["sha256"]) for f in files] == [(exemplar.name, file_sha256(exemplar))]
         elif path.parent.name == "music" and music21.__version__ in data["source"]:
