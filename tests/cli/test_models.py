@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -41,7 +42,9 @@ def test_models_shows_a_user_model_and_the_shipped_one_it_hides(tmp_path):
         and mine[1].strip() == f"user folder: {tmp_path / 'models' / 'texture' / 'brick.safetensors'}"
     )
     assert "hidden by your model" in shipped[0] and shipped[1].strip().startswith("shipped: ")
-    assert "steps 2400" in mine[0]  # the card of the file that serves: grass's
+    grass_steps = json.loads((SHIPPED_WEIGHTS / "texture" / "grass.json").read_text())["training"]["steps"]
+    assert grass_steps != json.loads((SHIPPED_WEIGHTS / "texture" / "brick.json").read_text())["training"]["steps"]
+    assert f"steps {grass_steps}" in mine[0]  # the card of the file that serves: grass's, not brick's
     broken, fallback = entries(r.stdout, "tissue")
     assert "does not load" in broken[0] and broken[1].strip().startswith("user folder: ")
     assert " serves " in fallback[0] and fallback[1].strip().startswith("shipped: ")
