@@ -100,10 +100,13 @@ def openarena_texture_path(name: str, pk3: Path | None = None, cache: Path | Non
         path = (cache or openarena_cache()) / member
         data = archive.read(member)
     if not path.is_file() or path.read_bytes() != data:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_bytes(data)
-        partial.replace(path)  # whole or not at all, also when two trainings start at once
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.name + ".partial")
+            partial.write_bytes(data)
+            partial.replace(path)  # whole or not at all, also when two trainings start at once
+        except OSError as e:
+            raise ValueError(f"openarena:{name}: cannot copy it out into {path.parent} ({e})") from None
     return path
 
 

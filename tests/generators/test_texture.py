@@ -541,6 +541,10 @@ def test_an_openarena_texture_is_copied_out_of_its_pk3_once(tmp_path):
         with pytest.raises(ValueError, match=f"no OpenArena texture .*{hint}"):
             openarena_texture_path(name, pk3, cache)
     assert not list(cache.rglob("*.partial"))
+    blocked = tmp_path / "a-file"
+    blocked.write_bytes(b"")
+    with pytest.raises(ValueError, match="cannot copy it out into"):
+        openarena_texture_path("textures/wall/rust", pk3, blocked)  # a cache folder that cannot be made
     with pytest.raises(ValueError, match="not installed .*apt-get install openarena-081-textures"):
         openarena_texture_path("textures/wall/rust", tmp_path / "absent.pk3", cache)
 

@@ -248,6 +248,7 @@ def test_large_results_never_hold_the_gui(gui_run):
     blocks = ran["blocks"]
     print("longest GUI-thread block per result:", json.dumps(blocks))
     print("Krita adding an empty layer (ms):", ran["empty_layer_add_ms"])
+    assert "native_duplicate_gui_gap_ms" in ran, "Krita's Duplicate Layer made no layer within 20 s"
     print(
         "Krita's own Duplicate Layer of the 2048x1536 fill (ms): the call",
         ran["native_duplicate_call_ms"],
