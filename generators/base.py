@@ -109,6 +109,24 @@ class DiscretePart:
         return np.array([np.arctanh(2 * u - 1) / 0.8], np.float32)
 
 
+@dataclass(frozen=True)
+class Control:
+    """A param that steering moves beside the latent (a piece's density, its temperature): the
+    range it moves in, over which its values are scaled to -1..1 for the fit (see steering.py),
+    and the other params that fix it when a request gives them (a mood sets arousal)."""
+
+    low: float
+    high: float
+    fixed_by: tuple[str, ...] = ()
+
+    def scaled(self, value: float) -> float:
+        return float(np.clip(2.0 * (value - self.low) / (self.high - self.low) - 1.0, -1.0, 1.0))
+
+    def value(self, scaled: float) -> float:
+        """The param's value at `scaled` (clipped to -1..1), rounded to 3 decimals for the recipe."""
+        return round(self.low + (float(np.clip(scaled, -1.0, 1.0)) + 1.0) / 2.0 * (self.high - self.low), 3)
+
+
 def one_of(values: Sequence[str]) -> Any:
     """The type of a params field whose values are known only at run time (the installed models,
     their categories or voices): a Literal of them, so the schema lists them as an enum. Typed Any
@@ -185,6 +203,17 @@ class Generator(ABC, Generic[Params]):
         """The latent parts that choose (see DiscretePart) and matter for these params: a choice
         the params fix (a requested category or key) is not one."""
         return {}
+
+    def steered_controls(self, params: Params) -> dict[str, Control]:
+        """The params that steering moves beside the latent at `params`, by name: what an
+        artist would turn by hand to get more of what they like. {} for none."""
+        return {}
+
+    def control_value(self, params: Mapping[str, Any], name: str) -> float:
+        """Control `name`'s value in an item's stored params (a mood's arousal when the item
+        left it empty, say); a recipe older than the param was made at its default."""
+        value = params.get(name)
+        return float(self.params_model.model_fields[name].default if value is None else value)
 
     def direction_shapes(self, params: Params) -> dict[str, tuple[int, ...]]:
         """Per continuous latent part, the shape of a direction for it, broadcast onto the part.

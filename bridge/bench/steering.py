@@ -283,8 +283,9 @@ def steering_overhead(runs: int = 30) -> dict:
     that goes on: before each timed steer a new batch of 8 is stored and half of it rated (the
     session keeps its latest 64 ratings and their batch mates, 128 items). Timed: finding those
     items in a real store, the fit and drawing 8 latents, for a 512x512 texture (the largest
-    latent of the defaults) and a glyph; medians over `runs`, beside drawing 8 random latents
-    of the same shapes (what a request without steering does instead)."""
+    latent of the defaults), a glyph and a piece whose rated items differ in density (so its
+    controls are read and steered too); medians over `runs`, beside drawing 8 random latents of
+    the same shapes (what a request without steering does instead)."""
     import tempfile
     from pathlib import Path
 
@@ -298,13 +299,17 @@ def steering_overhead(runs: int = 30) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         store = ItemStore(Path(tmp) / "items.db", Path(tmp) / "out")
         core = BridgeCore(Settings(), gens, store, scheduler=None)  # type: ignore[arg-type]  # planning needs no scheduler
-        for name, params in (("texture", {"width": 512, "height": 512}), ("image", {})):
-            figures[name] = _overhead_of(core, name, params, runs)
+        for name, params, varied in (
+            ("texture", {"width": 512, "height": 512}, None),
+            ("image", {}, None),
+            ("music", {"bars": 4}, "density"),
+        ):
+            figures[name] = _overhead_of(core, name, params, runs, varied)
         store.close()
     return figures
 
 
-def _overhead_of(core: BridgeCore, name: str, params: dict, runs: int) -> dict:
+def _overhead_of(core: BridgeCore, name: str, params: dict, runs: int, varied: str | None = None) -> dict:
     import time
 
     from ganbridge.core.protocol import Steer
@@ -315,7 +320,7 @@ def _overhead_of(core: BridgeCore, name: str, params: dict, runs: int) -> dict:
     session = f"overhead-{name}"
     # A model with a gallery steers by its items' looks, so its batches are rendered, all before
     # the timing: torch's threads spin on for a while after a forward pass, and would be timed too.
-    batches = [_rated_batch(core, name, p, session, b) for b in range(16 + runs)]
+    batches = [_rated_batch(core, name, p, session, b, varied) for b in range(16 + runs)]
     for records in batches[:16]:
         _store(core, records, session)
     msg = Steer.model_validate({"type": "steer", "id": "x", "generator": name, "session": session, "count": 8})
@@ -337,13 +342,17 @@ def _overhead_of(core: BridgeCore, name: str, params: dict, runs: int) -> dict:
         "ratings": plan.summary()["steering"]["ratings_used"],
         "gallery": plan.summary(drawn_last)["steering"]["gallery"],
         "items": len(plan.items),
+        "controls": plan.summary(drawn_last)["steering"]["controls"],
         "median_ms": round(1000 * statistics.median(steered), 2),
         "random_ms": round(1000 * statistics.median(drawn), 2),
     }
 
 
-def _rated_batch(core: BridgeCore, name: str, params: BaseModel, session: str, batch: int) -> list[ItemRecord]:
-    """A batch of 8 random items of `name` (with their looks, for a model with a gallery)."""
+def _rated_batch(
+    core: BridgeCore, name: str, params: BaseModel, session: str, batch: int, varied: str | None = None
+) -> list[ItemRecord]:
+    """A batch of 8 random items of `name` (with their looks, for a model with a gallery), each
+    with its own value of the control `varied` when one is named."""
     import time
     from pathlib import Path
 
@@ -352,7 +361,12 @@ def _rated_batch(core: BridgeCore, name: str, params: BaseModel, session: str, b
     gen = core.generators[name]
     ref = gen.checkpoint_for(params)
     latents = [gen.random_latent(params, batch * 8 + i) for i in range(8)]
-    looks = [out.look for out in gen.render([params] * 8, latents)] if gen.gallery(params) else [None] * 8
+    each = [params] * 8
+    if varied is not None:
+        control = gen.steered_controls(params)[varied]
+        values = np.random.default_rng(batch).uniform(control.low, control.high, 8)
+        each = [params.model_copy(update={varied: round(float(v), 3)}) for v in values]
+    looks = [out.look for out in gen.render(each, latents)] if gen.gallery(params) else [None] * 8
     records = [
         ItemRecord(
             f"{name}{batch}-{i}",
@@ -361,7 +375,7 @@ def _rated_batch(core: BridgeCore, name: str, params: BaseModel, session: str, b
             ref.sha256,
             None,
             latents[i],
-            params.model_dump(mode="json"),
+            each[i].model_dump(mode="json"),
             "png",
             Path("unused.png"),
             session,
@@ -402,7 +416,9 @@ def print_steering(figures: dict) -> None:
     for name, row in figures.get("steering_overhead", {}).items():
         print(
             f"  steering overhead, {name}{' (gallery)' if row.get('gallery') else ''}: {row['median_ms']} ms with "
-            f"{row['ratings']} ratings ({row['items']} items);"
+            f"{row['ratings']} ratings ({row['items']} items)"
+            + (f", steering {', '.join(row['controls'])} too" if row.get("controls") else "")
+            + ";"
             f" drawing as many random latents: {row['random_ms']} ms"
         )
 

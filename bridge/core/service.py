@@ -9,15 +9,17 @@ so doors call it off their event loop.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from ganbridge import __version__
@@ -54,7 +56,7 @@ from ganbridge.core.store import ItemRecord, ItemStore, SeenItem, new_item_id
 from ganbridge.doors.midi import MidiPlayer, MidiUnavailable
 from ganbridge.generators import latent as latent_ops
 from ganbridge.generators import steering
-from ganbridge.generators.base import Generator, Output, Unavailable, seeded_rng
+from ganbridge.generators.base import Control, Generator, Output, Unavailable, seeded_rng
 from ganbridge.generators.directions import shifted
 from ganbridge.generators.gallery import Gallery
 
@@ -385,7 +387,7 @@ class BridgeCore:
         seed = msg.seed if msg.seed is not None else _random_seed()
         plan, drawn = self.steered(gen, msg, seed)
         units = [
-            WorkUnit(plan.params, d.latent, seed, {"origin": "steer", "how": d.how, "parents": d.parents})
+            WorkUnit(plan.params_for(d), d.latent, seed, {"origin": "steer", "how": d.how, "parents": d.parents})
             for d in drawn
         ]
         self._submit(client, msg.id, gen, units, msg.session, plan.summary(drawn))
@@ -435,12 +437,33 @@ class BridgeCore:
         # the looks, read only for a model whose gallery stands for what these params make
         fitting = gallery is not None and gallery.fits(shapes, list(gen.discrete_parts(params)))
         looks = self.store.looks([it.id for it in seen]) if fitting else {}
+        # the params steering moves beside the latent, less those the request fixes
+        given = set(msg.params or {})
+        controls = {
+            name: control
+            for name, control in gen.steered_controls(params).items()
+            if name not in given and not given.intersection(control.fixed_by)
+        }
+        values = self._control_values(gen, controls, [it.id for it in seen])
         items = [
-            steering.RatedItem(it.id, it.latent, ratings.get(it.id, 0), it.batch or it.id, looks.get(it.id))
+            steering.RatedItem(
+                it.id, it.latent, ratings.get(it.id, 0), it.batch or it.id, looks.get(it.id), values.get(it.id)
+            )
             for it in seen
         ]
         rated_count = sum(1 for r in ratings.values() if r)
-        return SteeringPlan(params, checkpoint.name, items, rated_count, gallery if fitting else None)
+        return SteeringPlan(params, checkpoint.name, items, rated_count, gallery if fitting else None, controls)
+
+    def _control_values(
+        self, gen: Generator, controls: Mapping[str, Control], item_ids: list[str]
+    ) -> dict[str, np.ndarray]:
+        """Each item's values of the steered `controls`, scaled to -1..1 (none without controls)."""
+        if not controls:
+            return {}
+        return {
+            item_id: np.array([c.scaled(gen.control_value(stored, name)) for name, c in controls.items()])
+            for item_id, stored in self.store.params_of_many(item_ids).items()
+        }
 
     def _submit(
         self,
@@ -819,6 +842,24 @@ class SteeringPlan:
     items: list[steering.RatedItem]
     rated: int  # the session's nonzero ratings of this generator (the latest per item, up to 64)
     gallery: Gallery | None = None  # the model's, when it fits these params
+    controls: Mapping[str, Control] = field(default_factory=dict)  # the params steering moves, by name
+
+    @functools.cached_property
+    def moved_controls(self) -> list[str]:
+        """The controls steering moves: those the items' values differ in (see steering.py)."""
+        if not self.controls or not self.items or self.items[0].controls is None:
+            return []
+        values = np.stack([it.controls for it in self.items if it.controls is not None])
+        return [name for name, spread in zip(self.controls, np.ptp(values, 0)) if spread > 1e-9]
+
+    def params_for(self, drawn: steering.Drawn) -> BaseModel:
+        """The params of a steered item: the plan's, with the drawn item's values of the controls
+        steering moved (the others keep the plan's value, even one outside the control's range)."""
+        if drawn.controls is None or not self.moved_controls:
+            return self.params
+        names = list(self.controls)
+        values = {name: self.controls[name].value(drawn.controls[names.index(name)]) for name in self.moved_controls}
+        return self.params.model_copy(update=values)
 
     def summary(self, drawn: Sequence[steering.Drawn] = ()) -> dict[str, Any]:
         """`done`'s `steering` field: how many ratings steered the batch (`drawn`), whether it came
@@ -830,6 +871,7 @@ class SteeringPlan:
             "ratings_ignored": self.rated - used,
             "batches": len({it.batch for it in self.items if it.rating}),
             "gallery": any(d.how == "gallery" for d in drawn),
+            "controls": self.moved_controls if any(d.controls is not None for d in drawn) else [],
         }
         if used == 0:
             info["note"] = (

@@ -324,6 +324,16 @@ class ItemStore:
             row = self._db.execute("SELECT params FROM items WHERE id = ?", (item_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def params_of_many(self, item_ids: Collection[str]) -> dict[str, dict]:
+        """These items' params by id (those that exist), without decoding their latents."""
+        if not item_ids:
+            return {}
+        ids = list(item_ids)
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(f"SELECT id, params FROM items WHERE id IN ({marks})", ids).fetchall()
+        return {item_id: json.loads(params) for item_id, params in rows}
+
     def get(self, item_id: str) -> ItemRecord | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import ConfigDict, Field, create_model, field_validator, model_validator
 
 from ganbridge.generators.base import (
+    Control,
     Cost,
     DiscretePart,
     Latent,
@@ -276,6 +277,23 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
             return {}
         tonic = {"tonic": DiscretePart(len(TONICS))}
         return tonic if params.effect.mode else {"mode": DiscretePart(len(MODES)), **tonic}
+
+    # What steering moves beside the latent (mode and tonic are the latent's choices): how typical
+    # the notes are, how many, and the mood's arousal (register, tempo, articulation); a request
+    # that gives one (or a mood, for arousal) keeps it fixed.
+    STEERED_CONTROLS = {
+        "temperature": Control(0.5, 1.5),
+        "density": Control(0.2, 0.8),
+        "arousal": Control(-1.0, 1.0, fixed_by=("mood",)),
+    }
+
+    def steered_controls(self, params: MusicParams) -> dict[str, Control]:
+        return dict(self.STEERED_CONTROLS)
+
+    def control_value(self, params: Mapping[str, Any], name: str) -> float:
+        if name in ("valence", "arousal") and params.get(name) is None:  # the mood's
+            return MOODS[params.get("mood", "none")][0 if name == "valence" else 1]
+        return super().control_value(params, name)
 
     def direction_shapes(self, params: MusicParams) -> dict[str, tuple[int, ...]]:
         # The same move in every bar, so that a direction works at any length; mode and tonic are

@@ -164,6 +164,39 @@ def test_steering_glyphs_picks_from_their_gallery_unless_the_category_is_fixed(w
     assert done["steering"]["gallery"] is False and {i["how"] for i in fixed} == {"near"}
 
 
+def test_steering_music_moves_the_controls_its_ratings_vary_unless_the_request_gives_them(ws):
+    def batch(rid: str, kind: str, **fields) -> tuple[list[dict], dict]:
+        ws.send({"type": kind, "id": rid, "generator": "music", "session": "ctl", **fields})
+        msgs = ws.until_final(rid)
+        assert msgs[-1]["type"] == "done", msgs
+        return items_of(msgs), msgs[-1]
+
+    def params(item: dict) -> dict:
+        return ws.request({"type": "item", "id": f"ctl-it-{item['item']}", "item": item["item"]})["params"]
+
+    # the artist likes the dense, excited pieces of one batch and dislikes the sparse, calm ones
+    # of another; temperature they never changed
+    liked, _ = batch("ctl-dense", "generate", count=2, seed=5, params={"bars": 2, "density": 0.75, "arousal": 0.6})
+    disliked, _ = batch("ctl-sparse", "generate", count=2, seed=9, params={"bars": 2, "density": 0.25, "arousal": -0.6})
+    for n, (item, rating) in enumerate([(i, 1) for i in liked] + [(i, -1) for i in disliked]):
+        ws.request({"type": "feedback", "id": f"ctl-f{n}", "item": item["item"], "rating": rating, "session": "ctl"})
+    steered, done = batch("ctl-steer", "steer", count=6)
+    assert done["steering"]["controls"] == ["density", "arousal"]
+    values = [params(i) for i in steered]
+    densities, arousals = [v["density"] for v in values], [v["arousal"] for v in values]
+    assert min(densities) >= 0.2 and max(densities) <= 0.8 and sum(densities) / 6 > 0.6, densities
+    assert len(set(densities)) > 1 and sum(arousals) / 6 > 0.3, arousals  # each its own, near the liked
+    assert all(v["temperature"] == 1.0 for v in values)  # shared by every rated item: left alone
+    assert {i["parents"][0] for i in steered} <= {i["item"] for i in liked}  # the params' parent, by name
+    # a control the request gives stays as given; a mood fixes arousal
+    fixed, done = batch("ctl-fixed", "steer", count=3, params={"density": 0.3, "mood": "calm"})
+    assert done["steering"]["controls"] == []
+    # (arousal stays the liked item's, as every param the request does not give)
+    assert all(params(i)["density"] == 0.3 and params(i)["arousal"] == 0.6 for i in fixed)
+    dense, done = batch("ctl-dense-fixed", "steer", count=3, params={"density": 0.7})
+    assert done["steering"]["controls"] == ["arousal"] and all(params(i)["density"] == 0.7 for i in dense)
+
+
 def test_cancel_reply_and_unknown_request(ws):
     ws.send(
         {"type": "generate", "id": "long", "generator": "texture", "count": 16, "params": {"width": 512, "height": 512}}

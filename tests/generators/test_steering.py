@@ -203,3 +203,47 @@ def test_items_shown_again_still_steer():
         ]  # fmt: skip
         drawn = steer(items, shapes, {}, 8, 0.25, np.random.default_rng(session))
         assert len(drawn) == 8 and all(np.isfinite(flat(d.latent)).all() for d in drawn)
+
+
+def rated_with_controls(rng: np.random.Generator, values: np.ndarray | None = None) -> list[RatedItem]:
+    """Two batches of 8 with two steered params each: the artist likes the 2 with the highest
+    first control and dislikes the 2 with the lowest; the second control says nothing."""
+    items = []
+    for b in range(2):
+        controls = rng.uniform(-0.5, 0.5, (8, 2)) if values is None else np.tile(values, (8, 1))
+        order = np.argsort(-controls[:, 0] if values is None else rng.permutation(8))
+        ratings = np.zeros(8, int)
+        ratings[order[:2]], ratings[order[-2:]] = 1, -1
+        items += [
+            RatedItem(f"b{b}-{i}", draw_latent(SHAPES, rng), int(ratings[i]), f"b{b}", None, controls[i])
+            for i in range(8)
+        ]
+    return items
+
+
+def test_steered_params_step_from_the_parents_toward_the_values_the_ratings_favour():
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        items = rated_with_controls(rng)
+        drawn = steer(items, SHAPES, {}, 32, 0.25, rng)
+        parent = {it.id: it for it in items}[drawn[0].parents[0]]
+        values = np.stack([d.controls for d in drawn])
+        assert values.min() >= -1 and values.max() <= 1
+        moved = values.mean(0) - parent.controls
+        assert moved[0] > 0.05 and abs(moved[1]) < 0.06, (seed, moved)  # up the liked one; the other stays
+        assert values.std(0).min() > 0.05  # each item its own values: the batch explores them too
+
+
+def test_steered_params_every_item_shares_stay_and_the_latents_are_drawn_as_without_them():
+    shared = np.array([0.2, -0.3])
+    items = rated_with_controls(np.random.default_rng(5), shared)
+    drawn = steer(items, SHAPES, {}, 8, 0.25, np.random.default_rng(6))
+    assert all(np.array_equal(d.controls, shared) for d in drawn)  # nothing to learn: no drift, no guessing
+    plain = [RatedItem(it.id, it.latent, it.rating, it.batch) for it in items]
+    without = steer(plain, SHAPES, {}, 8, 0.25, np.random.default_rng(6))
+    assert all(d.controls is None for d in without)
+    assert all(np.array_equal(flat(a.latent), flat(b.latent)) for a, b in zip(drawn, without))
+    # one control varied, the other shared: only the varied one moves
+    varied = [RatedItem(it.id, it.latent, it.rating, it.batch, None, np.array([0.1 * it.rating, -0.3])) for it in items]
+    values = np.stack([d.controls for d in steer(varied, SHAPES, {}, 16, 0.25, np.random.default_rng(7))])
+    assert (values[:, 1] == -0.3).all() and values[:, 0].std() > 0.05
