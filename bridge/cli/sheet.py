@@ -36,6 +36,13 @@ def add_parser(sub: flags.SubParsers) -> None:
         metavar="KEY=VALUE",
         help="alphabet sheet: an image param for every cell (truncation=0.7, edges=soft)",
     )
+    p.add_argument(
+        "--weight",
+        choices=["even", "drawn"],
+        default="even",
+        help="alphabet sheet: even draws each character at the stroke weight that gives it its row's median "
+        "stroke width (one typeface's weight); drawn leaves each as the model draws it",
+    )
     p.add_argument("-o", "--output", help="output file or folder (default MODEL-sheet.png); made if missing")
     p.set_defaults(func=run)
 
@@ -48,8 +55,10 @@ def run(args: argparse.Namespace) -> int:
     textures = {ref.name: ref for ref in texture.checkpoints()} if texture else {}
     images = {ref.name: ref for ref in image.checkpoints()} if image else {}
     if args.model in textures:
-        if args.param or args.rows != 6 or args.seed:
-            raise UserError("--rows, --seed and --param are for an image model's alphabet sheet, not a texture's")
+        if args.param or args.rows != 6 or args.seed or args.weight != "even":
+            raise UserError(
+                "--rows, --seed, --param and --weight are for an image model's alphabet sheet, not a texture's"
+            )
         target = texture_sheet(texture, textures[args.model].path, args)
     elif args.model in images:
         if args.size is not None:
@@ -92,13 +101,20 @@ MAX_ROWS = 32
 
 def alphabet_sheet(gen: Any, args: argparse.Namespace) -> Path:
     """Each row one seed's latent drawn as every category at the model's native size: the same
-    `z`, only the category changes, which is what a consistent typeface asks of the model."""
+    `z`, only the category changes, which is what a consistent typeface asks of the model. With
+    --weight even, each cell also has the `weight` param that brings its strokes to the row's
+    median width (the model's latent leaves the weight uneven across characters: see
+    docs/generators/images.md#alphabet-sheet), so every cell is still a render anyone can repeat."""
     import io
 
     import numpy as np
     from PIL import Image
 
     from ganbridge.generators.gan.plots import alphabet_rows
+    from ganbridge.generators.image.adapter import stroke_width, weight_for_width
+
+    def decoded(outputs: list) -> list[np.ndarray]:
+        return [np.asarray(Image.open(io.BytesIO(o.data)).convert("RGBA")) for o in outputs]
 
     if args.rows > MAX_ROWS:
         raise UserError(f"--rows is at most {MAX_ROWS}, not {args.rows}")
@@ -109,14 +125,36 @@ def alphabet_sheet(gen: Any, args: argparse.Namespace) -> Path:
     for fixed in ("model", "category", "seed", "size"):
         if fixed in extra:
             raise UserError(f"--param {fixed} is set by the sheet itself (each row a seed, each column a category)")
-    rows = []
+    if "weight" in extra and args.weight == "even":
+        raise UserError("--param weight is set per character by --weight even; add --weight drawn to set it yourself")
+
+    def spread(row: list[np.ndarray]) -> float:
+        widths = np.array([stroke_width(cell) for cell in row])
+        return float(widths.std() / max(widths.mean(), 1e-6))
+
+    rows, spreads = [], []
     for seed in range(args.seed, args.seed + args.rows):
         cells = [
             validated(gen, {**extra, "model": args.model, "category": c, "size": 64, "seed": seed}) for c in classes
         ]
         latent = gen.random_latent(cells[0], seed)
-        outputs = gen.render(cells, [latent] * len(cells))
-        rows.append((f"seed {seed}", [np.asarray(Image.open(io.BytesIO(o.data)).convert("RGBA")) for o in outputs]))
+        drawn = decoded(gen.render(cells, [latent] * len(cells)))
+        spreads.append([spread(drawn)])
+        if args.weight == "even":
+            # from the cells as drawn at weight 0 (margin already clear: its pixels stay empty)
+            width = float(np.median([stroke_width(cell) for cell in drawn]))
+            cells = [
+                c.model_copy(update={"weight": weight_for_width(cell, width, c.margin)})
+                for c, cell in zip(cells, drawn)
+            ]
+            drawn = decoded(gen.render(cells, [latent] * len(cells)))
+            spreads[-1].append(spread(drawn))
+        rows.append((f"seed {seed}", drawn))
     target = target_path(args.output, f"{args.model}-sheet.png")
     alphabet_rows(rows, classes).save(target)
+    medians = np.median(np.array(spreads), axis=0)
+    print(
+        f"stroke width across each row's characters (std / mean, median of {len(rows)} rows): {medians[0]:.3f} as drawn"
+        + (f", {medians[1]:.3f} at even weight" if len(medians) > 1 else "")
+    )
     return target

@@ -28,6 +28,7 @@ from ganbridge.generators.pixels import encode_png
 CLEAR_BELOW, SOLID_ABOVE = 24, 232  # alpha levels of crisp edges (see crisp_alpha)
 MAX_MARGIN = 8  # native pixels: an eighth of the canvas a side
 EDGE_BLUR = 0.5  # native pixels: the smooth upscale's blur of the alpha field (see smooth_upscale)
+WEIGHT_LEVEL = 0.45  # weight +-1 draws the edge at this far below (above) the alpha field's half level
 FEATURE_SIDE = 16  # pixels per side of the image as output_features sees it
 # Luminance and two opponent chroma axes of RGB (see output_features).
 OPPONENT = [[1 / 3, 1 / 3, 1 / 3], [1.0, -1.0, 0.0], [0.5, 0.5, -1.0]]
@@ -66,6 +67,13 @@ class ImageParams(ModelParams):
         title="Margin",
         description="Pixels at the canvas's edge left empty, at the model's native 64 px",
     )
+    weight: float = Field(
+        0.0,
+        ge=-1.0,
+        le=1.0,
+        title="Weight",
+        description="Stroke weight: above 0 bolder, below 0 lighter (by a native pixel or so at 1 and -1); 0: as drawn",
+    )
 
 
 def image_params_model(models: list[str], classes: list[str]) -> type[ImageParams]:
@@ -103,6 +111,57 @@ def clear_margin(pixels: np.ndarray, margin: int) -> np.ndarray:
     out = np.zeros_like(pixels)
     out[margin:-margin, margin:-margin] = pixels[margin:-margin, margin:-margin]
     return out
+
+
+def weighted(pixels: np.ndarray, weight: float) -> np.ndarray:
+    """A native RGBA image with its strokes bolder (`weight` > 0) or lighter (< 0): alpha is read
+    as a field (blurred by EDGE_BLUR) whose level line is the edge, and the edge drawn at a level
+    moved from 1/2 by WEIGHT_LEVEL * weight, one pixel wide (as distance-field text is emboldened),
+    so the outline keeps its shape and moves in or out alike everywhere. Newly inked pixels take
+    the colour of the ink beside them. 0: the image itself."""
+    if weight == 0:
+        return pixels
+    rgba = pixels.astype(np.float32) / 255.0
+    alpha = rgba[..., 3]
+    field = blurred(alpha, EDGE_BLUR)
+    gy, gx = np.gradient(field)
+    level = 0.5 - WEIGHT_LEVEL * weight
+    edge = np.clip(0.5 + (field - level) / np.maximum(np.hypot(gx, gy), 1e-6), 0.0, 1.0)
+    near = np.maximum(blurred(alpha, 1.0), 1e-3)
+    beside = np.stack([blurred(rgba[..., c] * alpha, 1.0) / near for c in range(3)], axis=-1)
+    colour = np.where(alpha[..., None] > 0, rgba[..., :3], np.clip(beside, 0.0, 1.0))
+    out = np.concatenate([colour, edge[..., None]], axis=-1)
+    out = np.rint(out * 255).astype(np.uint8)
+    out[out[..., 3] == 0, :3] = 0  # no colour where nothing is drawn, as crisp_alpha leaves it
+    return out
+
+
+def stroke_width(pixels: np.ndarray) -> float:
+    """The mean width of an RGBA image's strokes, in pixels: twice the ink's area over the length
+    of its outline (alpha's total variation), as a stroke of width w and length l has area w*l
+    and outline 2*l. Measured on the alpha levels, so it moves smoothly with `weighted`."""
+    alpha = pixels[..., 3].astype(np.float32) / 255.0
+    gy, gx = np.gradient(alpha)
+    return float(2.0 * alpha.sum() / max(float(np.hypot(gx, gy).sum()), 1e-6))
+
+
+def weight_for_width(pixels: np.ndarray, width: float, margin: int = 0) -> float:
+    """The `weight` (-1..1) at which a native RGBA image's strokes are `width` pixels wide (by
+    stroke_width, the margin then cleared as render clears it), or the end of the range nearest
+    it: a bisection, as the width grows with the weight."""
+
+    def width_at(weight: float) -> float:
+        return stroke_width(clear_margin(weighted(pixels, weight), margin))
+
+    low, high = -1.0, 1.0
+    if width_at(high) <= width:
+        return high
+    if width_at(low) >= width:
+        return low
+    for _ in range(12):  # to 1/2048 of the range, finer than a level of alpha
+        middle = (low + high) / 2
+        low, high = (middle, high) if width_at(middle) < width else (low, middle)
+    return round((low + high) / 2, 3)
 
 
 def image_look(pixels: np.ndarray) -> np.ndarray:
@@ -184,7 +243,7 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
     description = "Sprites, icons and emoji-like images (64x64 RGBA GAN), upscaled to any size"
     outputs = ["png"]
     direction_settings = {"size": NATIVE, "truncation": 1.0}
-    params_before = {"edges": "soft", "margin": 0}
+    params_before = {"edges": "soft", "margin": 0, "weight": 0.0}
     direction_features = (
         f"the 64 px output box-averaged to {FEATURE_SIDE}x{FEATURE_SIDE}: alpha, and luminance and two chroma axes "
         "premultiplied by alpha"
@@ -253,7 +312,7 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
         images = each_alone(model.net.sample, latents, labels, [p.truncation for p in params])
         outputs = []
         for p, img, label in zip(params, images, labels):
-            native = clear_margin(crisp_alpha(img) if p.edges == "crisp" else img, p.margin)
+            native = clear_margin(weighted(crisp_alpha(img) if p.edges == "crisp" else img, p.weight), p.margin)
             pixels = finish(native, p.size, p.upscale, p.background)
             extra: dict[str, Any] = {"width": p.size, "height": p.size}
             if model.net.config.classes:

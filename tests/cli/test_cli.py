@@ -146,3 +146,27 @@ def test_sheet_of_a_texture_and_an_alphabet_sheet_of_glyphs(tmp_path):
     assert first_cell.min() < 60  # black ink on the light board
     again = ganbridge("sheet", "--model", "glyphs", "--rows", "2", "--seed", "7", "-o", str(tmp_path / "abc2.png"))
     assert again.returncode == 0 and (tmp_path / "abc.png").read_bytes() == (tmp_path / "abc2.png").read_bytes()
+
+
+def spreads(stdout: str) -> list[float]:
+    """The stroke-width spreads an alphabet sheet prints: as drawn, and at even weight if it was."""
+    line = next(line for line in stdout.splitlines() if line.startswith("stroke width across each row"))
+    return [float(word.strip(",")) for word in line.split(":")[1].split() if word[0].isdigit()]
+
+
+def test_an_alphabet_sheet_gives_each_row_one_stroke_weight_unless_asked_to_draw_them_as_they_come(tmp_path):
+    r = ganbridge("sheet", "--model", "glyphs", "--rows", "4", "-o", str(tmp_path / "even.png"))
+    assert r.returncode == 0, r.stderr
+    drawn, even = spreads(r.stdout)  # seeds 0-3: 0.22 as drawn, 0.05 even, on the shipped model
+    assert drawn > 0.15 and even < 0.5 * drawn, r.stdout
+    r = ganbridge("sheet", "--model", "glyphs", "--rows", "4", "--weight", "drawn", "-o", str(tmp_path / "drawn.png"))
+    assert r.returncode == 0 and spreads(r.stdout) == [drawn], r.stdout
+    assert (tmp_path / "even.png").read_bytes() != (tmp_path / "drawn.png").read_bytes()
+    bold = ganbridge("sheet", "--model", "glyphs", "--rows", "1", "--weight", "drawn", "--param", "weight=1",
+                     "-o", str(tmp_path / "bold.png"))  # fmt: skip
+    assert bold.returncode == 0, bold.stderr
+    # a weight of your own is for --weight drawn; --weight is for a glyph sheet
+    clash = ganbridge("sheet", "--model", "glyphs", "--param", "weight=1", "-o", str(tmp_path / "x.png"))
+    assert clash.returncode == 2 and "--weight drawn" in clash.stderr and not (tmp_path / "x.png").exists()
+    texture = ganbridge("sheet", "--model", "brick", "--weight", "drawn", "-o", str(tmp_path / "y.png"))
+    assert texture.returncode == 2 and "not a texture's" in texture.stderr

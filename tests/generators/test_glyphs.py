@@ -308,3 +308,34 @@ def test_smooth_upscaling_keeps_a_colour_to_its_edge():
     drawn = out[..., 3] > 0
     assert np.abs(out[drawn][:, :3] - (230, 40, 20)).max() <= 2  # no dark fringe where it meets nothing
     assert ((out[..., 3] > 0) & (out[..., 3] < 255)).sum() < 3 * 2 * np.pi * 80  # an edge about a pixel wide
+
+
+def test_weight_moves_the_outline_in_or_out_alike_and_keeps_its_colour(dejavu):
+    """Real glyphs in red ink, boxed to the native 64 px: their strokes widen with `weight`, new
+    ink takes the glyph's colour and lies along its outline, and `weight_for_width` finds the
+    weight of a width asked for."""
+    from PIL import ImageFilter
+
+    from ganbridge.generators.image.adapter import stroke_width, weight_for_width, weighted
+
+    red = np.array([200, 30, 30])
+    for name, char in (("DejaVuSans.ttf", "R"), ("DejaVuSerif.ttf", "g"), ("DejaVuSans-Bold.ttf", "8")):
+        big = Image.new("L", (512, 512), 0)
+        ImageDraw.Draw(big).text(
+            (256, 330), char, font=ImageFont.truetype(str(dejavu / name), 300), fill=255, anchor="ms"
+        )
+        native = np.zeros((64, 64, 4), np.uint8)
+        native[..., 3] = np.asarray(big.resize((64, 64), Image.Resampling.BOX))
+        native[native[..., 3] > 0, :3] = red
+        assert weighted(native, 0.0) is native
+        widths = [stroke_width(weighted(native, w)) for w in (-1.0, -0.5, 0.0, 0.5, 1.0)]
+        assert all(a < b for a, b in zip(widths, widths[1:])), (name, widths)
+        assert widths[-1] - widths[2] > 0.5 and widths[2] - widths[0] > 0.3, (name, widths)
+        bold = weighted(native, 1.0)
+        new = (bold[..., 3] > 0) & (native[..., 3] == 0)
+        assert new.sum() > 20 and np.abs(bold[new, :3].astype(int) - red).max() < 40  # red, not black
+        near = np.asarray(Image.fromarray((native[..., 3] > 0).astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5)))
+        assert not (bold[..., 3] > 0)[near == 0].any()  # along the outline only: no halo, no haze
+        wanted = 1.15 * widths[2]
+        assert abs(stroke_width(weighted(native, weight_for_width(native, wanted))) - wanted) < 0.02 * wanted
+        assert weight_for_width(native, 100.0) == 1.0 and weight_for_width(native, 0.1) == -1.0
