@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ganbridge.cli import config, flags
 from ganbridge.cli.errors import UserError
@@ -111,7 +111,7 @@ def alphabet_sheet(gen: Any, args: argparse.Namespace) -> Path:
     from PIL import Image
 
     from ganbridge.generators.gan.plots import alphabet_rows
-    from ganbridge.generators.image.adapter import stroke_width, weight_for_width
+    from ganbridge.generators.image.adapter import ImageParams, stroke_width, weight_for_width
 
     def decoded(outputs: list) -> list[np.ndarray]:
         return [np.asarray(Image.open(io.BytesIO(o.data)).convert("RGBA")) for o in outputs]
@@ -134,8 +134,9 @@ def alphabet_sheet(gen: Any, args: argparse.Namespace) -> Path:
 
     rows, spreads = [], []
     for seed in range(args.seed, args.seed + args.rows):
-        cells = [
-            validated(gen, {**extra, "model": args.model, "category": c, "size": 64, "seed": seed}) for c in classes
+        cells: list[ImageParams] = [
+            cast(ImageParams, validated(gen, {**extra, "model": args.model, "category": c, "size": 64, "seed": seed}))
+            for c in classes
         ]
         latent = gen.random_latent(cells[0], seed)
         drawn = decoded(gen.render(cells, [latent] * len(cells)))
