@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 def add_parser(sub: flags.SubParsers) -> None:
     p = sub.add_parser("generate", help="one-shot generation to a file, no server needed")
     p.add_argument("generator", nargs="?", help="generator name: texture, image or music (see ganbridge models)")
-    p.add_argument("--recipe", metavar="FILE", help="remake the item whose recipe this PNG, MIDI or WAV file carries")
+    p.add_argument(
+        "--recipe", metavar="FILE", help="remake the item whose recipe this PNG, SVG, MIDI or WAV file carries"
+    )
     p.add_argument(
         "--any-checkpoint", action="store_true",
         help="with --recipe: remake it even if the installed checkpoint is not the recipe's (the output will differ)",

@@ -18,7 +18,7 @@ from ganbridge.cli.errors import UserError
 
 def add_parser(sub: flags.SubParsers) -> None:
     p = sub.add_parser("verify", help="remake files from the recipes inside them and say whether they are identical")
-    p.add_argument("file", nargs="+", help="PNG, MIDI or WAV files written by the bridge or ganbridge generate")
+    p.add_argument("file", nargs="+", help="PNG, SVG, MIDI or WAV files written by the bridge or ganbridge generate")
     flags.add_device(p, default="cpu")
     p.set_defaults(func=run)
 

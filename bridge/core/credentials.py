@@ -2,8 +2,8 @@
 trained model (digitalSourceType trainedAlgorithmicMedia), whether it may be used to train AI
 (the CAWG training-and-data-mining assertion), and its recipe (`org.ganbridge.recipe`).
 
-PNG and WAV files carry the signed manifest inside (a caBX chunk, a C2PA chunk); a MIDI file, which
-C2PA cannot hold, gets it beside it as a `.c2pa` sidecar. The signer is a local identity made on
+PNG, SVG and WAV files carry the signed manifest inside (a caBX chunk, a c2pa:manifest element, a
+C2PA chunk); a MIDI file, which C2PA cannot hold, gets it beside it as a `.c2pa` sidecar. The signer is a local identity made on
 first use under the data folder (`identity/`: an ES256 key readable by the user only and its
 certificate, issued by a local CA), or a certificate and key the user gives. Readers say such a
 self-made identity is untrusted (`signingCredential.untrusted`): the credentials show that the
@@ -32,8 +32,8 @@ from ganbridge.core.provenance import chunk_names, embed
 from ganbridge.core.settings import ConfigError, Settings
 
 TRAINED_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
-MIME = {"png": "image/png", "wav": "audio/wav", "mid": "audio/midi"}
-EMBEDDED = ("png", "wav")  # a MIDI file gets a sidecar
+MIME = {"png": "image/png", "svg": "image/svg+xml", "wav": "audio/wav", "mid": "audio/midi"}
+EMBEDDED = ("png", "svg", "wav")  # a MIDI file gets a sidecar
 TRAINING_USES = ("cawg.ai_generative_training", "cawg.ai_training", "cawg.ai_inference", "cawg.data_mining")
 
 
@@ -257,6 +257,8 @@ def _tiny_png() -> bytes:
 
 def has_manifest(data: bytes, fmt: str) -> bool:
     """Whether an embedded manifest is there at all (read or not)."""
+    if fmt == "svg":
+        return b"<c2pa:manifest>" in data
     return {"png": b"caBX", "wav": b"C2PA"}.get(fmt, b"-") in chunk_names(data)
 
 

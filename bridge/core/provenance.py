@@ -1,4 +1,4 @@
-"""Recipes inside the files: every PNG, MIDI and WAV the bridge or the CLI writes carries the
+"""Recipes inside the files: every PNG, SVG, MIDI and WAV the bridge or the CLI writes carries the
 recipe that remakes it, so a file is its own record wherever it goes (sans-I/O: bytes in, bytes
 out).
 
@@ -16,12 +16,17 @@ Where it goes:
   both before IEND.
 - MIDI: a text meta event `ganbridge:` + the recipe at the start of the first track.
 - WAV: a RIFF chunk `gbrc` with the recipe after the others (players skip chunks they do not know).
+- SVG: a `<metadata id="ganbridge-recipe">` element with the recipe (XML-escaped) first inside
+  the root element. C2PA puts its manifest into that element too (`<c2pa:manifest>`, with its
+  namespace on the root), which `without_credentials` takes out again.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import json
+import re
 import struct
 import zlib
 from typing import Any
@@ -37,6 +42,9 @@ RECIPE_VERSION = 1
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIDI_PREFIX = "ganbridge:"
 WAV_CHUNK = b"gbrc"
+SVG_RECIPE = re.compile(rb'<metadata id="ganbridge-recipe">(.*?)</metadata>', re.DOTALL)
+SVG_MANIFEST = re.compile(rb"<c2pa:manifest>.*?</c2pa:manifest>", re.DOTALL)
+SVG_MANIFEST_NAMESPACE = b' xmlns:c2pa="http://c2pa.org/manifest"'
 
 
 class RecipeError(ValueError):
@@ -97,10 +105,12 @@ def encode_recipe(recipe: dict[str, Any]) -> str:
 
 
 def embed(data: bytes, fmt: str, recipe: dict[str, Any]) -> bytes:
-    """`data` (a file of format `fmt`: png, mid or wav) with `recipe` inside."""
+    """`data` (a file of format `fmt`: png, svg, mid or wav) with `recipe` inside."""
     text = encode_recipe(recipe)
     if fmt == "png":
         return _png_with(data, text, _parameters(recipe))
+    if fmt == "svg":
+        return _svg_with(data, text)
     if fmt == "mid":
         return _midi_with(data, text)
     if fmt == "wav":
@@ -109,15 +119,17 @@ def embed(data: bytes, fmt: str, recipe: dict[str, Any]) -> bytes:
 
 
 def read_recipe(data: bytes) -> dict[str, Any]:
-    """The recipe in a PNG, MIDI or WAV file; RecipeError if it has none or it is broken."""
+    """The recipe in a PNG, SVG, MIDI or WAV file; RecipeError if it has none or it is broken."""
     if data.startswith(PNG_SIGNATURE):
         text = _png_recipe(data)
+    elif data.startswith(b"<svg"):
+        text = _svg_recipe(data)
     elif data.startswith(b"MThd"):
         text = _midi_recipe(data)
     elif data.startswith(b"RIFF") and data[8:12] == b"WAVE":
         text = _wav_recipe(data)
     else:
-        raise RecipeError("not a PNG, MIDI or WAV file")
+        raise RecipeError("not a PNG, SVG, MIDI or WAV file")
     if text is None:
         raise RecipeError("the file carries no ganbridge recipe")
     try:
@@ -155,7 +167,8 @@ def damaged_chunks(data: bytes) -> list[bytes]:
 
 def without_credentials(data: bytes) -> bytes:
     """The file as it was before it was signed: its C2PA manifest (a PNG's caBX chunk, a WAV's
-    C2PA chunk) taken out. A signature differs each time it is made; the rest does not."""
+    C2PA chunk, an SVG's c2pa:manifest element and namespace) taken out. A signature differs each
+    time it is made; the rest does not."""
     if data.startswith(PNG_SIGNATURE):
         kept = [data[at : at + 12 + len(body)] for kind, body, at in _png_chunks(data) if kind != b"caBX"]
         return PNG_SIGNATURE + b"".join(kept)
@@ -165,6 +178,8 @@ def without_credentials(data: bytes) -> bytes:
         ]
         body = data[8:12] + b"".join(kept)
         return b"RIFF" + struct.pack("<I", len(body)) + body
+    if data.startswith(b"<svg"):
+        return SVG_MANIFEST.sub(b"", data).replace(SVG_MANIFEST_NAMESPACE, b"", 1)
     return data
 
 
@@ -284,6 +299,22 @@ def _one(texts: set[str]) -> str | None:
     if len(texts) > 1:
         raise RecipeError(f"the file carries {len(texts)} different ganbridge recipes: it was edited after it was made")
     return texts.pop() if texts else None
+
+
+# --- SVG -----------------------------------------------------------------------------------------
+
+
+def _svg_with(data: bytes, text: str) -> bytes:
+    """The SVG with this recipe's metadata element first in its root, in place of any it carried."""
+    plain = SVG_RECIPE.sub(b"", data)
+    root_end = plain.index(b">") + 1  # the root element's start tag (ours: one, with no ">" inside)
+    element = b'<metadata id="ganbridge-recipe">' + html.escape(text, quote=False).encode("utf-8") + b"</metadata>"
+    return plain[:root_end] + element + plain[root_end:]
+
+
+def _svg_recipe(data: bytes) -> str | None:
+    texts = {SVG_MANIFEST.sub(b"", found).decode("utf-8", "replace") for found in SVG_RECIPE.findall(data)}
+    return _one({html.unescape(text) for text in texts})
 
 
 # --- WAV -----------------------------------------------------------------------------------------

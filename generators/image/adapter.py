@@ -23,6 +23,7 @@ from ganbridge.generators.base import (
     one_of,
 )
 from ganbridge.generators.image.model import ANY, MAX_SIZE, NATIVE, ImageNetwork, LoadedImageNetwork
+from ganbridge.generators.image.vector import svg_outline
 from ganbridge.generators.pixels import encode_png
 
 CLEAR_BELOW, SOLID_ABOVE = 24, 232  # alpha levels of crisp edges (see crisp_alpha)
@@ -66,6 +67,11 @@ class ImageParams(ModelParams):
         le=MAX_MARGIN,
         title="Margin",
         description="Pixels at the canvas's edge left empty, at the model's native 64 px",
+    )
+    format: Literal["png", "svg"] = Field(
+        "png",
+        title="Format",
+        description="png: pixels; svg: the ink's outline as a vector in one colour, sharp at any size",
     )
     weight: float = Field(
         0.0,
@@ -241,9 +247,9 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
     name = "image"
     kind = "image"
     description = "Sprites, icons and emoji-like images (64x64 RGBA GAN), upscaled to any size"
-    outputs = ["png"]
+    outputs = ["png", "svg"]
     direction_settings = {"size": NATIVE, "truncation": 1.0}
-    params_before = {"edges": "soft", "margin": 0, "weight": 0.0}
+    params_before = {"edges": "soft", "margin": 0, "weight": 0.0, "format": "png"}
     direction_features = (
         f"the 64 px output box-averaged to {FEATURE_SIDE}x{FEATURE_SIDE}: alpha, and luminance and two chroma axes "
         "premultiplied by alpha"
@@ -313,11 +319,12 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
         outputs = []
         for p, img, label in zip(params, images, labels):
             native = clear_margin(weighted(crisp_alpha(img) if p.edges == "crisp" else img, p.weight), p.margin)
-            pixels = finish(native, p.size, p.upscale, p.background)
             extra: dict[str, Any] = {"width": p.size, "height": p.size}
             if model.net.config.classes:
                 extra["category"] = model.net.config.classes[label]
-            outputs.append(
-                Output(data=encode_png(pixels), format="png", mime="image/png", extra=extra, look=image_look(native))
-            )
+            if p.format == "svg":
+                data, fmt, mime = svg_outline(native, p.size, p.background, EDGE_BLUR), "svg", "image/svg+xml"
+            else:
+                data, fmt, mime = encode_png(finish(native, p.size, p.upscale, p.background)), "png", "image/png"
+            outputs.append(Output(data=data, format=fmt, mime=mime, extra=extra, look=image_look(native)))
         return outputs

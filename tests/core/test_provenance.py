@@ -109,7 +109,7 @@ def test_an_item_not_drawn_from_its_seed_carries_its_latent():
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"GIF89a....", "not a PNG, MIDI or WAV file"),
+        (b"GIF89a....", "not a PNG, SVG, MIDI or WAV file"),
         (_png(), "carries no ganbridge recipe"),
         (_midi(), "carries no ganbridge recipe"),
         (_wav(), "carries no ganbridge recipe"),
@@ -242,7 +242,7 @@ def test_verify_remakes_each_file_and_names_what_was_changed(tmp_path):
     assert "caBX chunk was changed" in lines[str(padded)]
     assert "seed 9" in lines[str(relabelled)] and "pixel bytes differ" in lines[str(relabelled)]
     assert "bytes differ" in lines[str(moved)]
-    assert "not a PNG, MIDI or WAV file" in lines[__file__]
+    assert "not a PNG, SVG, MIDI or WAV file" in lines[__file__]
     assert "latent does not fit texture" in lines[str(misfit)] and "Traceback" not in r.stderr
 
 
