@@ -204,6 +204,11 @@ class Generator(ABC, Generic[Params]):
         the params fix (a requested category or key) is not one."""
         return {}
 
+    def with_overrides(self, stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """An item's stored params with a request's `overrides` (a variation or steer that sets
+        some params): each given param replaces the stored one."""
+        return {**stored, **overrides}
+
     def steered_controls(self, params: Params) -> dict[str, Control]:
         """The params that steering moves beside the latent at `params`, by name: what an
         artist would turn by hand to get more of what they like. {} for none."""

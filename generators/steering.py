@@ -402,11 +402,12 @@ def _kernel(gram: np.ndarray, one_hot: np.ndarray) -> np.ndarray:
 
 
 def _centred_controls(items: Sequence[RatedItem]) -> np.ndarray | None:
-    """(items, controls): their steered params' values less the items' mean, or None without any."""
-    if items[0].controls is None or not len(items[0].controls):
+    """(items, controls): their steered params' values less the items' mean, or None unless every
+    item has them."""
+    if any(it.controls is None for it in items):
         return None
     values = np.stack([np.asarray(it.controls, np.float64) for it in items])
-    return values - values.mean(0)
+    return values - values.mean(0) if values.shape[1] else None
 
 
 def _with_controls(kernel: np.ndarray, controls: np.ndarray | None) -> np.ndarray:
@@ -420,6 +421,11 @@ def _with_controls(kernel: np.ndarray, controls: np.ndarray | None) -> np.ndarra
 def _varied(controls: np.ndarray | None) -> np.ndarray | None:
     """Which controls the items' values differ in (centred values: any nonzero)."""
     return None if controls is None else np.abs(controls).max(0) > 1e-9
+
+
+def varied_controls(items: Sequence[RatedItem]) -> np.ndarray | None:
+    """Which of the items' controls steering moves (those their values differ in); None without any."""
+    return _varied(_centred_controls(items))
 
 
 def _stepped_controls(

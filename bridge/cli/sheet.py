@@ -122,9 +122,12 @@ def alphabet_sheet(gen: Any, args: argparse.Namespace) -> Path:
     if not classes:
         raise UserError(f"image model {args.model!r} has no categories: an alphabet sheet needs them")
     extra = dict(args.param)
-    for fixed in ("model", "category", "seed", "size"):
+    for fixed in ("model", "category", "seed", "size", "format"):
         if fixed in extra:
-            raise UserError(f"--param {fixed} is set by the sheet itself (each row a seed, each column a category)")
+            raise UserError(
+                f"--param {fixed} is set by the sheet itself (each row a seed, each column a category, "
+                "each cell a 64 px PNG)"
+            )
     if "weight" in extra and args.weight == "even":
         raise UserError("--param weight is set per character by --weight even; add --weight drawn to set it yourself")
 
@@ -139,17 +142,20 @@ def alphabet_sheet(gen: Any, args: argparse.Namespace) -> Path:
             for c in classes
         ]
         latent = gen.random_latent(cells[0], seed)
-        drawn = decoded(gen.render(cells, [latent] * len(cells)))
+        # measured without a background, which would fill every cell's alpha
+        clear = [c.model_copy(update={"background": "transparent"}) for c in cells]
+        drawn = decoded(gen.render(clear, [latent] * len(clear)))
         spreads.append([spread(drawn)])
         if args.weight == "even":
             # from the cells as drawn at weight 0 (margin already clear: its pixels stay empty)
             width = float(np.median([stroke_width(cell) for cell in drawn]))
-            cells = [
-                c.model_copy(update={"weight": weight_for_width(cell, width, c.margin)})
-                for c, cell in zip(cells, drawn)
-            ]
-            drawn = decoded(gen.render(cells, [latent] * len(cells)))
+            weights = [weight_for_width(cell, width, c.margin) for c, cell in zip(clear, drawn)]
+            cells = [c.model_copy(update={"weight": w}) for c, w in zip(cells, weights)]
+            clear = [c.model_copy(update={"weight": w}) for c, w in zip(clear, weights)]
+            drawn = decoded(gen.render(clear, [latent] * len(clear)))
             spreads[-1].append(spread(drawn))
+        if cells[0].background != "transparent":
+            drawn = decoded(gen.render(cells, [latent] * len(cells)))
         rows.append((f"seed {seed}", drawn))
     target = target_path(args.output, f"{args.model}-sheet.png")
     alphabet_rows(rows, classes).save(target)

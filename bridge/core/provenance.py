@@ -45,6 +45,7 @@ WAV_CHUNK = b"gbrc"
 SVG_RECIPE = re.compile(rb'<metadata id="ganbridge-recipe">(.*?)</metadata>', re.DOTALL)
 SVG_MANIFEST = re.compile(rb"<c2pa:manifest>.*?</c2pa:manifest>", re.DOTALL)
 SVG_MANIFEST_NAMESPACE = b' xmlns:c2pa="http://c2pa.org/manifest"'
+SVG_ROOT = re.compile(rb"<svg\b[^>]*>")  # the root element's start tag
 
 
 class RecipeError(ValueError):
@@ -122,7 +123,7 @@ def read_recipe(data: bytes) -> dict[str, Any]:
     """The recipe in a PNG, SVG, MIDI or WAV file; RecipeError if it has none or it is broken."""
     if data.startswith(PNG_SIGNATURE):
         text = _png_recipe(data)
-    elif data.startswith(b"<svg"):
+    elif _is_svg(data):
         text = _svg_recipe(data)
     elif data.startswith(b"MThd"):
         text = _midi_recipe(data)
@@ -178,7 +179,7 @@ def without_credentials(data: bytes) -> bytes:
         ]
         body = data[8:12] + b"".join(kept)
         return b"RIFF" + struct.pack("<I", len(body)) + body
-    if data.startswith(b"<svg"):
+    if _is_svg(data):
         return SVG_MANIFEST.sub(b"", data).replace(SVG_MANIFEST_NAMESPACE, b"", 1)
     return data
 
@@ -304,10 +305,20 @@ def _one(texts: set[str]) -> str | None:
 # --- SVG -----------------------------------------------------------------------------------------
 
 
+def _is_svg(data: bytes) -> bool:
+    """An SVG document: its root element near the start, after any XML declaration, comments or
+    byte-order mark an editor may have written before it."""
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith((b"<svg", b"<?xml", b"<!--")) and SVG_ROOT.search(head) is not None
+
+
 def _svg_with(data: bytes, text: str) -> bytes:
     """The SVG with this recipe's metadata element first in its root, in place of any it carried."""
     plain = SVG_RECIPE.sub(b"", data)
-    root_end = plain.index(b">") + 1  # the root element's start tag (ours: one, with no ">" inside)
+    root = SVG_ROOT.search(plain)
+    if root is None:
+        raise ValueError("not an SVG document: no <svg> element")
+    root_end = root.end()
     element = b'<metadata id="ganbridge-recipe">' + html.escape(text, quote=False).encode("utf-8") + b"</metadata>"
     return plain[:root_end] + element + plain[root_end:]
 

@@ -317,9 +317,8 @@ class BridgeCore:
         return self._item_params(gen, rec.id, rec.params, overrides)
 
     def _item_params(self, gen: Generator, item_id: str, stored: dict, overrides: dict | None = None) -> BaseModel:
-        """Item `item_id`'s stored params with `overrides`, validated anew."""
-        params = dict(stored)
-        params.update(overrides or {})
+        """Item `item_id`'s stored params with `overrides` (as the generator combines them), validated anew."""
+        params = gen.with_overrides(stored, overrides or {})
         try:
             return gen.params_model.model_validate(params)
         except ValidationError as e:
@@ -847,10 +846,8 @@ class SteeringPlan:
     @functools.cached_property
     def moved_controls(self) -> list[str]:
         """The controls steering moves: those the items' values differ in (see steering.py)."""
-        if not self.controls or not self.items or self.items[0].controls is None:
-            return []
-        values = np.stack([it.controls for it in self.items if it.controls is not None])
-        return [name for name, spread in zip(self.controls, np.ptp(values, 0)) if spread > 1e-9]
+        varied = steering.varied_controls(self.items) if self.controls and self.items else None
+        return [] if varied is None else [name for name, moves in zip(self.controls, varied) if moves]
 
     def params_for(self, drawn: steering.Drawn) -> BaseModel:
         """The params of a steered item: the plan's, with the drawn item's values of the controls

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
@@ -22,13 +21,13 @@ from ganbridge.generators.base import (
     each_alone,
     one_of,
 )
+from ganbridge.generators.image.field import EDGE_BLUR, blurred
 from ganbridge.generators.image.model import ANY, MAX_SIZE, NATIVE, ImageNetwork, LoadedImageNetwork
 from ganbridge.generators.image.vector import svg_outline
 from ganbridge.generators.pixels import encode_png
 
 CLEAR_BELOW, SOLID_ABOVE = 24, 232  # alpha levels of crisp edges (see crisp_alpha)
 MAX_MARGIN = 8  # native pixels: an eighth of the canvas a side
-EDGE_BLUR = 0.5  # native pixels: the smooth upscale's blur of the alpha field (see smooth_upscale)
 WEIGHT_LEVEL = 0.45  # weight +-1 draws the edge at this far below (above) the alpha field's half level
 FEATURE_SIDE = 16  # pixels per side of the image as output_features sees it
 # Luminance and two opponent chroma axes of RGB (see output_features).
@@ -184,22 +183,6 @@ def image_look(pixels: np.ndarray) -> np.ndarray:
         raise ValueError(f"a {w}x{h} image does not divide into {FEATURE_SIDE}x{FEATURE_SIDE} blocks")
     blocks = planes.reshape(FEATURE_SIDE, h // FEATURE_SIDE, FEATURE_SIDE, w // FEATURE_SIDE, 4)
     return blocks.mean(axis=(1, 3)).transpose(2, 0, 1).ravel()
-
-
-def blurred(plane: np.ndarray, sigma: float) -> np.ndarray:
-    """`plane` blurred by a Gaussian of `sigma` pixels (nothing beyond the edges)."""
-    x = np.arange(-math.ceil(3 * sigma), math.ceil(3 * sigma) + 1, dtype=np.float32)
-    kernel = np.exp(-(x**2) / (2 * sigma**2))
-    kernel /= kernel.sum()
-    r, (h, w) = len(x) // 2, plane.shape
-    padded = np.pad(plane.astype(np.float32), r)
-    rows = np.zeros((h + 2 * r, w), np.float32)
-    out = np.zeros((h, w), np.float32)
-    for i, k in enumerate(kernel):  # separable: along x, then along y
-        rows += k * padded[:, i : i + w]
-    for i, k in enumerate(kernel):
-        out += k * rows[i : i + h]
-    return out
 
 
 def smooth_upscale(pixels: np.ndarray, size: int) -> Image.Image:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ganbridge.generators.image.field import blurred
+
 TRACE_SCALE = 4  # the field is traced at 4x the native size: points every quarter native pixel
 TOLERANCE = 0.05  # native pixels: the most a thinned outline strays from the traced one
 LEVEL = 0.5  # the field's level that is the edge, as in smooth_upscale
@@ -43,8 +45,6 @@ _SIDES: dict[int, tuple] = {
 
 def outline_field(alpha: np.ndarray, blur: float) -> np.ndarray:
     """The smooth field whose half-level line is the outline, at TRACE_SCALE times `alpha`'s size."""
-    from ganbridge.generators.image.adapter import blurred
-
     h, w = alpha.shape
     field = Image.fromarray(blurred(alpha.astype(np.float32) / 255.0, blur), "F")
     return np.asarray(field.resize((w * TRACE_SCALE, h * TRACE_SCALE), Image.Resampling.LANCZOS), np.float64)
@@ -69,16 +69,13 @@ def trace(field: np.ndarray, level: float = LEVEL) -> list[np.ndarray]:
             links.setdefault(side[a], []).append(side[b])
             links.setdefault(side[b], []).append(side[a])
     loops = []
-    while links:
+    while links:  # every edge point joins two segments (the field is padded), so each walk closes
         start = next(iter(links))
-        loop, previous, point = [start], None, start
-        while True:
-            ends = links.pop(point)
-            following = ends[0] if ends[0] != previous or len(ends) == 1 else ends[1]
-            previous, point = point, following
-            if point == start or point not in links:
-                break
+        loop, previous, point = [], None, start
+        while not loop or point != start:
             loop.append(point)
+            ends = links.pop(point)
+            previous, point = point, ends[1] if ends[0] == previous else ends[0]
         loops.append(np.array([_position(f, key, level) for key in loop]))
     return loops
 
@@ -87,7 +84,7 @@ def _position(f: np.ndarray, key: tuple, level: float) -> tuple[float, float]:
     """Where on its edge the field crosses the level, linearly, in the unpadded field's pixels."""
     kind, i, j = key
     a, b = f[i, j], (f[i, j + 1] if kind == "h" else f[i + 1, j])
-    t = (level - a) / (b - a) if b != a else 0.5
+    t = (level - a) / (b - a)  # a crossing: one end at or below the level, the other above
     x, y = (j + t, i) if kind == "h" else (j, i + t)
     return x - 1 + 0.5, y - 1 + 0.5  # less the padding; a pixel's centre is at its index + 1/2
 
@@ -99,7 +96,7 @@ def thinned(loop: np.ndarray, tolerance: float) -> np.ndarray:
         return loop
     first = 0
     second = int(np.argmax(((loop - loop[first]) ** 2).sum(1)))
-    halves = [np.vstack([loop[first : second + 1]]), np.vstack([loop[second:], loop[:1]])]
+    halves = [loop[first : second + 1], np.vstack([loop[second:], loop[:1]])]
     kept = [_douglas_peucker(half, tolerance) for half in halves]
     return np.vstack([kept[0][:-1], kept[1][:-1]])
 

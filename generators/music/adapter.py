@@ -291,9 +291,16 @@ class MusicGenerator(ModelSetGenerator[MusicParams, MusicNetwork]):
         return dict(self.STEERED_CONTROLS)
 
     def control_value(self, params: Mapping[str, Any], name: str) -> float:
-        if name in ("valence", "arousal") and params.get(name) is None:  # the mood's
-            return MOODS[params.get("mood", "none")][0 if name == "valence" else 1]
+        if name == "arousal" and params.get(name) is None:  # the mood's
+            return MOODS[params.get("mood", "none")][1]
         return super().control_value(params, name)
+
+    def with_overrides(self, stored: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+        # A mood asked for is that mood: the item's own valence and arousal (which would override
+        # it) go, unless the request gives them too.
+        if "mood" in overrides:
+            stored = {**stored, "valence": None, "arousal": None}
+        return super().with_overrides(stored, overrides)
 
     def direction_shapes(self, params: MusicParams) -> dict[str, tuple[int, ...]]:
         # The same move in every bar, so that a direction works at any length; mode and tonic are

@@ -170,3 +170,9 @@ def test_an_alphabet_sheet_gives_each_row_one_stroke_weight_unless_asked_to_draw
     assert clash.returncode == 2 and "--weight drawn" in clash.stderr and not (tmp_path / "x.png").exists()
     texture = ganbridge("sheet", "--model", "brick", "--weight", "drawn", "-o", str(tmp_path / "y.png"))
     assert texture.returncode == 2 and "not a texture's" in texture.stderr
+    svg = ganbridge("sheet", "--model", "glyphs", "--param", "format=svg", "-o", str(tmp_path / "z.png"))
+    assert svg.returncode == 2 and "64 px PNG" in svg.stderr
+    # on a background (which fills every cell's alpha) the weights are still found from the ink
+    on_white = ganbridge("sheet", "--model", "glyphs", "--rows", "4", "--param", "background=#ffffff",
+                         "-o", str(tmp_path / "white.png"))  # fmt: skip
+    assert on_white.returncode == 0 and spreads(on_white.stdout) == [drawn, even], on_white.stdout

@@ -191,8 +191,9 @@ def test_steering_music_moves_the_controls_its_ratings_vary_unless_the_request_g
     # a control the request gives stays as given; a mood fixes arousal
     fixed, done = batch("ctl-fixed", "steer", count=3, params={"density": 0.3, "mood": "calm"})
     assert done["steering"]["controls"] == []
-    # (arousal stays the liked item's, as every param the request does not give)
-    assert all(params(i)["density"] == 0.3 and params(i)["arousal"] == 0.6 for i in fixed)
+    # (a mood asked for replaces the liked item's own valence and arousal)
+    assert all(params(i)["density"] == 0.3 and params(i)["arousal"] is None for i in fixed)
+    assert all(params(i)["mood"] == "calm" for i in fixed)
     dense, done = batch("ctl-dense-fixed", "steer", count=3, params={"density": 0.7})
     assert done["steering"]["controls"] == ["arousal"] and all(params(i)["density"] == 0.7 for i in dense)
 

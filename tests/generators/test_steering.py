@@ -247,3 +247,23 @@ def test_steered_params_every_item_shares_stay_and_the_latents_are_drawn_as_with
     varied = [RatedItem(it.id, it.latent, it.rating, it.batch, None, np.array([0.1 * it.rating, -0.3])) for it in items]
     values = np.stack([d.controls for d in steer(varied, SHAPES, {}, 16, 0.25, np.random.default_rng(7))])
     assert (values[:, 1] == -0.3).all() and values[:, 0].std() > 0.05
+
+
+def test_every_steered_control_stays_inside_its_params_bounds():
+    """Steered values are written into params without validating them again (Control.value
+    clips to the control's range), so each range must lie inside its field's bounds."""
+    from annotated_types import Ge, Gt, Le, Lt
+
+    from ganbridge.core.registry import load_generators
+
+    for gen in load_generators(None, "cpu").values():
+        params = gen.params_model.model_validate({})
+        for name, control in gen.steered_controls(params).items():
+            for bound in gen.params_model.model_fields[name].metadata:
+                low, high = control.value(-1.0), control.value(1.0)
+                assert not isinstance(bound, Ge) or low >= bound.ge, (gen.name, name)
+                assert not isinstance(bound, Gt) or low > bound.gt, (gen.name, name)
+                assert not isinstance(bound, Le) or high <= bound.le, (gen.name, name)
+                assert not isinstance(bound, Lt) or high < bound.lt, (gen.name, name)
+            assert gen.params_model.model_validate({name: control.value(-1.0)}) is not None
+            assert gen.params_model.model_validate({name: control.value(1.0)}) is not None

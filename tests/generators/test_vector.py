@@ -13,7 +13,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from ganbridge.core.provenance import read_recipe, without_credentials
-from ganbridge.generators.image.adapter import EDGE_BLUR, finish
+from ganbridge.generators.image.adapter import finish
+from ganbridge.generators.image.field import EDGE_BLUR
 from ganbridge.generators.image.vector import TOLERANCE, TRACE_SCALE, outline_field, svg_outline, thinned, trace
 from tests.cli.test_cli import ganbridge
 from tests.conftest import missing_host
@@ -146,3 +147,23 @@ def test_the_bridge_serves_svg_glyphs_as_items_like_any_other(ws):
     ws.send({"type": "variations", "id": "svg-2", "item": items[0]["item"], "count": 1, "strength": 0.2})
     varied = [i for m in ws.until_final("svg-2") if m["type"] == "result" for i in m["items"]]
     assert [i["format"] for i in varied] == ["svg"]
+
+
+def test_saddles_join_as_the_cells_centre_says_and_every_loop_closes():
+    # two inside corners on one diagonal, their cell's centre the mean of its corners (0.5): above
+    # a level of 0.4 the two join into one blob, below a level of 0.6 they are two apart
+    field = np.array([[1.0, 0.0], [0.0, 1.0]])
+    for level, loops in ((0.4, 1), (0.6, 2)):
+        traced = trace(field, level)
+        assert len(traced) == loops, (level, traced)
+        for loop in traced:
+            assert len(loop) >= 4 and len({tuple(p) for p in loop}) == len(loop)  # a closed walk, no point twice
+
+
+def test_an_svg_an_editor_resaved_with_a_declaration_still_reads():
+    from ganbridge.core.provenance import embed
+
+    recipe = {"ganbridge": 1, "generator": "image", "checkpoint": {"name": "g", "sha256": "0"}, "params": {"a": "<&>"}}
+    plain = b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><path d="M0 0Z"/></svg>\n'
+    svg = embed(plain, "svg", recipe)
+    assert read_recipe(svg) == recipe and read_recipe(b'\xef\xbb\xbf<?xml version="1.0"?>\n' + svg) == recipe
