@@ -854,8 +854,11 @@ class SteeringPlan:
         steering moved (the others keep the plan's value, even one outside the control's range)."""
         if drawn.controls is None or not self.moved_controls:
             return self.params
-        names = list(self.controls)
-        values = {name: self.controls[name].value(drawn.controls[names.index(name)]) for name in self.moved_controls}
+        values = {
+            name: control.value(scaled)
+            for (name, control), scaled in zip(self.controls.items(), drawn.controls)
+            if name in self.moved_controls
+        }
         return self.params.model_copy(update=values)
 
     def summary(self, drawn: Sequence[steering.Drawn] = ()) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from ganbridge.generators.base import (
     each_alone,
     one_of,
 )
-from ganbridge.generators.image.field import EDGE_BLUR, blurred
+from ganbridge.generators.image.field import EDGE_BLUR, blurred, edge_alpha, upscaled
 from ganbridge.generators.image.model import ANY, MAX_SIZE, NATIVE, ImageNetwork, LoadedImageNetwork
 from ganbridge.generators.image.vector import svg_outline
 from ganbridge.generators.pixels import encode_png
@@ -128,10 +128,7 @@ def weighted(pixels: np.ndarray, weight: float) -> np.ndarray:
         return pixels
     rgba = pixels.astype(np.float32) / 255.0
     alpha = rgba[..., 3]
-    field = blurred(alpha, EDGE_BLUR)
-    gy, gx = np.gradient(field)
-    level = 0.5 - WEIGHT_LEVEL * weight
-    edge = np.clip(0.5 + (field - level) / np.maximum(np.hypot(gx, gy), 1e-6), 0.0, 1.0)
+    edge = edge_alpha(blurred(alpha, EDGE_BLUR), 0.5 - WEIGHT_LEVEL * weight)
     near = np.maximum(blurred(alpha, 1.0), 1e-3)
     beside = np.stack([blurred(rgba[..., c] * alpha, 1.0) / near for c in range(3)], axis=-1)
     colour = np.where(alpha[..., None] > 0, rgba[..., :3], np.clip(beside, 0.0, 1.0))
@@ -197,16 +194,10 @@ def smooth_upscale(pixels: np.ndarray, size: int) -> Image.Image:
     lies under no ink does not bleed into the edge."""
     rgba = pixels.astype(np.float32) / 255.0
     alpha = rgba[..., 3]
-
-    def resized(plane: np.ndarray) -> np.ndarray:
-        return np.asarray(Image.fromarray(plane, "F").resize((size, size), Image.Resampling.LANCZOS), np.float32)
-
-    field = resized(blurred(alpha, EDGE_BLUR))
-    gy, gx = np.gradient(field)
-    edge = np.clip(0.5 + (field - 0.5) / np.maximum(np.hypot(gx, gy), 1e-6), 0.0, 1.0)
+    field = upscaled(alpha, size)
     cover = np.maximum(field, 1e-3)
-    colour = [np.clip(resized(blurred(rgba[..., c] * alpha, EDGE_BLUR)) / cover, 0.0, 1.0) for c in range(3)]
-    out = np.stack([*colour, edge], axis=-1)
+    colour = [np.clip(upscaled(rgba[..., c] * alpha, size) / cover, 0.0, 1.0) for c in range(3)]
+    out = np.stack([*colour, edge_alpha(field)], axis=-1)
     return Image.fromarray(np.rint(out * 255).astype(np.uint8), "RGBA")
 
 
@@ -306,7 +297,7 @@ class ImageGenerator(ModelSetGenerator[ImageParams, ImageNetwork]):
             if model.net.config.classes:
                 extra["category"] = model.net.config.classes[label]
             if p.format == "svg":
-                data, fmt, mime = svg_outline(native, p.size, p.background, EDGE_BLUR), "svg", "image/svg+xml"
+                data, fmt, mime = svg_outline(native, p.size, p.background), "svg", "image/svg+xml"
             else:
                 data, fmt, mime = encode_png(finish(native, p.size, p.upscale, p.background)), "png", "image/png"
             outputs.append(Output(data=data, format=fmt, mime=mime, extra=extra, look=image_look(native)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from PIL import Image
 
 EDGE_BLUR = 0.5  # native pixels: the blur of the alpha field, which smooths the network's pixel-scale raggedness
 
@@ -25,3 +26,17 @@ def blurred(plane: np.ndarray, sigma: float) -> np.ndarray:
     for i, k in enumerate(kernel):
         out += k * rows[i : i + h]
     return out
+
+
+def upscaled(plane: np.ndarray, side: int) -> np.ndarray:
+    """A native plane (0-1) blurred by EDGE_BLUR and resampled (Lanczos) to `side` x `side`, float32."""
+    field = Image.fromarray(blurred(plane, EDGE_BLUR), "F")
+    return np.asarray(field.resize((side, side), Image.Resampling.LANCZOS), np.float32)
+
+
+def edge_alpha(field: np.ndarray, level: float = 0.5) -> np.ndarray:
+    """Each pixel's alpha from its distance to the field's `level` line, (field - level) /
+    |gradient| + 1/2, clipped to 0-1: an edge one pixel wide that follows the line, as
+    distance-field text is drawn."""
+    gy, gx = np.gradient(field)
+    return np.clip(0.5 + (field - level) / np.maximum(np.hypot(gx, gy), 1e-6), 0.0, 1.0)

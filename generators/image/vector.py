@@ -14,9 +14,8 @@ so the same image gives the same outline at every `size`; only the SVG's width a
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
-from ganbridge.generators.image.field import blurred
+from ganbridge.generators.image.field import upscaled
 
 TRACE_SCALE = 4  # the field is traced at 4x the native size: points every quarter native pixel
 TOLERANCE = 0.05  # native pixels: the most a thinned outline strays from the traced one
@@ -43,11 +42,10 @@ _SIDES: dict[int, tuple] = {
 }
 
 
-def outline_field(alpha: np.ndarray, blur: float) -> np.ndarray:
-    """The smooth field whose half-level line is the outline, at TRACE_SCALE times `alpha`'s size."""
-    h, w = alpha.shape
-    field = Image.fromarray(blurred(alpha.astype(np.float32) / 255.0, blur), "F")
-    return np.asarray(field.resize((w * TRACE_SCALE, h * TRACE_SCALE), Image.Resampling.LANCZOS), np.float64)
+def outline_field(alpha: np.ndarray) -> np.ndarray:
+    """The smooth field whose half-level line is the outline, at TRACE_SCALE times the size of
+    `alpha` (0-255, square)."""
+    return upscaled(alpha.astype(np.float32) / 255.0, len(alpha) * TRACE_SCALE).astype(np.float64)
 
 
 def trace(field: np.ndarray, level: float = LEVEL) -> list[np.ndarray]:
@@ -156,10 +154,10 @@ def ink_colour(pixels: np.ndarray) -> str:
     return "#" + "".join(f"{int(round(c)):02x}" for c in mean)
 
 
-def svg_outline(pixels: np.ndarray, size: int, background: str, blur: float) -> bytes:
+def svg_outline(pixels: np.ndarray, size: int, background: str) -> bytes:
     """A native RGBA image's ink as an SVG document `size` pixels a side (see module docstring)."""
     h, w = pixels.shape[:2]
-    loops = [thinned(loop / TRACE_SCALE, TOLERANCE) for loop in trace(outline_field(pixels[..., 3], blur))]
+    loops = [thinned(loop / TRACE_SCALE, TOLERANCE) for loop in trace(outline_field(pixels[..., 3]))]
     head = f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" viewBox="0 0 {w} {h}">'
     body = "" if background == "transparent" else f'<rect width="{w}" height="{h}" fill="{background.lower()}"/>'
     d = path_data(loops)

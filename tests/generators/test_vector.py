@@ -14,7 +14,6 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ganbridge.core.provenance import read_recipe, without_credentials
 from ganbridge.generators.image.adapter import finish
-from ganbridge.generators.image.field import EDGE_BLUR
 from ganbridge.generators.image.vector import TOLERANCE, TRACE_SCALE, outline_field, svg_outline, thinned, trace
 from tests.cli.test_cli import ganbridge
 from tests.conftest import missing_host
@@ -35,7 +34,7 @@ def native_glyph(char: str, face: str = "DejaVuSerif.ttf") -> tuple[np.ndarray, 
 
 
 def loops_of(native: np.ndarray) -> list[np.ndarray]:
-    return [thinned(loop / TRACE_SCALE, TOLERANCE) for loop in trace(outline_field(native[..., 3], EDGE_BLUR))]
+    return [thinned(loop / TRACE_SCALE, TOLERANCE) for loop in trace(outline_field(native[..., 3]))]
 
 
 def even_odd(loops: list[np.ndarray], size: int, scale: float) -> np.ndarray:
@@ -66,15 +65,15 @@ def test_the_outline_is_the_smooth_upscales_edge_and_near_the_fonts_own():
 def test_one_outline_at_every_size_in_one_colour_on_its_background():
     _, native = native_glyph("R")
     native[native[..., 3] > 0, :3] = (200, 30, 30)
-    small, large = (svg_outline(native, size, "transparent", EDGE_BLUR) for size in (64, 2048))
+    small, large = (svg_outline(native, size, "transparent") for size in (64, 2048))
     assert small.startswith(b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64">')
     assert small.replace(b'"64" height="64"', b'"2048" height="2048"', 1) == large  # only the size differs
     assert b'fill="#c81e1e"' in small and b"<rect" not in small  # the ink's colour; nothing behind it
-    assert svg_outline(native, 64, "#FFEEDD", EDGE_BLUR).count(b'<rect width="64" height="64" fill="#ffeedd"/>') == 1
+    assert svg_outline(native, 64, "#FFEEDD").count(b'<rect width="64" height="64" fill="#ffeedd"/>') == 1
     path = re.search(rb' d="([^"]+)"', small).group(1).decode()
     assert re.fullmatch(r"(M[-\d. ]+(Q[-\d. ]+)+Z)+", path), path[:80]  # closed runs of quadratic curves
     empty = np.zeros((64, 64, 4), np.uint8)
-    assert b"<path" not in svg_outline(empty, 64, "transparent", EDGE_BLUR)
+    assert b"<path" not in svg_outline(empty, 64, "transparent")
 
 
 def test_an_svg_glyph_carries_its_recipe_and_credentials_and_verifies(tmp_path):
