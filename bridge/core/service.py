@@ -772,7 +772,9 @@ class BridgeCore:
                 "mime": out.mime,
                 **out.extra,
                 "file": str(path),
-                "data": base64.b64encode(data).decode("ascii"),
+                # bytes, made base64 for a v1 client only as the reply is written (encode_reply):
+                # a binary client's payloads were base64 decoded back, 0.2 s for 24 MB here
+                "data": data,
             }
             if "how" in unit.meta:  # a steered item: how it was drawn and from which items
                 item["how"] = unit.meta["how"]
@@ -786,7 +788,7 @@ class BridgeCore:
                         "format": out.format,
                         "mime": out.mime,
                         "file": str(map_path),
-                        "data": base64.b64encode(map_data).decode("ascii"),
+                        "data": map_data,
                     }
             records.append(
                 ItemRecord(

@@ -9,7 +9,6 @@ for long. The last slice is the `ganbridge.apply_result` operator, so each resul
 
 from __future__ import annotations
 
-import base64
 import itertools
 import os
 import re
@@ -351,9 +350,9 @@ def _save_beside_blend(item: dict) -> str:
     if not bpy.data.filepath:
         raise ResultError(f"save the .blend first: the {item.get('format')} result is written next to it")
     try:
-        data = base64.b64decode(item.get("data", ""), validate=True)
+        data = gc.payload(item.get("data"))
     except ValueError:
-        raise ResultError("the result from the bridge is not valid base64") from None
+        raise ResultError("the result from the bridge is missing or not valid base64") from None
     name = re.sub(r"[^\w.-]", "_", f"{item.get('generator', 'gan')}-{item['item']}.{item.get('format', 'bin')}")
     path = os.path.join(os.path.dirname(bpy.data.filepath), name)
     with open(path, "wb") as f:

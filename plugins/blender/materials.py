@@ -11,8 +11,6 @@ never left half-modified.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import os
@@ -26,6 +24,7 @@ from typing import Any
 
 import bpy
 
+from . import ganbridge_client as gc
 from . import png as png_decoder
 from .files import WriteError, remove_all, write_all
 
@@ -43,12 +42,13 @@ class ResultError(Exception):
     """A result that cannot be applied; the message is for the artist."""
 
 
-def decode_png(b64: str, what: str, width: int | None = None, height: int | None = None) -> bytes:
-    """base64 -> PNG bytes, checked (signature and IHDR size) before Blender sees them."""
+def decode_png(payload: bytes | str, what: str, width: int | None = None, height: int | None = None) -> bytes:
+    """A PNG payload (bytes, or base64) -> PNG bytes, checked (signature and IHDR size) before
+    Blender sees them."""
     try:
-        data = base64.b64decode(b64, validate=True)
-    except (binascii.Error, ValueError, TypeError):
-        raise ResultError(f"the {what} from the bridge is not valid base64") from None
+        data = gc.payload(payload)
+    except ValueError:
+        raise ResultError(f"the {what} from the bridge is missing or not valid base64") from None
     if not data.startswith(PNG_SIGNATURE) or len(data) < 33 or data[12:16] != b"IHDR":
         raise ResultError(f"the {what} from the bridge is not a PNG image")
     w, h = struct.unpack(">II", data[16:24])

@@ -14,13 +14,14 @@ from ganbridge.core.service import BridgeCore
 from ganbridge.core.store import ItemStore
 from ganbridge.generators.base import Generator
 from ganbridge.server import queue_settings
-from tests.conftest import make_settings
+from tests.conftest import as_text, make_settings
 
 FINAL = ("done", "cancelled", "error", "ack")  # the last message of a request
 
 
 class Inbox:
-    """A client's view: every message the core emits to it, in order, with arrival times."""
+    """A v1 client's view: every message the core emits to it, in order, with arrival times, its
+    payloads base64 as on the wire (the core emits bytes)."""
 
     def __init__(self):
         self.q: queue.Queue = queue.Queue()
@@ -28,6 +29,7 @@ class Inbox:
         self.arrived: list[tuple[float, dict]] = []  # as the core emitted them
 
     def emit(self, msg: dict) -> None:
+        msg = as_text(msg)
         self.arrived.append((time.monotonic(), msg))
         self.q.put(msg)
 

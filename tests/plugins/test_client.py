@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
 
 from ganbridge.server import build_core
-from plugins.client.ganbridge_client import BadUrl, BridgeClient, Event, check_url, is_loopback
+from plugins.client.ganbridge_client import (
+    BadUrl,
+    BridgeClient,
+    Event,
+    check_url,
+    decode_frame,
+    is_loopback,
+    payload,
+)
 from tests.conftest import BridgeThread, make_settings, small_texture
 
 
@@ -70,6 +79,55 @@ def test_generate_round_trip_and_not_connected(bridge):
     finally:
         client.stop()
     assert client.state.status == "stopped"
+
+
+def test_results_come_as_binary_frames_with_the_stored_bytes(bridge):
+    """The client asks for binary frames: a texture's colour and maps arrive as the bytes the
+    bridge stored (no base64 for the host to parse), and payload() reads either form."""
+    client = BridgeClient(bridge.url, client_name="test")
+    client.start()
+    try:
+        assert "binary" in wait_for(client, is_status("connected"))[-1].data.extensions
+        params = small_texture(maps=["height", "normal"])
+        rid = client.request("generate", generator="texture", params=params)
+        events = wait_for(client, final_for(rid))
+    finally:
+        client.stop()
+    (item,) = [i for e in events if e.kind == "message" and e.data["type"] == "result" for i in e.data["items"]]
+    assert isinstance(item["data"], bytes) and item["data"].startswith(b"\x89PNG")
+    record = bridge.core.store.get(item["item"])
+    assert record is not None and item["data"] == record.file.read_bytes()
+    assert sorted(item["maps"]) == ["height", "normal"]
+    assert all(isinstance(m["data"], bytes) and m["data"].startswith(b"\x89PNG") for m in item["maps"].values())
+    assert payload(item["data"]) is item["data"]
+    assert payload(base64.b64encode(item["data"]).decode()) == item["data"]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"GBF1",  # shorter than its header's length
+        b"XXXX\x00\x00\x00\x02{}",  # not ours
+        b"GBF1\x00\x00\x00\x02[]",  # a header that is not an object
+        b'GBF1\x00\x00\x00\x2c{"type":"live_frame","id":"a","data":[0,99]}ab',  # past the end
+        b'GBF1\x00\x00\x00\x29{"type":"live_frame","id":"a","data":"x"}',  # not [offset, length]
+        b'GBF1\x00\x00\x00\x05{"typ',  # torn JSON
+    ],
+)
+def test_a_bad_binary_frame_is_refused(frame):
+    with pytest.raises(ValueError):
+        decode_frame(frame)
+
+
+def test_a_binary_frame_gives_each_payload_its_bytes():
+    head = b'{"type":"result","id":"r","items":[{"item":"i","data":[0,2],"maps":{"height":{"data":[2,3]}}}]}'
+    frame = b"GBF1" + len(head).to_bytes(4, "big") + head + b"ab" + b"cde"
+    item = decode_frame(frame)["items"][0]
+    assert item["data"] == b"ab" and item["maps"]["height"]["data"] == b"cde"
+    with pytest.raises(ValueError):
+        payload(None)
+    with pytest.raises(ValueError):
+        payload("not base64!")
 
 
 def test_wrong_token_is_reported_and_not_hammered(tmp_path):

@@ -36,7 +36,7 @@ def client(bridge):
 
 
 def test_the_client_asks_for_live_and_the_state_keeps_only_the_newest_frame(client):
-    assert client.state.extensions == ["live"]
+    assert client.state.extensions == ["binary", "live"]
     rid = client.request("live_open", generator="texture", seed=2, params={"width": 32, "height": 32})
     live = LiveSession(rid, "texture")
     pump(client, live, lambda: live.status != "opening")

@@ -9,8 +9,6 @@ bridge's order from the top, so making a map visible shows it over the colour.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from typing import Any
 
 from krita import Krita
 
+from . import ganbridge_client as gc
 from . import ganbridge_work as gw
 from . import pixels, recipes
 from .qt import (
@@ -62,12 +61,13 @@ def check_document(doc: Any) -> None:
         )
 
 
-def decode_png(b64: str, width: int | None = None, height: int | None = None) -> QImage:
-    """base64 PNG -> a QImage in Krita's B, G, R, A byte order, checked. Safe off the GUI thread."""
+def decode_png(payload: bytes | str, width: int | None = None, height: int | None = None) -> QImage:
+    """A PNG payload (bytes, or base64) -> a QImage in Krita's B, G, R, A byte order, checked.
+    Safe off the GUI thread."""
     try:
-        data = base64.b64decode(b64, validate=True)
-    except (binascii.Error, ValueError, TypeError):
-        raise CanvasError("the image from the bridge is not valid base64") from None
+        data = gc.payload(payload)
+    except ValueError:
+        raise CanvasError("the image from the bridge is missing or not valid base64") from None
     image = QImage()
     if not data.startswith(b"\x89PNG") or not image.loadFromData(data, "PNG"):
         raise CanvasError("the image from the bridge is not a PNG Krita can read")
