@@ -8,14 +8,13 @@ original bytes instead: from the packed images while they are unchanged, else fr
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import re
 from typing import Any
 
 import bpy
 
+from . import ganbridge_client as gc
 from .files import WriteError, write_all
 from .materials import PNG_SIGNATURE, original_png, sha256
 
@@ -86,8 +85,8 @@ def files_from_reply(msg: dict[str, Any]) -> dict[str, bytes]:
 
 def _png(b64: Any, what: str) -> bytes:
     try:
-        data = base64.b64decode(b64 or "", validate=True)
-    except (binascii.Error, ValueError, TypeError):
+        data = gc.payload(b64 or "")
+    except ValueError:
         raise ExportError(f"the {what} from the bridge is not valid base64") from None
     if not data.startswith(PNG_SIGNATURE):
         raise ExportError(f"the {what} from the bridge is not a PNG image")

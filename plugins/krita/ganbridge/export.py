@@ -7,12 +7,12 @@ content credentials; any re-encoding (Krita's own PNG export) would drop both, s
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import re
 import secrets
 from typing import Any
+
+from . import ganbridge_client as gc
 
 SUFFIX = ".png"
 
@@ -40,8 +40,8 @@ def map_path(path: str, name: str) -> str:
 
 def _decode(b64: Any, what: str) -> bytes:
     try:
-        data = base64.b64decode(b64, validate=True)
-    except (binascii.Error, ValueError, TypeError):
+        data = gc.payload(b64)
+    except ValueError:
         raise ExportError(f"the bridge sent {what} that is not valid base64") from None
     if not data.startswith(b"\x89PNG"):
         raise ExportError(f"the bridge sent {what} that is not a PNG")
